@@ -1,0 +1,141 @@
+"""Model checkpoints: a folder with weights in safetensors and a JSON record to rebuild and use them.
+
+Layout of a checkpoint folder::
+
+    model.safetensors   the state dict
+    model.json          {"format", "architecture", "arguments", "preprocessing", "class_names",
+                         "data", "training", "metrics", "versions"}
+
+Loading never unpickles: weights come from safetensors, the record from JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import __version__
+from .data.arrays import ImageData
+from .errors import ArchRepairError
+from .fileio import replace_directory, staging_directory, write_text_atomically
+from .models import get_model
+
+FORMAT = "archrepair-model/1"
+WEIGHTS_FILE = "model.safetensors"
+RECORD_FILE = "model.json"
+
+
+@dataclass
+class ModelRecord:
+    """Everything besides the weights that is needed to rebuild a model and feed it data.
+
+    ``mean``/``std`` are per-channel, in [0, 1] units; ``input_shape`` is ``(H, W, C)``.
+    """
+
+    architecture: str
+    arguments: dict
+    mean: list[float]
+    std: list[float]
+    input_shape: list[int]
+    class_names: list[str]
+    data: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    format: str = FORMAT
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def check_fits(self, data: ImageData) -> None:
+        """Raise a clear error when ``data`` has another number of classes or image shape."""
+        if data.num_classes != self.num_classes:
+            raise ArchRepairError(
+                f"the model predicts {self.num_classes} classes but data {data.spec!r} has {data.num_classes}; "
+                "use the data set the model was trained on"
+            )
+        if list(data.image_shape) != list(self.input_shape):
+            raise ArchRepairError(
+                f"the model takes images of shape {tuple(self.input_shape)} (H, W, C) but data {data.spec!r} "
+                f"has {data.image_shape}; resize the data (imagefolder: ?size=N) or use a matching model"
+            )
+
+
+def build_model(record: ModelRecord) -> nn.Module:
+    """An untrained model of the record's architecture."""
+    return get_model(record.architecture, **record.arguments)
+
+
+def save_checkpoint(model: nn.Module, record: ModelRecord, path: str | Path) -> Path:
+    """Write ``model`` and ``record`` to folder ``path`` atomically (an old folder is replaced last)."""
+    target = Path(path)
+    record.versions = {"archrepair": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    staging = staging_directory(target)
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    save_file(state, str(staging / WEIGHTS_FILE))
+    write_text_atomically(staging / RECORD_FILE, json.dumps(asdict(record), indent=1))
+    replace_directory(staging, target)
+    return target
+
+
+def load_record(path: str | Path) -> ModelRecord:
+    folder = _checkpoint_folder(path)
+    try:
+        raw = json.loads((folder / RECORD_FILE).read_text())
+        return ModelRecord(**raw)
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ArchRepairError(f"{str(folder / RECORD_FILE)!r} is not an archrepair model record ({error})") from None
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelRecord]:
+    """Rebuild the model of a checkpoint folder (in eval mode) and return it with its record."""
+    record = load_record(path)
+    model = build_model(record)
+    weights = load_file(str(_checkpoint_folder(path) / WEIGHTS_FILE), device="cpu")
+    _check_shapes(model, weights, record)
+    model.load_state_dict(weights, strict=True)
+    return model.to(device).eval(), record
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """sha256 (first 16 hex digits) of a checkpoint's weights file."""
+    digest = hashlib.sha256((_checkpoint_folder(path) / WEIGHTS_FILE).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _checkpoint_folder(path: str | Path) -> Path:
+    folder = Path(path)
+    if folder.is_file() and folder.name in (WEIGHTS_FILE, RECORD_FILE):
+        folder = folder.parent
+    for name in (WEIGHTS_FILE, RECORD_FILE):
+        if not (folder / name).is_file():
+            raise ArchRepairError(
+                f"{str(folder)!r} is not a checkpoint folder (missing {name}); give the folder `archrepair train` wrote"
+            )
+    return folder
+
+
+def _check_shapes(model: nn.Module, weights: dict[str, torch.Tensor], record: ModelRecord) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ArchRepairError(
+            f"checkpoint weights do not match {record.architecture}{record.arguments}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for key, tensor in weights.items():
+        if tensor.shape != expected[key].shape:
+            raise ArchRepairError(
+                f"checkpoint weights do not match its record: {key} has shape {tuple(tensor.shape)} but "
+                f"{record.architecture}{record.arguments} expects {tuple(expected[key].shape)} "
+                f"(a checkpoint with another number of classes or width?)"
+            )

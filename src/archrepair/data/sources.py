@@ -1,0 +1,211 @@
+"""Data sources selected by one spec string.
+
+Spec grammar: ``KIND[:PATH][?option=value&...]``. Kinds:
+
+- ``digits``: scikit-learn's 8x8 handwritten digits (embedded, the default); a seeded,
+  stratified 70/30 train/test split.
+- ``cifar10:ROOT`` / ``cifar100:ROOT``: torchvision's CIFAR from ``ROOT`` (``?download=1`` lets
+  torchvision download it there).
+- ``npz:FILE``: arrays ``x_train``, ``y_train``, ``x_test``, ``y_test`` (uint8 NHWC or NHW);
+  optional ``class_names``.
+- ``imagefolder:PATH``: a folder or ``.tar.gz`` with ``train/<class>/*`` and ``test/<class>/*``
+  (or ``val/``) images; ``?size=64`` resizes. Decoded arrays are cached (see :func:`cache_dir`).
+
+A bare path is accepted too: ``.npz`` means npz, a folder or ``.tar.gz``/``.tgz`` means imagefolder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from ..errors import ArchRepairError
+from .arrays import ImageData
+from .splits import stratified_split
+
+DEFAULT_SPEC = "digits"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
+
+
+def cache_dir() -> Path:
+    """Where decoded arrays are cached: ``$ARCHREPAIR_CACHE_DIR`` or ``~/.cache/archrepair``."""
+    return Path(os.environ.get("ARCHREPAIR_CACHE_DIR", Path.home() / ".cache" / "archrepair"))
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split a spec into (kind, path, options); infer the kind of a bare path."""
+    body, _, query = spec.partition("?")
+    options = dict(parse_qsl(query))
+    kind, sep, path = body.partition(":")
+    if not sep or kind not in LOADERS:
+        kind, path = _infer_kind(body), body
+    return kind, path, options
+
+
+def load_data(spec: str = DEFAULT_SPEC) -> ImageData:
+    """Load the data set a spec names (see the module docstring for the grammar)."""
+    kind, path, options = parse_spec(spec)
+    if kind != "digits" and not path:
+        raise ArchRepairError(f"data spec {spec!r}: {kind} needs a path, e.g. {kind}:/data/{kind}")
+    if kind not in ("digits",) and not options.get("download") and not Path(path).exists():
+        raise ArchRepairError(f"data path {path!r} does not exist (data spec {spec!r}); check the path")
+    data = LOADERS[kind](path, options)
+    data.spec = spec
+    return data
+
+
+def _infer_kind(body: str) -> str:
+    if body in LOADERS:
+        return body
+    path = Path(body)
+    if path.suffix == ".npz":
+        return "npz"
+    if path.is_dir() or body.endswith((".tar.gz", ".tgz", ".tar")):
+        return "imagefolder"
+    raise ArchRepairError(
+        f"cannot tell what data {body!r} is; use KIND:PATH with KIND one of {', '.join(LOADERS)}"
+    )
+
+
+def _load_digits(path: str, options: dict[str, str]) -> ImageData:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int64)
+    train, test = stratified_split(labels, float(options.get("test_fraction", 0.3)), int(options.get("seed", 0)))
+    return ImageData(
+        DEFAULT_SPEC, images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)]
+    )
+
+
+def _load_npz(path: str, options: dict[str, str]) -> ImageData:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
+            if missing:
+                raise ArchRepairError(f"npz file {path!r} lacks arrays {sorted(missing)}")
+            parts = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+            names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays.files else None
+    except ArchRepairError:
+        raise
+    except Exception as error:  # zipfile.BadZipFile, ValueError, EOFError, ...
+        raise ArchRepairError(f"cannot read npz file {path!r} ({type(error).__name__}: {error}); is it complete?") from None
+    for key in ("x_train", "x_test"):
+        if parts[key].ndim == 3:
+            parts[key] = parts[key][..., None]
+    if names is None:
+        names = [str(c) for c in range(int(max(parts["y_train"].max(), parts["y_test"].max())) + 1)]
+    return ImageData(path, parts["x_train"], parts["y_train"], parts["x_test"], parts["y_test"], names)
+
+
+def _load_torchvision_cifar(kind: str):
+    def load(path: str, options: dict[str, str]) -> ImageData:
+        from torchvision import datasets
+
+        cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
+        download = options.get("download", "0").lower() in ("1", "true", "yes")
+        try:
+            train = cls(path, train=True, download=download)
+            test = cls(path, train=False, download=download)
+        except RuntimeError as error:
+            raise ArchRepairError(
+                f"{kind} not found under {path!r} ({error}); point to the folder holding "
+                f"{train_folder_name(kind)} or add ?download=1"
+            ) from None
+        return ImageData(
+            path, train.data, np.asarray(train.targets), test.data, np.asarray(test.targets), list(train.classes)
+        )
+
+    return load
+
+
+def train_folder_name(kind: str) -> str:
+    return "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
+
+
+def _load_imagefolder(path: str, options: dict[str, str]) -> ImageData:
+    size = int(options["size"]) if "size" in options else None
+    source = Path(path)
+    stat = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{size}".encode()).hexdigest()[:24]
+    cached = cache_dir() / "data" / f"imagefolder-{key}.npz"
+    if cached.exists():
+        return _load_npz(str(cached), {})
+    members = _tar_members(source) if source.is_file() else _dir_members(source)
+    data = _decode_members(path, members, size)
+    _save_npz_atomically(cached, data)
+    return data
+
+
+def _dir_members(root: Path):
+    for file in sorted(root.rglob("*")):
+        if file.suffix.lower() in IMAGE_SUFFIXES:
+            yield file.relative_to(root).parts, file.read_bytes()
+
+
+def _tar_members(archive: Path):
+    with tarfile.open(archive, "r|*") as tar:
+        for member in tar:
+            if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                handle = tar.extractfile(member)
+                yield Path(member.name).parts, handle.read()
+
+
+def _decode_members(path: str, members, size: int | None) -> ImageData:
+    """Decode (path parts, bytes) pairs laid out as ``[...]/split/class/file``."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    found: dict[str, list[tuple[str, str, np.ndarray]]] = {"train": [], "test": []}
+    for parts, payload in tqdm(members, desc=f"decoding {Path(path).name}", unit="img", disable=None):
+        if len(parts) < 3 or parts[-3] not in ("train", "test", "val"):
+            continue
+        split = "train" if parts[-3] == "train" else "test"
+        image = Image.open(io.BytesIO(payload))
+        image = image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB")
+        if size is not None and image.size != (size, size):
+            image = image.resize((size, size), Image.BILINEAR)
+        found[split].append((parts[-2], parts[-1], np.asarray(image)))
+    if not found["train"] or not found["test"]:
+        raise ArchRepairError(
+            f"{path!r} must hold train/<class>/<image> and test/<class>/<image> (or val/); "
+            f"found {len(found['train'])} training and {len(found['test'])} test images"
+        )
+    classes = sorted({c for c, _, _ in found["train"]})
+    index = {c: i for i, c in enumerate(classes)}
+    arrays = []
+    for split in ("train", "test"):
+        items = sorted(item for item in found[split] if item[0] in index)
+        shapes = {item[2].shape for item in items}
+        if len(shapes) != 1:
+            raise ArchRepairError(f"{path!r}: images differ in size {sorted(shapes)[:3]}; add ?size=N to resize")
+        x = np.stack([item[2] for item in items])
+        arrays += [x if x.ndim == 4 else x[..., None], np.array([index[item[0]] for item in items], np.int64)]
+    return ImageData(path, *arrays, classes)
+
+
+def _save_npz_atomically(target: Path, data: ImageData) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(
+            handle, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
+            class_names=np.array(data.class_names),
+        )
+    os.replace(temporary, target)
+
+
+LOADERS = {
+    "digits": _load_digits,
+    "npz": _load_npz,
+    "imagefolder": _load_imagefolder,
+    "cifar10": _load_torchvision_cifar("cifar10"),
+    "cifar100": _load_torchvision_cifar("cifar100"),
+}

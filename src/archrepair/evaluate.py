@@ -1,0 +1,46 @@
+"""Predictions and accuracy reports (overall and per class)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.loader import BatchLoader
+from .device import autocast
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: BatchLoader, amp: bool = False, progress: str | None = None) -> torch.Tensor:
+    """Logits ``(N, num_classes)`` (float32, on the CPU) for every example of ``loader``, in its order."""
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    outputs = []
+    batches = tqdm(loader, desc=progress, unit="batch", leave=False, disable=None if progress else True)
+    for images, _ in batches:
+        with autocast(loader.device, amp):
+            outputs.append(model(images).float().cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def accuracy_report(predictions: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:
+    """``{"accuracy", "examples", "correct", "per_class": {name: {"accuracy", "examples"}}}``; accuracies in [0, 1]."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    correct = predictions == labels
+    per_class = {}
+    for index, name in enumerate(class_names):
+        members = labels == index
+        count = int(members.sum())
+        per_class[name] = {
+            "accuracy": float(correct[members].mean()) if count else float("nan"),
+            "examples": count,
+        }
+    return {
+        "accuracy": float(correct.mean()) if len(labels) else float("nan"),
+        "examples": int(len(labels)),
+        "correct": int(correct.sum()),
+        "per_class": per_class,
+    }

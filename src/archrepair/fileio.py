@@ -1,0 +1,42 @@
+"""Atomic writes: a reader never sees half a file, and an interrupted write leaves the old one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    write_bytes_atomically(path, text.encode())
+
+
+def write_bytes_atomically(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def replace_directory(staging: Path, target: Path) -> None:
+    """Move a fully written ``staging`` folder to ``target``, replacing any old one last."""
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+    os.replace(staging, target)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def staging_directory(target: Path) -> Path:
+    """A new empty folder beside ``target`` to write into before :func:`replace_directory`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))

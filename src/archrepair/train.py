@@ -1,0 +1,237 @@
+"""The training loop shared by base-model training, search and fine-tuning.
+
+No global state: the model, the loaders (which carry the device and the sampling) and the
+parameters to train are passed in, so that torchrun/DDP can wrap it later. Each epoch can be
+checkpointed to a state file and a killed run resumed from it with the same result.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data.loader import BatchLoader
+from .device import autocast
+from .errors import ArchRepairError
+from .fileio import write_bytes_atomically
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """SGD settings. ``lr`` is the peak learning rate; ``patience`` counts epochs without a better
+    validation accuracy before stopping (``None``: never); ``target_accuracy`` (in [0, 1]) stops
+    as soon as the accuracy on the target loader reaches it."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    label_smoothing: float = 0.0
+    patience: int | None = 10
+    target_accuracy: float | None = None
+    max_grad_norm: float | None = None
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ArchRepairError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.epochs < 1:
+            raise ArchRepairError(f"epochs must be at least 1, got {self.epochs}")
+
+
+@dataclass
+class EpochRecord:
+    """One epoch: mean training loss and accuracy (on augmented batches), validation and target
+    accuracy (in [0, 1], ``None`` without that loader), the last learning rate, wall seconds."""
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float | None
+    target_accuracy: float | None
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_accuracy: float | None = None
+    stop_reason: str = "epochs"
+    seconds: float = 0.0
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at optimiser step ``step`` of ``total_steps``."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    warmup = 0.3  # onecycle: linear rise from lr/25 over 30% of the steps, then cosine to zero
+    if progress < warmup:
+        return config.lr * (1 / 25 + (1 - 1 / 25) * progress / warmup)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader: BatchLoader, amp: bool = False) -> float:
+    """Top-1 accuracy in [0, 1] of ``model`` (in eval mode) over ``loader``."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    for images, labels in loader:
+        with autocast(loader.device, amp):
+            correct += (model(images).argmax(1) == labels).sum().item()
+        total += len(labels)
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def fit(
+    model: nn.Module,
+    train_loader: BatchLoader,
+    config: TrainConfig,
+    val_loader: BatchLoader | None = None,
+    target_loader: BatchLoader | None = None,
+    parameters: Iterable[nn.Parameter] | None = None,
+    set_train_mode: Callable[[nn.Module], None] | None = None,
+    state_path: str | Path | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    description: str = "train",
+) -> FitResult:
+    """Train ``model`` in place with SGD; restore the best validation state unless stopped at the target.
+
+    Args:
+        parameters: what to train (default: every parameter of ``model``).
+        set_train_mode: puts the model in training mode (default ``model.train()``); pass a
+            function that keeps frozen parts (their BatchNorm statistics) in eval mode.
+        state_path: a file to checkpoint after every epoch; if it exists, training resumes from it.
+        on_epoch: called with each finished epoch's record.
+    """
+    from tqdm import tqdm
+
+    params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
+    if not params:
+        raise ArchRepairError("nothing to train: no parameter requires a gradient")
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and train_loader.device.type == "cuda")
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    total_steps = config.epochs * len(train_loader)
+    result = FitResult()
+    best_state = _copy_state(model)
+    start_epoch, stale = 0, 0
+    if state_path is not None and Path(state_path).exists():
+        start_epoch, stale, best_state = _resume(Path(state_path), model, optimizer, result)
+    started = time.perf_counter() - result.seconds
+    train_mode = set_train_mode or (lambda m: m.train())
+
+    for epoch in range(start_epoch, config.epochs):
+        tick = time.perf_counter()
+        train_mode(model)
+        train_loader.set_epoch(epoch)
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(train_loader, desc=f"{description} {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
+        for step, (images, labels) in enumerate(bar, start=epoch * len(train_loader)):
+            lr = learning_rate(config, step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(train_loader.device, config.amp):
+                logits = model(images)
+                loss = criterion(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise ArchRepairError(
+                    f"the training loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate (--lr)"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if config.max_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        val = accuracy(model, val_loader, config.amp) if val_loader is not None else None
+        target = accuracy(model, target_loader, config.amp) if target_loader is not None else None
+        record = EpochRecord(epoch, lr, loss_sum / max(seen, 1), correct / max(seen, 1), val, target, time.perf_counter() - tick)
+        result.history.append(record)
+        if val is None or result.best_val_accuracy is None or val > result.best_val_accuracy:
+            result.best_epoch, result.best_val_accuracy, stale = epoch, val, 0
+            best_state = _copy_state(model)
+        else:
+            stale += 1
+        result.seconds = time.perf_counter() - started
+        if on_epoch is not None:
+            on_epoch(record)
+        if config.target_accuracy is not None and target is not None and target >= config.target_accuracy:
+            result.stop_reason = "target"
+        elif config.patience is not None and stale >= config.patience:
+            result.stop_reason = "patience"
+        if state_path is not None:
+            _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state)
+        if result.stop_reason != "epochs":
+            break
+    if result.stop_reason != "target":
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def _save_state(path: Path, model, optimizer, result: FitResult, next_epoch: int, stale: int, best_state) -> None:
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "best_state": best_state,
+            "next_epoch": next_epoch,
+            "stale": stale,
+            "history": [asdict(r) for r in result.history],
+            "best_epoch": result.best_epoch,
+            "best_val_accuracy": result.best_val_accuracy,
+            "stop_reason": result.stop_reason,
+            "seconds": result.seconds,
+        },
+        buffer,
+    )
+    write_bytes_atomically(path, buffer.getvalue())
+
+
+def _resume(path: Path, model, optimizer, result: FitResult):
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except Exception as error:
+        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); delete it to start afresh") from None
+    result.history = [EpochRecord(**r) for r in state["history"]]
+    result.best_epoch, result.best_val_accuracy = state["best_epoch"], state["best_val_accuracy"]
+    result.stop_reason, result.seconds = state["stop_reason"], state["seconds"]
+    device = next(model.parameters()).device
+    best_state = {k: v.to(device) for k, v in state["best_state"].items()}
+    if result.stop_reason != "epochs":  # the run had already finished: no epoch left
+        return 10**9, state["stale"], best_state
+    return state["next_epoch"], state["stale"], best_state
