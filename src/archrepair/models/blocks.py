@@ -140,3 +140,33 @@ def _mobilenet_v2_stages(model: nn.Module) -> list[str]:
             last_width = width
         groups[-1].append(i)
     return [f"features.{g[0]}" if len(g) == 1 else f"features.{g[0]}:{g[-1] + 1}" for g in groups]
+
+
+def block_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) -> dict[str, dict]:
+    """Input and output shapes (without the batch dimension) and parameter count of each block,
+    from one forward pass of a zero batch of ``input_shape`` = ``(C, H, W)``."""
+    import torch
+
+    shapes: dict[str, dict] = {}
+    handles = []
+    for name in names:
+        block = get_block(model, name)
+        first, last = (block[0], block[-1]) if _split_slice(name)[1] else (block, block)
+        entry = shapes.setdefault(name, {"parameters": sum(p.numel() for p in block.parameters())})
+
+        def record_input(module, inputs, entry=entry):
+            entry.setdefault("input", list(inputs[0].shape[1:]))
+
+        def record_output(module, inputs, output, entry=entry):
+            entry.setdefault("output", list(output.shape[1:]))
+
+        handles += [first.register_forward_pre_hook(record_input), last.register_forward_hook(record_output)]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return shapes

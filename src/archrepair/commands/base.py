@@ -1,0 +1,62 @@
+"""What a subcommand is, and the options several of them share."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from ..data.sources import DEFAULT_SPEC
+
+
+@dataclass(frozen=True)
+class Command:
+    """``run(args) -> dict`` does the work; ``show(result)`` prints it for people."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], dict]
+    show: Callable[[dict], None]
+
+
+console = Console()
+
+DATA_HELP = (
+    "data spec KIND[:PATH][?opt=val]: digits (embedded default), cifar10:ROOT, cifar100:ROOT, "
+    "npz:FILE, imagefolder:DIR_OR_TAR_GZ (?size=N), or a bare .npz / folder / .tar.gz path"
+)
+
+
+def add_data(parser: argparse.ArgumentParser, default: str | None = DEFAULT_SPEC) -> None:
+    suffix = f" (default: {default})" if default else " (default: the data the model was trained on)"
+    parser.add_argument("--data", default=default, help=DATA_HELP + suffix)
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster convolutions)")
+    parser.add_argument("--batch-size", type=int, default=256, help="examples per evaluation batch (default: 256)")
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def per_class_table(title: str, reports: dict[str, dict]) -> Table:
+    """One row per class, one accuracy column per report (``{column: accuracy_report}``)."""
+    table = Table(title=title)
+    table.add_column("class")
+    for column in reports:
+        table.add_column(column, justify="right")
+    table.add_column("examples", justify="right")
+    first = next(iter(reports.values()))
+    for name in first["per_class"]:
+        cells = [percent(report["per_class"][name]["accuracy"]) for report in reports.values()]
+        table.add_row(name, *cells, str(first["per_class"][name]["examples"]))
+    table.add_row("all", *[percent(report["accuracy"]) for report in reports.values()], str(first["examples"]), style="bold")
+    return table

@@ -1,0 +1,40 @@
+"""Loading a checkpoint together with its data, as the model-consuming commands do."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..base_model import make_loader
+from ..checkpoint import ModelRecord, load_checkpoint
+from ..data import ImageData, load_data
+from ..device import resolve_device
+from ..evaluate import predict_logits
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    record: ModelRecord
+    data: ImageData
+    device: torch.device
+    args: argparse.Namespace
+
+    def test_predictions(self, description: str = "predicting") -> np.ndarray:
+        """Predicted labels ``(N_test,)`` over the whole test split."""
+        self.model.to(self.device, memory_format=torch.channels_last if self.args.channels_last else torch.preserve_format)
+        loader = make_loader(self.data, "test", self.record, batch_size=self.args.batch_size, device=self.device,
+                             channels_last=self.args.channels_last)
+        return predict_logits(self.model, loader, self.args.amp, progress=description).argmax(1).numpy()
+
+
+def load_model_and_data(args: argparse.Namespace) -> LoadedModel:
+    """The checkpoint ``args.checkpoint`` and the data ``args.data`` (default: its training data), checked to fit."""
+    device = resolve_device(args.device)
+    model, record = load_checkpoint(args.checkpoint, device)
+    data = load_data(args.data or record.data.get("spec", ""))
+    record.check_fits(data)
+    return LoadedModel(model, record, data, device, args)

@@ -1,0 +1,51 @@
+"""``archrepair failures``: choose ``D_fail`` among the misclassified test examples and save the split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..checkpoint import model_fingerprint
+from ..data import select_failures
+from .base import Command, add_data, add_device, console, percent
+from .common_model import load_model_and_data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train`")
+    add_data(parser, default=None)
+    parser.add_argument("--count", type=int, default=1000, help="failures to select (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random choice (default: 0)")
+    parser.add_argument("--out", required=True, help="JSON file to write the split to")
+    add_device(parser)
+
+
+def run(args: argparse.Namespace) -> dict:
+    loaded = load_model_and_data(args)
+    predictions = loaded.test_predictions("finding failures")
+    labels = loaded.data.y_test
+    split = select_failures(predictions, labels, args.count, args.seed)
+    split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
+    split.model_fingerprint = model_fingerprint(args.checkpoint)
+    split.save(Path(args.out))
+    keep = split.eval_indices
+    return {
+        "out": args.out, "failures": len(split.fail_indices), "requested": args.count, "seed": args.seed,
+        "misclassified": split.misclassified, "test_examples": len(labels),
+        "test_accuracy": float((predictions == labels).mean()),
+        "eval_examples": len(keep), "eval_accuracy": float((predictions[keep] == labels[keep]).mean()),
+    }
+
+
+def show(result: dict) -> None:
+    console.print(
+        f"wrote [bold]{result['out']}[/]: {result['failures']} failures (of {result['misclassified']} misclassified, "
+        f"seed {result['seed']}). Test accuracy {percent(result['test_accuracy'])} on all {result['test_examples']}; "
+        f"{percent(result['eval_accuracy'])} on the {result['eval_examples']} without D_fail (the figure repairs report)."
+    )
+    if result["failures"] < result["requested"]:
+        console.print(f"[yellow]only {result['failures']} misclassified examples; asked for {result['requested']}[/]")
+
+
+COMMAND = Command("failures", "select D_fail (misclassified test examples) and save the failure split",
+                  add_arguments, run, show)

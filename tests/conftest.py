@@ -1,0 +1,58 @@
+"""Shared fixtures: the shared data folder, tiny trained models, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from archrepair.base_model import TrainJob, train_base_model
+from archrepair.cli import main
+from archrepair.data import load_data
+from archrepair.train import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ARCHREPAIR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``$ARCHREPAIR_DATA_DIR`` or ``../shared/data``; missing data fails under CI and skips elsewhere."""
+    path = Path(os.environ.get("ARCHREPAIR_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data folder {path} is missing (set ARCHREPAIR_DATA_DIR)")
+        pytest.skip(f"shared data folder {path} is missing")
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_data("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory, digits):
+    """A small CNN trained for 3 epochs on the digits (about 93% test accuracy, so it has failures)."""
+    out = tmp_path_factory.mktemp("models") / "digits-small"
+    train_base_model(digits, TrainJob("small_cnn", 0.5, seed=0), TrainConfig(epochs=3, lr=0.05), out, torch.device("cpu"))
+    return out
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``archrepair ARGS``; returns (exit status, stdout, stderr)."""
+
+    def run(*args: str):
+        status = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
