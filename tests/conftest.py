@@ -40,9 +40,9 @@ def digits():
 
 @pytest.fixture(scope="session")
 def digits_checkpoint(tmp_path_factory, digits):
-    """A small CNN trained for 3 epochs on the digits (about 93% test accuracy, so it has failures)."""
+    """A small CNN trained for 5 epochs on the digits (about 95% test accuracy, so it has failures)."""
     out = tmp_path_factory.mktemp("models") / "digits-small"
-    train_base_model(digits, TrainJob("small_cnn", 0.5, seed=0), TrainConfig(epochs=3, lr=0.05), out, torch.device("cpu"))
+    train_base_model(digits, TrainJob("small_cnn", 0.5, seed=0), TrainConfig(epochs=5, lr=0.05), out, torch.device("cpu"))
     return out
 
 

@@ -1,0 +1,86 @@
+"""The command line: the whole foundation job on the digits, JSON output, and one-line errors."""
+
+import json
+
+import numpy as np
+
+
+def test_train_failures_evaluate(cli, tmp_path):
+    status, out, _ = cli("train", "--model", "small_cnn", "--width", "0.5", "--epochs", "5", "--lr", "0.05",
+                         "--out", tmp_path / "m", "--json")
+    assert status == 0
+    trained = json.loads(out)
+    assert trained["epochs_run"] == 5 and 0.5 < trained["test_accuracy"] <= 1
+
+    status, out, _ = cli("failures", tmp_path / "m", "--count", "10", "--seed", "3", "--out", tmp_path / "f.json", "--json")
+    assert status == 0
+    chosen = json.loads(out)
+    assert chosen["failures"] == 10 and chosen["eval_examples"] == chosen["test_examples"] - 10
+    assert chosen["eval_accuracy"] > chosen["test_accuracy"]  # removing failures alone raises accuracy
+
+    status, out, _ = cli("evaluate", tmp_path / "m", "--failures", tmp_path / "f.json", "--json")
+    assert status == 0
+    report = json.loads(out)
+    assert report["test"]["accuracy"] == trained["test_accuracy"]
+    assert report["fail"]["accuracy"] == 0.0 and report["fail"]["examples"] == 10
+    assert report["eval"]["accuracy"] == chosen["eval_accuracy"]
+    assert set(report["test"]["per_class"]) == {str(d) for d in range(10)}
+
+    status, out, _ = cli("evaluate", tmp_path / "m")
+    assert status == 0 and "all" in out
+
+
+def test_help_explains_every_command(cli):
+    import pytest
+
+    for command in ("train", "evaluate", "failures", "models", "blocks", "data"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli(command, "--help")
+        assert exit_info.value.code == 0
+
+
+def test_unknown_model_fails_with_one_line(cli, tmp_path):
+    status, _, err = cli("train", "--model", "resnet19", "--out", tmp_path / "m")
+    assert status == 1
+    assert err.count("\n") == 1 and "unknown model 'resnet19'" in err
+
+
+def test_unknown_block_fails_with_one_line(cli):
+    status, _, err = cli("blocks", "resnet18", "--blocks", "layer1,layer7")
+    assert status == 1 and "unknown block 'layer7'" in err and "layer4" in err
+
+
+def test_checkpoint_with_another_class_count_fails(cli, digits_checkpoint, tmp_path):
+    path = tmp_path / "three.npz"
+    np.savez(path, x_train=np.zeros((6, 8, 8, 1), np.uint8), y_train=np.array([0, 1, 2] * 2),
+             x_test=np.zeros((3, 8, 8, 1), np.uint8), y_test=np.array([0, 1, 2]))
+    status, _, err = cli("evaluate", digits_checkpoint, "--data", path)
+    assert status == 1 and "predicts 10 classes" in err
+
+
+def test_missing_data_path_fails(cli, tmp_path):
+    status, _, err = cli("data", "npz:/nowhere/x.npz")
+    assert status == 1 and "does not exist" in err
+
+
+def test_corrupt_npz_fails(cli, tmp_path):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    status, _, err = cli("data", path)
+    assert status == 1 and "cannot read npz" in err
+
+
+def test_failures_from_other_data_are_refused(cli, digits_checkpoint, tmp_path):
+    assert cli("failures", digits_checkpoint, "--count", "5", "--out", tmp_path / "f.json")[0] == 0
+    split = json.loads((tmp_path / "f.json").read_text())
+    split["data_fingerprint"] = "0" * 16
+    (tmp_path / "f.json").write_text(json.dumps(split))
+    status, _, err = cli("evaluate", digits_checkpoint, "--failures", tmp_path / "f.json")
+    assert status == 1 and "made on other data" in err
+
+
+def test_models_and_data_commands(cli):
+    status, out, _ = cli("models", "--width", "0.25", "--json")
+    assert status == 0 and {m["name"] for m in json.loads(out)["models"]} >= {"resnet18", "vgg16"}
+    status, out, _ = cli("data", "--json")
+    assert status == 0 and json.loads(out)["train_counts"][0] > 100

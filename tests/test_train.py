@@ -1,0 +1,64 @@
+"""The training loop: it learns, it stops at a target, and a killed run resumes to the same result."""
+
+import pytest
+import torch
+
+from archrepair import ArchRepairError
+from archrepair.base_model import TrainJob, train_base_model
+from archrepair.checkpoint import load_checkpoint
+from archrepair.train import TrainConfig, learning_rate
+
+
+def test_schedules():
+    config = TrainConfig(lr=0.1, schedule="cosine")
+    assert learning_rate(config, 0, 100) == pytest.approx(0.1)
+    assert learning_rate(config, 100, 100) == pytest.approx(0.0, abs=1e-12)
+    cycle = TrainConfig(lr=0.1, schedule="onecycle")
+    assert learning_rate(cycle, 0, 100) == pytest.approx(0.004)
+    assert learning_rate(cycle, 30, 100) == pytest.approx(0.1)
+    assert learning_rate(TrainConfig(lr=0.1, schedule="constant"), 77, 100) == 0.1
+    with pytest.raises(ArchRepairError, match="unknown schedule"):
+        TrainConfig(schedule="step")
+
+
+def test_training_learns_the_digits(digits_checkpoint):
+    _, record = load_checkpoint(digits_checkpoint)
+    assert record.metrics["test_accuracy"] > 0.8  # chance is 0.1
+
+
+def test_stops_at_target_accuracy(digits, tmp_path):
+    config = TrainConfig(epochs=10, lr=0.05, schedule="constant", target_accuracy=0.5)
+    _, record, result = train_base_model(digits, TrainJob("small_cnn", 0.5), config, tmp_path / "m", torch.device("cpu"))
+    assert result.stop_reason == "target" and result.epochs_run < 10
+    assert result.history[-1].target_accuracy >= 0.5
+    assert all(r.target_accuracy < 0.5 for r in result.history[:-1])
+    assert record.metrics["test_accuracy"] == pytest.approx(result.history[-1].target_accuracy)
+
+
+def test_resume_after_a_kill_gives_the_same_model(digits, tmp_path):
+    config = TrainConfig(epochs=4, lr=0.05)
+    job = TrainJob("small_cnn", 0.5, seed=1)
+    device = torch.device("cpu")
+    train_base_model(digits, job, config, tmp_path / "whole", device)
+
+    def kill_after_second(record):
+        if record.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_base_model(digits, job, config, tmp_path / "killed", device, on_epoch=kill_after_second)
+    assert (tmp_path / "killed.state.pt").exists() and not (tmp_path / "killed").exists()
+    with pytest.raises(ArchRepairError, match="--resume"):
+        train_base_model(digits, job, config, tmp_path / "killed", device)
+    _, _, result = train_base_model(digits, job, config, tmp_path / "killed", device, resume=True)
+    assert [r.epoch for r in result.history] == [0, 1, 2, 3]
+    whole, _ = load_checkpoint(tmp_path / "whole")
+    resumed, _ = load_checkpoint(tmp_path / "killed")
+    for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+    assert not (tmp_path / "killed.state.pt").exists()
+
+
+def test_image_too_small_for_the_model_is_explained(digits, tmp_path):
+    with pytest.raises(ArchRepairError, match="cannot take 8x8 images"):
+        train_base_model(digits, TrainJob("vgg16", 0.125), TrainConfig(epochs=1), tmp_path / "m", torch.device("cpu"))
