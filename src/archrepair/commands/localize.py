@@ -1,0 +1,80 @@
+"""``archrepair localize``: find the block most to blame for the failures (paper Algorithm 1)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from ..checkpoint import model_fingerprint
+from ..data import BatchLoader, FailureSplit, select_failures
+from ..data.repair_set import repair_set
+from ..errors import ArchRepairError
+from ..localize import FORMULAS, TOP_LEVELS, LocalizeConfig, localize
+from .base import Command, add_data, add_device, console
+from .common_model import load_model_and_data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train`")
+    add_data(parser, default=None)
+    parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
+    parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--train-examples", type=int, default=1000,
+                        help="training examples added to D_fail to form D_repair (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training sample (default: 0)")
+    parser.add_argument("--blocks", help="comma-separated block names (default: the model's automatic blocks)")
+    parser.add_argument("--formula", choices=FORMULAS, default="tarantula", help="suspiciousness (default: tarantula)")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="activation threshold on the normalised, spatially averaged output (default: 0)")
+    parser.add_argument("--level", type=int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
+    parser.add_argument("--absolute", type=float, help="absolute threshold on the reweighted score (overrides --level)")
+    parser.add_argument("--out", help="write the JSON report here (for `archrepair repair` and campaigns)")
+    add_device(parser)
+
+
+def run(args: argparse.Namespace) -> dict:
+    loaded = load_model_and_data(args)
+    data, record = loaded.data, loaded.record
+    if args.failures:
+        split = FailureSplit.load(args.failures)
+        if split.data_fingerprint and split.data_fingerprint != data.fingerprint:
+            raise ArchRepairError(f"failure split {args.failures!r} was made on other data; use the data it was made from")
+    else:
+        split = select_failures(loaded.test_predictions("finding failures"), data.y_test, args.count, args.seed)
+    repair = repair_set(data, split, args.train_examples, args.seed)
+    loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=args.batch_size,
+                         device=loaded.device, channels_last=args.channels_last)
+    config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute)
+    height, width, channels = record.input_shape
+    blocks = args.blocks.split(",") if args.blocks else None
+    report = localize(loaded.model, loader, (channels, height, width), blocks, config)
+    report.extra = {"checkpoint": str(args.checkpoint), "model_fingerprint": model_fingerprint(args.checkpoint),
+                    "data": data.spec, "data_fingerprint": data.fingerprint, "failures": len(split.fail_indices),
+                    "failure_split": args.failures, "train_examples": len(repair.train_indices), "seed": args.seed}
+    if args.out:
+        report.save(args.out)
+    return report.to_json()
+
+
+def show(result: dict) -> None:
+    levels = list(result["blocks"][0]["vulnerable"])
+    table = Table(title=f"vulnerable neurons per block ({result['config']['formula']}, reweighted; "
+                        f"{result['misclassified']} misclassified / {result['correct']} correct examples)")
+    table.add_column("block")
+    table.add_column("neurons", justify="right")
+    for level in levels:
+        table.add_column(level.replace("top", "ε") if level != "abs" else "abs", justify="right")
+    table.add_column("mean score", justify="right")
+    for row in result["blocks"]:
+        style = "bold green" if row["block"] == result["chosen"] else None
+        table.add_row(row["block"], str(row["neurons"]), *[str(row["vulnerable"][level]) for level in levels],
+                      f"{row['mean_score']:.4f}", style=style)
+    console.print(table)
+    console.print(f"chosen block: [bold]{result['chosen']}[/] ({result['criterion']})")
+    for name in ("reweighted", "spectrum", "gradient"):
+        console.print(f"  ranking by {name:<10}: {' > '.join(result['ranking_' + name])}")
+
+
+COMMAND = Command("localize", "find the block most to blame for the failures (spectrum + gradient reweighting)",
+                  add_arguments, run, show)

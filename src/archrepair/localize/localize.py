@@ -1,0 +1,167 @@
+"""Vulnerable block localisation (paper Algorithm 1): spectrum, gradients, reweighting, block table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ArchRepairError
+from ..fileio import write_text_atomically
+from ..models import resolve_blocks
+from .collect import NeuronStatistics, collect_statistics
+from .neurons import NeuronLayer, find_neuron_layers
+from .spectrum import FORMULAS, reweight, suspiciousness
+
+TOP_LEVELS = (10, 20, 30, 40, 50, 75, 100, 150)  # the paper's epsilon_10 ... epsilon_150
+
+
+@dataclass
+class LocalizeConfig:
+    """``threshold``: activation threshold on a neuron's normalised, spatially averaged output.
+    ``formula``: tarantula (the paper), ochiai or dstar. ``levels``: top-k counts that define the
+    thresholds ``epsilon_k``; ``level``: the one that picks the block. ``absolute``: an absolute
+    threshold on the reweighted score that replaces ``level`` when given."""
+
+    threshold: float = 0.0
+    formula: str = "tarantula"
+    levels: tuple[int, ...] = TOP_LEVELS
+    level: int = 50
+    absolute: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.formula not in FORMULAS:
+            raise ArchRepairError(f"unknown formula {self.formula!r}; choose one of {', '.join(FORMULAS)}")
+        self.levels = tuple(sorted(set(self.levels) | {self.level}))
+
+
+@dataclass
+class BlockRow:
+    """One block: its neuron count, vulnerable counts per level (``"top50"``: count among the 50
+    highest reweighted scores, ``"abs"`` for the absolute threshold), and mean scores."""
+
+    block: str
+    neurons: int
+    vulnerable: dict[str, int]
+    mean_score: float
+    mean_spectrum: float
+    mean_gradient: float
+
+
+@dataclass
+class LocalizationReport:
+    """What the localiser found; ``ranking_*`` are block names, most suspicious first."""
+
+    chosen: str
+    criterion: str
+    blocks: list[BlockRow]
+    ranking_reweighted: list[str]
+    ranking_spectrum: list[str]
+    ranking_gradient: list[str]
+    correct: int
+    misclassified: int
+    config: dict
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomically(Path(path), json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LocalizationReport":
+        raw = json.loads(Path(path).read_text())
+        raw["blocks"] = [BlockRow(**row) for row in raw["blocks"]]
+        return cls(**raw)
+
+
+def localize(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    input_shape: tuple[int, int, int],
+    blocks: list[str] | None = None,
+    config: LocalizeConfig | None = None,
+    progress: bool = True,
+) -> LocalizationReport:
+    """Find the block most to blame for the misclassified examples among ``batches`` (``D_repair``).
+
+    Args:
+        model: the classifier (not modified); its device must match the batches'.
+        batches: ``(images (B, C, H, W) normalised, labels (B,))`` of ``D_repair``: the failures
+            and a sample of training examples. Correct and misclassified are decided by the model.
+        input_shape: ``(C, H, W)``, for the one tracing pass that finds the neurons.
+        blocks: block names (default: the model's automatic blocks).
+    """
+    config = config or LocalizeConfig()
+    blocks = resolve_blocks(model, blocks)
+    device = next(model.parameters()).device
+    layers = find_neuron_layers(model.cpu(), blocks, input_shape)
+    model.to(device)
+    stats = collect_statistics(model, layers, batches, config.threshold, progress)
+    if stats.misclassified == 0:
+        raise ArchRepairError("the model classifies every given example correctly; there is nothing to localise")
+    return summarise(stats, layers, blocks, config)
+
+
+def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[str], config: LocalizeConfig) -> LocalizationReport:
+    """Scores, thresholds and the block table from collected statistics."""
+    block_of = torch.cat([torch.full((layer.size,), blocks.index(layer.block)) for layer in layers])
+    spectrum = suspiciousness(config.formula, stats.n_ac, stats.n_nc, stats.n_am, stats.n_nm)
+    scores = reweight(spectrum, stats.gradient, block_of)
+    counts_re = _level_counts(scores, block_of, len(blocks), config)
+    counts_sp = _level_counts(spectrum, block_of, len(blocks), config)
+    deviation = reweight(torch.ones_like(spectrum), stats.gradient, block_of)  # gradient alone
+    counts_gr = _level_counts(deviation, block_of, len(blocks), config)
+    key = "abs" if config.absolute is not None else f"top{config.level}"
+    rows = []
+    for index, block in enumerate(blocks):
+        members = block_of == index
+        rows.append(BlockRow(
+            block=block,
+            neurons=int(members.sum()),
+            vulnerable={level: int(c[index]) for level, c in counts_re.items()},
+            mean_score=float(scores[members].mean()) if members.any() else 0.0,
+            mean_spectrum=float(spectrum[members].mean()) if members.any() else 0.0,
+            mean_gradient=float(stats.gradient[members].mean()) if members.any() else 0.0,
+        ))
+    means_re = [row.mean_score for row in rows]
+    means_sp = [row.mean_spectrum for row in rows]
+    means_gr = [float(deviation[block_of == i].mean()) if (block_of == i).any() else 0.0 for i in range(len(blocks))]
+    ranking = _rank(blocks, counts_re[key], means_re)
+    return LocalizationReport(
+        chosen=ranking[0],
+        criterion=f"most vulnerable neurons at {key} (ties: mean reweighted score)",
+        blocks=rows,
+        ranking_reweighted=ranking,
+        ranking_spectrum=_rank(blocks, counts_sp[key], means_sp),
+        ranking_gradient=_rank(blocks, counts_gr[key], means_gr),
+        correct=stats.correct,
+        misclassified=stats.misclassified,
+        config=asdict(config),
+    )
+
+
+def _level_counts(scores: torch.Tensor, block_of: torch.Tensor, count: int, config: LocalizeConfig) -> dict[str, torch.Tensor]:
+    """Vulnerable neurons per block for each top-k level and for the absolute threshold.
+
+    At level k a neuron is vulnerable when its score is positive and at least the k-th highest
+    score: exactly the top k neurons, plus any that tie with the k-th.
+    """
+    ordered = scores.sort(descending=True).values
+    result = {}
+    for level in config.levels:
+        epsilon = ordered[min(level, len(ordered)) - 1]
+        result[f"top{level}"] = torch.bincount(block_of[(scores >= epsilon) & (scores > 0)], minlength=count)
+    if config.absolute is not None:
+        result["abs"] = torch.bincount(block_of[scores > config.absolute], minlength=count)
+    return result
+
+
+def _rank(blocks: list[str], counts: torch.Tensor, means: list[float]) -> list[str]:
+    order = sorted(range(len(blocks)), key=lambda i: (-int(counts[i]), -means[i], i))
+    return [blocks[i] for i in order]
