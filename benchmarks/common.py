@@ -26,3 +26,13 @@ def cifar10_spec() -> str:
 def print_headline(figures: dict) -> None:
     """The benchmark's last line: one JSON object with its headline figures."""
     print(json.dumps(figures), flush=True)
+
+
+def load_cached_model(name: str):
+    """A checkpoint under the benchmark cache, made by ``train_base.py`` (train it first if missing)."""
+    from archrepair.checkpoint import load_checkpoint
+
+    path = CACHE / name
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `python benchmarks/train_base.py --name {name}` first")
+    return load_checkpoint(path)

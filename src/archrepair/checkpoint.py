@@ -49,6 +49,7 @@ class ModelRecord:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    repair: dict = field(default_factory=dict)
     format: str = FORMAT
 
     @property
@@ -70,8 +71,18 @@ class ModelRecord:
 
 
 def build_model(record: ModelRecord) -> nn.Module:
-    """An untrained model of the record's architecture."""
-    return get_model(record.architecture, **record.arguments)
+    """An untrained model of the record's architecture; for a repaired model, with the searched
+    block (``record.repair["block"]`` built from ``record.repair["genotype"]``) in place."""
+    model = get_model(record.architecture, **record.arguments)
+    if not record.repair:
+        return model
+    from .repair.surgery import with_discrete_block
+    from .search.discrete import Genotype
+
+    height, width, channels = record.input_shape
+    example = torch.zeros(2, channels, height, width)
+    genotype = Genotype.from_json(record.repair["genotype"])
+    return with_discrete_block(model, record.repair["block"], genotype, example)
 
 
 def save_checkpoint(model: nn.Module, record: ModelRecord, path: str | Path) -> Path:
@@ -103,6 +114,11 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     _check_shapes(model, weights, record)
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval(), record
+
+
+def load(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """The model of a checkpoint or repaired-model folder, as a plain ``nn.Module`` in eval mode."""
+    return load_checkpoint(path, device)[0]
 
 
 def model_fingerprint(path: str | Path) -> str:

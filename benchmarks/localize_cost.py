@@ -1,0 +1,99 @@
+"""Cost of a localisation against one plain forward and backward pass over the same examples.
+
+ResNet-18 (width 0.25, converged checkpoint) on the shared CIFAR-10: 1,000 failures + 1,000
+training examples. Both are timed in the same process, same batch size, same thread count. Peak
+memory (resident set, measured in a fresh subprocess per size) is shown for two sizes of D_repair
+to check that it does not grow with the number of examples.
+
+    python benchmarks/localize_cost.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from common import cifar10_spec, load_cached_model, print_headline
+
+from archrepair.base_model import make_loader
+from archrepair.data import BatchLoader, load_data, select_failures
+from archrepair.data.repair_set import repair_set
+from archrepair.evaluate import predict_logits
+from archrepair.localize import localize
+
+
+def build(failures: int, train_examples: int, batch_size: int):
+    model, record = load_cached_model("resnet18-w0.25-converged")
+    data = load_data(cifar10_spec())
+    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
+    split = select_failures(predictions, data.y_test, failures, 0)
+    repair = repair_set(data, split, train_examples, 0)
+    loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=batch_size)
+    return model, record, loader
+
+
+def plain_pass(model, loader) -> float:
+    """One forward and backward pass (parameter gradients, as training computes) over ``loader``."""
+    model.eval()
+    started = time.perf_counter()
+    for images, labels in loader:
+        model.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+    return time.perf_counter() - started
+
+
+def timed_localize(model, record, loader) -> float:
+    height, width, channels = record.input_shape
+    started = time.perf_counter()
+    localize(model, loader, (channels, height, width), progress=False)
+    return time.perf_counter() - started
+
+
+def worker(failures: int, train_examples: int, batch_size: int) -> None:
+    model, record, loader = build(failures, train_examples, batch_size)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    timed_localize(model, record, loader)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"examples": loader.num_examples, "peak_rss_mb": round(after / 1024, 1),
+                      "growth_during_localize_mb": round((after - before) / 1024, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", nargs=2, type=int, metavar=("FAILURES", "TRAIN"))
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker, args.batch_size)
+        return
+    model, record, loader = build(1000, 1000, args.batch_size)
+    plain_pass(model, loader)  # warm-up
+    plain, local = [], []
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits both alike
+        plain.append(plain_pass(model, loader))
+        local.append(timed_localize(model, record, loader))
+    ratio = min(local) / min(plain)
+    print(f"{loader.num_examples} examples, batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(f"plain forward+backward: {[round(t, 2) for t in plain]} s; localisation: {[round(t, 2) for t in local]} s")
+    memory = []
+    for failures, train in ((250, 250), (1000, 1000)):
+        out = subprocess.run([sys.executable, __file__, "--worker", str(failures), str(train),
+                              "--batch-size", str(args.batch_size)], capture_output=True, text=True, check=True)
+        memory.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"memory: {memory[-1]}")
+    print_headline({
+        "examples": loader.num_examples, "plain_seconds": round(min(plain), 2), "localize_seconds": round(min(local), 2),
+        "time_ratio": round(ratio, 3), "peak_rss_mb_small": memory[0]["peak_rss_mb"],
+        "peak_rss_mb_large": memory[1]["peak_rss_mb"], "examples_small": memory[0]["examples"],
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Repair methods behind one interface, and the pipeline that runs, evaluates and saves a repair."""
+
+from .archrepair import ArchRepair, ArchRepairConfig
+from .base import RepairResult, Repairer
+from .task import RepairTask, make_task
+
+__all__ = ["ArchRepair", "ArchRepairConfig", "RepairResult", "RepairTask", "Repairer", "make_task"]

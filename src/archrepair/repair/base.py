@@ -1,0 +1,37 @@
+"""One interface for every repair method (design rule "comparable baselines")."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .task import RepairTask
+
+
+@dataclass
+class RepairResult:
+    """A repaired model and what the method did. ``kept`` says whether the repaired model or the
+    original won on the validation split; ``details`` holds method-specific records (the searched
+    architecture, the localisation, per-phase histories); ``phase_seconds`` times each phase."""
+
+    method: str
+    model: nn.Module
+    kept: str
+    val_accuracy_original: float
+    val_accuracy_repaired: float
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)
+    block: str | None = None
+    genotype: dict | None = None
+
+
+class Repairer(ABC):
+    """Base class: ``repair(task)`` returns a :class:`RepairResult` and never modifies ``task.model``."""
+
+    name: str = "repairer"
+
+    @abstractmethod
+    def repair(self, task: RepairTask) -> RepairResult:
+        """Repair ``task.model`` on ``task``'s data."""

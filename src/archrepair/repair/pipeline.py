@@ -1,0 +1,97 @@
+"""Run a repair method on a checkpoint and its failure split, evaluate before and after on the same
+examples, and write the repaired-model folder (weights, record with the block's architecture,
+report). The input checkpoint is never written to."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..base_model import make_loader
+from ..checkpoint import ModelRecord, model_fingerprint, save_checkpoint
+from ..data import FailureSplit, ImageData
+from ..errors import ArchRepairError
+from ..evaluate import predict_logits
+from ..fileio import write_text_atomically
+from ..models import get_block
+from .base import RepairResult, Repairer
+from .outcome import compare_predictions, latency_ms, parameter_count
+from .task import RepairTask
+
+REPORT_FILE = "report.json"
+
+
+def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = None,
+               base_checkpoint: str | Path | None = None) -> tuple[RepairResult, dict]:
+    """Repair, evaluate on the test split (before and after, same examples), optionally save to ``out``.
+
+    Returns the result and the report (a JSON-ready dict)."""
+    if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
+        raise ArchRepairError("the output folder is the input checkpoint; choose another --out (the input is never overwritten)")
+    started = time.perf_counter()
+    test = make_loader(task.data, "test", task.record, device=task.device, channels_last=task.channels_last)
+    before = predict_logits(task.model, test, progress="evaluating before").argmax(1).numpy()
+    result = repairer.repair(task)
+    after = predict_logits(result.model, test, progress="evaluating after").argmax(1).numpy()
+    figures = compare_predictions(before, after, task.data.y_test, task.split, task.data.class_names)
+    example = task.example(min(256, len(task.repair.y)))
+    report = {
+        "method": result.method,
+        "kept": result.kept,
+        "block": result.block,
+        "genotype": result.genotype,
+        "val_accuracy_original": result.val_accuracy_original,
+        "val_accuracy_repaired": result.val_accuracy_repaired,
+        **figures,
+        "parameters_before": parameter_count(task.model),
+        "parameters_after": parameter_count(result.model),
+        "block_parameters_before": parameter_count(get_block(task.model, result.block)) if result.block else None,
+        "block_parameters_after": parameter_count(get_block(result.model, result.block)) if result.block else None,
+        "latency_ms_before": round(latency_ms(task.model, example), 3),
+        "latency_ms_after": round(latency_ms(result.model, example), 3),
+        "latency_batch": int(len(example)),
+        "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "seed": task.seed,
+        "data": {"spec": task.data.spec, "fingerprint": task.data.fingerprint},
+        "split": {"fail_indices": task.split.fail_indices, "seed": task.split.seed,
+                  "repair_train_indices": task.repair.train_indices.tolist(),
+                  "val_rows": task.val_indices.tolist()},
+        "base_checkpoint": str(base_checkpoint) if base_checkpoint else None,
+        "base_fingerprint": model_fingerprint(base_checkpoint) if base_checkpoint else None,
+        "details": result.details,
+    }
+    if out is not None:
+        save_repaired(result, task.record, report, Path(out))
+    return result, report
+
+
+def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, out: Path) -> None:
+    """Write the repaired model as a checkpoint folder plus ``report.json``."""
+    record = replace(base_record, repair={}, metrics={"test_accuracy": report["test_accuracy_after"],
+                                                      "eval_accuracy": report["eval_accuracy_after"]})
+    if result.kept == "repaired" and result.genotype is not None:
+        record.repair = {"block": result.block, "genotype": result.genotype, "method": result.method,
+                         "base_fingerprint": report["base_fingerprint"], "seed": report["seed"]}
+    save_checkpoint(result.model.cpu(), record, out)
+    write_text_atomically(out / REPORT_FILE, json.dumps(report, indent=1, default=_plain))
+
+
+def _plain(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (Path, torch.device)):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def load_split_for(data: ImageData, path: str | Path) -> FailureSplit:
+    split = FailureSplit.load(path)
+    if split.data_fingerprint and split.data_fingerprint != data.fingerprint:
+        raise ArchRepairError(f"failure split {str(path)!r} was made on other data; use the data it was made from")
+    return split

@@ -1,0 +1,13 @@
+"""Architecture search for one block: search space, relaxed block, search, discretisation."""
+
+from .discrete import RULES, DiscreteBlock, Genotype, discretise
+from .graph import BlockGraph, block_graph
+from .operations import CANDIDATES, ORIGINAL, build_operation
+from .optimise import SearchConfig, SearchEpoch, SearchHistory, search
+from .relaxed import MixedEdge, RelaxedBlock, SearchSpace
+
+__all__ = [
+    "CANDIDATES", "ORIGINAL", "RULES", "BlockGraph", "DiscreteBlock", "Genotype", "MixedEdge", "RelaxedBlock",
+    "SearchConfig", "SearchEpoch", "SearchHistory", "SearchSpace", "block_graph", "build_operation", "discretise",
+    "search",
+]

@@ -1,0 +1,136 @@
+"""The original block as a DAG: nodes (tensors), edges (original modules), node activations.
+
+Node 0 is the block's input; node ``j`` (1..K) is ``act_j(sum of its incoming edges)``; the last
+node is the block's output. This is the shape of the search space (paper Eq. 7): the relaxed block
+adds candidate operations on every pair ``i < j``, and the original block is the special case
+where each original edge keeps its module and every other edge is ``none``.
+
+Supported block kinds: ResNet stages (basic and bottleneck units, ours and torchvision's, with
+their shortcuts), EfficientNet stages (MBConv units with their residuals), DenseNet bottlenecks
+(their ``layers`` Sequential) and any sequential block (VGG segments, small CNN blocks, slices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import ArchRepairError
+
+ACTIVATIONS = {"identity": nn.Identity, "relu": nn.ReLU, "silu": nn.SiLU}
+PASSIVE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Hardswish, nn.Dropout, nn.Identity)
+SPLITTERS = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
+
+
+@dataclass
+class BlockGraph:
+    """``activations[j - 1]`` names node ``j``'s activation; ``edges[(i, j)]`` is an original module;
+    ``shapes[j]`` is node ``j``'s ``(C, H, W)`` (filled by :func:`trace_shapes`)."""
+
+    activations: list[str]
+    edges: dict[tuple[int, int], nn.Module]
+    shapes: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.activations) + 1
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """All node values for input ``x`` (runs the original modules)."""
+        nodes = [x]
+        for j in range(1, self.num_nodes):
+            total = sum(module(nodes[i]) for (i, k), module in self.edges.items() if k == j)
+            nodes.append(ACTIVATIONS[self.activations[j - 1]]()(total))
+        return nodes
+
+
+def block_graph(block: nn.Module, example: torch.Tensor) -> BlockGraph:
+    """The DAG of ``block``, with node shapes traced from ``example`` ``(N, C, H, W)``."""
+    graph = BlockGraph([], {})
+    units = list(block.children()) if isinstance(block, nn.Sequential) else [block]
+    if units and all(_is_residual_unit(u) for u in units):
+        for unit in units:
+            _add_residual_unit(graph, unit)
+    elif isinstance(block, nn.Sequential):
+        _add_sequence(graph, list(block.children()))
+    elif _is_residual_unit(block):
+        _add_residual_unit(graph, block)
+    else:
+        raise ArchRepairError(
+            f"cannot relax a block of type {type(block).__name__}: supported are residual units (ResNet, "
+            "MBConv), stages made of them, and nn.Sequential blocks; name another block with --block"
+        )
+    if not graph.edges:
+        raise ArchRepairError("the block has no operation layer to relax")
+    trace_shapes(graph, example)
+    return graph
+
+
+def trace_shapes(graph: BlockGraph, example: torch.Tensor) -> None:
+    was = [m.training for m in graph.edges.values()]
+    for module in graph.edges.values():
+        module.eval()
+    with torch.no_grad():
+        nodes = graph.forward(example[:2])
+    for module, mode in zip(graph.edges.values(), was):
+        module.train(mode)
+    graph.shapes = [tuple(node.shape[1:]) for node in nodes]
+
+
+def _is_residual_unit(module: nn.Module) -> bool:
+    names = {name for name, _ in module.named_children()}
+    resnet = {"conv1", "bn1", "conv2", "bn2"} <= names
+    mbconv = hasattr(module, "residual") and hasattr(module, "layers")
+    return resnet or mbconv
+
+
+def _add_residual_unit(graph: BlockGraph, unit: nn.Module) -> None:
+    start = len(graph.activations)
+    if hasattr(unit, "residual") and hasattr(unit, "layers"):  # MBConv: layers, optional identity residual
+        _add_sequence(graph, list(unit.layers.children()))
+        if unit.residual:
+            graph.edges[(start, len(graph.activations))] = nn.Identity()
+        return
+    convs = [name for name in ("conv1", "conv2", "conv3") if hasattr(unit, name)]
+    for index, conv in enumerate(convs, start=1):
+        node = start + index
+        graph.edges[(node - 1, node)] = nn.Sequential(getattr(unit, conv), getattr(unit, f"bn{index}"))
+        graph.activations.append("relu")
+    shortcut = getattr(unit, "shortcut", None) or getattr(unit, "downsample", None)
+    graph.edges[(start, start + len(convs))] = shortcut if shortcut is not None else nn.Identity()
+
+
+def _add_sequence(graph: BlockGraph, layers: list[nn.Module]) -> None:
+    """Group a layer list into operation layers, one edge each, node activation identity.
+
+    Post-activation sequences (conv, BN, ReLU, ...) split before each convolution or pooling;
+    pre-activation ones (BN, ReLU, conv, ...) split after each. Any other module (squeeze-excitation,
+    a residual unit) is an operation layer of its own.
+    """
+    pre_activation = bool(layers) and isinstance(layers[0], PASSIVE) and any(isinstance(l, SPLITTERS) for l in layers)
+    groups: list[list[nn.Module]] = []
+    current: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, PASSIVE):
+            current.append(layer)
+            continue
+        if pre_activation:
+            current.append(layer)
+            groups.append(current)
+            current = []
+        else:
+            if current and any(not isinstance(l, PASSIVE) for l in current):
+                groups.append(current)
+                current = []
+            current.append(layer)
+    if current:
+        if groups and all(isinstance(l, PASSIVE) for l in current):
+            groups[-1].extend(current)
+        else:
+            groups.append(current)
+    for group in groups:
+        node = len(graph.activations) + 1
+        graph.edges[(node - 1, node)] = group[0] if len(group) == 1 else nn.Sequential(*group)
+        graph.activations.append("identity")

@@ -1,0 +1,158 @@
+"""The architecture search (paper Eq. 9, 10): alternating first-order steps, as PC-DARTS.
+
+Each iteration takes one batch of the search-train split for a weight step (SGD on the block's
+operation weights) and, after the warm-up epochs, first one batch of the search-val split for an
+architecture step (Adam on the alphas and betas). Beta-decay regularisation (Beta-DARTS: lambda
+times the mean over edges of logsumexp(alpha)) guards against the drift towards parameter-free
+operations. Only the relaxed block trains; the caller keeps the rest of the network frozen.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.loader import BatchLoader
+from ..errors import ArchRepairError
+from ..fileio import write_bytes_atomically
+from ..train import accuracy
+from .discrete import discretise
+from .relaxed import RelaxedBlock
+
+
+@dataclass
+class SearchConfig:
+    """Weight steps: SGD ``lr`` (cosine to 0), ``momentum``, ``weight_decay``, ``grad_clip``.
+    Architecture steps: Adam ``arch_lr``, betas (0.5, 0.999), ``arch_weight_decay``; from epoch
+    ``warmup_epochs`` on. ``beta_decay``: the Beta-DARTS regularisation weight (0 turns it off)."""
+
+    epochs: int = 6
+    warmup_epochs: int = 1
+    batch_size: int = 64
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 0.01
+    arch_weight_decay: float = 1e-3
+    beta_decay: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.warmup_epochs < 0:
+            raise ArchRepairError(f"search epochs must be >= 1 and warm-up >= 0, got {self.epochs}, {self.warmup_epochs}")
+
+
+@dataclass
+class SearchEpoch:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_accuracy: float
+    architecture: str
+    seconds: float
+
+
+@dataclass
+class SearchHistory:
+    epochs: list[SearchEpoch] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def search(
+    model: nn.Module,
+    block: RelaxedBlock,
+    train_loader: BatchLoader,
+    val_loader: BatchLoader,
+    config: SearchConfig,
+    set_train_mode: Callable[[nn.Module], None],
+    state_path: Path | None = None,
+    on_epoch: Callable[[SearchEpoch], None] | None = None,
+) -> SearchHistory:
+    """Run the search in place on ``block`` (inside ``model``); resumable from ``state_path``."""
+    from tqdm import tqdm
+
+    weights = [p for p in block.weight_parameters() if p.requires_grad]
+    weight_opt = torch.optim.SGD(weights, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    arch_opt = torch.optim.Adam(block.architecture_parameters(), lr=config.arch_lr, betas=(0.5, 0.999),
+                                weight_decay=config.arch_weight_decay)
+    history = SearchHistory()
+    start = 0
+    if state_path is not None and state_path.exists():
+        start = _resume(state_path, block, weight_opt, arch_opt, history)
+    criterion = nn.CrossEntropyLoss()
+    total_steps = config.epochs * len(train_loader)
+    started = time.perf_counter() - history.seconds
+    for epoch in range(start, config.epochs):
+        tick = time.perf_counter()
+        set_train_mode(model)
+        train_loader.set_epoch(epoch)
+        val_batches = _cycle(val_loader, epoch)
+        loss_sum = correct = seen = 0.0
+        bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
+        for step, (images, labels) in enumerate(bar, start=epoch * len(train_loader)):
+            if epoch >= config.warmup_epochs:
+                val_images, val_labels = next(val_batches)
+                arch_opt.zero_grad(set_to_none=True)
+                arch_loss = criterion(model(val_images), val_labels)
+                if config.beta_decay:
+                    arch_loss = arch_loss + config.beta_decay * torch.stack(
+                        [torch.logsumexp(alpha, 0) for alpha in block.alphas]).mean()
+                arch_loss.backward()
+                arch_opt.step()
+            for group in weight_opt.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+            weight_opt.zero_grad(set_to_none=True)
+            logits = model(images)
+            loss = criterion(logits, labels)
+            if not torch.isfinite(loss):
+                raise ArchRepairError(f"the search loss became {loss.item()} at epoch {epoch + 1}; lower --search-lr")
+            loss.backward()
+            nn.utils.clip_grad_norm_(weights, config.grad_clip)
+            weight_opt.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+        record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), accuracy(model, val_loader),
+                             discretise(block).describe(), time.perf_counter() - tick)
+        history.epochs.append(record)
+        history.seconds = time.perf_counter() - started
+        if state_path is not None:
+            _save(state_path, block, weight_opt, arch_opt, history, epoch + 1)
+        if on_epoch is not None:
+            on_epoch(record)
+    return history
+
+
+def _cycle(loader: BatchLoader, epoch: int):
+    """A persistent iterator over ``loader`` that starts a new pass (new shuffle) when it runs out."""
+    round_ = 0
+    while True:
+        loader.set_epoch(epoch * 1000 + round_)
+        yield from loader
+        round_ += 1
+
+
+def _save(path: Path, block, weight_opt, arch_opt, history: SearchHistory, next_epoch: int) -> None:
+    buffer = io.BytesIO()
+    torch.save({"block": block.state_dict(), "weight_opt": weight_opt.state_dict(), "arch_opt": arch_opt.state_dict(),
+                "history": [asdict(e) for e in history.epochs], "seconds": history.seconds,
+                "next_epoch": next_epoch}, buffer)
+    write_bytes_atomically(path, buffer.getvalue())
+
+
+def _resume(path: Path, block, weight_opt, arch_opt, history: SearchHistory) -> int:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    block.load_state_dict(state["block"])
+    weight_opt.load_state_dict(state["weight_opt"])
+    arch_opt.load_state_dict(state["arch_opt"])
+    history.epochs = [SearchEpoch(**e) for e in state["history"]]
+    history.seconds = state["seconds"]
+    return state["next_epoch"]
