@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from . import data_info, evaluate, failures, inspect, localize, train
+from . import data_info, demo, evaluate, failures, inspect, localize, repair, train
 from .base import Command
 
 COMMANDS: list[Command] = [
+    demo.COMMAND,
     train.COMMAND,
     evaluate.COMMAND,
     failures.COMMAND,
     localize.COMMAND,
+    repair.COMMAND,
     inspect.MODELS,
     inspect.BLOCKS,
     data_info.COMMAND,

@@ -1,0 +1,118 @@
+"""``archrepair repair``: localise (or take ``--block``), search, discretise, fine-tune, evaluate, save."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from ..data import select_failures
+from ..errors import ArchRepairError
+from ..localize import FORMULAS, LocalizeConfig
+from ..repair import ArchRepair, ArchRepairConfig, make_task
+from ..repair.pipeline import load_split_for, run_repair
+from ..search import RULES, SearchConfig, SearchSpace
+from ..train import TrainConfig
+from .base import Command, add_data, add_device, console, percent
+from .common_model import load_model_and_data
+
+
+def add_repair_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the ArchRepair method, shared by ``repair`` and ``demo``."""
+    group = parser.add_argument_group("ArchRepair")
+    group.add_argument("--block", help="repair this block instead of the localised one")
+    group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
+    group.add_argument("--level", type=int, default=50, help="localisation top-k level (default: 50)")
+    group.add_argument("--train-examples", type=int, default=5000,
+                       help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
+    group.add_argument("--val-fraction", type=float, default=0.2, help="share of D_repair held out (default: 0.2)")
+    group.add_argument("--search-epochs", type=int, default=6)
+    group.add_argument("--warmup-epochs", type=int, default=1, help="search epochs before architecture steps")
+    group.add_argument("--search-lr", type=float, default=0.02, help="SGD rate of the block weights in the search")
+    group.add_argument("--arch-lr", type=float, default=0.01, help="Adam rate of the architecture parameters")
+    group.add_argument("--beta-decay", type=float, default=0.5, help="Beta-DARTS regularisation weight (0: off)")
+    group.add_argument("--partial-channels", type=int, default=4, help="PC-DARTS k (1: all channels)")
+    group.add_argument("--no-edge-normalisation", action="store_true")
+    group.add_argument("--original-logit", type=float, default=5.0,
+                       help="initial logit of the original operation (and of none elsewhere)")
+    group.add_argument("--rule", choices=RULES, default="edge", help="discretisation: edge (paper) or top2 (PC-DARTS)")
+    group.add_argument("--finetune-epochs", type=int, default=8)
+    group.add_argument("--finetune-lr", type=float, default=0.01)
+    group.add_argument("--search-batch-size", type=int, default=64)
+
+
+def repair_config(args: argparse.Namespace, work_dir: Path | None) -> ArchRepairConfig:
+    return ArchRepairConfig(
+        block=args.block,
+        localize=LocalizeConfig(formula=args.formula, level=args.level),
+        space=SearchSpace(partial_channels=args.partial_channels, edge_normalisation=not args.no_edge_normalisation,
+                          original_logit=args.original_logit),
+        search=SearchConfig(epochs=args.search_epochs, warmup_epochs=args.warmup_epochs, lr=args.search_lr,
+                            arch_lr=args.arch_lr, beta_decay=args.beta_decay, batch_size=args.search_batch_size),
+        rule=args.rule,
+        finetune=TrainConfig(epochs=args.finetune_epochs, batch_size=args.search_batch_size, lr=args.finetune_lr,
+                             weight_decay=5e-4, schedule="cosine", patience=3),
+        work_dir=work_dir,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
+    add_data(parser, default=None)
+    parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
+    parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--out", required=True, help="repaired-model folder to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted repair from <out>.work")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_repair_options(parser)
+    add_device(parser)
+
+
+def run(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    work = out.with_name(out.name + ".work")
+    if work.exists() and not args.resume:
+        raise ArchRepairError(f"{str(work)!r} holds an interrupted repair; add --resume to continue it or delete it")
+    loaded = load_model_and_data(args)
+    if args.failures:
+        split = load_split_for(loaded.data, args.failures)
+    else:
+        split = select_failures(loaded.test_predictions("finding failures"), loaded.data.y_test, args.count, args.seed)
+        split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
+    task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
+                     args.seed, loaded.device, args.channels_last)
+    quiet = args.quiet or args.json
+    log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    _, report = run_repair(ArchRepair(repair_config(args, work), log), task, out, args.checkpoint)
+    shutil.rmtree(work, ignore_errors=True)
+    report["out"] = str(out)
+    return report
+
+
+def show(report: dict) -> None:
+    table = Table(title=f"{report['method']} on block {report['block']} (kept: {report['kept']})")
+    for column in ("", "before", "after", "change"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row(f"test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),
+                  percent(report["eval_accuracy_after"]), f"{report['eval_change_points']:+.2f} pts")
+    table.add_row(f"D_fail ({report['fail_examples']}, seen by the repair)", percent(0.0),
+                  percent(report["fail_fixed_rate"]), "fix rate")
+    table.add_row("fixed / broken (test without D_fail)", "", "", f"{report['eval_fixed']} / {report['eval_broken']}")
+    table.add_row("parameters", f"{report['parameters_before']:,}", f"{report['parameters_after']:,}", "")
+    table.add_row(f"latency (ms per {report['latency_batch']})", f"{report['latency_ms_before']:.1f}",
+                  f"{report['latency_ms_after']:.1f}", "")
+    console.print(table)
+    if report.get("genotype"):
+        edges = ", ".join(f"{e['source']}->{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
+        console.print(f"architecture of {report['block']}: {edges}")
+    console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phase_seconds"].items()))
+    if report.get("out"):
+        console.print(f"wrote [bold]{report['out']}[/] (load with archrepair.load)")
+
+
+COMMAND = Command("repair", "repair the localised (or given) block by architecture search and fine-tuning",
+                  add_arguments, run, show)

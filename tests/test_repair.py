@@ -1,0 +1,121 @@
+"""The repair: deterministic, resumable, saved as a plain model that reloads exactly."""
+
+import json
+import warnings
+
+import pytest
+import torch
+
+import archrepair
+from archrepair.base_model import make_loader
+from archrepair.checkpoint import load_checkpoint
+from archrepair.data import select_failures
+from archrepair.evaluate import predict_logits
+from archrepair.repair import ArchRepair, ArchRepairConfig, make_task
+from archrepair.repair.pipeline import run_repair
+from archrepair.search import MixedEdge, RelaxedBlock, SearchConfig
+from archrepair.train import TrainConfig
+
+FAST = ["--search-epochs", "2", "--warmup-epochs", "1", "--finetune-epochs", "2", "--train-examples", "300",
+        "--level", "20", "--count", "15"]
+
+
+def _config(**overrides):
+    return ArchRepairConfig(search=SearchConfig(epochs=2, warmup_epochs=1),
+                            finetune=TrainConfig(epochs=2, batch_size=64, lr=0.01, patience=None), **overrides)
+
+
+def _task(checkpoint, digits):
+    model, record = load_checkpoint(checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    split = select_failures(predictions, digits.y_test, 15, 0)
+    return make_task(model, record, digits, split, train_examples=300)
+
+
+def test_same_seed_same_architecture_and_accuracy(digits_checkpoint, digits):
+    reports = [run_repair(ArchRepair(_config(block="block2")), _task(digits_checkpoint, digits))[1] for _ in range(2)]
+    assert reports[0]["genotype"] == reports[1]["genotype"]
+    assert reports[0]["eval_accuracy_after"] == reports[1]["eval_accuracy_after"]
+    assert reports[0]["fail_fixed_rate"] == reports[1]["fail_fixed_rate"]
+
+
+def test_repair_never_modifies_the_input_model(digits_checkpoint, digits):
+    task = _task(digits_checkpoint, digits)
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    ArchRepair(_config(block="block3")).repair(task)
+    assert all(torch.equal(before[k], v) for k, v in task.model.state_dict().items())
+
+
+def test_saved_repair_reloads_as_a_plain_model(cli, digits_checkpoint, digits, tmp_path):
+    status, out, _ = cli("repair", digits_checkpoint, "--out", tmp_path / "fixed", "--block", "block2",
+                         "--original-logit", "0", "--partial-channels", "1", *FAST, "--json")
+    assert status == 0
+    report = json.loads(out)
+    assert report["kept"] in ("repaired", "original")
+    assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
+    model = archrepair.load(tmp_path / "fixed")
+    assert not any(isinstance(m, (MixedEdge, RelaxedBlock)) for m in model.modules())
+    assert not any("alpha" in name or "beta" in name for name, _ in model.named_parameters())
+    _, record = load_checkpoint(tmp_path / "fixed")
+    logits = predict_logits(model, make_loader(digits, "test", record))
+    assert abs((logits.argmax(1).numpy() == digits.y_test).mean() - report["test_accuracy_after"]) < 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated in new torch, still supported
+        scripted = torch.jit.script(model)
+    x = next(iter(make_loader(digits, "test", record)))[0]
+    torch.testing.assert_close(scripted(x), model(x))
+    assert (tmp_path / "fixed" / "report.json").exists()
+    # the input checkpoint is untouched and cannot be the output
+    status, _, err = cli("repair", digits_checkpoint, "--out", digits_checkpoint, *FAST)
+    assert status == 1 and "never overwritten" in err
+
+
+def test_searched_architecture_is_what_gets_saved(cli, digits_checkpoint, tmp_path):
+    status, out, _ = cli("repair", digits_checkpoint, "--out", tmp_path / "fixed", "--block", "block3",
+                         "--original-logit", "0", "--arch-lr", "0.1", *FAST, "--json")
+    assert status == 0
+    report = json.loads(out)
+    record = json.loads((tmp_path / "fixed" / "model.json").read_text())
+    if report["kept"] == "repaired":
+        assert record["repair"]["genotype"] == report["genotype"]
+        assert record["repair"]["block"] == "block3"
+    else:  # the original won on the validation split: saved as it was, with no repaired block
+        assert record["repair"] == {}
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint, tmp_path, monkeypatch):
+    status, out, _ = cli("repair", digits_checkpoint, "--out", tmp_path / "whole", "--block", "block2", *FAST, "--json")
+    assert status == 0
+    whole = json.loads(out)
+
+    from archrepair.search import optimise
+
+    original_save = optimise._save
+
+    def save_then_die(path, *args):
+        original_save(path, *args)
+        if args[-1] == 1:  # killed right after the first search epoch was checkpointed
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(optimise, "_save", save_then_die)
+    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST)
+    assert status == 130 and "--resume" in err
+    assert (tmp_path / "killed.work" / "search.pt").exists()
+    monkeypatch.setattr(optimise, "_save", original_save)
+    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST)
+    assert status == 1 and "--resume" in err
+    status, out, _ = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST,
+                         "--resume", "--json")
+    assert status == 0
+    resumed = json.loads(out)
+    for key in ("genotype", "eval_accuracy_after", "fail_fixed_rate", "kept", "val_accuracy_repaired"):
+        assert resumed[key] == whole[key], key
+    a, b = archrepair.load(tmp_path / "whole"), archrepair.load(tmp_path / "killed")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+    assert not (tmp_path / "killed.work").exists()
+
+
+def test_unknown_block_is_refused(cli, digits_checkpoint, tmp_path):
+    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "x", "--block", "block9", *FAST)
+    assert status == 1 and "unknown block 'block9'" in err

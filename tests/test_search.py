@@ -1,0 +1,103 @@
+"""The search space: the original block is a special case of the relaxed block for every block
+kind, the start is close to the original, discretising before any step gives the original back."""
+
+import copy
+
+import pytest
+import torch
+from torchvision import models as tvm
+
+from archrepair import get_model
+from archrepair.base_model import make_loader
+from archrepair.checkpoint import load_checkpoint
+from archrepair.models import get_block, replace_block
+from archrepair.repair.surgery import block_input
+from archrepair.search import DiscreteBlock, MixedEdge, RelaxedBlock, SearchSpace, block_graph, discretise
+from archrepair.train import accuracy
+
+CASES = [
+    ("resnet18 basic stage with projection shortcut", lambda: get_model("resnet18", width=0.125), "layer2"),
+    ("resnet50 bottleneck stage", lambda: get_model("resnet50", width=0.125), "layer1"),
+    ("vgg16 segment (a slice)", lambda: get_model("vgg16", width=0.125), "features.14:24"),
+    ("densenet121 bottleneck", lambda: get_model("densenet121", width=0.125), "dense2.3.layers"),
+    ("efficientnet_b0 stage with residuals", lambda: get_model("efficientnet_b0", width=0.25), "stage2"),
+    ("small_cnn sequential block", lambda: get_model("small_cnn", width=0.5), "block2"),
+    ("torchvision resnet18 stage", lambda: tvm.resnet18(num_classes=10), "layer3"),
+]
+
+
+def _trained_like(model):
+    """Give BatchNorm layers non-trivial statistics so that errors cannot hide behind identities."""
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("description,build,block", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("partial_channels", [1, 4])
+def test_original_selected_reproduces_the_block(description, build, block, partial_channels):
+    torch.manual_seed(0)
+    model = _trained_like(build())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+    inputs = block_input(model, block, x)
+    graph = block_graph(copy.deepcopy(get_block(model, block)), inputs)
+    relaxed = RelaxedBlock(graph, SearchSpace(partial_channels=partial_channels, original_logit=1e4)).eval()
+    assert any(isinstance(m, MixedEdge) and len(m.names) == 7 for m in relaxed.modules())  # 6 candidates + original
+    relaxed_model = copy.deepcopy(model)
+    replace_block(relaxed_model, block, relaxed)
+    with torch.no_grad():
+        assert (relaxed(inputs) - get_block(model, block)(inputs)).abs().max() <= 1e-5
+        assert (relaxed_model(x) - expected).abs().max() <= 1e-5
+    genotype = discretise(relaxed)
+    assert genotype.is_original(graph.edges)
+    discrete = DiscreteBlock(genotype, graph.edges).eval()
+    with torch.no_grad():
+        assert (discrete(inputs) - get_block(model, block)(inputs)).abs().max() <= 1e-5
+
+
+def test_discretising_the_default_start_gives_the_original_architecture():
+    model = _trained_like(get_model("resnet18", width=0.125))
+    graph = block_graph(copy.deepcopy(model.layer3), block_input(model, "layer3", torch.randn(2, 3, 32, 32)))
+    relaxed = RelaxedBlock(graph, SearchSpace())
+    assert discretise(relaxed).is_original(graph.edges)
+    assert len(relaxed.pairs) == 10  # K = 4 operation layers -> 5 nodes -> all 10 pairs
+
+
+def test_search_start_is_within_one_point_of_the_original(digits_checkpoint, digits):
+    model, record = load_checkpoint(digits_checkpoint)
+    loader = make_loader(digits, "test", record)
+    original = accuracy(model, loader)
+    for block in ("block1", "block2", "block3"):
+        torch.manual_seed(0)
+        relaxed_model = copy.deepcopy(model)
+        graph = block_graph(get_block(relaxed_model, block), block_input(model, block, next(iter(loader))[0]))
+        replace_block(relaxed_model, block, RelaxedBlock(graph, SearchSpace()))
+        assert abs(accuracy(relaxed_model, loader) - original) <= 0.01, block
+
+
+def test_top2_rule_keeps_at_most_two_edges_per_node():
+    model = get_model("resnet18", width=0.125).eval()
+    graph = block_graph(copy.deepcopy(model.layer1), block_input(model, "layer1", torch.randn(2, 3, 32, 32)))
+    relaxed = RelaxedBlock(graph, SearchSpace())
+    with torch.no_grad():
+        for alpha in relaxed.alphas:
+            alpha.normal_()
+    genotype = discretise(relaxed, "top2")
+    for node in range(1, 5):
+        incoming = [e for e in genotype.edges if e["target"] == node]
+        assert 1 <= len(incoming) <= 2 and all(e["op"] != "none" for e in incoming)
+
+
+def test_max_span_limits_new_edges_but_keeps_the_original_ones():
+    model = get_model("resnet18", width=0.125).eval()
+    graph = block_graph(copy.deepcopy(model.layer1), block_input(model, "layer1", torch.randn(2, 3, 32, 32)))
+    relaxed = RelaxedBlock(graph, SearchSpace(max_span=1))
+    assert set(graph.edges) <= set(relaxed.pairs)
+    assert all(j - i <= 1 or (i, j) in graph.edges for i, j in relaxed.pairs)
