@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -28,8 +28,8 @@ from archrepair.evaluate import predict_logits
 from archrepair.localize import localize
 
 
-def build(failures: int, train_examples: int, batch_size: int):
-    model, record = load_cached_model("resnet18-w0.25-converged")
+def build(name: str, failures: int, train_examples: int, batch_size: int):
+    model, record = load_cached_model(name)
     data = load_data(cifar10_spec())
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
     split = select_failures(predictions, data.y_test, failures, 0)
@@ -55,25 +55,34 @@ def timed_localize(model, record, loader) -> float:
     return time.perf_counter() - started
 
 
-def worker(failures: int, train_examples: int, batch_size: int) -> None:
-    model, record, loader = build(failures, train_examples, batch_size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def worker(name: str, failures: int, train_examples: int, batch_size: int) -> None:
+    """Peak resident memory during one localisation: the high-water mark is reset first (Linux
+    clear_refs), so data loading before it does not count; the resident data arrays still do."""
+    model, record, loader = build(name, failures, train_examples, batch_size)
+    resident = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
     timed_localize(model, record, loader)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"examples": loader.num_examples, "peak_rss_mb": round(after / 1024, 1),
-                      "growth_during_localize_mb": round((after - before) / 1024, 1)}))
+    print(json.dumps({"examples": loader.num_examples, "rss_before_mb": resident, "peak_rss_mb": _status_mb("VmHWM")}))
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model-name", default="resnet18-w0.25-converged", help="cached checkpoint to use")
     parser.add_argument("--worker", nargs=2, type=int, metavar=("FAILURES", "TRAIN"))
     args = parser.parse_args()
     if args.worker:
-        worker(*args.worker, args.batch_size)
+        worker(args.model_name, *args.worker, args.batch_size)
         return
-    model, record, loader = build(1000, 1000, args.batch_size)
+    model, record, loader = build(args.model_name, 1000, 1000, args.batch_size)
     plain_pass(model, loader)  # warm-up
     plain, local = [], []
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits both alike
@@ -84,8 +93,9 @@ def main() -> None:
     print(f"plain forward+backward: {[round(t, 2) for t in plain]} s; localisation: {[round(t, 2) for t in local]} s")
     memory = []
     for failures, train in ((250, 250), (1000, 1000)):
-        out = subprocess.run([sys.executable, __file__, "--worker", str(failures), str(train),
-                              "--batch-size", str(args.batch_size)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, __file__, "--worker", str(failures), str(train), "--model-name",
+                              args.model_name, "--batch-size", str(args.batch_size)],
+                             capture_output=True, text=True, check=True)
         memory.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"memory: {memory[-1]}")
     print_headline({

@@ -32,10 +32,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,200,500,1000")
     parser.add_argument("--level", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-name", default="resnet18-w0.25-converged", help="cached checkpoint to use")
     parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "results" / "localize_stability.png"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    model, record = load_cached_model("resnet18-w0.25-converged")
+    model, record = load_cached_model(args.model_name)
     data = load_data(cifar10_spec())
     blocks = default_blocks(model)
     height, width, channels = record.input_shape

@@ -29,7 +29,8 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 class TrainConfig:
     """SGD settings. ``lr`` is the peak learning rate; ``patience`` counts epochs without a better
     validation accuracy before stopping (``None``: never); ``target_accuracy`` (in [0, 1]) stops
-    as soon as the accuracy on the target loader reaches it."""
+    as soon as the accuracy on the target loader reaches it; ``max_seconds`` stops after the first
+    epoch that ends past this wall-clock budget."""
 
     epochs: int = 30
     batch_size: int = 128
@@ -42,6 +43,7 @@ class TrainConfig:
     target_accuracy: float | None = None
     max_grad_norm: float | None = None
     amp: bool = False
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -186,6 +188,8 @@ def fit(
             result.stop_reason = "target"
         elif config.patience is not None and stale >= config.patience:
             result.stop_reason = "patience"
+        elif config.max_seconds is not None and result.seconds >= config.max_seconds:
+            result.stop_reason = "budget"
         if state_path is not None:
             _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state)
         if result.stop_reason != "epochs":

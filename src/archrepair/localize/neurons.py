@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..hooks import run_with_hooks
 from ..models import get_block
 
 NORMALISERS = (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
@@ -42,15 +43,8 @@ def find_neuron_layers(model: nn.Module, blocks: list[str], input_shape: tuple[i
         for module in get_block(model, block).modules():
             owners.setdefault(module, block)
     order: list[nn.Module] = []
-    handles = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in owners if not list(m.children())]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(2, *input_shape))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+    leaves = [m for m in owners if not list(m.children())]
+    run_with_hooks(model, torch.zeros(2, *input_shape), [(m, lambda m, i, o: order.append(m)) for m in leaves])
     layers: list[NeuronLayer] = []
     seen: set[nn.Module] = set()
     for position, module in enumerate(order):

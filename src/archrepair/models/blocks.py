@@ -147,26 +147,20 @@ def block_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...
     from one forward pass of a zero batch of ``input_shape`` = ``(C, H, W)``."""
     import torch
 
+    from ..hooks import run_with_hooks
+
     shapes: dict[str, dict] = {}
-    handles = []
+    forward_hooks, pre_hooks = [], []
     for name in names:
         block = get_block(model, name)
         first, last = (block[0], block[-1]) if _split_slice(name)[1] else (block, block)
         entry = shapes.setdefault(name, {"parameters": sum(p.numel() for p in block.parameters())})
-
-        def record_input(module, inputs, entry=entry):
-            entry.setdefault("input", list(inputs[0].shape[1:]))
-
-        def record_output(module, inputs, output, entry=entry):
-            entry.setdefault("output", list(output.shape[1:]))
-
-        handles += [first.register_forward_pre_hook(record_input), last.register_forward_hook(record_output)]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+        pre_hooks.append((first, lambda module, inputs, entry=entry: _note(entry, "input", inputs[0])))
+        forward_hooks.append((last, lambda module, inputs, output, entry=entry: _note(entry, "output", output)))
+    run_with_hooks(model, torch.zeros(1, *input_shape), forward_hooks, pre_hooks)
     return shapes
+
+
+def _note(entry: dict, key: str, tensor) -> None:
+    """Record the first shape seen (a hook must return None, or it replaces the tensor)."""
+    entry.setdefault(key, list(tensor.shape[1:]))

@@ -2,6 +2,9 @@
 
 from .archrepair import ArchRepair, ArchRepairConfig
 from .base import RepairResult, Repairer
+from .finetune import FineTune, FineTuneConfig
 from .task import RepairTask, make_task
 
-__all__ = ["ArchRepair", "ArchRepairConfig", "RepairResult", "RepairTask", "Repairer", "make_task"]
+__all__ = [
+    "ArchRepair", "ArchRepairConfig", "FineTune", "FineTuneConfig", "RepairResult", "RepairTask", "Repairer", "make_task",
+]

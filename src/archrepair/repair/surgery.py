@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..hooks import run_with_hooks
 from ..models import get_block, replace_block
 from ..search.discrete import DiscreteBlock, Genotype
 from ..search.graph import block_graph
@@ -18,14 +19,7 @@ def block_input(model: nn.Module, block: str, images: torch.Tensor) -> torch.Ten
     target = get_block(model, block)
     first = target[0] if ":" in block.rpartition(".")[2] else target
     captured: list[torch.Tensor] = []
-    handle = first.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].detach()))
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(images)
-    finally:
-        handle.remove()
-        model.train(was_training)
+    run_with_hooks(model, images, pre_hooks=[(first, lambda module, inputs: captured.append(inputs[0].detach()))])
     return captured[0]
 
 

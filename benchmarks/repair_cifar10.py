@@ -1,0 +1,97 @@
+"""ArchRepair against whole-network fine-tuning on ResNet-18 (width 0.25), shared CIFAR-10.
+
+Two deployed models (both from train_base.py, cached):
+  (a) under-trained: constant learning rate, stopped when test accuracy first reached 80%
+      python benchmarks/train_base.py --schedule constant --epochs 30 --target-accuracy 0.80 --name resnet18-w0.25-deployed80
+  (b) converged: python benchmarks/train_base.py   (one-cycle, 15 epochs)
+For each: D_fail = 1,000 misclassified test examples (seeded), D_repair = D_fail + 5,000 training
+examples; 20% of D_repair is the validation split. Both methods get the same task; the learning
+rate of each is picked from the same grid by the same validation split; fine-tuning gets the wall
+time ArchRepair took at that rate as its budget. Reported: accuracy on the test set without D_fail
+before and after (same examples), the fix rate on D_fail, broken examples, time, the architecture.
+
+    python benchmarks/repair_cifar10.py [--grid 0.003,0.01,0.03] [--seeds 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from common import cifar10_spec, load_cached_model, print_headline
+
+from archrepair.base_model import make_loader
+from archrepair.data import load_data, select_failures
+from archrepair.evaluate import predict_logits
+from archrepair.repair import ArchRepair, ArchRepairConfig, FineTune, FineTuneConfig, make_task
+from archrepair.repair.pipeline import run_repair
+from archrepair.search import SearchConfig
+from archrepair.train import TrainConfig
+
+MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged"}
+
+
+def archrepair(lr: float, args) -> ArchRepair:
+    return ArchRepair(ArchRepairConfig(
+        search=SearchConfig(epochs=args.search_epochs, warmup_epochs=1, lr=lr),
+        finetune=TrainConfig(epochs=args.finetune_epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3)))
+
+
+def finetune(lr: float, seconds: float, args) -> FineTune:
+    epochs = args.search_epochs + args.finetune_epochs
+    return FineTune(FineTuneConfig(TrainConfig(epochs=epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3,
+                                               max_seconds=seconds)))
+
+
+def row(kind, seed, method, lr, report, selected=""):
+    arch = "" if not report.get("genotype") else " ".join(
+        f"{e['source']}>{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
+    return (f"{kind} | {seed} | {method} | {lr} | {report['val_accuracy_repaired']:.4f} | "
+            f"{100 * report['eval_accuracy_before']:.2f} | {100 * report['eval_accuracy_after']:.2f} | "
+            f"{report['eval_change_points']:+.2f} | {100 * report['fail_fixed_rate']:.1f} | {report['eval_broken']} | "
+            f"{report['total_seconds']:.0f} | {report['kept']} | {report.get('block') or '-'} | {arch} {selected}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", default="0.003,0.01,0.03")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--models", default="undertrained,converged")
+    parser.add_argument("--search-epochs", type=int, default=6)
+    parser.add_argument("--finetune-epochs", type=int, default=8)
+    parser.add_argument("--train-examples", type=int, default=5000)
+    args = parser.parse_args()
+    grid = [float(v) for v in args.grid.split(",")]
+    data = load_data(cifar10_spec())
+    print("model | seed | method | lr | val acc | eval before % | eval after % | change pts | D_fail fixed % | "
+          "broken | seconds | kept | block | architecture")
+    figures: dict[str, list[float]] = {}
+    for kind in args.models.split(","):
+        model, record = load_cached_model(MODELS[kind])
+        predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
+        print(f"# {kind}: test accuracy {100 * (predictions == data.y_test).mean():.2f}%", flush=True)
+        for seed in (int(s) for s in args.seeds.split(",")):
+            split = select_failures(predictions, data.y_test, 1000, seed)
+            task = make_task(model, record, data, split, args.train_examples, 0.2, seed)
+            best = {}
+            for lr in grid:
+                started = time.perf_counter()
+                _, ours = run_repair(archrepair(lr, args), task)
+                spent = time.perf_counter() - started
+                _, theirs = run_repair(finetune(lr, spent, args), task)
+                for method, report in (("archrepair", ours), ("finetune", theirs)):
+                    print(row(kind, seed, method, lr, report), flush=True)
+                    if method not in best or report["val_accuracy_repaired"] > best[method][1]["val_accuracy_repaired"]:
+                        best[method] = (lr, report)
+            for method, (lr, report) in best.items():
+                print(row(kind, seed, method, lr, report, "<- selected by validation"), flush=True)
+                figures.setdefault(f"{kind}_{method}_gain_points", []).append(report["eval_change_points"])
+                figures.setdefault(f"{kind}_{method}_fix_percent", []).append(100 * report["fail_fixed_rate"])
+                figures.setdefault(f"{kind}_{method}_seconds", []).append(report["total_seconds"])
+    print_headline({key: round(float(np.mean(values)), 2) for key, values in figures.items()})
+
+
+if __name__ == "__main__":
+    main()
