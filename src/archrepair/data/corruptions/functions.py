@@ -1,0 +1,178 @@
+"""The 15 corruptions. Each takes images ``(N, H, W, 3)`` uint8, a severity constant and a numpy
+``Generator``, and returns float images in 0..255 (the caller truncates to uint8, as the original)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from . import filters
+from .textures import texture_bank
+
+
+def gaussian_noise(x, c, rng):
+    x = x / 255.0
+    return np.clip(x + rng.normal(size=x.shape, scale=c), 0, 1) * 255
+
+
+def shot_noise(x, c, rng):
+    x = x / 255.0
+    return np.clip(rng.poisson(x * c) / c, 0, 1) * 255
+
+
+def impulse_noise(x, c, rng):
+    """Salt and pepper on a share ``c`` of all values (channels drawn independently), half each."""
+    x = x / 255.0
+    hit = rng.random(x.shape) < c
+    salt = rng.random(x.shape) < 0.5
+    return np.clip(np.where(hit, salt.astype(np.float64), x), 0, 1) * 255
+
+
+def defocus_blur(x, c, rng):
+    kernel = filters.disk_kernel(*c)
+    x = x / 255.0
+    out = ndimage.correlate(x, kernel[None, :, :, None], mode="mirror")
+    return np.clip(out, 0, 1) * 255
+
+
+def glass_blur(x, c, rng):
+    """Gaussian blur, local pixel copies (pixel (h, w) takes the value at (h + dy, w + dx), dx, dy
+    in {-delta .. 0}, for h, w from size - delta down to delta + 1), Gaussian blur again."""
+    sigma, delta, iterations = c
+    blur = lambda images: ndimage.gaussian_filter(images, (0, sigma, sigma, 0), mode="nearest", truncate=4.0)  # noqa: E731
+    x = np.trunc(blur(x / 255.0) * 255)  # the original goes back to 8 bits after the first blur
+    n, size = x.shape[0], x.shape[1]
+    span = np.arange(size - delta, delta, -1)  # the rows and columns the original loop visits (31 .. 2)
+    batch = np.arange(n)[:, None, None]
+    for _ in range(iterations):
+        offsets = rng.integers(-delta, delta, size=(n, len(span), len(span), 2))
+        rows = span[None, :, None] + offsets[..., 1]
+        cols = span[None, None, :] + offsets[..., 0]
+        moved = x[batch, rows, cols]
+        x[batch, span[None, :, None], span[None, None, :]] = moved
+    return np.clip(blur(x / 255.0), 0, 1) * 255
+
+
+def motion_blur(x, c, rng):
+    radius, sigma = c
+    angles = rng.uniform(-45, 45, size=len(x))
+    return np.clip(filters.motion_blur(x.astype(np.float64), radius, sigma, angles), 0, 255)
+
+
+def zoom_blur(x, c, rng):
+    x = (x / 255.0).astype(np.float32)
+    factors = np.arange(1, c, 0.01)
+    out = np.zeros_like(x)
+    for factor in factors:
+        out += filters.clipped_zoom(x, factor)
+    return np.clip((x + out) / (len(factors) + 1), 0, 1) * 255
+
+
+def snow(x, c, rng):
+    mean, std, zoom, threshold, radius, sigma, mix = c
+    n, height, width, _ = x.shape
+    x = x.astype(np.float32) / 255.0
+    layer = rng.normal(size=(n, height, width, 1), loc=mean, scale=std)
+    layer = filters.clipped_zoom(layer, zoom)
+    layer[layer < threshold] = 0
+    layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8).astype(np.float64)  # the 8-bit snow image
+    layer = filters.motion_blur(layer, radius, sigma, rng.uniform(-135, -45, size=n))
+    layer = np.round(layer) / 255.0  # ImageMagick writes 8-bit pixels back
+    gray = (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2])[..., None]
+    x = mix * x + (1 - mix) * np.maximum(x, gray * 1.5 + 0.5)
+    return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1) * 255
+
+
+def frost(x, c, rng, textures=None):
+    """``c0 * image + c1 * frost``: a random crop of a frost texture (a procedural one unless
+    ``textures``, a list of uint8 RGB arrays already scaled, is given)."""
+    image_weight, frost_weight = c
+    n, height, width, _ = x.shape
+    textures = textures or texture_bank(rng, size=max(128, 4 * height))
+    crops = np.empty(x.shape, dtype=np.float64)
+    for i in range(n):
+        texture = textures[rng.integers(len(textures))]
+        top = rng.integers(0, texture.shape[0] - height)
+        left = rng.integers(0, texture.shape[1] - width)
+        crops[i] = texture[top : top + height, left : left + width]
+    return np.clip(image_weight * x + frost_weight * crops, 0, 255)
+
+
+def fog(x, c, rng):
+    strength, decay = c
+    x = x / 255.0
+    peak = x.max(axis=(1, 2, 3), keepdims=True)
+    size = 1 << int(np.ceil(np.log2(max(x.shape[1:3]))))
+    fractal = np.stack([filters.plasma_fractal(size, decay, rng) for _ in range(len(x))])
+    x = x + strength * fractal[:, : x.shape[1], : x.shape[2], None]
+    return np.clip(x * peak / (peak + strength), 0, 1) * 255
+
+
+def brightness(x, c, rng):
+    hsv = filters.rgb_to_hsv(x / 255.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
+    return np.clip(filters.hsv_to_rgb(hsv), 0, 1) * 255
+
+
+def contrast(x, c, rng):
+    x = x / 255.0
+    means = x.mean(axis=(1, 2), keepdims=True)
+    return np.clip((x - means) * c + means, 0, 1) * 255
+
+
+def elastic_transform(x, c, rng):
+    """A random affine warp (three points moved by up to ``c[2]`` pixels, reflect-101 borders),
+    then a smooth random displacement field (``alpha = c[0]``, ``sigma = c[1]``)."""
+    alpha, sigma, jitter = c
+    n, height, width, channels = x.shape
+    x = x.astype(np.float32) / 255.0
+    centre = np.float32([height, width]) // 2
+    third = min(height, width) // 3
+    source = np.float32([centre + third, [centre[0] + third, centre[1] - third], centre - third])
+    out = np.empty_like(x)
+    for i in range(n):
+        target = source + rng.uniform(-jitter, jitter, size=source.shape).astype(np.float32)
+        out[i] = filters.affine_warp(x[i], source, target)
+    fields = []
+    for _ in range(2):
+        noise = rng.uniform(-1, 1, size=(n, height, width))
+        if sigma > 0:
+            noise = ndimage.gaussian_filter(noise, (0, sigma, sigma), mode="reflect", truncate=3.0)
+        fields.append((noise * alpha).astype(np.float32))
+    dx, dy = fields
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    coords = [np.broadcast_to(np.arange(n)[:, None, None, None], x.shape),
+              (ys[None] + dy)[..., None].repeat(channels, -1), (xs[None] + dx)[..., None].repeat(channels, -1),
+              np.broadcast_to(np.arange(channels), x.shape)]
+    warped = ndimage.map_coordinates(out, coords, order=1, mode="reflect")
+    return np.clip(warped, 0, 1) * 255
+
+
+def pixelate(x, c, rng):
+    size = x.shape[1]
+    small = int(size * c)
+    out = np.empty(x.shape, dtype=np.float64)
+    for i, image in enumerate(x):
+        picture = Image.fromarray(image).resize((small, small), Image.BOX).resize((size, size), Image.BOX)
+        out[i] = np.asarray(picture)
+    return out
+
+
+def jpeg_compression(x, c, rng):
+    out = np.empty(x.shape, dtype=np.float64)
+    for i, image in enumerate(x):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=c)
+        out[i] = np.asarray(Image.open(buffer))
+    return out
+
+
+FUNCTIONS = {
+    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
+    "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur, "zoom_blur": zoom_blur,
+    "snow": snow, "frost": frost, "fog": fog, "brightness": brightness, "contrast": contrast,
+    "elastic_transform": elastic_transform, "pixelate": pixelate, "jpeg_compression": jpeg_compression,
+}
