@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import data_info, demo, evaluate, failures, inspect, localize, repair, train
+from . import corrupt, data_info, demo, evaluate, failures, inspect, localize, repair, train
 from .base import Command
 
 COMMANDS: list[Command] = [
@@ -12,6 +12,7 @@ COMMANDS: list[Command] = [
     failures.COMMAND,
     localize.COMMAND,
     repair.COMMAND,
+    corrupt.COMMAND,
     inspect.MODELS,
     inspect.BLOCKS,
     data_info.COMMAND,

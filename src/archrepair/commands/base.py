@@ -36,6 +36,15 @@ def add_data(parser: argparse.ArgumentParser, default: str | None = DEFAULT_SPEC
     parser.add_argument("--data", default=default, help=DATA_HELP + suffix)
 
 
+def add_corruption(parser: argparse.ArgumentParser) -> None:
+    """Options that replace the test split by a corrupted copy (the robustness scenario)."""
+    group = parser.add_argument_group("corrupted test set")
+    group.add_argument("--corruption", help="use this corruption of the test split (e.g. fog); see `archrepair corrupt`")
+    group.add_argument("--severity", type=int, default=3, help="severity 1..5 of --corruption (default: 3)")
+    group.add_argument("--corruption-dir", help="read it from an official CIFAR-10-C folder instead of generating it")
+    group.add_argument("--corruption-seed", type=int, default=0, help="seed of the generated corruption (default: 0)")
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")

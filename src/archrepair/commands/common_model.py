@@ -11,6 +11,7 @@ import torch
 from ..base_model import make_loader
 from ..checkpoint import ModelRecord, load_checkpoint
 from ..data import ImageData, load_data
+from ..data.corrupted import corrupted_test
 from ..device import resolve_device
 from ..evaluate import predict_logits
 
@@ -37,4 +38,6 @@ def load_model_and_data(args: argparse.Namespace) -> LoadedModel:
     model, record = load_checkpoint(args.checkpoint, device)
     data = load_data(args.data or record.data.get("spec", ""))
     record.check_fits(data)
+    if getattr(args, "corruption", None):
+        data = corrupted_test(data, args.corruption, args.severity, args.corruption_seed, args.corruption_dir)
     return LoadedModel(model, record, data, device, args)

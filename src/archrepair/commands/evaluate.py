@@ -1,13 +1,17 @@
-"""``archrepair evaluate``: accuracy overall and per class, optionally without ``D_fail``."""
+"""``archrepair evaluate``: accuracy overall and per class, optionally without ``D_fail``, and under
+the 15 corruptions."""
 
 from __future__ import annotations
 
 import argparse
 
+from rich.table import Table
+
 from ..data import FailureSplit
+from ..data.corrupted import corrupted_test, parse_corruptions
 from ..errors import ArchRepairError
 from ..evaluate import accuracy_report
-from .base import Command, add_data, add_device, console, per_class_table, percent
+from .base import Command, add_corruption, add_data, add_device, console, per_class_table, percent
 from .common_model import load_model_and_data
 
 
@@ -16,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data(parser, default=None)
     parser.add_argument("--failures", help="failure split (from `archrepair failures`): report the test set "
                                            "without D_fail, and D_fail on its own")
+    parser.add_argument("--corruptions", help="also report accuracy under these corruptions (all, or names), "
+                                              "averaged over --severities")
+    parser.add_argument("--severities", default="1,2,3,4,5", help="severities for --corruptions (default: 1..5)")
+    parser.add_argument("--per-severity", action="store_true", help="show each severity, not only the mean")
+    add_corruption(parser)
     add_device(parser)
 
 
@@ -25,6 +34,7 @@ def run(args: argparse.Namespace) -> dict:
     labels, names = loaded.data.y_test, loaded.data.class_names
     result = {"checkpoint": args.checkpoint, "data": loaded.data.spec, "data_fingerprint": loaded.data.fingerprint,
               "test": accuracy_report(predictions, labels, names)}
+    keep = None
     if args.failures:
         split = FailureSplit.load(args.failures)
         if split.data_fingerprint and split.data_fingerprint != loaded.data.fingerprint:
@@ -32,9 +42,28 @@ def run(args: argparse.Namespace) -> dict:
                 f"failure split {args.failures!r} was made on other data (fingerprint {split.data_fingerprint}, "
                 f"this data {loaded.data.fingerprint}); use the data it was made from"
             )
+        keep = split.eval_indices
         result["eval"] = accuracy_report(predictions[split.eval_indices], labels[split.eval_indices], names)
         result["fail"] = accuracy_report(predictions[split.fail_indices], labels[split.fail_indices], names)
+    if args.corruptions:
+        result["corruptions"] = _corruption_table(loaded, args, keep)
     return result
+
+
+def _corruption_table(loaded, args, keep) -> dict:
+    """``{name: {"mean": acc, "severities": {s: acc}}}`` on the test split (without D_fail if given)."""
+    clean = loaded.data
+    table = {}
+    for name in parse_corruptions(args.corruptions):
+        accuracies = {}
+        for severity in (int(s) for s in args.severities.split(",")):
+            loaded.data = corrupted_test(clean, name, severity, args.corruption_seed, args.corruption_dir)
+            predictions = loaded.test_predictions(f"{name} {severity}")
+            right = predictions == clean.y_test
+            accuracies[severity] = float(right[keep].mean() if keep is not None else right.mean())
+        table[name] = {"mean": sum(accuracies.values()) / len(accuracies), "severities": accuracies}
+    loaded.data = clean
+    return table
 
 
 def show(result: dict) -> None:
@@ -45,6 +74,17 @@ def show(result: dict) -> None:
     if "eval" in result:
         console.print(f"test without D_fail: {percent(result['eval']['accuracy'])} on {result['eval']['examples']} "
                       f"examples; D_fail fixed: {percent(result['fail']['accuracy'])} of {result['fail']['examples']}")
+    if "corruptions" in result:
+        severities = list(next(iter(result["corruptions"].values()))["severities"])
+        table = Table(title="accuracy under corruptions" + (" (test without D_fail)" if "eval" in result else ""))
+        table.add_column("corruption")
+        table.add_column("mean", justify="right")
+        for severity in severities:
+            table.add_column(f"s{severity}", justify="right")
+        for name, row in result["corruptions"].items():
+            table.add_row(name, percent(row["mean"]), *[percent(row["severities"][s]) for s in severities])
+        console.print(table)
 
 
-COMMAND = Command("evaluate", "accuracy of a checkpoint, overall and per class", add_arguments, run, show)
+COMMAND = Command("evaluate", "accuracy of a checkpoint, overall, per class and under corruptions",
+                  add_arguments, run, show)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..checkpoint import model_fingerprint
 from ..data import select_failures
-from .base import Command, add_data, add_device, console, percent
+from .base import Command, add_corruption, add_data, add_device, console, percent
 from .common_model import load_model_and_data
 
 
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=1000, help="failures to select (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random choice (default: 0)")
     parser.add_argument("--out", required=True, help="JSON file to write the split to")
+    add_corruption(parser)
     add_device(parser)
 
 

@@ -11,7 +11,7 @@ from ..data import BatchLoader, FailureSplit, select_failures
 from ..data.repair_set import repair_set
 from ..errors import ArchRepairError
 from ..localize import FORMULAS, TOP_LEVELS, LocalizeConfig, localize
-from .base import Command, add_data, add_device, console
+from .base import Command, add_corruption, add_data, add_device, console
 from .common_model import load_model_and_data
 
 
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", type=int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
     parser.add_argument("--absolute", type=float, help="absolute threshold on the reweighted score (overrides --level)")
     parser.add_argument("--out", help="write the JSON report here (for `archrepair repair` and campaigns)")
+    add_corruption(parser)
     add_device(parser)
 
 

@@ -16,7 +16,7 @@ from ..repair import ArchRepair, ArchRepairConfig, make_task
 from ..repair.pipeline import load_split_for, run_repair
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
-from .base import Command, add_data, add_device, console, percent
+from .base import Command, add_corruption, add_data, add_device, console, percent
 from .common_model import load_model_and_data
 
 
@@ -69,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted repair from <out>.work")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_repair_options(parser)
+    add_corruption(parser)
     add_device(parser)
 
 

@@ -1,0 +1,44 @@
+"""``archrepair corrupt``: write a corrupted copy of a data set's test split in the official layout."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..data import load_data
+from ..data.corrupted import parse_corruptions, write_cifar_c, write_imagefolder_c
+from ..data.corruptions.textures import load_textures
+from .base import Command, add_data, console
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data(parser)
+    parser.add_argument("--out", required=True, help="folder to write")
+    parser.add_argument("--corruptions", default="all", help="all, or comma-separated names (default: all)")
+    parser.add_argument("--severities", default="1,2,3,4,5", help="comma-separated severities (default: 1..5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", choices=("cifar", "imagefolder"), default="cifar",
+                        help="cifar: <name>.npy severity-major + labels.npy (CIFAR-10-C); "
+                             "imagefolder: <name>/<severity>/<class>/*.png (Tiny-ImageNet-C)")
+    parser.add_argument("--frost-textures", nargs="*", help="texture images for frost (default: procedural)")
+
+
+def run(args: argparse.Namespace) -> dict:
+    data = load_data(args.data)
+    names = parse_corruptions(args.corruptions)
+    severities = [int(s) for s in args.severities.split(",")]
+    textures = load_textures(args.frost_textures) if args.frost_textures else None
+    writer = write_cifar_c if args.layout == "cifar" else write_imagefolder_c
+    written = writer(data, Path(args.out), names, severities, args.seed, textures)
+    return {"out": args.out, "layout": args.layout, "corruptions": names, "severities": severities,
+            "images_per_set": int(len(data.y_test)), "seed": args.seed, "files": [str(p) for p in written],
+            "frost": "given textures" if textures else "procedural texture"}
+
+
+def show(result: dict) -> None:
+    console.print(f"wrote {len(result['corruptions'])} corruptions x severities {result['severities']} of "
+                  f"{result['images_per_set']} images to [bold]{result['out']}[/] ({result['layout']} layout)")
+
+
+COMMAND = Command("corrupt", "write a corrupted copy of a test split (the 15 CIFAR-10-C corruptions)",
+                  add_arguments, run, show)
