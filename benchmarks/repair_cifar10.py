@@ -1,8 +1,9 @@
 """ArchRepair against whole-network fine-tuning on ResNet-18 (width 0.25), shared CIFAR-10.
 
 Two deployed models (both from train_base.py, cached):
-  (a) under-trained: constant learning rate, stopped when test accuracy first reached 80%
-      python benchmarks/train_base.py --schedule constant --epochs 30 --target-accuracy 0.80 --name resnet18-w0.25-deployed80
+  (a) under-trained: constant learning rate 0.03, stopped when test accuracy first reached 80%
+      python benchmarks/train_base.py --schedule constant --lr 0.03 --epochs 20 --target-accuracy 0.80 \
+          --name resnet18-w0.25-deployed80
   (b) converged: python benchmarks/train_base.py   (one-cycle, 15 epochs)
 For each: D_fail = 1,000 misclassified test examples (seeded), D_repair = D_fail + 5,000 training
 examples; 20% of D_repair is the validation split. Both methods get the same task; the learning
