@@ -1,6 +1,5 @@
 """Data sources, caching, the batch loader and the shared real data."""
 
-import io
 import pickle
 import tarfile
 

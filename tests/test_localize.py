@@ -4,7 +4,6 @@ thresholds, neuron discovery, streaming statistics and the command."""
 import json
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 

@@ -3,7 +3,6 @@
 import json
 import warnings
 
-import pytest
 import torch
 
 import archrepair
@@ -111,7 +110,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
     for key in ("genotype", "eval_accuracy_after", "fail_fixed_rate", "kept", "val_accuracy_repaired"):
         assert resumed[key] == whole[key], key
     a, b = archrepair.load(tmp_path / "whole"), archrepair.load(tmp_path / "killed")
-    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
     assert not (tmp_path / "killed.work").exists()
 

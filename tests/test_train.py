@@ -54,7 +54,7 @@ def test_resume_after_a_kill_gives_the_same_model(digits, tmp_path):
     assert [r.epoch for r in result.history] == [0, 1, 2, 3]
     whole, _ = load_checkpoint(tmp_path / "whole")
     resumed, _ = load_checkpoint(tmp_path / "killed")
-    for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+    for (key, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
     assert not (tmp_path / "killed.state.pt").exists()
 

@@ -19,7 +19,7 @@ from ..evaluate import predict_logits
 from ..repair import ArchRepair, make_task
 from ..repair.pipeline import run_repair
 from ..train import TrainConfig
-from .base import Command, console, percent
+from .base import Command, percent
 from .repair import add_repair_options, repair_config
 from .repair import show as show_repair
 

@@ -10,7 +10,7 @@ from ..checkpoint import model_fingerprint
 from ..data import BatchLoader, FailureSplit, select_failures
 from ..data.repair_set import repair_set
 from ..errors import ArchRepairError
-from ..localize import FORMULAS, TOP_LEVELS, LocalizeConfig, localize
+from ..localize import FORMULAS, LocalizeConfig, localize
 from .base import Command, add_corruption, add_data, add_device, console
 from .common_model import load_model_and_data
 

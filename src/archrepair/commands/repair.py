@@ -32,7 +32,7 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--search-epochs", type=int, default=6)
     group.add_argument("--warmup-epochs", type=int, default=1, help="search epochs before architecture steps")
     group.add_argument("--search-lr", type=float, default=0.02, help="SGD rate of the block weights in the search")
-    group.add_argument("--arch-lr", type=float, default=0.01, help="Adam rate of the architecture parameters")
+    group.add_argument("--arch-lr", type=float, default=0.03, help="Adam rate of the architecture parameters (default: 0.03)")
     group.add_argument("--beta-decay", type=float, default=0.5, help="Beta-DARTS regularisation weight (0: off)")
     group.add_argument("--partial-channels", type=int, default=4, help="PC-DARTS k (1: all channels)")
     group.add_argument("--no-edge-normalisation", action="store_true")

@@ -40,7 +40,7 @@ class SearchConfig:
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0
-    arch_lr: float = 0.01
+    arch_lr: float = 0.03
     arch_weight_decay: float = 1e-3
     beta_decay: float = 0.5
 
