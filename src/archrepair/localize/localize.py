@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -99,9 +100,7 @@ def localize(
     """
     config = config or LocalizeConfig()
     blocks = resolve_blocks(model, blocks)
-    device = next(model.parameters()).device
-    layers = find_neuron_layers(model.cpu(), blocks, input_shape)
-    model.to(device)
+    layers = find_neuron_layers(copy.deepcopy(model).cpu(), blocks, input_shape)
     stats = collect_statistics(model, layers, batches, config.threshold, progress)
     if stats.misclassified == 0:
         raise ArchRepairError("the model classifies every given example correctly; there is nothing to localise")
