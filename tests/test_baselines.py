@@ -1,12 +1,16 @@
 """The whole-network fine-tuning baseline behind the common interface, and the wall-clock budget."""
 
+import pytest
 import torch
 
 from archrepair.base_model import make_loader
 from archrepair.checkpoint import load_checkpoint
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import FineTune, FineTuneConfig, RepairResult, make_task
+from archrepair.repair import (
+    ArchRepairConfig, FineTune, FineTuneConfig, RepairResult, get_repairer, list_repairers, make_task,
+)
+from archrepair.search import SearchConfig
 from archrepair.repair.pipeline import run_repair
 from archrepair.train import TrainConfig
 
@@ -29,3 +33,45 @@ def test_a_wall_clock_budget_stops_training(digits, tmp_path):
     config = TrainConfig(epochs=50, lr=0.05, patience=None, max_seconds=0.0)
     _, _, result = train_base_model(digits, TrainJob("small_cnn", 0.5), config, tmp_path / "m", torch.device("cpu"))
     assert result.stop_reason == "budget" and result.epochs_run == 1
+
+
+@pytest.mark.parametrize("name", list_repairers())
+def test_every_registered_method_runs_and_returns_the_common_result(name, digits_checkpoint, digits):
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), train_examples=200)
+    config = ArchRepairConfig(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
+                              finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result, report = run_repair(get_repairer(name, config), task)
+    assert isinstance(result, RepairResult) and result.method == name
+    assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched
+    if name == "archrepair-layer":
+        assert result.block.startswith("block2.") and result.block.count(".") == 1
+    if name == "archrepair-fixed-arch":
+        assert all(e["op"] == "original" for e in result.genotype["edges"])
+
+
+def test_neuron_level_changes_one_output_channel_only(digits_checkpoint, digits):
+    import copy
+
+    from archrepair.repair import GradientRepair
+    from archrepair.repair.gradient import failure_gradients
+    from archrepair.train import fit
+
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), train_examples=200)
+    tuned = copy.deepcopy(model)
+    repairer = GradientRepair("neuron", TrainConfig(epochs=2, batch_size=64, lr=0.05, patience=None))
+    unit, parameters, set_mode, config, handles = repairer._select(tuned, failure_gradients(tuned, task))
+    fit(tuned, task.loader(task.fit_indices, 64, shuffle=True), config, parameters=parameters, set_train_mode=set_mode)
+    for handle in handles:
+        handle.remove()
+    moved = {k: v != tuned.state_dict()[k] for k, v in model.state_dict().items()
+             if v.dtype.is_floating_point and not k.endswith(("running_mean", "running_var"))}
+    moved = {k: m for k, m in moved.items() if m.any()}
+    assert list(moved) == [unit.split("[")[0] + ".weight"]
+    mask = next(iter(moved.values()))
+    assert mask.flatten(1).any(1).nonzero().flatten().tolist() == [int(unit.split("[")[1][:-1])]

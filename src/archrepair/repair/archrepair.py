@@ -20,6 +20,7 @@ from ..models import get_block, replace_block
 from ..search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
 from ..train import TrainConfig, accuracy, fit
 from .base import RepairResult, Repairer
+from .gradient import failure_gradients
 from .surgery import block_input, trainable_only
 from .task import RepairTask
 
@@ -28,6 +29,8 @@ from .task import RepairTask
 class ArchRepairConfig:
     """``block``: repair this block (``None``: localise). ``rule``: ``edge`` (paper) or ``top2``.
     ``finetune``: settings of the discrete block's fine-tuning (early stopping on the validation split).
+    ``single_layer``: relax only the convolution of the block with the largest gradient on
+    ``D_fail`` (the paper's layer-level variant, Table 10).
     ``work_dir``: where per-epoch state goes, so an interrupted repair resumes."""
 
     block: str | None = None
@@ -35,6 +38,7 @@ class ArchRepairConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
     search: SearchConfig = field(default_factory=SearchConfig)
     rule: str = "edge"
+    single_layer: bool = False
     finetune: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=8, batch_size=64, lr=0.01, weight_decay=5e-4, schedule="cosine", patience=3))
     work_dir: Path | None = None
@@ -62,6 +66,8 @@ class ArchRepair(Repairer):
             report = localize(base, task.loader(task.fit_indices), task.input_shape, config=config.localize)
             block = report.chosen
             details["localization"] = report.to_json()
+        if config.single_layer:
+            block = _largest_gradient_layer(base, block, task)
         seconds["localize"] = time.perf_counter() - started
         self.log(f"block to repair: {block}")
 
@@ -105,3 +111,11 @@ class ArchRepair(Repairer):
             val_accuracy_original=original_val, val_accuracy_repaired=repaired_val, phase_seconds=seconds,
             details=details, block=block, genotype=genotype.to_json(),
         )
+
+
+def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:
+    """The path of the convolution inside ``block`` whose weight has the largest mean gradient on D_fail."""
+    gradients = failure_gradients(model, task)
+    paths = {id(m): n for n, m in model.named_modules()}
+    candidates = [paths[id(m)] for m in get_block(model, block).modules() if isinstance(m, torch.nn.Conv2d)]
+    return max(candidates, key=lambda path: float(gradients[f"{path}.weight"].abs().mean()))

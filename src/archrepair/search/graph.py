@@ -57,6 +57,8 @@ def block_graph(block: nn.Module, example: torch.Tensor) -> BlockGraph:
         _add_sequence(graph, list(block.children()))
     elif _is_residual_unit(block):
         _add_residual_unit(graph, block)
+    elif not list(block.children()) and any(True for _ in block.parameters()):
+        _add_sequence(graph, [block])  # a single layer (ArchRepair at layer level)
     else:
         raise ArchRepairError(
             f"cannot relax a block of type {type(block).__name__}: supported are residual units (ResNet, "
