@@ -18,8 +18,8 @@ import torch
 from ..localize import LocalizeConfig, localize
 from ..models import get_block, replace_block
 from ..search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
-from ..train import TrainConfig, accuracy, fit
-from .base import RepairResult, Repairer
+from ..train import TrainConfig, fit
+from .base import RepairResult, Repairer, keep_better
 from .gradient import failure_gradients
 from .surgery import block_input, trainable_only
 from .task import RepairTask
@@ -102,16 +102,11 @@ class ArchRepair(Repairer):
         seconds["finetune"] = time.perf_counter() - started
         details["finetune"] = [asdict(e) for e in tuned.history]
 
-        val = task.loader(task.val_indices)
-        original_val, repaired_val = accuracy(base, val), accuracy(repaired, val)
-        kept = "repaired" if repaired_val > original_val else "original"
-        self.log(f"validation accuracy: original {original_val:.4f}, repaired {repaired_val:.4f} -> keep {kept}")
-        return RepairResult(
-            method=self.name, model=(repaired if kept == "repaired" else copy.deepcopy(base)).eval(), kept=kept,
-            val_accuracy_original=original_val, val_accuracy_repaired=repaired_val, phase_seconds=seconds,
-            details=details, block=block, genotype=genotype.to_json(),
-        )
-
+        result = keep_better(self.name, task, repaired, phase_seconds=seconds, details=details, block=block,
+                             genotype=genotype.to_json())
+        self.log(f"validation accuracy: original {result.val_accuracy_original:.4f}, "
+                 f"repaired {result.val_accuracy_repaired:.4f} -> keep {result.kept}")
+        return result
 
 def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:
     """The path of the convolution inside ``block`` whose weight has the largest mean gradient on D_fail."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..train import accuracy
 from .task import RepairTask
 
 
@@ -35,3 +37,15 @@ class Repairer(ABC):
     @abstractmethod
     def repair(self, task: RepairTask) -> RepairResult:
         """Repair ``task.model`` on ``task``'s data."""
+
+
+def keep_better(method: str, task: RepairTask, repaired: nn.Module, **fields) -> RepairResult:
+    """The result of ``method``: ``repaired`` if its accuracy on the task's validation split is higher
+    than the original model's, else a copy of the original (eval mode either way). ``fields`` fill
+    the rest of :class:`RepairResult` (phase seconds, details, block, genotype)."""
+    val = task.loader(task.val_indices)
+    original_val, repaired_val = accuracy(task.model, val), accuracy(repaired, val)
+    kept = "repaired" if repaired_val > original_val else "original"
+    model = repaired if kept == "repaired" else copy.deepcopy(task.model)
+    return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,
+                        val_accuracy_repaired=repaired_val, **fields)

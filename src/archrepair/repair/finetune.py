@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..train import TrainConfig, accuracy, fit
-from .base import RepairResult, Repairer
+from ..train import TrainConfig, fit
+from .base import RepairResult, Repairer, keep_better
 from .task import RepairTask
 
 
@@ -40,11 +40,7 @@ class FineTune(Repairer):
         history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13), config,
                       val_loader=val, description="fine-tune network",
                       on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
-        original_val, tuned_val = accuracy(task.model, val), accuracy(model, val)
-        kept = "repaired" if tuned_val > original_val else "original"
-        return RepairResult(
-            method=self.name, model=(model if kept == "repaired" else copy.deepcopy(task.model)).eval(), kept=kept,
-            val_accuracy_original=original_val, val_accuracy_repaired=tuned_val,
-            phase_seconds={"finetune": time.perf_counter() - started},
+        return keep_better(
+            self.name, task, model, phase_seconds={"finetune": time.perf_counter() - started},
             details={"finetune": [asdict(e) for e in history.history], "stop_reason": history.stop_reason},
         )

@@ -16,8 +16,8 @@ from torch import nn
 
 from ..errors import ArchRepairError
 from ..models import default_blocks, get_block
-from ..train import TrainConfig, accuracy, fit
-from .base import RepairResult, Repairer
+from ..train import TrainConfig, fit
+from .base import RepairResult, Repairer, keep_better
 from .surgery import trainable_only
 from .task import RepairTask
 
@@ -61,13 +61,8 @@ class GradientRepair(Repairer):
             handle.remove()
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        val = task.loader(task.val_indices)
-        original_val, tuned_val = accuracy(task.model, val), accuracy(model, val)
-        kept = "repaired" if tuned_val > original_val else "original"
-        return RepairResult(
-            method=self.name, model=(model if kept == "repaired" else copy.deepcopy(task.model)).eval(), kept=kept,
-            val_accuracy_original=original_val, val_accuracy_repaired=tuned_val,
-            phase_seconds={"repair": time.perf_counter() - started},
+        return keep_better(
+            self.name, task, model, phase_seconds={"repair": time.perf_counter() - started},
             details={"unit": unit, "history": [asdict(e) for e in history.history]},
         )
 
