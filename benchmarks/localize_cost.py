@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import cifar10_spec, load_cached_model, print_headline
 
 from archrepair.base_model import make_loader

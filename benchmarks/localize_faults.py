@@ -17,7 +17,6 @@ import copy
 
 import numpy as np
 import torch
-
 from common import cifar10_spec, load_cached_model, print_headline
 
 from archrepair.base_model import TrainJob, make_loader, train_base_model

@@ -14,15 +14,19 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
-
 from common import ROOT, cifar10_spec, load_cached_model, print_headline
+from scipy.stats import spearmanr
 
 from archrepair.base_model import make_loader
 from archrepair.data import BatchLoader, load_data, select_failures
 from archrepair.data.repair_set import repair_set
 from archrepair.evaluate import predict_logits
-from archrepair.localize import LocalizeConfig, collect_statistics, find_neuron_layers, summarise
+from archrepair.localize import (
+    LocalizeConfig,
+    collect_statistics,
+    find_neuron_layers,
+    summarise,
+)
 from archrepair.localize.spectrum import suspiciousness
 from archrepair.models import default_blocks
 

@@ -20,13 +20,18 @@ import argparse
 import time
 
 import numpy as np
-
 from common import cifar10_spec, load_cached_model, print_headline
 
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import ArchRepair, ArchRepairConfig, FineTune, FineTuneConfig, make_task
+from archrepair.repair import (
+    ArchRepair,
+    ArchRepairConfig,
+    FineTune,
+    FineTuneConfig,
+    make_task,
+)
 from archrepair.repair.pipeline import run_repair
 from archrepair.search import SearchConfig
 from archrepair.train import TrainConfig

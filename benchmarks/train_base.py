@@ -15,7 +15,6 @@ import sys
 import time
 
 import torch
-
 from common import CACHE, cifar10_spec, print_headline
 
 from archrepair.base_model import TrainJob, describe_epoch, train_base_model

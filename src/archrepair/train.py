@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .budget import Deadline
 from .data.loader import BatchLoader
 from .device import autocast
 from .errors import ArchRepairError
@@ -117,6 +118,7 @@ def fit(
     state_path: str | Path | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     description: str = "train",
+    deadline: Deadline | None = None,
 ) -> FitResult:
     """Train ``model`` in place with SGD; restore the best validation state unless stopped at the target.
 
@@ -126,6 +128,8 @@ def fit(
             function that keeps frozen parts (their BatchNorm statistics) in eval mode.
         state_path: a file to checkpoint after every epoch; if it exists, training resumes from it.
         on_epoch: called with each finished epoch's record.
+        deadline: stop after the first step past it (the unfinished epoch is validated and
+            counts like any other; ``stop_reason`` is then ``"budget"``).
     """
     from tqdm import tqdm
 
@@ -172,6 +176,8 @@ def fit(
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if deadline is not None and deadline.expired():
+                break
         val = accuracy(model, val_loader, config.amp) if val_loader is not None else None
         target = accuracy(model, target_loader, config.amp) if target_loader is not None else None
         record = EpochRecord(epoch, lr, loss_sum / max(seen, 1), correct / max(seen, 1), val, target, time.perf_counter() - tick)
@@ -188,7 +194,8 @@ def fit(
             result.stop_reason = "target"
         elif config.patience is not None and stale >= config.patience:
             result.stop_reason = "patience"
-        elif config.max_seconds is not None and result.seconds >= config.max_seconds:
+        elif (config.max_seconds is not None and result.seconds >= config.max_seconds) or (
+                deadline is not None and deadline.expired()):
             result.stop_reason = "budget"
         if state_path is not None:
             _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state)

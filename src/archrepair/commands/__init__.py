@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from . import corrupt, data_info, demo, evaluate, failures, inspect, localize, repair, train
+from . import (
+    compare,
+    corrupt,
+    data_info,
+    demo,
+    evaluate,
+    failures,
+    inspect,
+    localize,
+    repair,
+    train,
+)
 from .base import Command
 
 COMMANDS: list[Command] = [
@@ -12,6 +23,7 @@ COMMANDS: list[Command] = [
     failures.COMMAND,
     localize.COMMAND,
     repair.COMMAND,
+    compare.COMMAND,
     corrupt.COMMAND,
     inspect.MODELS,
     inspect.BLOCKS,

@@ -41,7 +41,7 @@ def add_corruption(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("corrupted test set")
     group.add_argument("--corruption", help="use this corruption of the test split (e.g. fog); see `archrepair corrupt`")
     group.add_argument("--severity", type=int, default=3, help="severity 1..5 of --corruption (default: 3)")
-    group.add_argument("--corruption-dir", help="read it from an official CIFAR-10-C folder instead of generating it")
+    group.add_argument("--corruption-dir", help="read it from an official CIFAR-10-C folder or Tiny-ImageNet-C tree instead of generating it")
     group.add_argument("--corruption-seed", type=int, default=0, help="seed of the generated corruption (default: 0)")
 
 

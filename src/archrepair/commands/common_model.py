@@ -10,7 +10,7 @@ import torch
 
 from ..base_model import make_loader
 from ..checkpoint import ModelRecord, load_checkpoint
-from ..data import ImageData, load_data
+from ..data import FailureSplit, ImageData, load_data, select_failures
 from ..data.corrupted import corrupted_test
 from ..device import resolve_device
 from ..evaluate import predict_logits
@@ -41,3 +41,15 @@ def load_model_and_data(args: argparse.Namespace) -> LoadedModel:
     if getattr(args, "corruption", None):
         data = corrupted_test(data, args.corruption, args.severity, args.corruption_seed, args.corruption_dir)
     return LoadedModel(model, record, data, device, args)
+
+
+def failure_split_for(loaded: LoadedModel, failures: str | None, count: int, seed: int) -> FailureSplit:
+    """The split in the file ``failures`` (checked to come from ``loaded.data``), or ``count``
+    failures of the loaded model chosen now with ``seed``."""
+    from ..repair.pipeline import load_split_for
+
+    if failures:
+        return load_split_for(loaded.data, failures)
+    split = select_failures(loaded.test_predictions("finding failures"), loaded.data.y_test, count, seed)
+    split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
+    return split

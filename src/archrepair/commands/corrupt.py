@@ -7,7 +7,9 @@ from pathlib import Path
 
 from ..data import load_data
 from ..data.corrupted import parse_corruptions, write_cifar_c, write_imagefolder_c
+from ..data.corruptions import PRESETS, preset_for
 from ..data.corruptions.textures import load_textures
+from ..errors import ArchRepairError
 from .base import Command, add_data, console
 
 
@@ -20,17 +22,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=("cifar", "imagefolder"), default="cifar",
                         help="cifar: <name>.npy severity-major + labels.npy (CIFAR-10-C); "
                              "imagefolder: <name>/<severity>/<class>/*.png (Tiny-ImageNet-C)")
-    parser.add_argument("--frost-textures", nargs="*", help="texture images for frost (default: procedural)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="constants: cifar (CIFAR-10-C, 32 px) or tiny-imagenet (Tiny-ImageNet-C, 64 px); "
+                             "default by image size (up to 48 px: cifar)")
+    parser.add_argument("--frost-textures", nargs="*",
+                        help="texture images for frost, scaled by the preset's factor (default: a procedural texture)")
 
 
 def run(args: argparse.Namespace) -> dict:
     data = load_data(args.data)
     names = parse_corruptions(args.corruptions)
     severities = [int(s) for s in args.severities.split(",")]
-    textures = load_textures(args.frost_textures) if args.frost_textures else None
+    bad = [s for s in severities if not 1 <= s <= 5]
+    if bad:
+        raise ArchRepairError(f"severities must be 1..5, got {bad}")
+    preset = args.preset or preset_for(data.x_test.shape[1])
+    textures = load_textures(args.frost_textures, PRESETS[preset]["frost_scale"]) if args.frost_textures else None
     writer = write_cifar_c if args.layout == "cifar" else write_imagefolder_c
-    written = writer(data, Path(args.out), names, severities, args.seed, textures)
-    return {"out": args.out, "layout": args.layout, "corruptions": names, "severities": severities,
+    written = writer(data, Path(args.out), names, severities, args.seed, textures, preset=preset)
+    return {"out": args.out, "layout": args.layout, "preset": preset, "corruptions": names, "severities": severities,
             "images_per_set": int(len(data.y_test)), "seed": args.seed, "files": [str(p) for p in written],
             "frost": "given textures" if textures else "procedural texture"}
 

@@ -11,7 +11,15 @@ from ..data import FailureSplit
 from ..data.corrupted import corrupted_test, parse_corruptions
 from ..errors import ArchRepairError
 from ..evaluate import accuracy_report
-from .base import Command, add_corruption, add_data, add_device, console, per_class_table, percent
+from .base import (
+    Command,
+    add_corruption,
+    add_data,
+    add_device,
+    console,
+    per_class_table,
+    percent,
+)
 from .common_model import load_model_and_data
 
 

@@ -9,7 +9,13 @@ from rich.table import Table
 
 from ..checkpoint import load_checkpoint
 from ..errors import ArchRepairError
-from ..models import block_shapes, default_blocks, get_model, list_models, resolve_blocks
+from ..models import (
+    block_shapes,
+    default_blocks,
+    get_model,
+    list_models,
+    resolve_blocks,
+)
 from .base import Command, console
 
 

@@ -7,12 +7,11 @@ import argparse
 from rich.table import Table
 
 from ..checkpoint import model_fingerprint
-from ..data import BatchLoader, FailureSplit, select_failures
+from ..data import BatchLoader
 from ..data.repair_set import repair_set
-from ..errors import ArchRepairError
 from ..localize import FORMULAS, LocalizeConfig, localize
 from .base import Command, add_corruption, add_data, add_device, console
-from .common_model import load_model_and_data
+from .common_model import failure_split_for, load_model_and_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     data, record = loaded.data, loaded.record
-    if args.failures:
-        split = FailureSplit.load(args.failures)
-        if split.data_fingerprint and split.data_fingerprint != data.fingerprint:
-            raise ArchRepairError(f"failure split {args.failures!r} was made on other data; use the data it was made from")
-    else:
-        split = select_failures(loaded.test_predictions("finding failures"), data.y_test, args.count, args.seed)
+    split = failure_split_for(loaded, args.failures, args.count, args.seed)
     repair = repair_set(data, split, args.train_examples, args.seed)
     loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=args.batch_size,
                          device=loaded.device, channels_last=args.channels_last)

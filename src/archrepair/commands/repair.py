@@ -9,15 +9,14 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..data import select_failures
 from ..errors import ArchRepairError
 from ..localize import FORMULAS, LocalizeConfig
 from ..repair import ArchRepair, ArchRepairConfig, make_task
-from ..repair.pipeline import load_split_for, run_repair
+from ..repair.pipeline import run_repair
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Command, add_corruption, add_data, add_device, console, percent
-from .common_model import load_model_and_data
+from .common_model import failure_split_for, load_model_and_data
 
 
 def add_repair_options(parser: argparse.ArgumentParser) -> None:
@@ -79,11 +78,7 @@ def run(args: argparse.Namespace) -> dict:
     if work.exists() and not args.resume:
         raise ArchRepairError(f"{str(work)!r} holds an interrupted repair; add --resume to continue it or delete it")
     loaded = load_model_and_data(args)
-    if args.failures:
-        split = load_split_for(loaded.data, args.failures)
-    else:
-        split = select_failures(loaded.test_predictions("finding failures"), loaded.data.y_test, args.count, args.seed)
-        split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
+    split = failure_split_for(loaded, args.failures, args.count, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
                      args.seed, loaded.device, args.channels_last)
     quiet = args.quiet or args.json

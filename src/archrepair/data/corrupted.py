@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import ArchRepairError
 from .arrays import ImageData
-from .corruptions import NAMES, corrupt
-from .sources import cache_dir
+from .corruptions import NAMES, corrupt, corrupt_many
+from .sources import IMAGE_SUFFIXES, cache_dir
 
 
 def parse_corruptions(text: str) -> list[str]:
@@ -32,11 +32,16 @@ def corrupted_test(data: ImageData, name: str, severity: int, seed: int = 0, sou
                    frost_textures: list[np.ndarray] | None = None) -> ImageData:
     """``data`` with its test split replaced by corruption ``name`` at ``severity``.
 
-    With ``source_dir`` (an official CIFAR-10-C folder: ``<name>.npy`` severity-major and
-    ``labels.npy``) the images are read from there and must line up with ``data``'s test labels;
-    otherwise they are generated (seeded) and cached under the data cache.
+    With ``source_dir`` the images are read from an official folder instead: a CIFAR-10-C folder
+    (``<name>.npy`` severity-major and ``labels.npy``, lined up with ``data``'s test labels) or a
+    Tiny-ImageNet-C tree (``<name>/<severity>/<class>/<image>``, which then replaces the test
+    labels too; its classes must be among ``data``'s). Otherwise they are generated (seeded) and
+    cached under the data cache.
     """
     count = len(data.y_test)
+    if source_dir is not None and (Path(source_dir) / name).is_dir():
+        images, labels = _read_tree(Path(source_dir) / name / str(severity), data)
+        return replace(data, spec=f"{data.spec}#{name}-{severity}", x_test=images, y_test=labels, _fingerprint=None)
     if source_dir is not None:
         images = _read_official(Path(source_dir), name, severity, count, data.y_test)
     else:
@@ -68,46 +73,73 @@ def _read_official(folder: Path, name: str, severity: int, count: int, labels: n
     return np.ascontiguousarray(array[(severity - 1) * count : severity * count])
 
 
-def write_cifar_c(data: ImageData, folder: Path, names: list[str], severities: list[int], seed: int = 0,
-                  frost_textures=None, progress: bool = True) -> list[Path]:
-    """Write ``<name>.npy`` ``(len(severities) * N, H, W, 3)`` uint8, severity-major, and ``labels.npy``."""
-    from tqdm import tqdm
+def _read_tree(folder: Path, data: ImageData) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, H, W, C)`` uint8 and labels of a Tiny-ImageNet-C severity folder ``<class>/<image>``,
+    sorted by class and file name; class folder names are mapped to ``data.class_names``."""
+    from PIL import Image
 
+    if not folder.is_dir():
+        raise ArchRepairError(f"{str(folder)!r} does not exist; a Tiny-ImageNet-C tree holds <corruption>/<severity>/<class>/")
+    index = {name: i for i, name in enumerate(data.class_names)}
+    unknown = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name not in index)
+    if unknown:
+        raise ArchRepairError(f"{str(folder)!r} has classes the data does not know: {unknown[:5]}; use the matching data set")
+    files = sorted(f for f in folder.glob("*/*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ArchRepairError(f"{str(folder)!r} holds no images")
+    mode = "L" if data.x_test.shape[-1] == 1 else "RGB"
+    images = np.stack([np.asarray(Image.open(f).convert(mode)) for f in files])
+    images = images if images.ndim == 4 else images[..., None]
+    if images.shape[1:] != data.x_test.shape[1:]:
+        raise ArchRepairError(f"images in {str(folder)!r} are {images.shape[1:]}, the data's are {data.x_test.shape[1:]}")
+    return images, np.array([index[f.parent.name] for f in files], dtype=np.int64)
+
+
+def write_cifar_c(data: ImageData, folder: Path, names: list[str], severities: list[int], seed: int = 0,
+                  frost_textures=None, progress: bool = True, preset: str | None = None,
+                  workers: int | None = None) -> list[Path]:
+    """Write ``<name>.npy`` ``(len(severities) * N, H, W, 3)`` uint8, severity-major, and ``labels.npy``;
+    corruptions run in ``workers`` processes (default: one per core)."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    bar = tqdm(total=len(names) * len(severities), desc="corrupting", unit="set", disable=None if progress else True)
-    for name in names:
-        parts = []
-        for severity in severities:
-            parts.append(corrupt(data.x_test, name, severity, seed, frost_textures))
+    written, parts = [], {}
+    jobs = [(name, severity) for name in names for severity in severities]
+    with _progress(len(jobs), progress) as bar:
+        for (name, severity), images in corrupt_many(data.x_test, jobs, seed, frost_textures, preset, workers):
+            parts[severity] = images
             bar.update()
-        target = folder / f"{name}.npy"
-        temporary = folder / f".{name}.{os.getpid()}.tmp.npy"
-        np.save(temporary, np.concatenate(parts))
-        os.replace(temporary, target)
-        written.append(target)
+            if len(parts) == len(severities):
+                target = folder / f"{name}.npy"
+                temporary = folder / f".{name}.{os.getpid()}.tmp.npy"
+                np.save(temporary, np.concatenate([parts[s] for s in severities]))
+                os.replace(temporary, target)
+                written.append(target)
+                parts = {}
     np.save(folder / "labels.npy", np.tile(data.y_test, len(severities)))
-    bar.close()
     return written
 
 
 def write_imagefolder_c(data: ImageData, folder: Path, names: list[str], severities: list[int], seed: int = 0,
-                        frost_textures=None, progress: bool = True) -> list[Path]:
-    """Tiny-ImageNet-C layout: ``<folder>/<name>/<severity>/<class>/<index>.png``."""
+                        frost_textures=None, progress: bool = True, preset: str | None = None,
+                        workers: int | None = None) -> list[Path]:
+    """Tiny-ImageNet-C layout: ``<folder>/<name>/<severity>/<class>/<index>.png`` (lossless PNG; the
+    official files are JPEG of quality 85)."""
     from PIL import Image
-    from tqdm import tqdm
 
     written = []
-    bar = tqdm(total=len(names) * len(severities), desc="corrupting", unit="set", disable=None if progress else True)
-    for name in names:
-        for severity in severities:
-            images = corrupt(data.x_test, name, severity, seed, frost_textures)
+    jobs = [(name, severity) for name in names for severity in severities]
+    with _progress(len(jobs), progress) as bar:
+        for (name, severity), images in corrupt_many(data.x_test, jobs, seed, frost_textures, preset, workers):
             root = folder / name / str(severity)
             for index, (image, label) in enumerate(zip(images, data.y_test)):
                 target = root / data.class_names[label]
                 target.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(image).save(target / f"{index:06d}.png")
+                Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(target / f"{index:06d}.png")
             written.append(root)
             bar.update()
-    bar.close()
     return written
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="corrupting", unit="set", disable=None if enabled else True)

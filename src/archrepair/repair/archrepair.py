@@ -59,6 +59,7 @@ class ArchRepair(Repairer):
         if work:
             work.mkdir(parents=True, exist_ok=True)
         base = task.model
+        deadline = self.budget.deadline()
 
         started = time.perf_counter()
         block = config.block
@@ -81,10 +82,12 @@ class ArchRepair(Repairer):
         history = search(model, relaxed, task.loader(task.search_train, config.search.batch_size, shuffle=True),
                          task.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7),
                          config.search, set_mode, work / "search.pt" if work else None,
-                         on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"))
+                         on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
+                         deadline=deadline)
         genotype = discretise(relaxed, config.rule)
         seconds["search"] = time.perf_counter() - started
         details["search"] = [asdict(e) for e in history.epochs]
+        details["search_stop_reason"] = history.stop_reason
         self.log(f"discrete architecture: {genotype.describe()}")
 
         started = time.perf_counter()
@@ -96,11 +99,13 @@ class ArchRepair(Repairer):
         tuned = fit(repaired, task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13),
                     config.finetune, val_loader=task.loader(task.val_indices), set_train_mode=set_mode,
                     state_path=work / "finetune.pt" if work else None, description="fine-tune",
-                    on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
+                    on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
+                    deadline=deadline)
         for parameter in repaired.parameters():
             parameter.requires_grad_(True)
         seconds["finetune"] = time.perf_counter() - started
         details["finetune"] = [asdict(e) for e in tuned.history]
+        details["finetune_stop_reason"] = tuned.stop_reason
 
         result = keep_better(self.name, task, repaired, phase_seconds=seconds, details=details, block=block,
                              genotype=genotype.to_json())

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..budget import Budget
 from ..train import accuracy
 from .task import RepairTask
 
@@ -30,9 +31,12 @@ class RepairResult:
 
 
 class Repairer(ABC):
-    """Base class: ``repair(task)`` returns a :class:`RepairResult` and never modifies ``task.model``."""
+    """Base class: ``repair(task)`` returns a :class:`RepairResult` and never modifies ``task.model``.
+    ``budget.seconds`` bounds the wall-clock time of ``repair`` (every training loop stops at the
+    deadline); the epoch budget is applied to the method's settings by :func:`get_repairer`."""
 
     name: str = "repairer"
+    budget: Budget = Budget()
 
     @abstractmethod
     def repair(self, task: RepairTask) -> RepairResult:

@@ -30,7 +30,7 @@ class FineTune(Repairer):
         self.log = log or (lambda message: None)
 
     def repair(self, task: RepairTask) -> RepairResult:
-        started = time.perf_counter()
+        started, deadline = time.perf_counter(), self.budget.deadline()
         torch.manual_seed(task.seed)
         model = copy.deepcopy(task.model)
         for parameter in model.parameters():
@@ -39,7 +39,8 @@ class FineTune(Repairer):
         val = task.loader(task.val_indices)
         history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13), config,
                       val_loader=val, description="fine-tune network",
-                      on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
+                      on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
+                      deadline=deadline)
         return keep_better(
             self.name, task, model, phase_seconds={"finetune": time.perf_counter() - started},
             details={"finetune": [asdict(e) for e in history.history], "stop_reason": history.stop_reason},

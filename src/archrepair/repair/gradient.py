@@ -49,21 +49,21 @@ class GradientRepair(Repairer):
         self.name = f"{level}-gradient"
 
     def repair(self, task: RepairTask) -> RepairResult:
-        started = time.perf_counter()
+        started, deadline = time.perf_counter(), self.budget.deadline()
         torch.manual_seed(task.seed)
         model = copy.deepcopy(task.model)
         gradients = failure_gradients(model, task)
         unit, parameters, set_mode, config, handles = self._select(model, gradients)
         history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13), config,
                       val_loader=task.loader(task.val_indices), parameters=parameters, set_train_mode=set_mode,
-                      description=self.name)
+                      description=self.name, deadline=deadline)
         for handle in handles:
             handle.remove()
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return keep_better(
             self.name, task, model, phase_seconds={"repair": time.perf_counter() - started},
-            details={"unit": unit, "history": [asdict(e) for e in history.history]},
+            details={"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason},
         )
 
     def _select(self, model: nn.Module, gradients: dict[str, torch.Tensor]):

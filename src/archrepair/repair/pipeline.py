@@ -27,15 +27,17 @@ REPORT_FILE = "report.json"
 
 
 def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = None,
-               base_checkpoint: str | Path | None = None) -> tuple[RepairResult, dict]:
+               base_checkpoint: str | Path | None = None, before: np.ndarray | None = None) -> tuple[RepairResult, dict]:
     """Repair, evaluate on the test split (before and after, same examples), optionally save to ``out``.
 
+    ``before``: the original model's test predictions, if already known (saves one pass).
     Returns the result and the report (a JSON-ready dict)."""
     if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
         raise ArchRepairError("the output folder is the input checkpoint; choose another --out (the input is never overwritten)")
     started = time.perf_counter()
     test = make_loader(task.data, "test", task.record, device=task.device, channels_last=task.channels_last)
-    before = predict_logits(task.model, test, progress="evaluating before").argmax(1).numpy()
+    if before is None:
+        before = predict_logits(task.model, test, progress="evaluating before").argmax(1).numpy()
     result = repairer.repair(task)
     after = predict_logits(result.model, test, progress="evaluating after").argmax(1).numpy()
     figures = compare_predictions(before, after, task.data.y_test, task.split, task.data.class_names)

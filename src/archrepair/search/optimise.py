@@ -63,6 +63,7 @@ class SearchEpoch:
 class SearchHistory:
     epochs: list[SearchEpoch] = field(default_factory=list)
     seconds: float = 0.0
+    stop_reason: str = "epochs"
 
 
 def search(
@@ -74,8 +75,10 @@ def search(
     set_train_mode: Callable[[nn.Module], None],
     state_path: Path | None = None,
     on_epoch: Callable[[SearchEpoch], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> SearchHistory:
-    """Run the search in place on ``block`` (inside ``model``); resumable from ``state_path``."""
+    """Run the search in place on ``block`` (inside ``model``); resumable from ``state_path``.
+    Past ``deadline`` it stops after the current step (``history.stop_reason == "budget"``)."""
     from tqdm import tqdm
 
     weights = [p for p in block.weight_parameters() if p.requires_grad]
@@ -120,6 +123,9 @@ def search(
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
+            if deadline is not None and deadline.expired():
+                history.stop_reason = "budget"
+                break
         record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), accuracy(model, val_loader),
                              discretise(block).describe(), time.perf_counter() - tick)
         history.epochs.append(record)
@@ -128,6 +134,8 @@ def search(
             _save(state_path, block, weight_opt, arch_opt, history, epoch + 1)
         if on_epoch is not None:
             on_epoch(record)
+        if history.stop_reason == "budget":
+            break
     return history
 
 

@@ -44,6 +44,22 @@ def clipped_zoom(images: np.ndarray, factor: float) -> np.ndarray:
     return zoomed[:, trim : trim + height, trim : trim + height].astype(images.dtype)
 
 
+def zoom_matrix(size: int, factor: float) -> np.ndarray:
+    """The ``(size, size)`` matrix ``R`` of :func:`clipped_zoom` along one axis: for a square image
+    ``X`` (one channel), ``clipped_zoom(X) == R @ X @ R.T`` (the zoom is linear and separable)."""
+    identity = np.eye(size)[None, :, :, None]  # column j of R is the zoom of the unit vector e_j
+    return _linear_resize_axis(identity, size, factor)[0, :, :, 0]
+
+
+def _linear_resize_axis(images: np.ndarray, height: int, factor: float) -> np.ndarray:
+    """:func:`clipped_zoom` along axis 1 only."""
+    crop = int(np.ceil(height / factor))
+    top = (height - crop) // 2
+    size = int(round(crop * factor))
+    trim = (size - height) // 2
+    return _linear_resize(images[:, top : top + crop].astype(np.float64), size, 1)[:, trim : trim + height]
+
+
 def _linear_resize(images: np.ndarray, size: int, axis: int) -> np.ndarray:
     """Order-1 spline resize of one axis to ``size`` samples, corners aligned (scipy's zoom grid)."""
     length = images.shape[axis]
@@ -103,15 +119,19 @@ def motion_blur(images: np.ndarray, radius: float, sigma: float, angles: np.ndar
     cols = np.arange(width_px)[None, None, None, :]
     ys = np.clip(rows + step_y[:, :, None, None], 0, height - 1)  # (N, taps, H, 1)
     xs = np.clip(cols + step_x[:, :, None, None], 0, width_px - 1)  # (N, taps, 1, W)
-    batch = np.arange(n)[:, None, None, None]
-    gathered = images[batch, ys, xs]  # (N, taps, H, W, C)
-    return np.einsum("ntHWc,t->nHWc", gathered, weights)
+    pixels = images.reshape(n * height * width_px, -1)
+    base = np.arange(n)[:, None, None] * (height * width_px)
+    out = np.zeros(images.shape, dtype=np.float64)
+    for tap, weight in enumerate(weights):  # one flat gather per tap keeps memory at one image batch
+        out += weight * pixels[base + ys[:, tap] * width_px + xs[:, tap]]
+    return out
 
 
-def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndarray:
-    """Diamond-square fractal noise ``(size, size)`` in [0, 1] (``size`` a power of two); the random
-    perturbation starts at 100 and is divided by ``decay`` at every halving of the step."""
-    grid = np.zeros((size, size))
+def plasma_fractal(size: int, decay: float, rng: np.random.Generator, count: int | None = None) -> np.ndarray:
+    """Diamond-square fractal noise ``(size, size)`` in [0, 1] (``size`` a power of two), or
+    ``(count, size, size)`` independent ones; the random perturbation starts at 100 and is divided
+    by ``decay`` at every halving of the step."""
+    grid = np.zeros((count or 1, size, size))
     step, wobble = size, 100.0
 
     def wobbled_mean(total: np.ndarray) -> np.ndarray:
@@ -119,33 +139,63 @@ def plasma_fractal(size: int, decay: float, rng: np.random.Generator) -> np.ndar
 
     while step >= 2:
         half = step // 2
-        corners = grid[0:size:step, 0:size:step]
-        square = corners + np.roll(corners, -1, axis=0)
-        square = square + np.roll(square, -1, axis=1)
-        grid[half:size:step, half:size:step] = wobbled_mean(square)
-        centres = grid[half:size:step, half:size:step]
-        corners = grid[0:size:step, 0:size:step]
-        left = centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
-        grid[0:size:step, half:size:step] = wobbled_mean(left)
-        top = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
-        grid[half:size:step, 0:size:step] = wobbled_mean(top)
+        corners = grid[:, 0:size:step, 0:size:step]
+        square = corners + np.roll(corners, -1, axis=1)
+        square = square + np.roll(square, -1, axis=2)
+        grid[:, half:size:step, half:size:step] = wobbled_mean(square)
+        centres = grid[:, half:size:step, half:size:step]
+        corners = grid[:, 0:size:step, 0:size:step]
+        left = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=2)
+        grid[:, 0:size:step, half:size:step] = wobbled_mean(left)
+        top = centres + np.roll(centres, 1, axis=2) + corners + np.roll(corners, -1, axis=1)
+        grid[:, half:size:step, 0:size:step] = wobbled_mean(top)
         step //= 2
         wobble /= decay
-    grid -= grid.min()
-    return grid / grid.max()
+    grid -= grid.min(axis=(1, 2), keepdims=True)
+    grid /= grid.max(axis=(1, 2), keepdims=True)
+    return grid if count is not None else grid[0]
 
 
-def affine_warp(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Warp ``image`` ``(H, W, C)`` by the affine map taking the three ``(x, y)`` points ``source`` to
-    ``target`` (bilinear, reflect-101 borders), as OpenCV's getAffineTransform + warpAffine."""
-    height, width, channels = image.shape
+def affine_coordinates(source: np.ndarray, targets: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each output pixel reads from under the affine maps taking the three ``(x, y)`` points
+    ``source`` ``(3, 2)`` to ``targets`` ``(N, 3, 2)`` (OpenCV's getAffineTransform + warpAffine).
+    Returns source rows and columns, each ``(N, H, W)``."""
     homogeneous = np.hstack([source, np.ones((3, 1), np.float32)]).astype(np.float64)
-    forward = np.linalg.solve(homogeneous, target.astype(np.float64)).T  # (2, 3): target = forward @ [x, y, 1]
-    inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
+    forward = np.linalg.solve(homogeneous[None], targets.astype(np.float64)).transpose(0, 2, 1)  # (N, 2, 3)
+    bottom = np.broadcast_to(np.array([0.0, 0.0, 1.0]), (len(targets), 1, 3))
+    inverse = np.linalg.inv(np.concatenate([forward, bottom], 1))[:, :2]  # (N, 2, 3)
     ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-    src_x, src_y = (inverse @ points).reshape(2, height, width)
-    out = np.empty_like(image)
-    for channel in range(channels):
-        out[..., channel] = ndimage.map_coordinates(image[..., channel], [src_y, src_x], order=1, mode="mirror")
-    return out
+    src_x, src_y = (inverse @ points).reshape(len(targets), 2, height, width).transpose(1, 0, 2, 3)
+    return src_y, src_x
+
+
+def bilinear_sample(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> np.ndarray:
+    """``images`` ``(N, H, W, C)`` read at fractional ``rows`` and ``cols`` ``(N, H', W')`` with
+    bilinear weights, as scipy's ``map_coordinates(order=1)`` per image and channel. Outside the
+    image, ``mode`` ``"mirror"`` reflects about the edge pixels (OpenCV's reflect-101) and
+    ``"reflect"`` about the edges (the edge pixel repeats)."""
+    n, height, width, _ = images.shape
+    pixels = images.reshape(n * height * width, -1)
+    base = np.arange(n)[:, None, None] * (height * width)
+    row0, col0 = np.floor(rows), np.floor(cols)
+    row_weight, col_weight = (rows - row0)[..., None], (cols - col0)[..., None]
+    row0, col0 = row0.astype(np.int64), col0.astype(np.int64)
+    r0, r1 = base + _fold(row0, height, mode) * width, base + _fold(row0 + 1, height, mode) * width
+    c0, c1 = _fold(col0, width, mode), _fold(col0 + 1, width, mode)
+    top = pixels[r0 + c0] * (1 - col_weight) + pixels[r0 + c1] * col_weight
+    bottom = pixels[r1 + c0] * (1 - col_weight) + pixels[r1 + c1] * col_weight
+    return top * (1 - row_weight) + bottom * row_weight
+
+
+def _fold(index: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """Integer positions mapped into ``0 .. size - 1`` by the boundary ``mode`` (see :func:`bilinear_sample`)."""
+    if size == 1:
+        return np.zeros_like(index)
+    if mode == "mirror":
+        period = 2 * size - 2
+        index = np.mod(index, period)
+        return np.where(index >= size, period - index, index)
+    period = 2 * size
+    index = np.mod(index, period)
+    return np.where(index >= size, period - 1 - index, index)

@@ -10,7 +10,6 @@ from PIL import Image
 from scipy import ndimage
 
 from . import filters
-from .textures import texture_bank
 
 
 def gaussian_noise(x, c, rng):
@@ -63,12 +62,24 @@ def motion_blur(x, c, rng):
 
 
 def zoom_blur(x, c, rng):
-    x = (x / 255.0).astype(np.float32)
+    """Mean of the image and its centre zooms by 1, 1.01, ... (< ``c``). Each zoom is linear and
+    separable (``R @ X @ R.T``, :func:`filters.zoom_matrix`), so the whole mean is one linear map
+    of the flattened image, ``kron(R, R)`` summed over the zooms, applied as one float32 matrix
+    product in torch (the original also sums float32 zooms)."""
+    import torch
+
+    n, height, width, channels = x.shape
+    if height != width:
+        raise ValueError(f"zoom blur needs square images, got {height}x{width}")
     factors = np.arange(1, c, 0.01)
-    out = np.zeros_like(x)
+    operator = np.eye(height * width)
     for factor in factors:
-        out += filters.clipped_zoom(x, factor)
-    return np.clip((x + out) / (len(factors) + 1), 0, 1) * 255
+        zoom = filters.zoom_matrix(height, factor)
+        operator += np.kron(zoom, zoom)
+    operator = torch.from_numpy((operator / (len(factors) + 1)).T.astype(np.float32))
+    flat = torch.from_numpy((x / 255.0).astype(np.float32)).permute(0, 3, 1, 2).reshape(n * channels, -1)
+    out = (flat @ operator).reshape(n, channels, height, width).permute(0, 2, 3, 1).numpy()
+    return np.clip(out, 0, 1) * 255
 
 
 def snow(x, c, rng):
@@ -86,12 +97,11 @@ def snow(x, c, rng):
     return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1) * 255
 
 
-def frost(x, c, rng, textures=None):
-    """``c0 * image + c1 * frost``: a random crop of a frost texture (a procedural one unless
-    ``textures``, a list of uint8 RGB arrays already scaled, is given)."""
+def frost(x, c, rng, textures):
+    """``c0 * image + c1 * frost``: a random crop of one of ``textures`` (RGB arrays in 0..255,
+    already scaled; the procedural ones of :func:`textures.texture_bank` unless the user gives files)."""
     image_weight, frost_weight = c
     n, height, width, _ = x.shape
-    textures = textures or texture_bank(rng, size=max(128, 4 * height))
     crops = np.empty(x.shape, dtype=np.float64)
     for i in range(n):
         texture = textures[rng.integers(len(textures))]
@@ -106,7 +116,7 @@ def fog(x, c, rng):
     x = x / 255.0
     peak = x.max(axis=(1, 2, 3), keepdims=True)
     size = 1 << int(np.ceil(np.log2(max(x.shape[1:3]))))
-    fractal = np.stack([filters.plasma_fractal(size, decay, rng) for _ in range(len(x))])
+    fractal = filters.plasma_fractal(size, decay, rng, count=len(x))
     x = x + strength * fractal[:, : x.shape[1], : x.shape[2], None]
     return np.clip(x * peak / (peak + strength), 0, 1) * 255
 
@@ -125,17 +135,15 @@ def contrast(x, c, rng):
 
 def elastic_transform(x, c, rng):
     """A random affine warp (three points moved by up to ``c[2]`` pixels, reflect-101 borders),
-    then a smooth random displacement field (``alpha = c[0]``, ``sigma = c[1]``)."""
+    then a smooth random displacement field (``alpha = c[0]``, ``sigma = c[1]``, reflected borders)."""
     alpha, sigma, jitter = c
-    n, height, width, channels = x.shape
+    n, height, width, _ = x.shape
     x = x.astype(np.float32) / 255.0
     centre = np.float32([height, width]) // 2
     third = min(height, width) // 3
     source = np.float32([centre + third, [centre[0] + third, centre[1] - third], centre - third])
-    out = np.empty_like(x)
-    for i in range(n):
-        target = source + rng.uniform(-jitter, jitter, size=source.shape).astype(np.float32)
-        out[i] = filters.affine_warp(x[i], source, target)
+    targets = source[None] + rng.uniform(-jitter, jitter, size=(n, *source.shape)).astype(np.float32)
+    warped = filters.bilinear_sample(x, *filters.affine_coordinates(source, targets, height, width), mode="mirror")
     fields = []
     for _ in range(2):
         noise = rng.uniform(-1, 1, size=(n, height, width))
@@ -144,11 +152,8 @@ def elastic_transform(x, c, rng):
         fields.append((noise * alpha).astype(np.float32))
     dx, dy = fields
     ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    coords = [np.broadcast_to(np.arange(n)[:, None, None, None], x.shape),
-              (ys[None] + dy)[..., None].repeat(channels, -1), (xs[None] + dx)[..., None].repeat(channels, -1),
-              np.broadcast_to(np.arange(channels), x.shape)]
-    warped = ndimage.map_coordinates(out, coords, order=1, mode="reflect")
-    return np.clip(warped, 0, 1) * 255
+    out = filters.bilinear_sample(warped.astype(np.float32), ys[None] + dy, xs[None] + dx, mode="reflect")
+    return np.clip(out, 0, 1) * 255
 
 
 def pixelate(x, c, rng):

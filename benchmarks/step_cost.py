@@ -1,0 +1,121 @@
+"""Cost of one training step of the relaxed model against one step of network-level fine-tuning.
+
+    python benchmarks/step_cost.py [--width 0.25] [--batch 64] [--steps 5]
+
+ResNet-18 (CIFAR variant, 10 classes, 32x32 inputs) at the given width. For each of its four
+blocks, the block is replaced by the relaxed block ArchRepair searches (default search space) and
+one search step is timed: a weight step of the block (SGD) plus an architecture step (Adam), the
+rest of the network frozen. Beside it, in the same run, one step of training every weight of the
+original network (network-level fine-tuning) and one weight step of the original block alone
+(block-level gradient repair). Each configuration runs in a fresh process; time is the median of
+``--steps`` steps after one warm-up step; memory is the rise of the process's peak resident set
+during the steps over its peak before them (CPU), or the peak allocated CUDA memory (GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import statistics
+import time
+
+from common import print_headline
+
+BLOCKS = ["layer1", "layer2", "layer3", "layer4"]
+
+
+def measure(kind: str, block: str | None, width: float, batch: int, steps: int, device: str) -> dict:
+    """Run in a child process: build the configuration, time ``steps`` steps, report time and memory."""
+    import torch
+    from torch import nn
+
+    from archrepair.models import get_block, get_model, replace_block
+    from archrepair.repair.surgery import block_input, trainable_only
+    from archrepair.search import RelaxedBlock, SearchSpace, block_graph
+
+    torch.manual_seed(0)
+    torch.set_num_threads(torch.get_num_threads())
+    model = get_model("resnet18", num_classes=10, width=width).to(device)
+    images = torch.randn(batch, 3, 32, 32, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    criterion = nn.CrossEntropyLoss()
+    arch_opt = None
+    if kind == "network":
+        model.train()
+        weights = list(model.parameters())
+    elif kind == "block":
+        set_mode = trainable_only(model, get_block(model, block))
+        set_mode(model)
+        weights = [p for p in model.parameters() if p.requires_grad]
+    else:
+        model.eval()
+        graph = block_graph(get_block(model, block), block_input(model, block, images[:8]))
+        relaxed = RelaxedBlock(graph, SearchSpace()).to(device)
+        replace_block(model, block, relaxed)
+        trainable_only(model, relaxed)(model)
+        weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
+        arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=0.03, betas=(0.5, 0.999))
+    weight_opt = torch.optim.SGD(weights, lr=0.01, momentum=0.9)
+
+    def step() -> None:
+        if arch_opt is not None:
+            arch_opt.zero_grad(set_to_none=True)
+            criterion(model(images), labels).backward()
+            arch_opt.step()
+        weight_opt.zero_grad(set_to_none=True)
+        criterion(model(images), labels).backward()
+        weight_opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    step()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    if device.startswith("cuda"):
+        memory_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        memory_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return {"kind": kind, "block": block, "seconds": statistics.median(times), "memory_mb": memory_mb,
+            "trainable": sum(p.numel() for p in weights)}
+
+
+def run_isolated(*args) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    network = run_isolated("network", None, args.width, args.batch, args.steps, args.device)
+    print(f"network-level step: {1000 * network['seconds']:.1f} ms, peak memory rise {network['memory_mb']:.0f} MB, "
+          f"{network['trainable']:,} trainable weights")
+    print("block | relaxed step ms | ratio to network | relaxed memory MB | ratio | block-only step ms | ratio | "
+          "searched weights")
+    headline = {"network_step_ms": round(1000 * network["seconds"], 1)}
+    for block in BLOCKS:
+        relaxed = run_isolated("relaxed", block, args.width, args.batch, args.steps, args.device)
+        plain = run_isolated("block", block, args.width, args.batch, args.steps, args.device)
+        time_ratio = relaxed["seconds"] / network["seconds"]
+        memory_ratio = relaxed["memory_mb"] / max(network["memory_mb"], 1e-9)
+        print(f"{block} | {1000 * relaxed['seconds']:.1f} | {time_ratio:.2f} | {relaxed['memory_mb']:.0f} | "
+              f"{memory_ratio:.2f} | {1000 * plain['seconds']:.1f} | {plain['seconds'] / network['seconds']:.2f} | "
+              f"{relaxed['trainable']:,}", flush=True)
+        headline[f"{block}_time_ratio"] = round(time_ratio, 2)
+        headline[f"{block}_memory_ratio"] = round(memory_ratio, 2)
+    print_headline(headline)
+
+
+if __name__ == "__main__":
+    main()

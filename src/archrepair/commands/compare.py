@@ -1,0 +1,76 @@
+"""``archrepair compare``: several repair methods on one model and failure set, over seeds, one budget."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.table import Table
+
+from ..budget import Budget
+from ..comparison import compare_methods, summarise, write_comparison
+from ..errors import ArchRepairError
+from ..repair import list_repairers
+from .base import Command, add_corruption, add_data, add_device, console
+from .common_model import failure_split_for, load_model_and_data
+from .repair import add_repair_options, repair_config
+
+DEFAULT_METHODS = "archrepair,neuron-gradient,layer-gradient,block-gradient,network-gradient"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
+    add_data(parser, default=None)
+    parser.add_argument("--methods", default=DEFAULT_METHODS,
+                        help=f"comma-separated repair methods (default: {DEFAULT_METHODS}); any of {', '.join(list_repairers())}")
+    parser.add_argument("--seeds", type=int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
+    parser.add_argument("--budget-epochs", type=int,
+                        help="passes over the fit data per method (ArchRepair: half search, half fine-tuning)")
+    parser.add_argument("--budget-seconds", type=float, help="wall-clock limit per method run")
+    parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
+    parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--failure-seed", type=int, default=0, help="seed of the failure choice (default: 0)")
+    parser.add_argument("--out", required=True, help="folder for comparison.json, .md, .csv and .png")
+    add_repair_options(parser)
+    add_corruption(parser)
+    add_device(parser)
+
+
+def run(args: argparse.Namespace) -> dict:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise ArchRepairError("--methods is empty; give at least one method")
+    if args.seeds < 1:
+        raise ArchRepairError(f"--seeds must be at least 1, got {args.seeds}")
+    budget = Budget(args.budget_epochs, args.budget_seconds)
+    loaded = load_model_and_data(args)
+    split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
+    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
+    comparison = compare_methods(
+        loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget,
+        repair_config(args, None), args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
+        on_row=lambda row: say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
+                               f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s"),
+    )
+    paths = write_comparison(comparison, args.out)
+    return {"summary": summarise(comparison), "files": {kind: str(path) for kind, path in paths.items()}}
+
+
+def show(result: dict) -> None:
+    table = Table(title="repair methods, accuracy on the test set without D_fail (mean ± sd over seeds)")
+    for column in ("method", "before", "after", "change (pts)", "D_fail fixed", "broken", "seconds", "p vs archrepair"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    for e in result["summary"]:
+        p = e["p_vs_reference"]
+        table.add_row(e["method"], f"{100 * e['accuracy_before']:.2f}%",
+                      f"{100 * e['accuracy_after']:.2f} ± {100 * e['accuracy_after_sd']:.2f}%",
+                      f"{e['change_points']:+.2f} ± {e['change_points_sd']:.2f}",
+                      f"{100 * e['fix_rate']:.1f}%", f"{e['broken']:.0f}", f"{e['seconds']:.1f}",
+                      "-" if p is None else f"{p:.3f}")
+    console.print(table)
+    console.print("wrote " + ", ".join(result["files"].values()))
+
+
+COMMAND = Command("compare", "run repair methods side by side over seeds with one budget; tables, p-values, chart",
+                  add_arguments, run, show)

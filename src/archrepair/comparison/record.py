@@ -1,0 +1,77 @@
+"""What a comparison writes: one row per (method, seed) and everything needed to recompute it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class ComparisonRow:
+    """One method run on one seed. Accuracies are fractions on the test set without ``D_fail``
+    (``eval``); ``change_points`` is their difference in percentage points; ``fix_rate`` is the
+    accuracy on ``D_fail`` (seen by the repair); ``fixed``/``broken`` count examples of the eval set;
+    ``seconds`` is the method's wall-clock time (evaluation excluded)."""
+
+    method: str
+    seed: int
+    accuracy_before: float
+    accuracy_after: float
+    change_points: float
+    fix_rate: float
+    fixed: int
+    broken: int
+    seconds: float
+    parameters_before: int
+    parameters_after: int
+    kept: str
+    block: str | None = None
+    genotype: dict | None = None
+    repair_train_indices: list[int] = field(default_factory=list)
+    val_rows: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
+        """The row of a :func:`archrepair.repair.pipeline.run_repair` report."""
+        return cls(
+            method=report["method"], seed=report["seed"], accuracy_before=report["eval_accuracy_before"],
+            accuracy_after=report["eval_accuracy_after"], change_points=report["eval_change_points"],
+            fix_rate=report["fail_fixed_rate"], fixed=report["eval_fixed"], broken=report["eval_broken"],
+            seconds=round(seconds, 2), parameters_before=report["parameters_before"],
+            parameters_after=report["parameters_after"], kept=report["kept"], block=report["block"],
+            genotype=report["genotype"], repair_train_indices=report["split"]["repair_train_indices"],
+            val_rows=report["split"]["val_rows"],
+        )
+
+
+@dataclass
+class Comparison:
+    """All rows plus the shared setting: the budget, the base model, the data and ``D_fail``, the
+    repair settings (``config``) and the package versions, so that any row can be rerun."""
+
+    rows: list[ComparisonRow]
+    methods: list[str]
+    seeds: list[int]
+    budget: dict
+    config: dict
+    base_checkpoint: str | None
+    base_fingerprint: str | None
+    data: dict
+    failures: dict
+    versions: dict
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Comparison:
+        raw = json.loads(text)
+        raw["rows"] = [ComparisonRow(**row) for row in raw["rows"]]
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"not a comparison file: unknown fields {sorted(unknown)}")
+        return cls(**raw)
+
+    def rows_of(self, method: str) -> list[ComparisonRow]:
+        """The rows of ``method`` in seed order."""
+        return sorted((row for row in self.rows if row.method == method), key=lambda row: row.seed)

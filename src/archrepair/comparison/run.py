@@ -1,0 +1,76 @@
+"""Run several repair methods on one model and failure set, over seeds, with one budget."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..base_model import make_loader
+from ..budget import Budget
+from ..checkpoint import ModelRecord, model_fingerprint
+from ..data import FailureSplit, ImageData
+from ..evaluate import predict_logits
+from ..repair import ArchRepairConfig, get_repairer, make_task
+from ..repair.pipeline import run_repair
+from .record import Comparison, ComparisonRow
+
+
+def compare_methods(
+    model: nn.Module,
+    record: ModelRecord,
+    data: ImageData,
+    split: FailureSplit,
+    methods: list[str],
+    seeds: list[int],
+    budget: Budget | None = None,
+    config: ArchRepairConfig | None = None,
+    train_examples: int | None = 5000,
+    val_fraction: float = 0.2,
+    device: torch.device | str = "cpu",
+    base_checkpoint: str | Path | None = None,
+    on_row: Callable[[ComparisonRow], None] | None = None,
+) -> Comparison:
+    """Every method in ``methods`` on every seed in ``seeds`` (the seed draws ``D_repair``'s training
+    sample and its splits, and seeds the method), all with ``budget`` and the settings ``config``.
+    ``D_fail`` (``split``) is the same for every run; each row is evaluated on the same test examples."""
+    budget, config = budget or Budget(), config or ArchRepairConfig()
+    for name in methods:
+        get_repairer(name, config, budget)  # reject an unknown method or budget before any work
+    test = make_loader(data, "test", record, device=device)
+    before = predict_logits(model, test, progress="evaluating before").argmax(1).numpy()
+    rows = []
+    for seed in seeds:
+        task = make_task(model, record, data, split, train_examples, val_fraction, seed, device)
+        for name in methods:
+            result, report = run_repair(get_repairer(name, config, budget), task, before=before,
+                                        base_checkpoint=base_checkpoint)
+            row = ComparisonRow.from_report(report, sum(result.phase_seconds.values()))
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
+    return Comparison(
+        rows=rows, methods=list(methods), seeds=list(seeds), budget=asdict(budget),
+        config=_plain(asdict(config)) | {"train_examples": train_examples, "val_fraction": val_fraction},
+        base_checkpoint=str(base_checkpoint) if base_checkpoint else None,
+        base_fingerprint=model_fingerprint(base_checkpoint) if base_checkpoint else None,
+        data={"spec": data.spec, "fingerprint": data.fingerprint},
+        failures={"seed": split.seed, "fail_indices": [int(i) for i in split.fail_indices]},
+        versions={"archrepair": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                  "python": platform.python_version()},
+    )
+
+
+def _plain(value):
+    """``value`` with paths turned into strings (for JSON)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value

@@ -1,0 +1,57 @@
+"""Per-method means and spreads over seeds, and the Wilcoxon signed-rank test between methods."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .record import Comparison
+
+FIGURES = ("accuracy_after", "change_points", "fix_rate", "broken", "seconds")
+
+
+def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dict]:
+    """One dict per method, in the comparison's order: ``runs``, ``accuracy_before`` (the same for
+    every method), the mean and sample standard deviation (``_sd``; 0 with one seed) of each figure
+    in :data:`FIGURES`, ``parameters_after``, ``kept_repaired`` (runs whose repaired model won on
+    validation) and ``p_vs_reference``: the Wilcoxon p-value of the change against ``reference``."""
+    p_values = wilcoxon_against(comparison, reference) if reference in comparison.methods else {}
+    summary = []
+    for method in comparison.methods:
+        rows = comparison.rows_of(method)
+        entry = {"method": method, "runs": len(rows), "accuracy_before": rows[0].accuracy_before}
+        for figure in FIGURES:
+            values = np.array([getattr(row, figure) for row in rows], dtype=float)
+            entry[figure] = float(values.mean())
+            entry[f"{figure}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        entry["parameters_after"] = int(np.mean([row.parameters_after for row in rows]))
+        entry["kept_repaired"] = sum(row.kept == "repaired" for row in rows)
+        entry["p_vs_reference"] = p_values.get(method)
+        summary.append(entry)
+    return summary
+
+
+def wilcoxon_against(comparison: Comparison, reference: str = "archrepair", figure: str = "change_points") -> dict:
+    """Two-sided Wilcoxon signed-rank p-value of ``figure`` of ``reference`` against each other
+    method, paired by seed (scipy's exact test for small samples). ``None`` where it is undefined:
+    fewer than two paired seeds; 1.0 where every paired difference is zero. With n seeds the
+    smallest reachable two-sided p-value is 2 / 2**n (0.25 for 3 seeds)."""
+    from scipy.stats import wilcoxon
+
+    reference_values = {row.seed: getattr(row, figure) for row in comparison.rows_of(reference)}
+    p_values: dict[str, float | None] = {}
+    for method in comparison.methods:
+        if method == reference:
+            continue
+        pairs = [(reference_values[row.seed], getattr(row, figure)) for row in comparison.rows_of(method)
+                 if row.seed in reference_values]
+        differences = [a - b for a, b in pairs]
+        if len(differences) < 2:
+            p_values[method] = None
+        elif all(d == 0 for d in differences):
+            p_values[method] = 1.0
+        else:
+            p = float(wilcoxon([a for a, _ in pairs], [b for _, b in pairs], zero_method="zsplit").pvalue)
+            p_values[method] = None if math.isnan(p) else p
+    return p_values

@@ -1,0 +1,62 @@
+"""Write a comparison as JSON (the source of truth), Markdown, CSV and a bar chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from ..fileio import write_text_atomically
+from .chart import plot_comparison
+from .record import Comparison, ComparisonRow
+from .summary import summarise
+
+JSON_FILE, MARKDOWN_FILE, CSV_FILE, CHART_FILE = "comparison.json", "comparison.md", "comparison.csv", "comparison.png"
+CSV_COLUMNS = [f.name for f in fields(ComparisonRow) if f.name not in ("genotype", "repair_train_indices", "val_rows")]
+
+
+def write_comparison(comparison: Comparison, folder: str | Path, reference: str = "archrepair") -> dict[str, Path]:
+    """Write ``comparison.json``, ``.md``, ``.csv`` (one line per run) and ``.png`` into ``folder``;
+    the last three are derived from the JSON alone. Returns the paths by kind."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / JSON_FILE, "markdown": folder / MARKDOWN_FILE, "csv": folder / CSV_FILE,
+             "chart": folder / CHART_FILE}
+    write_text_atomically(paths["json"], comparison.to_json())
+    write_text_atomically(paths["markdown"], markdown_table(comparison, reference))
+    write_text_atomically(paths["csv"], csv_rows(comparison))
+    plot_comparison(comparison, paths["chart"])
+    return paths
+
+
+def markdown_table(comparison: Comparison, reference: str = "archrepair") -> str:
+    """Per-method means ± standard deviations over seeds, with the Wilcoxon p-value against ``reference``."""
+    lines = [
+        (f"Budget: {comparison.budget}; seeds {comparison.seeds}; {len(comparison.failures['fail_indices'])} failures; "
+         f"data {comparison.data['spec']}. Accuracy on the test set without D_fail."),
+        "",
+        (f"| method | runs | before % | after % | change (pts) | D_fail fixed % | broken | seconds | parameters "
+         f"| kept repaired | p vs {reference} |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in summarise(comparison, reference):
+        p = entry["p_vs_reference"]
+        lines.append(
+            f"| {entry['method']} | {entry['runs']} | {100 * entry['accuracy_before']:.2f} "
+            f"| {100 * entry['accuracy_after']:.2f} ± {100 * entry['accuracy_after_sd']:.2f} "
+            f"| {entry['change_points']:+.2f} ± {entry['change_points_sd']:.2f} "
+            f"| {100 * entry['fix_rate']:.1f} ± {100 * entry['fix_rate_sd']:.1f} | {entry['broken']:.0f} "
+            f"| {entry['seconds']:.1f} ± {entry['seconds_sd']:.1f} | {entry['parameters_after']:,} "
+            f"| {entry['kept_repaired']}/{entry['runs']} | {'-' if p is None else f'{p:.3f}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def csv_rows(comparison: Comparison) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in comparison.rows:
+        writer.writerow(asdict(row))
+    return buffer.getvalue()

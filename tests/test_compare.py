@@ -1,0 +1,126 @@
+"""The shared budget, the side-by-side comparison, its files and its statistics."""
+
+import json
+import time
+
+import pytest
+
+from archrepair.budget import Budget
+from archrepair.checkpoint import load_checkpoint
+from archrepair.comparison import (
+    Comparison,
+    compare_methods,
+    markdown_table,
+    summarise,
+    wilcoxon_against,
+    write_comparison,
+)
+from archrepair.comparison.write import csv_rows
+from archrepair.errors import ArchRepairError
+from archrepair.repair import ArchRepairConfig, get_repairer, make_task
+from archrepair.search import SearchConfig
+from archrepair.train import TrainConfig
+
+TINY = ArchRepairConfig(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
+                        finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01))
+
+
+@pytest.fixture(scope="module")
+def digits_task(digits_checkpoint, digits):
+    from archrepair.base_model import make_loader
+    from archrepair.data import select_failures
+    from archrepair.evaluate import predict_logits
+
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    return model, record, select_failures(predictions, digits.y_test, 10, 0)
+
+
+@pytest.mark.parametrize("name", ["archrepair", "block-gradient", "network-gradient"])
+def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_task, digits):
+    model, record, split = digits_task
+    task = make_task(model, record, digits, split, train_examples=600)
+    long = ArchRepairConfig(block="block2", search=SearchConfig(epochs=400, warmup_epochs=0),
+                            finetune=TrainConfig(epochs=400, batch_size=32, lr=0.01, patience=None))
+    unbounded = get_repairer(name, long, Budget(epochs=4))
+    started = time.perf_counter()
+    unbounded.repair(task)
+    four_epochs = time.perf_counter() - started
+    seconds = 2 * four_epochs  # far below the 400 epochs the settings ask for
+    started = time.perf_counter()
+    result = get_repairer(name, long, Budget(seconds=seconds)).repair(task)
+    elapsed = time.perf_counter() - started
+    assert elapsed < seconds + four_epochs  # the deadline, plus at most one validation pass and the final choice
+    stops = [v for k, v in result.details.items() if k.endswith("stop_reason")]
+    assert stops and stops[-1] == "budget"
+
+
+def test_the_epoch_budget_sets_every_method_s_passes():
+    config = ArchRepairConfig()
+    search = get_repairer("archrepair", config, Budget(epochs=5)).config
+    assert (search.search.epochs, search.finetune.epochs) == (2, 3)
+    assert search.search.warmup_epochs <= 1
+    assert get_repairer("network-gradient", config, Budget(epochs=5)).config.train.epochs == 5
+    assert get_repairer("layer-gradient", config, Budget(epochs=5)).config.epochs == 5
+    fixed = get_repairer("archrepair-fixed-arch", config, Budget(epochs=6)).config
+    assert fixed.search.warmup_epochs == fixed.search.epochs == 3
+    with pytest.raises(ArchRepairError, match="at least 2"):
+        get_repairer("archrepair", config, Budget(epochs=1))
+    with pytest.raises(ArchRepairError):
+        Budget(seconds=0)
+
+
+@pytest.fixture(scope="module")
+def comparison(digits_task, digits):
+    model, record, split = digits_task
+    return compare_methods(model, record, digits, split, ["archrepair", "network-gradient"], [0, 1], Budget(epochs=2),
+                           TINY, train_examples=200)
+
+
+def test_comparison_runs_every_method_on_every_seed_on_the_same_examples(comparison):
+    assert [(r.method, r.seed) for r in comparison.rows] == [
+        ("archrepair", 0), ("network-gradient", 0), ("archrepair", 1), ("network-gradient", 1)]
+    assert len({r.accuracy_before for r in comparison.rows}) == 1  # the same examples before every repair
+    seeds = {r.seed: r.repair_train_indices for r in comparison.rows if r.method == "archrepair"}
+    assert seeds[0] != seeds[1]  # each seed draws its own D_repair sample
+    for row in comparison.rows:
+        assert row.change_points == pytest.approx(100 * (row.accuracy_after - row.accuracy_before), abs=1e-3)
+    assert len(comparison.failures["fail_indices"]) == 10 and comparison.versions["torch"]
+
+
+def test_comparison_round_trips_from_json_and_every_file_derives_from_it(comparison, tmp_path):
+    paths = write_comparison(comparison, tmp_path)
+    reread = Comparison.from_json(paths["json"].read_text())
+    assert reread == comparison
+    assert paths["markdown"].read_text() == markdown_table(reread)
+    assert paths["csv"].read_text() == csv_rows(reread)
+    assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(paths["csv"].read_text().splitlines()) == 1 + len(comparison.rows)
+    with pytest.raises(ValueError, match="not a comparison"):
+        Comparison.from_json(json.dumps({**json.loads(paths["json"].read_text()), "extra": 1}))
+
+
+def test_summary_means_and_wilcoxon_by_hand(comparison):
+    rows = {(r.method, r.seed): r for r in comparison.rows}
+    entry = next(e for e in summarise(comparison) if e["method"] == "network-gradient")
+    changes = [rows[("network-gradient", s)].change_points for s in (0, 1)]
+    assert entry["change_points"] == pytest.approx(sum(changes) / 2)
+    assert entry["runs"] == 2
+
+
+def test_wilcoxon_is_the_exact_signed_rank_test():
+    from dataclasses import replace
+
+    from archrepair.comparison import ComparisonRow
+
+    def row(method, seed, change):
+        return ComparisonRow(method, seed, 0.9, 0.9 + change / 100, change, 0.5, 0, 0, 1.0, 10, 10, "repaired")
+
+    base = [row("archrepair", s, 1.0 + s) for s in range(5)]
+    worse = [row("finetune", s, -1.0 - s) for s in range(5)]
+    same = [replace(r, method="twin") for r in base]
+    comparison = Comparison(base + worse + same, ["archrepair", "finetune", "twin"], list(range(5)), {}, {}, None, None,
+                            {}, {"fail_indices": []}, {})
+    p = wilcoxon_against(comparison)
+    assert p["finetune"] == pytest.approx(2 / 2**5)  # all five differences positive: the smallest exact p-value
+    assert p["twin"] == 1.0
