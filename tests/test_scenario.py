@@ -41,3 +41,21 @@ def test_split_round_trips(tmp_path):
 def test_missing_split_file_is_explained(tmp_path):
     with pytest.raises(ArchRepairError, match="archrepair failures"):
         FailureSplit.load(tmp_path / "none.json")
+
+
+def test_repair_task_validates_on_training_examples_only(digits):
+    import torch
+
+    from archrepair.checkpoint import ModelRecord
+    from archrepair.data import select_failures
+    from archrepair.repair import make_task
+
+    predictions = (digits.y_test + (np.arange(len(digits.y_test)) % 7 == 0)) % 10
+    split = select_failures(predictions, digits.y_test, 20, 0)
+    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
+    task = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, val_fraction=0.2, seed=3)
+    failures = set(range(task.repair.num_failures))
+    assert failures <= set(task.fit_indices.tolist())  # every failure is trained on
+    assert not failures & set(task.val_indices.tolist())  # and none is used to choose
+    assert len(task.val_indices) == 60 and len(task.fit_indices) == 20 + 240
+    assert sorted(task.search_train.tolist() + task.search_val.tolist()) == task.fit_indices.tolist()

@@ -27,7 +27,8 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--level", type=int, default=50, help="localisation top-k level (default: 50)")
     group.add_argument("--train-examples", type=int, default=5000,
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
-    group.add_argument("--val-fraction", type=float, default=0.2, help="share of D_repair held out (default: 0.2)")
+    group.add_argument("--val-fraction", type=float, default=0.2,
+                       help="share of D_repair's training examples held out for validation; never failures (default: 0.2)")
     group.add_argument("--search-epochs", type=int, default=6)
     group.add_argument("--warmup-epochs", type=int, default=1, help="search epochs before architecture steps")
     group.add_argument("--search-lr", type=float, default=0.02, help="SGD rate of the block weights in the search")

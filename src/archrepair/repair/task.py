@@ -16,9 +16,12 @@ from ..data.repair_set import RepairSet, repair_set
 @dataclass
 class RepairTask:
     """One repair problem. ``repair`` is ``D_repair = D_fail ∪ D_train sample``; ``fit_indices``
-    (rows of ``repair`` used for training) and ``val_indices`` (held out for early stopping and for
-    choosing between the original and the repaired block) partition it; ``search_train`` and
-    ``search_val`` halve ``fit_indices`` for the architecture search. Batches land on ``device``."""
+    (rows of ``repair`` used for training: all of ``D_fail`` and most of the training sample) and
+    ``val_indices`` (training-sample rows held out for early stopping and for choosing between the
+    original and the repaired block; never failures, so that the choice measures how well a model
+    generalises rather than how many of the failures it has memorised) partition it;
+    ``search_train`` and ``search_val`` halve ``fit_indices`` for the architecture search. Batches
+    land on ``device``."""
 
     model: nn.Module
     record: ModelRecord
@@ -53,10 +56,14 @@ class RepairTask:
 def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: FailureSplit,
               train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
               device: torch.device | str = "cpu", channels_last: bool = False) -> RepairTask:
-    """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, then split it
-    (stratified by label, seeded) into fit and validation parts and the fit part into two halves."""
+    """Build ``D_repair`` from ``split`` and ``train_examples`` training examples; hold out
+    ``val_fraction`` of the training examples (stratified by label, seeded) for validation; halve
+    the rest together with ``D_fail`` for the search."""
     repair = repair_set(data, split, train_examples, seed)
-    fit, val = stratified_split(repair.y, val_fraction, seed)
+    train_rows = np.arange(repair.num_failures, len(repair.y))
+    fit_rows, val_rows = stratified_split(repair.y[train_rows], val_fraction, seed)
+    fit = np.concatenate([np.arange(repair.num_failures), train_rows[fit_rows]])
+    val = train_rows[val_rows]
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], seed,
                       torch.device(device), channels_last)
