@@ -59,3 +59,26 @@ def test_repair_task_validates_on_training_examples_only(digits):
     assert not failures & set(task.val_indices.tolist())  # and none is used to choose
     assert len(task.val_indices) == 60 and len(task.fit_indices) == 20 + 240
     assert sorted(task.search_train.tolist() + task.search_val.tolist()) == task.fit_indices.tolist()
+
+
+def test_validation_comes_from_the_base_model_s_held_out_split(digits):
+    import torch
+
+    from archrepair.checkpoint import ModelRecord
+    from archrepair.data import select_failures, stratified_split
+    from archrepair.repair import make_task
+    from archrepair.repair.task import base_validation_indices
+
+    held_out = stratified_split(digits.y_train, 0.1, 5)[1]
+    training = {"job": {"val_fraction": 0.1, "seed": 5}, "train_examples": len(digits.y_train) - len(held_out),
+                "val_examples": len(held_out)}
+    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names, training=training)
+    assert np.array_equal(base_validation_indices(record, digits), held_out)
+    predictions = (digits.y_test + 1) % 10
+    task = make_task(torch.nn.Identity(), record, digits, select_failures(predictions, digits.y_test, 20, 0),
+                     train_examples=400, val_fraction=0.2, seed=1)
+    rows = task.repair.train_indices[task.val_indices - task.repair.num_failures]
+    assert len(rows) == 80 and set(rows.tolist()) <= set(held_out.tolist())
+    fit_rows = task.repair.train_indices[task.fit_indices[task.fit_indices >= 20] - 20]
+    assert not set(fit_rows.tolist()) & set(held_out.tolist())  # the base model's held-out rows are only validated on
+    assert len(task.fit_indices) == 20 + 320

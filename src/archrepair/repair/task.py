@@ -17,9 +17,10 @@ from ..data.repair_set import RepairSet, repair_set
 class RepairTask:
     """One repair problem. ``repair`` is ``D_repair = D_fail ∪ D_train sample``; ``fit_indices``
     (rows of ``repair`` used for training: all of ``D_fail`` and most of the training sample) and
-    ``val_indices`` (training-sample rows held out for early stopping and for choosing between the
-    original and the repaired block; never failures, so that the choice measures how well a model
-    generalises rather than how many of the failures it has memorised) partition it;
+    ``val_indices`` (training examples held out for early stopping and for choosing between the
+    original and the repaired block; never failures, and where known never seen by the base
+    model, so that the choice measures how well a model generalises rather than how many of the
+    failures it has memorised) partition it;
     ``search_train`` and ``search_val`` halve ``fit_indices`` for the architecture search. Batches
     land on ``device``."""
 
@@ -56,14 +57,27 @@ class RepairTask:
 def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: FailureSplit,
               train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
               device: torch.device | str = "cpu", channels_last: bool = False) -> RepairTask:
-    """Build ``D_repair`` from ``split`` and ``train_examples`` training examples; hold out
-    ``val_fraction`` of the training examples (stratified by label, seeded) for validation; halve
-    the rest together with ``D_fail`` for the search."""
-    repair = repair_set(data, split, train_examples, seed)
-    train_rows = np.arange(repair.num_failures, len(repair.y))
-    fit_rows, val_rows = stratified_split(repair.y[train_rows], val_fraction, seed)
-    fit = np.concatenate([np.arange(repair.num_failures), train_rows[fit_rows]])
-    val = train_rows[val_rows]
+    """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, ``val_fraction`` of
+    which are held out for validation: drawn from the base model's own held-out split when its
+    record says which one that was (:func:`base_validation_indices`), else from the sample. The
+    fit part (all of ``D_fail`` and the other training examples) is halved (stratified, seeded)
+    for the search."""
+    repair = repair_set(data, split, train_examples, seed, val_fraction, base_validation_indices(record, data))
+    val = repair.val_rows
+    fit = np.setdiff1d(np.arange(len(repair.y)), val)
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], seed,
                       torch.device(device), channels_last)
+
+
+def base_validation_indices(record: ModelRecord, data: ImageData) -> np.ndarray | None:
+    """The training-split indices the base model held out (never trained on), recomputed from its
+    record (``archrepair train`` writes the split's fraction and seed), or ``None`` when the record
+    does not say or ``data``'s training split is not the size the record describes."""
+    training = record.training or {}
+    job = training.get("job") or {}
+    if "val_fraction" not in job or "seed" not in job or not training.get("val_examples"):
+        return None
+    if len(data.y_train) != training.get("train_examples", 0) + training["val_examples"]:
+        return None
+    return stratified_split(data.y_train, job["val_fraction"], job["seed"])[1]
