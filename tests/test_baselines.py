@@ -1,9 +1,12 @@
 """The whole-network fine-tuning baseline behind the common interface, and the wall-clock budget."""
 
+import time
+
 import pytest
 import torch
 
 from archrepair.base_model import make_loader
+from archrepair.budget import Budget
 from archrepair.checkpoint import load_checkpoint
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
@@ -43,7 +46,9 @@ def test_every_registered_method_runs_and_returns_the_common_result(name, digits
     config = ArchRepairConfig(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
                               finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result, report = run_repair(get_repairer(name, config), task)
+    started = time.perf_counter()
+    result, report = run_repair(get_repairer(name, config, Budget(epochs=2, seconds=60)), task)
+    assert time.perf_counter() - started < 60
     assert isinstance(result, RepairResult) and result.method == name
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched

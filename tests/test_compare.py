@@ -124,3 +124,21 @@ def test_wilcoxon_is_the_exact_signed_rank_test():
     p = wilcoxon_against(comparison)
     assert p["finetune"] == pytest.approx(2 / 2**5)  # all five differences positive: the smallest exact p-value
     assert p["twin"] == 1.0
+
+
+def test_compare_command_writes_every_file(cli, digits_checkpoint, tmp_path):
+    out = tmp_path / "cmp"
+    status, stdout, stderr = cli("compare", digits_checkpoint, "--methods", "archrepair,block-gradient", "--seeds", "2",
+                                 "--budget-epochs", "2", "--count", "10", "--train-examples", "200", "--block", "block2",
+                                 "--search-epochs", "1", "--warmup-epochs", "0", "--out", out, "--json")
+    assert status == 0, stderr
+    result = json.loads(stdout)
+    assert [e["method"] for e in result["summary"]] == ["archrepair", "block-gradient"]
+    assert all(e["runs"] == 2 for e in result["summary"])
+    assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md", "comparison.csv", "comparison.png"}
+    assert Comparison.from_json((out / "comparison.json").read_text()).budget == {"epochs": 2, "seconds": None}
+
+
+def test_compare_command_rejects_an_unknown_method(cli, digits_checkpoint, tmp_path):
+    status, _, stderr = cli("compare", digits_checkpoint, "--methods", "archrepair,magic", "--out", tmp_path / "x")
+    assert status == 1 and "unknown repair method 'magic'" in stderr

@@ -10,7 +10,7 @@ from rich.table import Table
 from ..budget import Budget
 from ..comparison import compare_methods, summarise, write_comparison
 from ..errors import ArchRepairError
-from ..repair import list_repairers
+from ..repair import get_repairer, list_repairers
 from .base import Command, add_corruption, add_data, add_device, console
 from .common_model import failure_split_for, load_model_and_data
 from .repair import add_repair_options, repair_config
@@ -43,13 +43,16 @@ def run(args: argparse.Namespace) -> dict:
     if args.seeds < 1:
         raise ArchRepairError(f"--seeds must be at least 1, got {args.seeds}")
     budget = Budget(args.budget_epochs, args.budget_seconds)
+    config = repair_config(args, None)
+    for name in methods:
+        get_repairer(name, config, budget)  # an unknown method or an impossible budget fails before any work
     loaded = load_model_and_data(args)
     split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
     comparison = compare_methods(
         loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget,
-        repair_config(args, None), args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
+        config, args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
         on_row=lambda row: say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
                                f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s"),
     )

@@ -47,7 +47,7 @@ def repair_set(data: ImageData, split: FailureSplit, train_examples: int | None 
         pool = np.asarray(validation_pool, dtype=np.int64)
         trainable = np.setdiff1d(everything, pool)
         total = len(trainable) + len(pool) if train_examples is None else train_examples
-        val_count = min(len(pool), max(1, int(round(val_fraction * total))))
+        val_count = min(len(pool), round(val_fraction * total))
         fit_count = min(len(trainable), total - val_count)
         fit_part = np.sort(rng.choice(trainable, size=fit_count, replace=False))
         val_part = np.sort(rng.choice(pool, size=val_count, replace=False))
