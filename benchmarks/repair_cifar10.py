@@ -26,13 +26,8 @@ from common import cifar10_spec, load_cached_model, print_headline
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import (
-    ArchRepair,
-    ArchRepairConfig,
-    FineTune,
-    FineTuneConfig,
-    make_task,
-)
+from archrepair.budget import Budget
+from archrepair.repair import ArchRepair, ArchRepairConfig, Repairer, get_repairer, make_task
 from archrepair.repair.pipeline import run_repair
 from archrepair.search import SearchConfig
 from archrepair.train import TrainConfig
@@ -89,9 +84,10 @@ def main() -> None:
                 started = time.perf_counter()
                 _, ours = run_repair(archrepair(lr, args), task)
                 spent = time.perf_counter() - started
+                print(row(kind, seed, "archrepair", lr, ours), flush=True)
                 _, theirs = run_repair(finetune(lr, spent, args), task)
+                print(row(kind, seed, "network-gradient", lr, theirs), flush=True)
                 for method, report in (("archrepair", ours), ("network-gradient", theirs)):
-                    print(row(kind, seed, method, lr, report), flush=True)
                     if method not in best or report["val_accuracy_repaired"] > best[method][1]["val_accuracy_repaired"]:
                         best[method] = (lr, report)
             for method, (lr, report) in best.items():

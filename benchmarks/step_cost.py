@@ -9,7 +9,8 @@ rest of the network frozen. Beside it, in the same run, one step of training eve
 original network (network-level fine-tuning) and one weight step of the original block alone
 (block-level gradient repair). Each configuration runs in a fresh process; time is the median of
 ``--steps`` steps after one warm-up step; memory is the rise of the process's peak resident set
-during the steps over its peak before them (CPU), or the peak allocated CUDA memory (GPU).
+over the first and the timed steps above its peak before them (the model, the batch and, for the
+relaxed block, its construction), or the peak allocated CUDA memory (GPU).
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    step()
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step()  # warm-up: allocates the optimiser state and the autograd buffers, counted in the memory
     times = []
     for _ in range(steps):
         started = time.perf_counter()

@@ -67,3 +67,16 @@ def test_saving_replaces_atomically_and_keeps_json_readable(digits_checkpoint, t
     save_checkpoint(model, record, target)  # over an old one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no staging or backup folders left
     assert json.loads((target / RECORD_FILE).read_text())["format"] == "archrepair-model/1"
+
+
+def test_outputs_get_the_usual_permissions_not_the_temporary_files_private_ones(tmp_path):
+    import os
+    import stat
+
+    from archrepair.fileio import UMASK, replace_directory, staging_directory, write_text_atomically
+
+    write_text_atomically(tmp_path / "report.json", "{}")
+    assert stat.S_IMODE(os.stat(tmp_path / "report.json").st_mode) == 0o666 & ~UMASK
+    staging = staging_directory(tmp_path / "model")
+    replace_directory(staging, tmp_path / "model")
+    assert stat.S_IMODE(os.stat(tmp_path / "model").st_mode) == 0o777 & ~UMASK

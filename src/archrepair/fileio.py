@@ -8,6 +8,15 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: temporary files are created private (0600), outputs get the usual mode
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     write_bytes_atomically(path, text.encode())
@@ -19,6 +28,7 @@ def write_bytes_atomically(path: Path, payload: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
+        os.chmod(temporary, 0o666 & ~UMASK)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -39,4 +49,6 @@ def replace_directory(staging: Path, target: Path) -> None:
 def staging_directory(target: Path) -> Path:
     """A new empty folder beside ``target`` to write into before :func:`replace_directory`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    os.chmod(staging, 0o777 & ~UMASK)
+    return staging

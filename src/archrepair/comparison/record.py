@@ -11,7 +11,8 @@ class ComparisonRow:
     """One method run on one seed. Accuracies are fractions on the test set without ``D_fail``
     (``eval``); ``change_points`` is their difference in percentage points; ``fix_rate`` is the
     accuracy on ``D_fail`` (seen by the repair); ``fixed``/``broken`` count examples of the eval set;
-    ``seconds`` is the method's wall-clock time (evaluation excluded)."""
+    ``seconds`` is the method's wall-clock time (evaluation excluded); ``unit`` is what the
+    method trained (the repaired block, or the gradient method's neuron, layer or block)."""
 
     method: str
     seed: int
@@ -26,6 +27,7 @@ class ComparisonRow:
     parameters_after: int
     kept: str
     block: str | None = None
+    unit: str | None = None
     genotype: dict | None = None
     repair_train_indices: list[int] = field(default_factory=list)
     val_rows: list[int] = field(default_factory=list)
@@ -39,7 +41,8 @@ class ComparisonRow:
             fix_rate=report["fail_fixed_rate"], fixed=report["eval_fixed"], broken=report["eval_broken"],
             seconds=round(seconds, 2), parameters_before=report["parameters_before"],
             parameters_after=report["parameters_after"], kept=report["kept"], block=report["block"],
-            genotype=report["genotype"], repair_train_indices=report["split"]["repair_train_indices"],
+            unit=report["block"] or report["details"].get("unit"), genotype=report["genotype"],
+            repair_train_indices=report["split"]["repair_train_indices"],
             val_rows=report["split"]["val_rows"],
         )
 

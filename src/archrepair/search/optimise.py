@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..budget import Deadline
 from ..data.loader import BatchLoader
 from ..errors import ArchRepairError
 from ..fileio import write_bytes_atomically
