@@ -82,3 +82,22 @@ def test_validation_comes_from_the_base_model_s_held_out_split(digits):
     fit_rows = task.repair.train_indices[task.fit_indices[task.fit_indices >= 20] - 20]
     assert not set(fit_rows.tolist()) & set(held_out.tolist())  # the base model's held-out rows are only validated on
     assert len(task.fit_indices) == 20 + 320
+
+
+def test_a_shift_doubles_the_validation_examples_with_shifted_copies(digits):
+    import torch
+
+    from archrepair.checkpoint import ModelRecord
+    from archrepair.data import select_failures
+    from archrepair.repair import make_task
+
+    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
+    split = select_failures((digits.y_test + 1) % 10, digits.y_test, 20, 0)
+    plain = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2)
+    shifted = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2,
+                        shift=lambda images: 255 - images)
+    assert np.array_equal(shifted.fit_indices, plain.fit_indices)  # the training rows do not change
+    assert len(shifted.val_indices) == 2 * len(plain.val_indices)
+    copies = shifted.val_indices[len(plain.val_indices):]
+    assert np.array_equal(shifted.repair.x[copies], 255 - plain.repair.x[plain.val_indices])
+    assert np.array_equal(shifted.repair.y[copies], plain.repair.y[plain.val_indices])

@@ -12,7 +12,7 @@ from ..comparison import compare_methods, summarise, write_comparison
 from ..errors import ArchRepairError
 from ..repair import get_repairer, list_repairers
 from .base import Command, add_corruption, add_data, add_device, console
-from .common_model import failure_split_for, load_model_and_data
+from .common_model import corruption_shift, failure_split_for, load_model_and_data
 from .repair import add_repair_options, repair_config
 
 DEFAULT_METHODS = "archrepair,neuron-gradient,layer-gradient,block-gradient,network-gradient"
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> dict:
         config, args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
         on_row=lambda row: say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
                                f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s"),
+        shift=corruption_shift(args),
     )
     paths = write_comparison(comparison, args.out)
     return {"summary": summarise(comparison), "files": {kind: str(path) for kind, path in paths.items()}}

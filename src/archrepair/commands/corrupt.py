@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="constants: cifar (CIFAR-10-C, 32 px) or tiny-imagenet (Tiny-ImageNet-C, 64 px); "
                              "default by image size (up to 48 px: cifar)")
+    parser.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
     parser.add_argument("--frost-textures", nargs="*",
                         help="texture images for frost, scaled by the preset's factor (default: a procedural texture)")
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> dict:
     preset = args.preset or preset_for(data.x_test.shape[1])
     textures = load_textures(args.frost_textures, PRESETS[preset]["frost_scale"]) if args.frost_textures else None
     writer = write_cifar_c if args.layout == "cifar" else write_imagefolder_c
-    written = writer(data, Path(args.out), names, severities, args.seed, textures, preset=preset)
+    written = writer(data, Path(args.out), names, severities, args.seed, textures, preset=preset, workers=args.workers)
     return {"out": args.out, "layout": args.layout, "preset": preset, "corruptions": names, "severities": severities,
             "images_per_set": int(len(data.y_test)), "seed": args.seed, "files": [str(p) for p in written],
             "frost": "given textures" if textures else "procedural texture"}

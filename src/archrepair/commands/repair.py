@@ -16,7 +16,7 @@ from ..repair.pipeline import run_repair
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Command, add_corruption, add_data, add_device, console, percent
-from .common_model import failure_split_for, load_model_and_data
+from .common_model import corruption_shift, failure_split_for, load_model_and_data
 
 
 def add_repair_options(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     split = failure_split_for(loaded, args.failures, args.count, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
-                     args.seed, loaded.device, args.channels_last)
+                     args.seed, loaded.device, args.channels_last, shift=corruption_shift(args))
     quiet = args.quiet or args.json
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     _, report = run_repair(ArchRepair(repair_config(args, work), log), task, out, args.checkpoint)

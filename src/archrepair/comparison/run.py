@@ -36,10 +36,12 @@ def compare_methods(
     device: torch.device | str = "cpu",
     base_checkpoint: str | Path | None = None,
     on_row: Callable[[ComparisonRow], None] | None = None,
+    shift: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Comparison:
     """Every method in ``methods`` on every seed in ``seeds`` (the seed draws ``D_repair``'s training
     sample and its splits, and seeds the method), all with ``budget`` and the settings ``config``.
-    ``D_fail`` (``split``) is the same for every run; each row is evaluated on the same test examples."""
+    ``D_fail`` (``split``) is the same for every run; each row is evaluated on the same test examples.
+    ``shift``: the corruption the failures come from, to validate on shifted data too (``make_task``)."""
     budget, config = budget or Budget(), config or ArchRepairConfig()
     for name in methods:
         get_repairer(name, config, budget)  # reject an unknown method or budget before any work
@@ -47,7 +49,7 @@ def compare_methods(
     before = predict_logits(model, test, progress="evaluating before").argmax(1).numpy()
     rows = []
     for seed in seeds:
-        task = make_task(model, record, data, split, train_examples, val_fraction, seed, device)
+        task = make_task(model, record, data, split, train_examples, val_fraction, seed, device, shift=shift)
         for name in methods:
             result, report = run_repair(get_repairer(name, config, budget), task, before=before,
                                         base_checkpoint=base_checkpoint)

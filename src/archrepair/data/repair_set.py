@@ -15,8 +15,9 @@ from .splits import stratified_split
 @dataclass
 class RepairSet:
     """Images ``(N, H, W, C)`` uint8 and labels ``(N,)``; the first ``num_failures`` rows are
-    ``D_fail``, the rest are the training examples ``train_indices`` (indices into the training
-    split, in row order). ``val_rows`` (rows of ``x``, never failures) are held out for validation."""
+    ``D_fail``, the next are the training examples ``train_indices`` (indices into the training
+    split, in row order), and any rows after those are shifted copies of validation rows (see
+    ``make_task``). ``val_rows`` (rows of ``x``, never failures) are held out for validation."""
 
     x: np.ndarray
     y: np.ndarray

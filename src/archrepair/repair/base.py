@@ -16,8 +16,10 @@ from .task import RepairTask
 @dataclass
 class RepairResult:
     """A repaired model and what the method did. ``kept`` says whether the repaired model or the
-    original won on the validation split; ``details`` holds method-specific records (the searched
-    architecture, the localisation, per-phase histories); ``phase_seconds`` times each phase."""
+    original won on the validation split, and ``model`` is the winner; ``candidate`` is the
+    repaired model whichever won (to study what the repair did); ``details`` holds
+    method-specific records (the searched architecture, the localisation, per-phase histories);
+    ``phase_seconds`` times each phase."""
 
     method: str
     model: nn.Module
@@ -28,6 +30,7 @@ class RepairResult:
     details: dict = field(default_factory=dict)
     block: str | None = None
     genotype: dict | None = None
+    candidate: nn.Module | None = None
 
 
 class Repairer(ABC):
@@ -46,10 +49,11 @@ class Repairer(ABC):
 def keep_better(method: str, task: RepairTask, repaired: nn.Module, **fields) -> RepairResult:
     """The result of ``method``: ``repaired`` if its accuracy on the task's validation split is higher
     than the original model's, else a copy of the original (eval mode either way). ``fields`` fill
-    the rest of :class:`RepairResult` (phase seconds, details, block, genotype)."""
+    the rest of :class:`RepairResult` (phase seconds, details, block, genotype). The repaired
+    model stays available as ``candidate`` either way."""
     val = task.loader(task.val_indices)
     original_val, repaired_val = accuracy(task.model, val), accuracy(repaired, val)
     kept = "repaired" if repaired_val > original_val else "original"
     model = repaired if kept == "repaired" else copy.deepcopy(task.model)
     return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,
-                        val_accuracy_repaired=repaired_val, **fields)
+                        val_accuracy_repaired=repaired_val, candidate=repaired.eval(), **fields)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -56,13 +57,25 @@ class RepairTask:
 
 def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: FailureSplit,
               train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
-              device: torch.device | str = "cpu", channels_last: bool = False) -> RepairTask:
+              device: torch.device | str = "cpu", channels_last: bool = False,
+              shift: Callable[[np.ndarray], np.ndarray] | None = None) -> RepairTask:
     """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, ``val_fraction`` of
     which are held out for validation: drawn from the base model's own held-out split when its
     record says which one that was (:func:`base_validation_indices`), else from the sample. The
     fit part (all of ``D_fail`` and the other training examples) is halved (stratified, seeded)
-    for the search."""
+    for the search.
+
+    ``shift``: the distribution shift the failures come from (for example a corruption: images
+    ``(N, H, W, C)`` uint8 in, the same out). The validation examples are then used twice, as they
+    are and shifted, so that the choice of model weighs the shifted data and the clean data alike.
+    """
     repair = repair_set(data, split, train_examples, seed, val_fraction, base_validation_indices(record, data))
+    if shift is not None and len(repair.val_rows):
+        shifted = np.asarray(shift(repair.x[repair.val_rows]))
+        extra = len(repair.y) + np.arange(len(repair.val_rows))
+        repair = replace(repair, x=np.concatenate([repair.x, shifted]),
+                         y=np.concatenate([repair.y, repair.y[repair.val_rows]]),
+                         val_rows=np.concatenate([repair.val_rows, extra]))
     val = repair.val_rows
     fit = np.setdiff1d(np.arange(len(repair.y)), val)
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
