@@ -29,7 +29,7 @@ from archrepair.evaluate import predict_logits
 from archrepair.budget import Budget
 from archrepair.repair import ArchRepair, ArchRepairConfig, Repairer, get_repairer, make_task
 from archrepair.repair.pipeline import run_repair
-from archrepair.search import SearchConfig
+from archrepair.search import SearchConfig, SearchSpace
 from archrepair.train import TrainConfig
 
 MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged"}
@@ -37,7 +37,8 @@ MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0
 
 def archrepair(lr: float, args) -> ArchRepair:
     return ArchRepair(ArchRepairConfig(
-        search=SearchConfig(epochs=args.search_epochs, warmup_epochs=1, lr=lr),
+        space=SearchSpace(original_logit=args.original_logit),
+        search=SearchConfig(epochs=args.search_epochs, warmup_epochs=1, lr=lr, arch_lr=args.arch_lr),
         finetune=TrainConfig(epochs=args.finetune_epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3)))
 
 
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=6)
     parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--train-examples", type=int, default=5000)
+    parser.add_argument("--original-logit", type=float, default=SearchSpace.original_logit,
+                        help="initial architecture logit of the original operations")
+    parser.add_argument("--arch-lr", type=float, default=SearchConfig.arch_lr)
     args = parser.parse_args()
     grid = [float(v) for v in args.grid.split(",")]
     data = load_data(cifar10_spec())
