@@ -55,7 +55,7 @@ def main() -> None:
     comparison = compare_methods(
         model, record, data, split, METHODS, list(range(args.seeds)), Budget(epochs=args.epochs), config,
         args.train_examples, base_checkpoint=None,
-        on_row=lambda r: print(f"seed {r.seed} {r.method}: {r.change_points:+.2f} pts, fixed {100 * r.fix_rate:.1f}%, "
+        on_row=lambda r, _: print(f"seed {r.seed} {r.method}: {r.change_points:+.2f} pts, fixed {100 * r.fix_rate:.1f}%, "
                                f"broken {r.broken}, {r.seconds:.1f} s, kept {r.kept}", flush=True),
     )
     write_comparison(comparison, args.out)

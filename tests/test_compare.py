@@ -142,3 +142,30 @@ def test_compare_command_writes_every_file(cli, digits_checkpoint, tmp_path):
 def test_compare_command_rejects_an_unknown_method(cli, digits_checkpoint, tmp_path):
     status, _, stderr = cli("compare", digits_checkpoint, "--methods", "archrepair,magic", "--out", tmp_path / "x")
     assert status == 1 and "unknown repair method 'magic'" in stderr
+
+
+def test_an_interrupted_comparison_resumes_with_its_finished_runs(digits_task, digits, tmp_path):
+    model, record, split = digits_task
+    args = (model, record, digits, split, ["archrepair", "block-gradient"], [0, 1], Budget(epochs=2), TINY)
+    full = compare_methods(*args, train_examples=200)
+    interrupted = Comparison.from_json(full.to_json())
+    interrupted.rows = interrupted.rows[:3]  # the last run (block-gradient, seed 1) did not finish
+    ran = []
+    resumed = compare_methods(*args, train_examples=200, previous=interrupted, on_row=lambda row, _: ran.append(row))
+    assert [(r.method, r.seed) for r in resumed.rows] == [(r.method, r.seed) for r in full.rows]
+    assert resumed.rows[:3] == interrupted.rows  # kept as they were
+    assert resumed.rows[3].change_points == full.rows[3].change_points  # the missing run, seeded alike
+    other = Comparison.from_json(full.to_json())
+    other.budget = {"epochs": 9, "seconds": None}
+    with pytest.raises(ArchRepairError, match="another budget"):
+        compare_methods(*args, train_examples=200, previous=other)
+
+
+def test_compare_command_keeps_an_existing_comparison_unless_resumed(cli, digits_checkpoint, tmp_path):
+    out = tmp_path / "cmp"
+    common = ("compare", digits_checkpoint, "--methods", "block-gradient", "--seeds", "1", "--budget-epochs", "1",
+              "--count", "10", "--train-examples", "200", "--out", out)
+    assert cli(*common)[0] == 0
+    status, _, stderr = cli(*common)
+    assert status == 1 and "--resume" in stderr
+    assert cli(*common, "--resume")[0] == 0

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.table import Table
 
 from ..budget import Budget
-from ..comparison import compare_methods, summarise, write_comparison
+from ..comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
+from ..comparison.write import JSON_FILE
+from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
 from ..repair import get_repairer, list_repairers
 from .base import Command, add_corruption, add_data, add_device, console
@@ -31,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
     parser.add_argument("--failure-seed", type=int, default=0, help="seed of the failure choice (default: 0)")
     parser.add_argument("--out", required=True, help="folder for comparison.json, .md, .csv and .png")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the finished runs of an interrupted comparison in --out and run the rest")
     add_repair_options(parser)
     add_corruption(parser)
     add_device(parser)
@@ -50,15 +55,30 @@ def run(args: argparse.Namespace) -> dict:
     split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
+    saved = Path(args.out) / JSON_FILE
+    if saved.exists() and not args.resume:
+        raise ArchRepairError(f"{str(saved)!r} exists; add --resume to keep its finished runs, or choose another --out")
+    previous = _read_previous(saved) if saved.exists() else None
+
+    def finished(row: ComparisonRow, so_far: Comparison) -> None:
+        write_text_atomically(saved, so_far.to_json())  # an interruption loses at most the run in progress
+        say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
+            f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s")
+
     comparison = compare_methods(
         loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget,
         config, args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
-        on_row=lambda row: say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
-                               f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s"),
-        shift=corruption_shift(args),
+        on_row=finished, shift=corruption_shift(args), previous=previous,
     )
     paths = write_comparison(comparison, args.out)
     return {"summary": summarise(comparison), "files": {kind: str(path) for kind, path in paths.items()}}
+
+
+def _read_previous(path: Path) -> Comparison:
+    try:
+        return Comparison.from_json(path.read_text())
+    except (ValueError, TypeError, KeyError) as error:
+        raise ArchRepairError(f"{str(path)!r} is not a comparison file ({error}); choose another --out") from error
 
 
 def show(result: dict) -> None:

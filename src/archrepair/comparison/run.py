@@ -16,6 +16,7 @@ from ..base_model import make_loader
 from ..budget import Budget
 from ..checkpoint import ModelRecord, model_fingerprint
 from ..data import FailureSplit, ImageData
+from ..errors import ArchRepairError
 from ..evaluate import predict_logits
 from ..repair import ArchRepairConfig, get_repairer, make_task
 from ..repair.pipeline import run_repair
@@ -35,30 +36,21 @@ def compare_methods(
     val_fraction: float = 0.2,
     device: torch.device | str = "cpu",
     base_checkpoint: str | Path | None = None,
-    on_row: Callable[[ComparisonRow], None] | None = None,
+    on_row: Callable[[ComparisonRow, Comparison], None] | None = None,
     shift: Callable[[np.ndarray], np.ndarray] | None = None,
+    previous: Comparison | None = None,
 ) -> Comparison:
     """Every method in ``methods`` on every seed in ``seeds`` (the seed draws ``D_repair``'s training
     sample and its splits, and seeds the method), all with ``budget`` and the settings ``config``.
     ``D_fail`` (``split``) is the same for every run; each row is evaluated on the same test examples.
-    ``shift``: the corruption the failures come from, to validate on shifted data too (``make_task``)."""
+    ``shift``: the corruption the failures come from, to validate on shifted data too (``make_task``).
+    ``on_row(row, comparison_so_far)`` is called after every run (to save partial results);
+    ``previous``: an interrupted comparison of the same setting whose finished runs are kept."""
     budget, config = budget or Budget(), config or ArchRepairConfig()
     for name in methods:
         get_repairer(name, config, budget)  # reject an unknown method or budget before any work
-    test = make_loader(data, "test", record, device=device)
-    before = predict_logits(model, test, progress="evaluating before").argmax(1).numpy()
-    rows = []
-    for seed in seeds:
-        task = make_task(model, record, data, split, train_examples, val_fraction, seed, device, shift=shift)
-        for name in methods:
-            result, report = run_repair(get_repairer(name, config, budget), task, before=before,
-                                        base_checkpoint=base_checkpoint)
-            row = ComparisonRow.from_report(report, sum(result.phase_seconds.values()))
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
-    return Comparison(
-        rows=rows, methods=list(methods), seeds=list(seeds), budget=asdict(budget),
+    comparison = Comparison(
+        rows=[], methods=list(methods), seeds=list(seeds), budget=asdict(budget),
         config=_plain(asdict(config)) | {"train_examples": train_examples, "val_fraction": val_fraction},
         base_checkpoint=str(base_checkpoint) if base_checkpoint else None,
         base_fingerprint=model_fingerprint(base_checkpoint) if base_checkpoint else None,
@@ -67,6 +59,35 @@ def compare_methods(
         versions={"archrepair": __version__, "torch": torch.__version__, "numpy": np.__version__,
                   "python": platform.python_version()},
     )
+    finished = _finished_runs(previous, comparison)
+    test = make_loader(data, "test", record, device=device)
+    before = predict_logits(model, test, progress="evaluating before").argmax(1).numpy()
+    for seed in seeds:
+        task = None
+        for name in methods:
+            row = finished.get((name, seed))
+            if row is None:
+                task = task or make_task(model, record, data, split, train_examples, val_fraction, seed, device,
+                                         shift=shift)
+                result, report = run_repair(get_repairer(name, config, budget), task, before=before,
+                                            base_checkpoint=base_checkpoint)
+                row = ComparisonRow.from_report(report, sum(result.phase_seconds.values()))
+            comparison.rows.append(row)
+            if on_row is not None:
+                on_row(row, comparison)
+    return comparison
+
+
+def _finished_runs(previous: Comparison | None, current: Comparison) -> dict[tuple[str, int], ComparisonRow]:
+    """The rows of ``previous`` by (method, seed), if it was made with ``current``'s setting."""
+    if previous is None:
+        return {}
+    same = ("budget", "config", "base_fingerprint", "data", "failures")
+    differing = [key for key in same if getattr(previous, key) != getattr(current, key)]
+    if differing:
+        raise ArchRepairError(f"the comparison to resume was made with another {', '.join(differing)}; "
+                              "use another --out or the same settings")
+    return {(row.method, row.seed): row for row in previous.rows}
 
 
 def _plain(value):
