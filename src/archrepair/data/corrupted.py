@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ArchRepairError
 from .arrays import ImageData
-from .corruptions import NAMES, corrupt, corrupt_many
+from .corruptions import NAMES, VERSION, corrupt, corrupt_many
 from .sources import IMAGE_SUFFIXES, cache_dir
 
 
@@ -45,7 +45,8 @@ def corrupted_test(data: ImageData, name: str, severity: int, seed: int = 0, sou
     if source_dir is not None:
         images = _read_official(Path(source_dir), name, severity, count, data.y_test)
     else:
-        key = hashlib.sha256(f"{data.fingerprint}|{name}|{severity}|{seed}|{bool(frost_textures)}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{data.fingerprint}|{name}|{severity}|{seed}|{bool(frost_textures)}|v{VERSION}"
+                             .encode()).hexdigest()[:24]
         cached = cache_dir() / "corrupted" / f"{key}.npy"
         if cached.exists() and not frost_textures:
             images = np.load(cached)

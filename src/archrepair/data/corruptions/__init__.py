@@ -33,6 +33,7 @@ from .functions import FUNCTIONS
 from .textures import texture_bank
 
 CHUNK = 1000  # images per call of a corruption function; part of what a seed means, so keep it fixed
+VERSION = 2  # raise when an output for a given seed changes, so that cached corrupted sets are remade
 
 
 def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
@@ -66,8 +67,8 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
     return out
 
 
-__all__ = ["CIFAR", "DETERMINISTIC", "NAMES", "ORDER", "PRESETS", "TINY_IMAGENET", "corrupt", "corrupt_many",
-           "preset_for"]
+__all__ = ["CIFAR", "DETERMINISTIC", "NAMES", "ORDER", "PRESETS", "TINY_IMAGENET", "VERSION", "corrupt",
+           "corrupt_many", "preset_for"]
 
 
 def corrupt_many(images: np.ndarray, jobs: list[tuple[str, int]], seed: int = 0,
