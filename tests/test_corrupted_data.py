@@ -56,3 +56,16 @@ def test_wrong_official_folder_is_explained(cli, tiny_cifar, tmp_path):
     assert cli("train", "--data", tiny_cifar, "--epochs", "1", "--out", tmp_path / "m")[0] == 0
     status, _, err = cli("evaluate", tmp_path / "m", "--corruption", "fog", "--corruption-dir", tmp_path)
     assert status == 1 and "fog.npy" in err
+
+
+def test_repair_under_a_corruption_validates_on_clean_and_corrupted_examples(cli, tiny_cifar, tmp_path):
+    assert cli("train", "--data", tiny_cifar, "--epochs", "1", "--out", tmp_path / "m")[0] == 0
+    status, out, err = cli("repair", tmp_path / "m", "--corruption", "fog", "--severity", "2", "--count", "3",
+                           "--train-examples", "0", "--search-epochs", "1", "--warmup-epochs", "0",
+                           "--finetune-epochs", "1", "--out", tmp_path / "r", "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    val_rows = report["split"]["val_rows"]
+    held_out = len(val_rows) // 2
+    assert held_out > 0 and len(val_rows) == 2 * held_out  # each held-out example clean and fogged
+    assert report["data"]["spec"].endswith("#fog-2")
