@@ -33,10 +33,6 @@ class Deadline:
     def expired(self) -> bool:
         return self.at is not None and time.perf_counter() >= self.at
 
-    def remaining(self) -> float | None:
-        """Seconds left (0 when expired), ``None`` without a limit."""
-        return None if self.at is None else max(0.0, self.at - time.perf_counter())
-
 
 @dataclass(frozen=True)
 class Budget:

@@ -51,14 +51,14 @@ def run(args: argparse.Namespace) -> dict:
     config = repair_config(args, None)
     for name in methods:
         get_repairer(name, config, budget)  # an unknown method or an impossible budget fails before any work
-    loaded = load_model_and_data(args)
-    split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
-    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
-    say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
     saved = Path(args.out) / JSON_FILE
     if saved.exists() and not args.resume:
         raise ArchRepairError(f"{str(saved)!r} exists; add --resume to keep its finished runs, or choose another --out")
     previous = _read_previous(saved) if saved.exists() else None
+    loaded = load_model_and_data(args)
+    split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
+    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
 
     def finished(row: ComparisonRow, so_far: Comparison) -> None:
         write_text_atomically(saved, so_far.to_json())  # an interruption loses at most the run in progress

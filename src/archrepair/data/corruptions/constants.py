@@ -54,7 +54,7 @@ PRESETS = {
 
 def preset_for(height: int) -> str:
     """The preset made for images closest in size to ``height`` pixels (CIFAR up to 48, else Tiny-ImageNet)."""
-    return "cifar" if height <= 48 else "tiny-imagenet"
+    return min(PRESETS, key=lambda name: abs(PRESETS[name]["size"] - height))
 
 
 # The paper's order and its abbreviations (GB is glass blur).

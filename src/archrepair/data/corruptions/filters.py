@@ -33,31 +33,28 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 def clipped_zoom(images: np.ndarray, factor: float) -> np.ndarray:
     """Zoom into the centre by ``factor`` keeping the size, as scipy's ``zoom(order=1)`` of the
-    centre crop followed by a centre trim; ``(N, H, W, C)``, computed in float64, returned in the
-    input's dtype."""
+    centre crop followed by a centre trim; ``(N, H, W, C)`` (square), computed in float64, returned
+    in the input's dtype. The zoom is separable: one axis after the other."""
     height = images.shape[1]
-    crop = int(np.ceil(height / factor))
-    top = (height - crop) // 2
-    size = int(round(crop * factor))
-    zoomed = _linear_resize(_linear_resize(images[:, top : top + crop, top : top + crop].astype(np.float64), size, 1), size, 2)
-    trim = (size - height) // 2
-    return zoomed[:, trim : trim + height, trim : trim + height].astype(images.dtype)
+    return _zoom_axis(_zoom_axis(images, height, factor, 1), height, factor, 2).astype(images.dtype)
 
 
 def zoom_matrix(size: int, factor: float) -> np.ndarray:
     """The ``(size, size)`` matrix ``R`` of :func:`clipped_zoom` along one axis: for a square image
     ``X`` (one channel), ``clipped_zoom(X) == R @ X @ R.T`` (the zoom is linear and separable)."""
     identity = np.eye(size)[None, :, :, None]  # column j of R is the zoom of the unit vector e_j
-    return _linear_resize_axis(identity, size, factor)[0, :, :, 0]
+    return _zoom_axis(identity, size, factor, 1)[0, :, :, 0]
 
 
-def _linear_resize_axis(images: np.ndarray, height: int, factor: float) -> np.ndarray:
-    """:func:`clipped_zoom` along axis 1 only."""
+def _zoom_axis(images: np.ndarray, height: int, factor: float, axis: int) -> np.ndarray:
+    """:func:`clipped_zoom` along ``axis`` only (float64): crop the centre ``ceil(height / factor)``
+    samples, resize them to ``round(crop * factor)``, trim the centre ``height``."""
     crop = int(np.ceil(height / factor))
     top = (height - crop) // 2
     size = int(round(crop * factor))
     trim = (size - height) // 2
-    return _linear_resize(images[:, top : top + crop].astype(np.float64), size, 1)[:, trim : trim + height]
+    cropped = np.take(images, np.arange(top, top + crop), axis).astype(np.float64)
+    return np.take(_linear_resize(cropped, size, axis), np.arange(trim, trim + height), axis)
 
 
 def _linear_resize(images: np.ndarray, size: int, axis: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -71,15 +72,22 @@ def zoom_blur(x, c, rng):
     n, height, width, channels = x.shape
     if height != width:
         raise ValueError(f"zoom blur needs square images, got {height}x{width}")
-    factors = np.arange(1, c, 0.01)
-    operator = np.eye(height * width)
-    for factor in factors:
-        zoom = filters.zoom_matrix(height, factor)
-        operator += np.kron(zoom, zoom)
-    operator = torch.from_numpy((operator / (len(factors) + 1)).T.astype(np.float32))
+    operator = torch.from_numpy(_zoom_blur_operator(height, c))
     flat = torch.from_numpy((x / 255.0).astype(np.float32)).permute(0, 3, 1, 2).reshape(n * channels, -1)
     out = (flat @ operator).reshape(n, channels, height, width).permute(0, 2, 3, 1).numpy()
     return np.clip(out, 0, 1) * 255
+
+
+@functools.lru_cache(maxsize=8)
+def _zoom_blur_operator(size: int, stop: float) -> np.ndarray:
+    """The transposed ``(size², size²)`` float32 map of :func:`zoom_blur` (built once per image size
+    and severity, not for every chunk of images)."""
+    factors = np.arange(1, stop, 0.01)
+    operator = np.eye(size * size)
+    for factor in factors:
+        zoom = filters.zoom_matrix(size, factor)
+        operator += np.kron(zoom, zoom)
+    return (operator / (len(factors) + 1)).T.astype(np.float32)
 
 
 def snow(x, c, rng):
