@@ -3,8 +3,8 @@
 Each block in turn gets Gaussian noise added to its convolution weights (noise std = scale x the
 weight's std), the scale found by bisection so that test accuracy drops by 15 points (10-20 allowed).
 The failures of the damaged model (up to 1,000 test examples) and 1,000 training examples form
-D_repair. Reported: the block named by the reweighted score (the paper's), by the spectrum alone
-and by the gradient alone, for the small CNN on the digits (3 noise seeds) and for ResNet-18
+D_repair. Reported: the block named by the reweighted score (the paper's), by the spectrum alone,
+by the gradient alone and by the normalisation-statistics shift (``method="shift"``), for the small CNN on the digits (3 noise seeds) and for ResNet-18
 (width 0.25, converged checkpoint from train_base.py) on the shared CIFAR-10.
 
     python benchmarks/localize_faults.py [--skip-resnet]
@@ -13,7 +13,6 @@ and by the gradient alone, for the small CNN on the digits (3 noise seeds) and f
 from __future__ import annotations
 
 import argparse
-import copy
 
 import numpy as np
 import torch
@@ -24,31 +23,9 @@ from archrepair.data import BatchLoader, load_data, select_failures
 from archrepair.data.repair_set import repair_set
 from archrepair.evaluate import predict_logits
 from archrepair.localize import LocalizeConfig, localize
-from archrepair.models import default_blocks, get_block
+from archrepair.localize.faults import add_weight_noise, noise_for_drop
+from archrepair.models import default_blocks
 from archrepair.train import TrainConfig
-
-
-def damage(model: torch.nn.Module, block: str, scale: float, seed: int) -> torch.nn.Module:
-    damaged = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in get_block(damaged, block).modules():
-            if isinstance(module, torch.nn.Conv2d):
-                noise = torch.randn(module.weight.shape, generator=generator)
-                module.weight += scale * module.weight.std() * noise
-    return damaged
-
-
-def calibrate(model, block, seed, loader, labels, drop=0.15, steps=10) -> tuple[float, float]:
-    """Noise scale whose accuracy drop on ``loader`` is closest above ``drop``; returns (scale, accuracy)."""
-    base = (predict_logits(model, loader).argmax(1).numpy() == labels).mean()
-    low, high = 0.0, 4.0
-    for _ in range(steps):
-        middle = (low + high) / 2
-        accuracy = (predict_logits(damage(model, block, middle, seed), loader).argmax(1).numpy() == labels).mean()
-        low, high = (middle, high) if base - accuracy < drop else (low, middle)
-    accuracy = (predict_logits(damage(model, block, high, seed), loader).argmax(1).numpy() == labels).mean()
-    return high, float(base - accuracy)
 
 
 def study(name, model, record, data, seeds, level, calibration_size):
@@ -60,16 +37,18 @@ def study(name, model, record, data, seeds, level, calibration_size):
     test = make_loader(data, "test", record)
     for seed in seeds:
         for block in blocks:
-            scale, drop = calibrate(model, block, seed, calibration, data.y_test[subset])
-            damaged = damage(model, block, scale, seed)
+            scale, drop = noise_for_drop(model, block, calibration, data.y_test[subset], 0.15, seed)
+            damaged = add_weight_noise(model, block, scale, seed)
             predictions = predict_logits(damaged, test).argmax(1).numpy()
             split = select_failures(predictions, data.y_test, 1000, seed)
             repair = repair_set(data, split, 1000, seed)
             loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=256)
-            report = localize(damaged, loader, (channels, height, width), config=LocalizeConfig(level=level), progress=False)
+            report = localize(damaged, loader, (channels, height, width), config=LocalizeConfig(level=level, method="shift"), progress=False)
             rows.append({"model": name, "seed": seed, "damaged": block, "scale": round(scale, 3),
-                         "drop": round(drop, 3), "reweighted": report.chosen,
-                         "spectrum": report.ranking_spectrum[0], "gradient": report.ranking_gradient[0]})
+                         "drop": round(drop, 3), "reweighted": report.ranking_reweighted[0],
+                         "spectrum": report.ranking_spectrum[0], "gradient": report.ranking_gradient[0],
+                         "shift": report.chosen,
+                         "shifts": " ".join(f"{row.shift:.2f}" for row in report.blocks)})
             print(" | ".join(str(v) for v in rows[-1].values()), flush=True)
     return rows
 
@@ -82,18 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-resnet", action="store_true")
     parser.add_argument("--level", type=int, default=50)
+    parser.add_argument("--resnet-seeds", default="0,1,2", help="noise seeds for ResNet-18 (default: 0,1,2)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print("model | seed | damaged | noise scale | accuracy drop | reweighted | spectrum | gradient")
+    print("model | seed | damaged | noise scale | accuracy drop | reweighted | spectrum | gradient | shift | shift added per block")
     digits = load_data("digits")
     base, record, _ = train_base_model(digits, TrainJob("small_cnn", 1.0, seed=0), TrainConfig(epochs=15, lr=0.05),
                                        "benchmarks/cache/digits-small-cnn", torch.device("cpu"))
     rows = study("small_cnn", base.eval(), record, digits, [0, 1, 2], min(args.level, 20), 540)
-    figures = {f"small_cnn_{k}": hit_rate(rows, k) for k in ("reweighted", "spectrum", "gradient")}
+    figures = {f"small_cnn_{k}": hit_rate(rows, k) for k in ("reweighted", "spectrum", "gradient", "shift")}
     if not args.skip_resnet:
         model, record = load_cached_model("resnet18-w0.25-converged")
-        resnet_rows = study("resnet18", model, record, load_data(cifar10_spec()), [0], args.level, 2000)
-        figures.update({f"resnet18_{k}": hit_rate(resnet_rows, k) for k in ("reweighted", "spectrum", "gradient")})
+        resnet_rows = study("resnet18", model, record, load_data(cifar10_spec()),
+                            [int(v) for v in args.resnet_seeds.split(",")], args.level, 2000)
+        figures.update({f"resnet18_{k}": hit_rate(resnet_rows, k) for k in ("reweighted", "spectrum", "gradient", "shift")})
         rows += resnet_rows
     figures["cases"] = len(rows)
     print_headline(figures)

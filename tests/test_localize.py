@@ -4,11 +4,13 @@ thresholds, neuron discovery, streaming statistics and the command."""
 import json
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from archrepair import get_model
 from archrepair.data import BatchLoader
+from archrepair.train import TrainConfig
 from archrepair.localize import (
     LocalizeConfig, NeuronLayer, NeuronStatistics, collect_statistics, dstar, find_neuron_layers, localize,
     ochiai, reweight, summarise, tarantula,
@@ -146,5 +148,93 @@ def test_localize_command_writes_a_report(cli, digits_checkpoint, tmp_path):
     result = json.loads(out)
     assert json.loads((tmp_path / "loc.json").read_text()) == result
     assert result["chosen"] == result["ranking_reweighted"][0]
+    assert sorted(result["ranking_shift"]) == ["block1", "block2", "block3"]
     assert result["misclassified"] >= 10 and result["extra"]["train_examples"] == 200
     assert [row["neurons"] for row in result["blocks"]] == [8 * 2, 16 * 2, 32 * 2]  # small_cnn at width 0.5
+
+
+def test_block_shift_is_what_a_block_adds_to_the_largest_earlier_shift():
+    from archrepair.localize import Normaliser, block_shift
+
+    normalisers = [Normaliser("stem.bn", None), Normaliser("a.bn1", "a"), Normaliser("a.bn2", "a"),
+                   Normaliser("b.bn", "b")]
+    # a: max(0.5, 2.0) - 0.2 (the stem); b: 1.0 - max(0.2, 0.5, 2.0) < 0; c has no BatchNorm
+    shifts = block_shift(normalisers, [0.2, 0.5, 2.0, 1.0], ["a", "b", "c"])
+    assert shifts[:2] == [2.0 - 0.2, 1.0 - 2.0] and np.isnan(shifts[2])
+
+
+def test_moment_shift_is_zero_on_matching_data_and_one_per_standard_deviation_of_mean_shift():
+    from archrepair.localize.shift import MomentCounter
+
+    torch.manual_seed(0)
+    norm = nn.BatchNorm2d(3, eps=0.0).eval()
+    data = torch.randn(4000, 3, 2, 2) * 2 + 5
+    norm.running_mean.copy_(data.mean((0, 2, 3)))
+    norm.running_var.copy_(data.var((0, 2, 3), unbiased=False))
+    counter = MomentCounter()
+    for chunk in data.split(300):  # streamed in chunks: the moments add up
+        counter.hook(norm, (chunk,))
+    assert counter.shift(norm) < 1e-5  # float32 running statistics
+    moved = MomentCounter()
+    moved.hook(norm, (data + 2 * norm.running_var.sqrt()[None, :, None, None],))
+    assert abs(moved.shift(norm) - 2.0) < 1e-4  # mean moved by 2 running standard deviations, variance equal
+
+
+def test_fault_injection_the_shift_method_names_the_damaged_block(tmp_path, digits):
+    """Noise in one block's weights, scaled so that test accuracy drops by 15 points: the shift
+    method names that block, for every block and three noise seeds. (The paper's spectrum method
+    does not: it names block3 in every case, benchmarks/localize_faults.py.) The model is trained to
+    about 97% (width 1, 15 epochs; a few seconds)."""
+    from archrepair.base_model import TrainJob, train_base_model
+    from archrepair.checkpoint import load_checkpoint
+    from archrepair.data import select_failures
+    from archrepair.data.repair_set import repair_set
+    from archrepair.evaluate import predict_logits
+    from archrepair.localize.faults import add_weight_noise, noise_for_drop
+
+    train_base_model(digits, TrainJob("small_cnn", 1.0, seed=0), TrainConfig(epochs=15, lr=0.05), tmp_path / "m",
+                     torch.device("cpu"))
+    model, record = load_checkpoint(tmp_path / "m")
+    test = BatchLoader(digits.x_test, digits.y_test, record.mean, record.std)
+    for seed in (0, 1, 2):
+        for block in ("block1", "block2", "block3"):
+            scale, drop = noise_for_drop(model, block, test, digits.y_test, 0.15, seed)
+            assert 0.10 <= drop <= 0.20
+            damaged = add_weight_noise(model, block, scale, seed)
+            predictions = predict_logits(damaged, test).argmax(1).numpy()
+            repair = repair_set(digits, select_failures(predictions, digits.y_test, 1000, seed), 500, seed)
+            loader = BatchLoader(repair.x, repair.y, record.mean, record.std)
+            report = localize(damaged, loader, (1, 8, 8), config=LocalizeConfig(level=20, method="shift"), progress=False)
+            assert report.chosen == block, (seed, block, [r.shift for r in report.blocks])
+
+
+def test_shift_method_without_batchnorm_is_refused():
+    from archrepair.errors import ArchRepairError
+
+    model = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(4, 3)), nn.Linear(3, 2))
+    model.block_names = ("1",)
+    with pytest.raises(ArchRepairError, match="needs BatchNorm"):
+        localize(model, [(torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 0, 1]))], (1, 2, 2),
+                 config=LocalizeConfig(method="shift"), progress=False)
+
+
+def test_shift_method_names_the_earliest_block_within_the_ratio_of_the_largest():
+    from archrepair.localize import Normaliser
+
+    layers = [NeuronLayer(b, f"{b}.conv", f"{b}.conv", 1) for b in ("a", "b", "c")]
+    normalisers = [Normaliser(f"{b}.bn", b) for b in ("a", "b", "c")]
+    stats = _stats([1, 1, 1], [1, 2, 3])
+    stats.shifts = [0.6, 0.6, 1.1]  # added: a 0.6, b 0.0, c 0.5 -> a is the earliest with >= 0.5 * 0.6
+    report = summarise(stats, layers, ["a", "b", "c"], LocalizeConfig(level=2, method="shift"), normalisers)
+    assert report.chosen == "a" and report.ranking_shift == ["a", "c", "b"]
+    assert [row.shift for row in report.blocks] == pytest.approx([0.6, 0.0, 0.5])
+    strict = summarise(stats, layers, ["a", "b", "c"], LocalizeConfig(level=2, method="shift", shift_ratio=1.0), normalisers)
+    assert strict.chosen == "a"
+    stats.shifts = [0.2, 0.2, 1.1]  # added: a 0.2, b 0.0, c 0.9 -> c
+    assert summarise(stats, layers, ["a", "b", "c"], LocalizeConfig(level=2, method="shift"), normalisers).chosen == "c"
+
+
+def test_localize_command_with_the_shift_method(cli, digits_checkpoint):
+    status, out, _ = cli("localize", digits_checkpoint, "--count", "10", "--train-examples", "200", "--level", "20",
+                         "--method", "shift")
+    assert status == 0 and "normalisation-statistics shift" in out and "ranking by shift" in out

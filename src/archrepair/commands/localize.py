@@ -9,7 +9,7 @@ from rich.table import Table
 from ..checkpoint import model_fingerprint
 from ..data import BatchLoader
 from ..data.repair_set import repair_set
-from ..localize import FORMULAS, LocalizeConfig, localize
+from ..localize import FORMULAS, METHODS, LocalizeConfig, localize
 from .base import Command, add_corruption, add_data, add_device, console
 from .common_model import failure_split_for, load_model_and_data
 
@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="activation threshold on the normalised, spatially averaged output (default: 0)")
     parser.add_argument("--level", type=int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
     parser.add_argument("--absolute", type=float, help="absolute threshold on the reweighted score (overrides --level)")
+    parser.add_argument("--method", choices=METHODS, default="spectrum",
+                        help="what picks the block: spectrum (the paper's Algorithm 1) or shift (normalisation-statistics "
+                             "shift; finds blocks with damaged weights) (default: spectrum)")
+    parser.add_argument("--shift-ratio", type=float, default=0.5,
+                        help="shift: the earliest block adding at least this fraction of the largest shift (default: 0.5)")
     parser.add_argument("--out", help="write the JSON report here (for `archrepair repair` and campaigns)")
     add_corruption(parser)
     add_device(parser)
@@ -40,7 +45,8 @@ def run(args: argparse.Namespace) -> dict:
     repair = repair_set(data, split, args.train_examples, args.seed)
     loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=args.batch_size,
                          device=loaded.device, channels_last=args.channels_last)
-    config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute)
+    config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute,
+                            method=args.method, shift_ratio=args.shift_ratio)
     height, width, channels = record.input_shape
     blocks = args.blocks.split(",") if args.blocks else None
     report = localize(loaded.model, loader, (channels, height, width), blocks, config)
@@ -61,14 +67,16 @@ def show(result: dict) -> None:
     for level in levels:
         table.add_column(level.replace("top", "ε") if level != "abs" else "abs", justify="right")
     table.add_column("mean score", justify="right")
+    table.add_column("shift added", justify="right")
     for row in result["blocks"]:
         style = "bold green" if row["block"] == result["chosen"] else None
         table.add_row(row["block"], str(row["neurons"]), *[str(row["vulnerable"][level]) for level in levels],
-                      f"{row['mean_score']:.4f}", style=style)
+                      f"{row['mean_score']:.4f}", "-" if row.get("shift") is None else f"{row['shift']:.3f}", style=style)
     console.print(table)
     console.print(f"chosen block: [bold]{result['chosen']}[/] ({result['criterion']})")
-    for name in ("reweighted", "spectrum", "gradient"):
-        console.print(f"  ranking by {name:<10}: {' > '.join(result['ranking_' + name])}")
+    for name in ("reweighted", "spectrum", "gradient", "shift"):
+        if result.get("ranking_" + name):
+            console.print(f"  ranking by {name:<10}: {' > '.join(result['ranking_' + name])}")
 
 
 COMMAND = Command("localize", "find the block most to blame for the failures (spectrum + gradient reweighting)",

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.table import Table
 
 from ..errors import ArchRepairError
-from ..localize import FORMULAS, LocalizeConfig
+from ..localize import FORMULAS, METHODS, LocalizeConfig
 from ..repair import ArchRepair, ArchRepairConfig, make_task
 from ..repair.pipeline import run_repair
 from ..search import RULES, SearchConfig, SearchSpace
@@ -25,6 +25,8 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--block", help="repair this block instead of the localised one")
     group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
     group.add_argument("--level", type=int, default=50, help="localisation top-k level (default: 50)")
+    group.add_argument("--localize-method", choices=METHODS, default="spectrum",
+                       help="what picks the block: spectrum (the paper's) or shift (damaged weights) (default: spectrum)")
     group.add_argument("--train-examples", type=int, default=5000,
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
     group.add_argument("--val-fraction", type=float, default=0.2,
@@ -47,7 +49,7 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
 def repair_config(args: argparse.Namespace, work_dir: Path | None) -> ArchRepairConfig:
     return ArchRepairConfig(
         block=args.block,
-        localize=LocalizeConfig(formula=args.formula, level=args.level),
+        localize=LocalizeConfig(formula=args.formula, level=args.level, method=args.localize_method),
         space=SearchSpace(partial_channels=args.partial_channels, edge_normalisation=not args.no_edge_normalisation,
                           original_logit=args.original_logit),
         search=SearchConfig(epochs=args.search_epochs, warmup_epochs=args.warmup_epochs, lr=args.search_lr,

@@ -1,12 +1,14 @@
 """Vulnerable block localisation: neuron spectra, gradients, reweighting (paper section 3.2)."""
 
 from .collect import NeuronStatistics, collect_statistics
-from .localize import TOP_LEVELS, BlockRow, LocalizationReport, LocalizeConfig, localize, summarise
+from .localize import METHODS, TOP_LEVELS, BlockRow, LocalizationReport, LocalizeConfig, localize, summarise
 from .neurons import NeuronLayer, find_neuron_layers
+from .shift import Normaliser, block_shift, find_normalisers
 from .spectrum import FORMULAS, dstar, ochiai, reweight, suspiciousness, tarantula
 
 __all__ = [
-    "FORMULAS", "TOP_LEVELS", "BlockRow", "LocalizationReport", "LocalizeConfig", "NeuronLayer",
-    "NeuronStatistics", "collect_statistics", "dstar", "find_neuron_layers", "localize", "ochiai",
+    "FORMULAS", "METHODS", "TOP_LEVELS", "BlockRow", "LocalizationReport", "LocalizeConfig", "NeuronLayer",
+    "NeuronStatistics", "Normaliser", "block_shift", "collect_statistics", "dstar", "find_neuron_layers",
+    "find_normalisers", "localize", "ochiai",
     "reweight", "summarise", "suspiciousness", "tarantula",
 ]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .neurons import NeuronLayer
+from .shift import MomentCounter
 
 
 @dataclass
@@ -34,6 +35,7 @@ class NeuronStatistics:
     gradient: torch.Tensor
     correct: int
     misclassified: int
+    shifts: list[float] = field(default_factory=list)
 
 
 def collect_statistics(
@@ -42,8 +44,10 @@ def collect_statistics(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     threshold: float = 0.0,
     progress: bool = True,
+    normalisers: list[str] = (),
 ) -> NeuronStatistics:
-    """Run ``model`` (a private eval-mode copy, parameters frozen) over ``batches``."""
+    """Run ``model`` (a private eval-mode copy, parameters frozen) over ``batches``; also count the
+    input moments of the BatchNorm layers at the module paths ``normalisers``."""
     from tqdm import tqdm
 
     model = copy.deepcopy(model).eval()
@@ -66,6 +70,8 @@ def collect_statistics(
 
     modules = dict(model.named_modules())
     handles = [modules[layer.probe].register_forward_hook(probe(i)) for i, layer in enumerate(layers)]
+    moments = [MomentCounter() for _ in normalisers]
+    handles += [modules[path].register_forward_pre_hook(m.hook) for path, m in zip(normalisers, moments)]
     correct_total = wrong_total = 0
     try:
         for images, labels in tqdm(batches, desc="localising", unit="batch", leave=False, disable=None if progress else True):
@@ -93,7 +99,8 @@ def collect_statistics(
         for handle in handles:
             handle.remove()
     counts["gradient"] /= max(wrong_total, 1)
-    return NeuronStatistics(**counts, correct=correct_total, misclassified=wrong_total)
+    shifts = [m.shift(modules[path]) for path, m in zip(normalisers, moments)]
+    return NeuronStatistics(**counts, correct=correct_total, misclassified=wrong_total, shifts=shifts)
 
 
 def _spatial_mean(tensor: torch.Tensor) -> torch.Tensor:

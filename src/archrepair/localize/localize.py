@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ from ..fileio import write_text_atomically
 from ..models import resolve_blocks
 from .collect import NeuronStatistics, collect_statistics
 from .neurons import NeuronLayer, find_neuron_layers
+from .shift import Normaliser, block_shift, find_normalisers
 from .spectrum import FORMULAS, reweight, suspiciousness
 
 TOP_LEVELS = (10, 20, 30, 40, 50, 75, 100, 150)  # the paper's epsilon_10 ... epsilon_150
+METHODS = ("spectrum", "shift")
 
 
 @dataclass
@@ -26,15 +29,25 @@ class LocalizeConfig:
     """``threshold``: activation threshold on a neuron's normalised, spatially averaged output.
     ``formula``: tarantula (the paper), ochiai or dstar. ``levels``: top-k counts that define the
     thresholds ``epsilon_k``; ``level``: the one that picks the block. ``absolute``: an absolute
-    threshold on the reweighted score that replaces ``level`` when given."""
+    threshold on the reweighted score that replaces ``level`` when given. ``method``: what picks
+    the block: ``spectrum`` (the paper's Algorithm 1: most vulnerable neurons by the reweighted
+    score) or ``shift`` (the block that adds the most normalisation-statistics shift,
+    :mod:`.shift`; finds blocks whose weights were damaged; needs BatchNorm layers in the blocks).
+    Both are measured and reported either way when the model has BatchNorm layers.
+    ``shift_ratio``: damage shifts every later block too, so ``shift`` names the earliest block
+    whose added shift is at least this fraction of the largest block's."""
 
     threshold: float = 0.0
     formula: str = "tarantula"
     levels: tuple[int, ...] = TOP_LEVELS
     level: int = 50
     absolute: float | None = None
+    method: str = "spectrum"
+    shift_ratio: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ArchRepairError(f"unknown localisation method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.formula not in FORMULAS:
             raise ArchRepairError(f"unknown formula {self.formula!r}; choose one of {', '.join(FORMULAS)}")
         self.levels = tuple(sorted(set(self.levels) | {self.level}))
@@ -43,7 +56,8 @@ class LocalizeConfig:
 @dataclass
 class BlockRow:
     """One block: its neuron count, vulnerable counts per level (``"top50"``: count among the 50
-    highest reweighted scores, ``"abs"`` for the absolute threshold), and mean scores."""
+    highest reweighted scores, ``"abs"`` for the absolute threshold), mean scores, and the
+    normalisation-statistics shift it adds (``None`` without BatchNorm layers)."""
 
     block: str
     neurons: int
@@ -51,6 +65,7 @@ class BlockRow:
     mean_score: float
     mean_spectrum: float
     mean_gradient: float
+    shift: float | None = None
 
 
 @dataclass
@@ -67,6 +82,7 @@ class LocalizationReport:
     misclassified: int
     config: dict
     extra: dict = field(default_factory=dict)
+    ranking_shift: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -101,14 +117,20 @@ def localize(
     config = config or LocalizeConfig()
     blocks = resolve_blocks(model, blocks)
     layers = find_neuron_layers(copy.deepcopy(model).cpu(), blocks, input_shape)
-    stats = collect_statistics(model, layers, batches, config.threshold, progress)
+    normalisers = find_normalisers(copy.deepcopy(model).cpu(), blocks, input_shape)
+    if config.method == "shift" and not any(n.block for n in normalisers):
+        raise ArchRepairError("method 'shift' needs BatchNorm layers (with running statistics) inside the blocks; "
+                              "this model has none: use method 'spectrum'")
+    stats = collect_statistics(model, layers, batches, config.threshold, progress, [n.path for n in normalisers])
     if stats.misclassified == 0:
         raise ArchRepairError("the model classifies every given example correctly; there is nothing to localise")
-    return summarise(stats, layers, blocks, config)
+    return summarise(stats, layers, blocks, config, normalisers)
 
 
-def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[str], config: LocalizeConfig) -> LocalizationReport:
-    """Scores, thresholds and the block table from collected statistics."""
+def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[str], config: LocalizeConfig,
+              normalisers: list[Normaliser] = ()) -> LocalizationReport:
+    """Scores, thresholds and the block table from collected statistics (``stats.shifts`` belong
+    to ``normalisers``, in order)."""
     block_of = torch.cat([torch.full((layer.size,), blocks.index(layer.block)) for layer in layers])
     spectrum = suspiciousness(config.formula, stats.n_ac, stats.n_nc, stats.n_am, stats.n_nm)
     scores = reweight(spectrum, stats.gradient, block_of)
@@ -117,6 +139,7 @@ def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[s
     deviation = reweight(torch.ones_like(spectrum), stats.gradient, block_of)  # gradient alone
     counts_gr = _level_counts(deviation, block_of, len(blocks), config)
     key = "abs" if config.absolute is not None else f"top{config.level}"
+    shifts = block_shift(list(normalisers), stats.shifts, blocks) if normalisers else [float("nan")] * len(blocks)
     rows = []
     for index, block in enumerate(blocks):
         members = block_of == index
@@ -127,14 +150,23 @@ def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[s
             mean_score=float(scores[members].mean()) if members.any() else 0.0,
             mean_spectrum=float(spectrum[members].mean()) if members.any() else 0.0,
             mean_gradient=float(stats.gradient[members].mean()) if members.any() else 0.0,
+            shift=None if math.isnan(shifts[index]) else shifts[index],
         ))
     means_re = [row.mean_score for row in rows]
     means_sp = [row.mean_spectrum for row in rows]
     means_gr = [float(deviation[block_of == i].mean()) if (block_of == i).any() else 0.0 for i in range(len(blocks))]
     ranking = _rank(blocks, counts_re[key], means_re)
+    measured = [i for i in range(len(blocks)) if not math.isnan(shifts[i])]
+    ranking_shift = [blocks[i] for i in sorted(measured, key=lambda i: (-shifts[i], i))]
+    if config.method == "shift":
+        largest = max(shifts[i] for i in measured)
+        chosen = next(blocks[i] for i in measured if shifts[i] >= config.shift_ratio * largest)
+        criterion = f"earliest block adding at least {config.shift_ratio:g} of the largest normalisation-statistics shift"
+    else:
+        chosen, criterion = ranking[0], f"most vulnerable neurons at {key} (ties: mean reweighted score)"
     return LocalizationReport(
-        chosen=ranking[0],
-        criterion=f"most vulnerable neurons at {key} (ties: mean reweighted score)",
+        chosen=chosen,
+        criterion=criterion,
         blocks=rows,
         ranking_reweighted=ranking,
         ranking_spectrum=_rank(blocks, counts_sp[key], means_sp),
@@ -142,6 +174,7 @@ def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[s
         correct=stats.correct,
         misclassified=stats.misclassified,
         config=asdict(config),
+        ranking_shift=ranking_shift,
     )
 
 
