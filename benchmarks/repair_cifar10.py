@@ -9,7 +9,9 @@ For each: D_fail = 1,000 misclassified test examples (seeded), D_repair = D_fail
 training examples, 20% of which are validation examples drawn from the base model's own held-out
 split (never failures). Both methods get the same task; the learning rate of each is picked from
 the same grid by the same validation split; whole-network fine-tuning gets the wall time
-ArchRepair took at that rate as its budget (stopped at it, mid-epoch if need be). Reported: accuracy on the test set without D_fail
+ArchRepair took at that rate as its budget, as many epochs as fit in it (so that its learning-rate
+schedule ends within it), and is stopped at it in any case. The validation split is thinned of the
+base model's failures like the evaluation split (``make_task``; ``--plain-validation`` turns that off). Reported: accuracy on the test set without D_fail
 before and after (same examples), the fix rate on D_fail, broken examples, time, the architecture.
 
     python benchmarks/repair_cifar10.py [--grid 0.003,0.01,0.03] [--seeds 0] [--train-examples 5000]
@@ -18,9 +20,11 @@ before and after (same examples), the fix rate on D_fail, broken examples, time,
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
+import torch
 from common import cifar10_spec, load_cached_model, print_headline
 
 from archrepair.base_model import make_loader
@@ -42,12 +46,30 @@ def archrepair(lr: float, args) -> ArchRepair:
         finetune=TrainConfig(epochs=args.finetune_epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3)))
 
 
-def finetune(lr: float, seconds: float, args) -> Repairer:
-    """Whole-network fine-tuning with as many epochs as ArchRepair's phases together, stopped at
-    ``seconds`` of wall time (the time ArchRepair took)."""
-    epochs = args.search_epochs + args.finetune_epochs
+def finetune(lr: float, seconds: float, task) -> Repairer:
+    """Whole-network fine-tuning with as many epochs as fit in ``seconds`` (the time ArchRepair
+    took; measured per step here), so that its cosine schedule ends within the budget, and stopped
+    at ``seconds`` of wall time in any case."""
+    epochs = max(1, int(seconds / network_epoch_seconds(task)))
     config = ArchRepairConfig(finetune=TrainConfig(epochs=epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3))
     return get_repairer("network-gradient", config, Budget(seconds=seconds))
+
+
+def network_epoch_seconds(task, steps: int = 20, warmup: int = 3) -> float:
+    """Seconds of one whole-network training epoch over the task's fit data (batches of 64),
+    from the time of ``steps`` SGD steps on a copy of the model."""
+    model = copy.deepcopy(task.model).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loader = task.loader(task.fit_indices, 64, shuffle=True)
+    batches = iter(loader)
+    for step in range(warmup + steps):
+        if step == warmup:
+            started = time.perf_counter()
+        images, labels = next(batches)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    return (time.perf_counter() - started) / steps * len(loader)
 
 
 def row(kind, seed, method, lr, report, selected=""):
@@ -70,6 +92,8 @@ def main() -> None:
     parser.add_argument("--original-logit", type=float, default=SearchSpace.original_logit,
                         help="initial architecture logit of the original operations")
     parser.add_argument("--arch-lr", type=float, default=SearchConfig.arch_lr)
+    parser.add_argument("--plain-validation", action="store_true",
+                        help="validate on every held-out example (results before 2026-11-30 were made so)")
     args = parser.parse_args()
     grid = [float(v) for v in args.grid.split(",")]
     data = load_data(cifar10_spec())
@@ -82,14 +106,16 @@ def main() -> None:
         print(f"# {kind}: test accuracy {100 * (predictions == data.y_test).mean():.2f}%", flush=True)
         for seed in (int(s) for s in args.seeds.split(",")):
             split = select_failures(predictions, data.y_test, 1000, seed)
-            task = make_task(model, record, data, split, args.train_examples or None, 0.2, seed)
+            task = make_task(model, record, data, split, args.train_examples or None, 0.2, seed,
+                             thin_validation=not args.plain_validation)
+            print(f"# validation examples: {len(task.val_indices)}", flush=True)
             best = {}
             for lr in grid:
                 started = time.perf_counter()
                 _, ours = run_repair(archrepair(lr, args), task)
                 spent = time.perf_counter() - started
                 print(row(kind, seed, "archrepair", lr, ours), flush=True)
-                _, theirs = run_repair(finetune(lr, spent, args), task)
+                _, theirs = run_repair(finetune(lr, spent, task), task)
                 print(row(kind, seed, "network-gradient", lr, theirs), flush=True)
                 for method, report in (("archrepair", ours), ("network-gradient", theirs)):
                     if method not in best or report["val_accuracy_repaired"] > best[method][1]["val_accuracy_repaired"]:

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,7 +54,8 @@ def test_repair_task_validates_on_training_examples_only(digits):
     predictions = (digits.y_test + (np.arange(len(digits.y_test)) % 7 == 0)) % 10
     split = select_failures(predictions, digits.y_test, 20, 0)
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
-    task = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, val_fraction=0.2, seed=3)
+    task = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, val_fraction=0.2, seed=3,
+                     thin_validation=False)
     failures = set(range(task.repair.num_failures))
     assert failures <= set(task.fit_indices.tolist())  # every failure is trained on
     assert not failures & set(task.val_indices.tolist())  # and none is used to choose
@@ -76,7 +78,7 @@ def test_validation_comes_from_the_base_model_s_held_out_split(digits):
     assert np.array_equal(base_validation_indices(record, digits), held_out)
     predictions = (digits.y_test + 1) % 10
     task = make_task(torch.nn.Identity(), record, digits, select_failures(predictions, digits.y_test, 20, 0),
-                     train_examples=400, val_fraction=0.2, seed=1)
+                     train_examples=400, val_fraction=0.2, seed=1, thin_validation=False)
     rows = task.repair.train_indices[task.val_indices - task.repair.num_failures]
     assert len(rows) == 80 and set(rows.tolist()) <= set(held_out.tolist())
     fit_rows = task.repair.train_indices[task.fit_indices[task.fit_indices >= 20] - 20]
@@ -93,11 +95,39 @@ def test_a_shift_doubles_the_validation_examples_with_shifted_copies(digits):
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures((digits.y_test + 1) % 10, digits.y_test, 20, 0)
-    plain = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2)
+    plain = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2, thin_validation=False)
     shifted = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2,
-                        shift=lambda images: 255 - images)
+                        shift=lambda images: 255 - images, thin_validation=False)
     assert np.array_equal(shifted.fit_indices, plain.fit_indices)  # the training rows do not change
     assert len(shifted.val_indices) == 2 * len(plain.val_indices)
     copies = shifted.val_indices[len(plain.val_indices):]
     assert np.array_equal(shifted.repair.x[copies], 255 - plain.repair.x[plain.val_indices])
     assert np.array_equal(shifted.repair.y[copies], plain.repair.y[plain.val_indices])
+
+
+class _AlwaysZero(torch.nn.Module):
+    """A classifier that predicts class 0 for every image."""
+
+    def forward(self, images):
+        return torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.long), 10).float()
+
+
+def test_validation_is_thinned_of_the_base_model_s_failures_like_the_evaluation_split(digits):
+    from archrepair.checkpoint import ModelRecord
+    from archrepair.data import select_failures
+    from archrepair.repair import make_task
+
+    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
+    split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 300, 0)
+    share = 300 / split.misclassified  # the share of the test failures that D_fail took
+    plain = make_task(_AlwaysZero(), record, digits, split, train_examples=600, seed=4, thin_validation=False)
+    thinned = make_task(_AlwaysZero(), record, digits, split, train_examples=600, seed=4)
+    labels = plain.repair.y
+    right, wrong = plain.val_indices[labels[plain.val_indices] == 0], plain.val_indices[labels[plain.val_indices] != 0]
+    assert set(right.tolist()) <= set(thinned.val_indices.tolist())  # every example the base gets right stays
+    kept_wrong = np.setdiff1d(thinned.val_indices, right)
+    assert set(kept_wrong.tolist()) <= set(wrong.tolist())
+    assert len(kept_wrong) == len(wrong) - round(share * len(wrong))
+    assert np.array_equal(thinned.fit_indices, plain.fit_indices)  # dropped rows are not trained on
+    # the thinned split's accuracy is the evaluation split's, in expectation: (right) / (right + (1 - share) wrong)
+    assert len(right) / len(thinned.val_indices) > len(right) / len(plain.val_indices)

@@ -12,6 +12,7 @@ from torch import nn
 from ..checkpoint import ModelRecord
 from ..data import BatchLoader, FailureSplit, ImageData, stratified_split
 from ..data.repair_set import RepairSet, repair_set
+from ..evaluate import predict_logits
 
 
 @dataclass
@@ -21,7 +22,8 @@ class RepairTask:
     ``val_indices`` (training examples held out for early stopping and for choosing between the
     original and the repaired block; never failures, and where known never seen by the base
     model, so that the choice measures how well a model generalises rather than how many of the
-    failures it has memorised) partition it;
+    failures it has memorised; thinned of the base model's failures like the evaluation split, see
+    :func:`make_task`) and the rows dropped from it partition it;
     ``search_train`` and ``search_val`` halve ``fit_indices`` for the architecture search. Batches
     land on ``device``."""
 
@@ -58,7 +60,7 @@ class RepairTask:
 def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: FailureSplit,
               train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
               device: torch.device | str = "cpu", channels_last: bool = False,
-              shift: Callable[[np.ndarray], np.ndarray] | None = None) -> RepairTask:
+              shift: Callable[[np.ndarray], np.ndarray] | None = None, thin_validation: bool = True) -> RepairTask:
     """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, ``val_fraction`` of
     which are held out for validation: drawn from the base model's own held-out split when its
     record says which one that was (:func:`base_validation_indices`), else from the sample. The
@@ -68,6 +70,13 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     ``shift``: the distribution shift the failures come from (for example a corruption: images
     ``(N, H, W, C)`` uint8 in, the same out). The validation examples are then used twice, as they
     are and shifted, so that the choice of model weighs the shifted data and the clean data alike.
+
+    ``thin_validation``: build the validation split the way the evaluation split is built. The
+    reported accuracy is measured on the deployment data without ``D_fail``, which removed a share
+    ``q = |D_fail| / misclassified`` of the base model's failures there, so that set is enriched in
+    examples the base model already gets right. The same share of the base model's failures among
+    the validation examples is dropped (at random, seeded), so that early stopping and the choice
+    between the original and the repaired model judge a repair the way the report will.
     """
     repair = repair_set(data, split, train_examples, seed, val_fraction, base_validation_indices(record, data))
     if shift is not None and len(repair.val_rows):
@@ -77,10 +86,21 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
                          y=np.concatenate([repair.y, repair.y[repair.val_rows]]),
                          val_rows=np.concatenate([repair.val_rows, extra]))
     val = repair.val_rows
-    fit = np.setdiff1d(np.arange(len(repair.y)), val)
+    if thin_validation and split.misclassified and len(val):
+        val = thinned_validation(model, record, repair, val, len(split.fail_indices) / split.misclassified, seed, device)
+    fit = np.setdiff1d(np.arange(len(repair.y)), repair.val_rows)  # dropped validation rows are not trained on either
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], seed,
                       torch.device(device), channels_last)
+
+
+def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet, rows: np.ndarray, share: float,
+                       seed: int, device: torch.device | str = "cpu") -> np.ndarray:
+    """``rows`` of ``repair`` without a random ``share`` (0..1, seeded) of those ``model`` misclassifies."""
+    loader = BatchLoader(repair.x, repair.y, record.mean, record.std, indices=rows, device=torch.device(device))
+    wrong = rows[predict_logits(model, loader).argmax(1).numpy() != repair.y[rows]]
+    dropped = np.random.default_rng(seed + 3).choice(wrong, size=round(share * len(wrong)), replace=False)
+    return np.setdiff1d(rows, dropped)
 
 
 def base_validation_indices(record: ModelRecord, data: ImageData) -> np.ndarray | None:

@@ -1,0 +1,78 @@
+"""What accuracy on the test set without D_fail can be expected at all: reference models.
+
+The evaluation split (the test set without D_fail) is enriched in examples the deployed model
+already gets right: D_fail took a share of its failures away. Any model whose errors differ from
+the deployed model's loses there, even a better one. For each deployed model (under-trained and
+converged ResNet-18 width 0.25, D_fail = 1,000 misclassified test examples, seed 0) this prints
+the accuracy on its evaluation split of:
+  - the other cached, independently trained models (with their full-test accuracy);
+  - its own descendants that never see D_fail: the whole network, and layer4 alone, trained
+    further on the training data (the 45,000 rows the base model trained on, no augmentation)
+    for --epochs epochs with a cosine learning rate from --lr (SGD, momentum 0.9, batch 64).
+
+    python benchmarks/eval_set_reference.py [--epochs 2] [--lr 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+from common import cifar10_spec, load_cached_model, print_headline
+
+from archrepair.base_model import make_loader
+from archrepair.data import load_data, select_failures
+from archrepair.evaluate import predict_logits
+from archrepair.repair import make_task
+from archrepair.repair.surgery import trainable_only
+from archrepair.train import TrainConfig, fit
+
+MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged",
+          "e21": "resnet18-w0.25-e21"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--bases", default="undertrained,converged")
+    args = parser.parse_args()
+    data = load_data(cifar10_spec())
+    loaded = {kind: load_cached_model(name) for kind, name in MODELS.items()}
+    test = make_loader(data, "test", loaded["undertrained"][1])
+    predictions = {kind: predict_logits(model, test).argmax(1).numpy() for kind, (model, _) in loaded.items()}
+    print("base | model | full test % | eval split % | change pts | D_fail fixed % | seconds")
+    figures = {}
+    for base in args.bases.split(","):
+        model, record = loaded[base]
+        split = select_failures(predictions[base], data.y_test, 1000, 0)
+        evaluation = np.setdiff1d(np.arange(len(data.y_test)), split.fail_indices)
+
+        def show(name: str, predicted: np.ndarray, seconds: float = 0.0) -> None:
+            full = 100 * (predicted == data.y_test).mean()
+            on_eval = 100 * (predicted[evaluation] == data.y_test[evaluation]).mean()
+            change = on_eval - 100 * (predictions[base][evaluation] == data.y_test[evaluation]).mean()
+            fixed = 100 * (predicted[split.fail_indices] == data.y_test[split.fail_indices]).mean()
+            print(f"{base} | {name} | {full:.2f} | {on_eval:.2f} | {change:+.2f} | {fixed:.1f} | {seconds:.0f}", flush=True)
+            figures[f"{base}_{name}_change_points"] = round(change, 2)
+
+        for kind in MODELS:
+            show(kind if kind != base else f"{kind} (itself)", predictions[kind])
+        task = make_task(model, record, data, split, None, 0.2, 0, thin_validation=False)
+        training_rows = task.fit_indices[task.fit_indices >= task.repair.num_failures]  # no D_fail
+        for part in ("network", "layer4"):
+            descendant = copy.deepcopy(model)
+            set_mode = trainable_only(descendant, descendant.layer4) if part == "layer4" else None
+            started = time.perf_counter()
+            fit(descendant, task.loader(training_rows, 64, shuffle=True),
+                TrainConfig(epochs=args.epochs, batch_size=64, lr=args.lr, weight_decay=5e-4, schedule="cosine"),
+                set_train_mode=set_mode, description=f"{part} on training data")
+            show(f"{part} trained {args.epochs} more epochs without D_fail",
+                 predict_logits(descendant.eval(), test).argmax(1).numpy(), time.perf_counter() - started)
+    print_headline(figures)
+
+
+if __name__ == "__main__":
+    main()
