@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--model", default="resnet18-w0.25-e21")
     parser.add_argument("--train-examples", type=int, default=5000)
+    parser.add_argument("--plain-validation", action="store_true",
+                        help="validate on every held-out example (results recorded before 2026-11-30 were made so)")
     args = parser.parse_args()
     clean = load_data(cifar10_spec())
     model, record = load_cached_model(args.model)
@@ -49,7 +51,8 @@ def main() -> None:
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
     split = select_failures(predictions, data.y_test, 1000, 0)
     task = make_task(model, record, data, split, args.train_examples, 0.2, 0,
-                     shift=lambda images: corrupt(images, args.corruption, args.severity, seed=0))
+                     shift=lambda images: corrupt(images, args.corruption, args.severity, seed=0),
+                     thin_validation=not args.plain_validation)
     started = time.perf_counter()
     result = ArchRepair(ArchRepairConfig()).repair(task)
     seconds = time.perf_counter() - started

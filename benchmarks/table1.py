@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--model", default="resnet18-w0.25-deployed80")
     parser.add_argument("--train-examples", type=int, default=5000)
+    parser.add_argument("--plain-validation", action="store_true",
+                        help="validate on every held-out example (results recorded before 2026-11-30 were made so)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "table1"))
     args = parser.parse_args()
     data = load_data(cifar10_spec())
@@ -54,7 +56,7 @@ def main() -> None:
                               finetune=TrainConfig(epochs=8, batch_size=64, lr=args.lr, weight_decay=5e-4, patience=3))
     comparison = compare_methods(
         model, record, data, split, METHODS, list(range(args.seeds)), Budget(epochs=args.epochs), config,
-        args.train_examples, base_checkpoint=None,
+        args.train_examples, base_checkpoint=None, thin_validation=not args.plain_validation,
         on_row=lambda r, _: print(f"seed {r.seed} {r.method}: {r.change_points:+.2f} pts, fixed {100 * r.fix_rate:.1f}%, "
                                f"broken {r.broken}, {r.seconds:.1f} s, kept {r.kept}", flush=True),
     )
