@@ -131,3 +131,31 @@ def test_validation_is_thinned_of_the_base_model_s_failures_like_the_evaluation_
     assert np.array_equal(thinned.fit_indices, plain.fit_indices)  # dropped rows are not trained on
     # the thinned split's accuracy is the evaluation split's, in expectation: (right) / (right + (1 - share) wrong)
     assert len(right) / len(thinned.val_indices) > len(right) / len(plain.val_indices)
+
+
+class _FavoursZero(torch.nn.Module):
+    """Predicts class 0 for every image, with logit ``margin`` for it and 0 for the others."""
+
+    def __init__(self, margin: float) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, images):
+        return self.margin * torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.long), 10).float()
+
+
+def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digits):
+    from archrepair.checkpoint import ModelRecord
+    from archrepair.data import select_failures
+    from archrepair.repair import make_task
+    from archrepair.repair.base import keep_better
+
+    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
+    split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 20, 0)
+    sure, unsure = _FavoursZero(1.0), _FavoursZero(0.01)  # same predictions; about 90% of labels are not 0,
+    task = make_task(sure, record, digits, split, train_examples=300, seed=0)  # so the unsure one has the lower loss
+    result = keep_better("test", task, unsure)
+    assert result.val_accuracy_original == result.val_accuracy_repaired
+    assert result.val_loss_repaired < result.val_loss_original and result.kept == "repaired"
+    task = make_task(unsure, record, digits, split, train_examples=300, seed=0)
+    assert keep_better("test", task, sure).kept == "original"

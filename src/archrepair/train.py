@@ -93,18 +93,27 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * (progress - warmup) / (1 - warmup)))
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, loader: BatchLoader, amp: bool = False) -> float:
     """Top-1 accuracy in [0, 1] of ``model`` (in eval mode) over ``loader``."""
+    return accuracy_and_loss(model, loader, amp)[0]
+
+
+@torch.no_grad()
+def accuracy_and_loss(model: nn.Module, loader: BatchLoader, amp: bool = False) -> tuple[float, float]:
+    """Top-1 accuracy in [0, 1] and mean cross-entropy (nats per example) of ``model`` (in eval
+    mode) over ``loader``."""
     was_training = model.training
     model.eval()
     correct = total = 0
+    loss = 0.0
     for images, labels in loader:
         with autocast(loader.device, amp):
-            correct += (model(images).argmax(1) == labels).sum().item()
+            logits = model(images)
+        correct += (logits.argmax(1) == labels).sum().item()
+        loss += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
         total += len(labels)
     model.train(was_training)
-    return correct / max(total, 1)
+    return correct / max(total, 1), loss / max(total, 1)
 
 
 def fit(

@@ -109,8 +109,9 @@ class ArchRepair(Repairer):
 
         result = keep_better(self.name, task, repaired, phase_seconds=seconds, details=details, block=block,
                              genotype=genotype.to_json())
-        self.log(f"validation accuracy: original {result.val_accuracy_original:.4f}, "
-                 f"repaired {result.val_accuracy_repaired:.4f} -> keep {result.kept}")
+        self.log(f"validation accuracy (mean loss): original {result.val_accuracy_original:.4f} "
+                 f"({result.val_loss_original:.4f}), repaired {result.val_accuracy_repaired:.4f} "
+                 f"({result.val_loss_repaired:.4f}) -> keep {result.kept}")
         return result
 
 def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:

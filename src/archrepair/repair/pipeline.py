@@ -49,6 +49,8 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "genotype": result.genotype,
         "val_accuracy_original": result.val_accuracy_original,
         "val_accuracy_repaired": result.val_accuracy_repaired,
+        "val_loss_original": result.val_loss_original,
+        "val_loss_repaired": result.val_loss_repaired,
         **figures,
         "parameters_before": parameter_count(task.model),
         "parameters_after": parameter_count(result.model),
