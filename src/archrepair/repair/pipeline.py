@@ -51,6 +51,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "val_accuracy_repaired": result.val_accuracy_repaired,
         "val_loss_original": result.val_loss_original,
         "val_loss_repaired": result.val_loss_repaired,
+        "val_examples": int(len(task.val_indices)),
         **figures,
         "parameters_before": parameter_count(task.model),
         "parameters_after": parameter_count(result.model),
