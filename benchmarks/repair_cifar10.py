@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--original-logit", type=float, default=SearchSpace.original_logit,
                         help="initial architecture logit of the original operations")
     parser.add_argument("--arch-lr", type=float, default=SearchConfig.arch_lr)
+    parser.add_argument("--fail-weight", type=float, default=1.0, help="times each failure counts per epoch")
     parser.add_argument("--plain-validation", action="store_true",
                         help="validate on every held-out example (results before 2026-11-30 were made so)")
     args = parser.parse_args()
@@ -107,7 +108,7 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             split = select_failures(predictions, data.y_test, 1000, seed)
             task = make_task(model, record, data, split, args.train_examples or None, 0.2, seed,
-                             thin_validation=not args.plain_validation)
+                             thin_validation=not args.plain_validation, fail_weight=args.fail_weight)
             print(f"# validation examples: {len(task.val_indices)}", flush=True)
             best = {}
             for lr in grid:

@@ -159,3 +159,31 @@ def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digit
     assert result.val_loss_repaired < result.val_loss_original and result.kept == "repaired"
     task = make_task(unsure, record, digits, split, train_examples=300, seed=0)
     assert keep_better("test", task, sure).kept == "original"
+
+
+@pytest.mark.parametrize("weight, copies", [(0.0, 0.0), (0.5, 0.5), (2.0, 2.0), (1.5, 1.5)])
+def test_training_loaders_count_each_failure_fail_weight_times_per_epoch(digits, weight, copies):
+    from archrepair.checkpoint import ModelRecord
+    from archrepair.data import select_failures
+    from archrepair.repair import make_task
+
+    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
+    split = select_failures((digits.y_test + 1) % 10, digits.y_test, 40, 0)
+    task = make_task(torch.nn.Identity(), record, digits, split, train_examples=200, seed=1, thin_validation=False,
+                     fail_weight=weight)
+    loader = task.loader(task.fit_indices, batch_size=32, shuffle=True)
+    failures = task.fit_indices[task.fit_indices < 40]
+    others = task.fit_indices[task.fit_indices >= 40]
+    draws = []
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        rows = loader.indices.numpy()
+        assert len(loader) == (len(others) + round(copies * len(failures)) + 31) // 32  # same length every epoch
+        assert np.array_equal(np.sort(rows[rows >= 40]), np.sort(others))  # every other row exactly once
+        counts = np.bincount(rows[rows < 40], minlength=40)
+        assert counts.sum() == round(copies * len(failures)) and counts.max() <= np.ceil(copies)
+        draws.append(rows[rows < 40].copy())
+    if 0 < weight % 1:
+        assert not np.array_equal(np.sort(draws[0]), np.sort(draws[1]))  # a new share each epoch
+    assert sum(len(labels) for _, labels in loader) == len(loader.indices)
+    assert type(task.loader(task.val_indices)).__name__ == "BatchLoader"  # validation is never reweighted

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> dict:
         loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget,
         config, args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
         on_row=finished, shift=corruption_shift(args), previous=previous, thin_validation=not args.plain_validation,
+        fail_weight=args.fail_weight,
     )
     paths = write_comparison(comparison, args.out)
     return {"summary": summarise(comparison), "files": {kind: str(path) for kind, path in paths.items()}}

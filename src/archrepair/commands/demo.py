@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict:
     say(f"2/4 {wrong} test failures; {len(split.fail_indices)} form D_fail, the rest stay in the held-out test set")
     say("3/4 localising the vulnerable block and repairing it")
     task = make_task(model, record, data, split, args.train_examples or None, args.val_fraction, args.seed, device,
-                     thin_validation=not args.plain_validation)
+                     thin_validation=not args.plain_validation, fail_weight=args.fail_weight)
     _, report = run_repair(ArchRepair(repair_config(args, None), say), task, out / "repaired", out / "base")
     say("4/4 done")
     report["out"] = str(out / "repaired")

@@ -34,6 +34,9 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--plain-validation", action="store_true",
                        help="validate on all held-out examples instead of dropping the share of the model's failures "
                             "that D_fail took from the deployment data (which is how the evaluation split is built)")
+    group.add_argument("--fail-weight", type=float, default=1.0,
+                       help="how many times each failure counts per training epoch, for every method; below 1 trades "
+                            "fixed failures for accuracy on the rest (default: 1)")
     group.add_argument("--search-epochs", type=int, default=6)
     group.add_argument("--warmup-epochs", type=int, default=1, help="search epochs before architecture steps")
     group.add_argument("--search-lr", type=float, default=0.02, help="SGD rate of the block weights in the search")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> dict:
     split = failure_split_for(loaded, args.failures, args.count, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
                      args.seed, loaded.device, args.channels_last, shift=corruption_shift(args),
-                     thin_validation=not args.plain_validation)
+                     thin_validation=not args.plain_validation, fail_weight=args.fail_weight)
     quiet = args.quiet or args.json
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     _, report = run_repair(ArchRepair(repair_config(args, work), log), task, out, args.checkpoint)

@@ -40,12 +40,14 @@ def compare_methods(
     shift: Callable[[np.ndarray], np.ndarray] | None = None,
     previous: Comparison | None = None,
     thin_validation: bool = True,
+    fail_weight: float = 1.0,
 ) -> Comparison:
     """Every method in ``methods`` on every seed in ``seeds`` (the seed draws ``D_repair``'s training
     sample and its splits, and seeds the method), all with ``budget`` and the settings ``config``.
     ``D_fail`` (``split``) is the same for every run; each row is evaluated on the same test examples.
     ``shift``: the corruption the failures come from, to validate on shifted data too, and
-    ``thin_validation``: validate like the evaluation split is built (both: ``make_task``).
+    ``thin_validation``: validate like the evaluation split is built, ``fail_weight``: how much each
+    failure counts in training (all three: ``make_task``).
     ``on_row(row, comparison_so_far)`` is called after every run (to save partial results);
     ``previous``: an interrupted comparison of the same setting whose finished runs are kept."""
     budget, config = budget or Budget(), config or ArchRepairConfig()
@@ -54,7 +56,7 @@ def compare_methods(
     comparison = Comparison(
         rows=[], methods=list(methods), seeds=list(seeds), budget=asdict(budget),
         config=_plain(asdict(config)) | {"train_examples": train_examples, "val_fraction": val_fraction,
-                                                  "thin_validation": thin_validation},
+                                                  "thin_validation": thin_validation, "fail_weight": fail_weight},
         base_checkpoint=str(base_checkpoint) if base_checkpoint else None,
         base_fingerprint=model_fingerprint(base_checkpoint) if base_checkpoint else None,
         data={"spec": data.spec, "fingerprint": data.fingerprint},
@@ -71,7 +73,8 @@ def compare_methods(
             row = finished.get((name, seed))
             if row is None:
                 task = task or make_task(model, record, data, split, train_examples, val_fraction, seed, device,
-                                         shift=shift, thin_validation=thin_validation)
+                                         shift=shift, thin_validation=thin_validation,
+                                         fail_weight=fail_weight)
                 result, report = run_repair(get_repairer(name, config, budget), task, before=before,
                                             base_checkpoint=base_checkpoint)
                 row = ComparisonRow.from_report(report, sum(result.phase_seconds.values()))

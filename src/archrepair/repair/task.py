@@ -39,12 +39,18 @@ class RepairTask:
     seed: int
     device: torch.device
     channels_last: bool = False
+    fail_weight: float = 1.0
 
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
                seed_offset: int = 0) -> BatchLoader:
-        return BatchLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std, indices=indices,
-                           batch_size=batch_size, shuffle=shuffle, augment=augment, seed=self.seed + seed_offset,
-                           device=self.device, channels_last=self.channels_last)
+        """Batches of ``repair`` rows ``indices``; a shuffled (training) loader counts each failure
+        ``fail_weight`` times per epoch (:class:`FailureWeightedLoader`)."""
+        arguments = dict(indices=indices, batch_size=batch_size, shuffle=shuffle, augment=augment,
+                         seed=self.seed + seed_offset, device=self.device, channels_last=self.channels_last)
+        if shuffle and self.fail_weight != 1.0:
+            return FailureWeightedLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std,
+                                         num_failures=self.repair.num_failures, weight=self.fail_weight, **arguments)
+        return BatchLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std, **arguments)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -57,10 +63,34 @@ class RepairTask:
         return next(iter(self.loader(np.arange(min(count, len(self.repair.y))), batch_size=count)))[0]
 
 
+class FailureWeightedLoader(BatchLoader):
+    """A training loader in which each failure row (rows ``< num_failures`` of ``D_repair``) counts
+    ``weight`` times per epoch: ``floor(weight)`` copies of every failure plus a seeded random
+    ``weight - floor(weight)`` share of them, drawn anew each epoch (:meth:`set_epoch`); every other
+    row appears once. The number of rows per epoch is the same in every epoch."""
+
+    def __init__(self, *args, num_failures: int, weight: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if weight < 0:
+            raise ValueError(f"the weight of the failures must be 0 or more, got {weight}")
+        rows = self.indices.numpy()
+        self.failures, self.others = rows[rows < num_failures], rows[rows >= num_failures]
+        self.weight = weight
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        whole, fraction = divmod(self.weight, 1.0)
+        drawn = np.random.default_rng([self.seed, epoch]).choice(
+            self.failures, size=round(fraction * len(self.failures)), replace=False)
+        self.indices = torch.as_tensor(np.concatenate([self.others, np.tile(self.failures, int(whole)), drawn]))
+
+
 def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: FailureSplit,
               train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
               device: torch.device | str = "cpu", channels_last: bool = False,
-              shift: Callable[[np.ndarray], np.ndarray] | None = None, thin_validation: bool = True) -> RepairTask:
+              shift: Callable[[np.ndarray], np.ndarray] | None = None, thin_validation: bool = True,
+              fail_weight: float = 1.0) -> RepairTask:
     """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, ``val_fraction`` of
     which are held out for validation: drawn from the base model's own held-out split when its
     record says which one that was (:func:`base_validation_indices`), else from the sample. The
@@ -77,6 +107,9 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     examples the base model already gets right. The same share of the base model's failures among
     the validation examples is dropped (at random, seeded), so that early stopping and the choice
     between the original and the repaired model judge a repair the way the report will.
+
+    ``fail_weight``: how many times each failure counts per training epoch, for every method
+    (``RepairTask.loader``); below 1 trades fixed failures for accuracy on the rest.
     """
     repair = repair_set(data, split, train_examples, seed, val_fraction, base_validation_indices(record, data))
     if shift is not None and len(repair.val_rows):
@@ -91,7 +124,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     fit = np.setdiff1d(np.arange(len(repair.y)), repair.val_rows)  # dropped validation rows are not trained on either
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], seed,
-                      torch.device(device), channels_last)
+                      torch.device(device), channels_last, fail_weight)
 
 
 def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet, rows: np.ndarray, share: float,
