@@ -159,6 +159,8 @@ def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[s
     measured = [i for i in range(len(blocks)) if not math.isnan(shifts[i])]
     ranking_shift = [blocks[i] for i in sorted(measured, key=lambda i: (-shifts[i], i))]
     if config.method == "shift":
+        if not measured:
+            raise ArchRepairError("method 'shift' needs the shifts of BatchNorm layers inside the blocks; none were measured")
         largest = max(shifts[i] for i in measured)
         chosen = next(blocks[i] for i in measured if shifts[i] >= config.shift_ratio * largest)
         criterion = f"earliest block adding at least {config.shift_ratio:g} of the largest normalisation-statistics shift"
