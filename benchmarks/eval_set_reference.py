@@ -50,16 +50,17 @@ def main() -> None:
         split = select_failures(predictions[base], data.y_test, 1000, 0)
         evaluation = np.setdiff1d(np.arange(len(data.y_test)), split.fail_indices)
 
-        def show(name: str, predicted: np.ndarray, seconds: float = 0.0) -> None:
+        def show(name: str, predicted: np.ndarray, seconds: float = 0.0, key: str | None = None) -> None:
             full = 100 * (predicted == data.y_test).mean()
             on_eval = 100 * (predicted[evaluation] == data.y_test[evaluation]).mean()
             change = on_eval - 100 * (predictions[base][evaluation] == data.y_test[evaluation]).mean()
             fixed = 100 * (predicted[split.fail_indices] == data.y_test[split.fail_indices]).mean()
             print(f"{base} | {name} | {full:.2f} | {on_eval:.2f} | {change:+.2f} | {fixed:.1f} | {seconds:.0f}", flush=True)
-            figures[f"{base}_{name}_change_points"] = round(change, 2)
+            figures[f"{base}_{key or name}_change_points"] = round(change, 2)
 
         for kind in MODELS:
-            show(kind if kind != base else f"{kind} (itself)", predictions[kind])
+            if kind != base:
+                show(kind, predictions[kind])
         task = make_task(model, record, data, split, None, 0.2, 0, thin_validation=False)
         training_rows = task.fit_indices[task.fit_indices >= task.repair.num_failures]  # no D_fail
         for part in ("network", "layer4"):
@@ -70,7 +71,8 @@ def main() -> None:
                 TrainConfig(epochs=args.epochs, batch_size=64, lr=args.lr, weight_decay=5e-4, schedule="cosine"),
                 set_train_mode=set_mode, description=f"{part} on training data")
             show(f"{part} trained {args.epochs} more epochs without D_fail",
-                 predict_logits(descendant.eval(), test).argmax(1).numpy(), time.perf_counter() - started)
+                 predict_logits(descendant.eval(), test).argmax(1).numpy(), time.perf_counter() - started,
+                 key=f"{part}_more_epochs")
     print_headline(figures)
 
 
