@@ -37,7 +37,7 @@ def study(name, model, record, data, seeds, level, calibration_size):
     test = make_loader(data, "test", record)
     for seed in seeds:
         for block in blocks:
-            scale, drop = noise_for_drop(model, block, calibration, data.y_test[subset], 0.15, seed)
+            scale, drop = noise_for_drop(model, block, calibration, 0.15, seed)
             damaged = add_weight_noise(model, block, scale, seed)
             predictions = predict_logits(damaged, test).argmax(1).numpy()
             split = select_failures(predictions, data.y_test, 1000, seed)

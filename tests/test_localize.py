@@ -198,7 +198,7 @@ def test_fault_injection_the_shift_method_names_the_damaged_block(tmp_path, digi
     test = BatchLoader(digits.x_test, digits.y_test, record.mean, record.std)
     for seed in (0, 1, 2):
         for block in ("block1", "block2", "block3"):
-            scale, drop = noise_for_drop(model, block, test, digits.y_test, 0.15, seed)
+            scale, drop = noise_for_drop(model, block, test, 0.15, seed)
             assert 0.10 <= drop <= 0.20
             damaged = add_weight_noise(model, block, scale, seed)
             predictions = predict_logits(damaged, test).argmax(1).numpy()

@@ -56,7 +56,7 @@ def compare_methods(
     comparison = Comparison(
         rows=[], methods=list(methods), seeds=list(seeds), budget=asdict(budget),
         config=_plain(asdict(config)) | {"train_examples": train_examples, "val_fraction": val_fraction,
-                                                  "thin_validation": thin_validation, "fail_weight": fail_weight},
+                                         "thin_validation": thin_validation, "fail_weight": fail_weight},
         base_checkpoint=str(base_checkpoint) if base_checkpoint else None,
         base_fingerprint=model_fingerprint(base_checkpoint) if base_checkpoint else None,
         data={"spec": data.spec, "fingerprint": data.fingerprint},

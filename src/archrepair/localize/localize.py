@@ -116,8 +116,9 @@ def localize(
     """
     config = config or LocalizeConfig()
     blocks = resolve_blocks(model, blocks)
-    layers = find_neuron_layers(copy.deepcopy(model).cpu(), blocks, input_shape)
-    normalisers = find_normalisers(copy.deepcopy(model).cpu(), blocks, input_shape)
+    traced = copy.deepcopy(model).cpu()  # a copy for the tracing passes, so the model stays where it is
+    layers = find_neuron_layers(traced, blocks, input_shape)
+    normalisers = find_normalisers(traced, blocks, input_shape)
     if config.method == "shift" and not any(n.block for n in normalisers):
         raise ArchRepairError("method 'shift' needs BatchNorm layers (with running statistics) inside the blocks; "
                               "this model has none: use method 'spectrum'")

@@ -42,11 +42,7 @@ def find_normalisers(model: nn.Module, blocks: list[str], input_shape: tuple[int
     candidates = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                   and m.track_running_stats and m.running_mean is not None]
     run_with_hooks(model, torch.zeros(2, *input_shape), [(m, lambda m, i, o: order.append(m)) for m in candidates])
-    seen: list[nn.Module] = []
-    for module in order:
-        if module not in seen:
-            seen.append(module)
-    return [Normaliser(names[m], owners.get(m)) for m in seen]
+    return [Normaliser(names[m], owners.get(m)) for m in dict.fromkeys(order)]  # first calls, in order
 
 
 class MomentCounter:
