@@ -101,8 +101,12 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
     assert status == 130 and "--resume" in err
     assert (tmp_path / "killed.work" / "search.pt").exists()
     monkeypatch.setattr(optimise, "_save", original_save)
-    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST)
-    assert status == 1 and "--resume" in err
+    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST,
+                         "--seed", "1", "--resume")
+    assert status == 1 and "another seed (0 then, 1 now)" in err  # a changed setting is refused, by name
+    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block3", *FAST,
+                         "--resume")
+    assert status == 1 and "another method.block" in err
     status, out, _ = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST,
                          "--resume", "--json")
     assert status == 0
@@ -118,3 +122,12 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
 def test_unknown_block_is_refused(cli, digits_checkpoint, tmp_path):
     status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "x", "--block", "block9", *FAST)
     assert status == 1 and "unknown block 'block9'" in err
+
+
+def test_a_rerun_without_resume_starts_afresh_and_says_so(cli, digits_checkpoint, tmp_path):
+    work = tmp_path / "fixed.work"
+    work.mkdir()
+    (work / "search.pt").write_bytes(b"left by a failed run")
+    status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "fixed", "--block", "block2", *FAST)
+    assert status == 0 and err.count("starting afresh") == 1
+    assert not work.exists() and (tmp_path / "fixed" / "model.safetensors").exists()

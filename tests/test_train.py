@@ -48,8 +48,10 @@ def test_resume_after_a_kill_gives_the_same_model(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train_base_model(digits, job, config, tmp_path / "killed", device, on_epoch=kill_after_second)
     assert (tmp_path / "killed.state.pt").exists() and not (tmp_path / "killed").exists()
-    with pytest.raises(ArchRepairError, match="--resume"):
-        train_base_model(digits, job, config, tmp_path / "killed", device)
+    with pytest.raises(ArchRepairError, match=r"another job.seed \(1 then, 2 now\)"):
+        train_base_model(digits, TrainJob("small_cnn", 0.5, seed=2), config, tmp_path / "killed", device, resume=True)
+    with pytest.raises(ArchRepairError, match=r"another config.lr \(0.05 then, 0.1 now\)"):
+        train_base_model(digits, job, TrainConfig(epochs=4, lr=0.1), tmp_path / "killed", device, resume=True)
     _, _, result = train_base_model(digits, job, config, tmp_path / "killed", device, resume=True)
     assert [r.epoch for r in result.history] == [0, 1, 2, 3]
     whole, _ = load_checkpoint(tmp_path / "whole")
@@ -62,3 +64,11 @@ def test_resume_after_a_kill_gives_the_same_model(digits, tmp_path):
 def test_image_too_small_for_the_model_is_explained(digits, tmp_path):
     with pytest.raises(ArchRepairError, match="cannot take 8x8 images"):
         train_base_model(digits, TrainJob("vgg16", 0.125), TrainConfig(epochs=1), tmp_path / "m", torch.device("cpu"))
+
+
+def test_a_run_without_resume_replaces_a_stale_state_and_says_so(digits, tmp_path):
+    (tmp_path / "m.state.pt").write_bytes(b"left by an interrupted run")
+    said = []
+    train_base_model(digits, TrainJob("small_cnn", 0.5), TrainConfig(epochs=1), tmp_path / "m", torch.device("cpu"),
+                     say=said.append)
+    assert len(said) == 1 and "starting afresh" in said[0] and not (tmp_path / "m.state.pt").exists()

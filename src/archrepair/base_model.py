@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
+from ._checks import environment, replace_stale
 from .checkpoint import ModelRecord, save_checkpoint
 from .data.arrays import ImageData
 from .data.loader import BatchLoader
-from .data.splits import stratified_split
+from .data.splits import indices_digest, stratified_split
 from .errors import ArchRepairError
 from .models import get_model
 from .train import EpochRecord, FitResult, TrainConfig, accuracy, fit
@@ -51,17 +52,20 @@ def train_base_model(
     device: torch.device,
     resume: bool = False,
     on_epoch=None,
+    say=None,
 ) -> tuple[torch.nn.Module, ModelRecord, FitResult]:
     """Train ``job.model`` on ``data`` (early stopping on a held-out validation split), evaluate it
     on the test split and save the checkpoint folder ``out``.
 
-    A state file ``<out>.state.pt`` is written after every epoch; with ``resume`` a killed run
-    continues from it. It is removed once the checkpoint is written.
+    A state file ``<out>.state.pt`` is written after every epoch, with the job's settings; with
+    ``resume`` a killed run continues from it (refused when the settings differ); without, a state
+    left by an earlier run is replaced (``say`` tells). It is removed once the checkpoint is written.
     """
     out = Path(out)
     state_path = out.with_name(out.name + ".state.pt")
-    if state_path.exists() and not resume:
-        raise ArchRepairError(f"{str(state_path)!r} holds an unfinished run; add --resume to continue it or delete it")
+    if resume and not state_path.exists() and (out / "model.json").exists():
+        raise ArchRepairError(f"nothing to resume: {str(out)!r} is a finished checkpoint; use --overwrite to train again")
+    replace_stale(state_path, resume, say or (lambda message: None), "the unfinished training state")
     torch.manual_seed(job.seed)
     height, width, channels = data.image_shape
     arguments = {"num_classes": data.num_classes, "in_channels": channels, "width": job.width}
@@ -77,15 +81,17 @@ def train_base_model(
     val_loader = make_loader(data, "train", record, val_idx, **common) if len(val_idx) else None
     test_loader = make_loader(data, "test", record, **common)
     model = model.to(device, memory_format=torch.channels_last if job.channels_last else torch.preserve_format)
+    settings = {"job": asdict(job), "config": asdict(config), "data": data.fingerprint, "device": str(device)}
     result = fit(model, train_loader, config, val_loader=val_loader,
                  target_loader=test_loader if config.target_accuracy is not None else None,
-                 state_path=state_path, on_epoch=on_epoch)
+                 state_path=state_path, on_epoch=on_epoch, settings=settings)
     test_accuracy = accuracy(model, test_loader, config.amp)
     record.training = {
         "seed": job.seed, "job": asdict(job), "config": asdict(config), "augment": job.resolved_augment(data),
         "train_examples": len(train_idx), "val_examples": len(val_idx), "stop_reason": result.stop_reason,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": round(result.seconds, 2),
-        "history": [asdict(r) for r in result.history], "device": str(device),
+        "history": [asdict(r) for r in result.history], "device": str(device), **environment(),
+        "val_indices_sha256": indices_digest(val_idx),
     }
     record.metrics = {"test_accuracy": test_accuracy, "val_accuracy": result.best_val_accuracy}
     save_checkpoint(model.cpu(), record, out)

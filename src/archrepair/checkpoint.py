@@ -36,7 +36,9 @@ RECORD_FILE = "model.json"
 class ModelRecord:
     """Everything besides the weights that is needed to rebuild a model and feed it data.
 
-    ``mean``/``std`` are per-channel, in [0, 1] units; ``input_shape`` is ``(H, W, C)``.
+    ``mean``/``std`` are per-channel, in [0, 1] units; ``input_shape`` is ``(H, W, C)``;
+    ``lineage``: the weight fingerprints of the models this one was repaired from, oldest first
+    (their failure splits apply to it too).
     """
 
     architecture: str
@@ -50,6 +52,7 @@ class ModelRecord:
     metrics: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     repair: dict = field(default_factory=dict)
+    lineage: list[str] = field(default_factory=list)
     format: str = FORMAT
 
     @property
@@ -73,7 +76,13 @@ class ModelRecord:
 def build_model(record: ModelRecord) -> nn.Module:
     """An untrained model of the record's architecture; for a repaired model, with the searched
     block (``record.repair["block"]`` built from ``record.repair["genotype"]``) in place."""
-    model = get_model(record.architecture, **record.arguments)
+    if not isinstance(record.arguments, dict):
+        raise ArchRepairError(f"the record's arguments {record.arguments!r} are not a mapping")
+    try:
+        model = get_model(record.architecture, **record.arguments)
+    except (TypeError, ValueError) as error:
+        raise ArchRepairError(f"the record's arguments {record.arguments!r} do not fit {record.architecture!r} "
+                              f"({error})") from None
     if not record.repair:
         return model
     from .repair.surgery import with_discrete_block
@@ -81,6 +90,8 @@ def build_model(record: ModelRecord) -> nn.Module:
 
     height, width, channels = record.input_shape
     example = torch.zeros(2, channels, height, width)
+    if not isinstance(record.repair.get("genotype"), dict) or not isinstance(record.repair.get("block"), str):
+        raise ArchRepairError("the record's repair entry lacks its block or genotype")
     genotype = Genotype.from_json(record.repair["genotype"])
     return with_discrete_block(model, record.repair["block"], genotype, example)
 
@@ -100,17 +111,32 @@ def save_checkpoint(model: nn.Module, record: ModelRecord, path: str | Path) -> 
 def load_record(path: str | Path) -> ModelRecord:
     folder = _checkpoint_folder(path)
     try:
-        raw = json.loads((folder / RECORD_FILE).read_text())
-        return ModelRecord(**raw)
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ArchRepairError(f"{str(folder / RECORD_FILE)!r} is not an archrepair model record ({error})") from None
+        raw = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+        record = ModelRecord(**raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+        raise ArchRepairError(f"{str(folder / RECORD_FILE)!r} is not an archrepair model record "
+                              f"({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+    shape_ok = isinstance(record.input_shape, list) and len(record.input_shape) == 3 and all(
+        isinstance(v, int) and v > 0 for v in record.input_shape)
+    if not shape_ok or not isinstance(record.class_names, list) or not record.class_names:
+        raise ArchRepairError(f"{str(folder / RECORD_FILE)!r} is not an archrepair model record "
+                              "(input_shape must be [H, W, C] and class_names a non-empty list)")
+    return record
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, ModelRecord]:
     """Rebuild the model of a checkpoint folder (in eval mode) and return it with its record."""
     record = load_record(path)
-    model = build_model(record)
-    weights = load_file(str(_checkpoint_folder(path) / WEIGHTS_FILE), device="cpu")
+    folder = _checkpoint_folder(path)
+    try:
+        model = build_model(record)
+    except ArchRepairError as error:
+        raise ArchRepairError(f"{str(folder / RECORD_FILE)!r}: {error}") from None
+    try:
+        weights = load_file(str(folder / WEIGHTS_FILE), device="cpu")
+    except Exception as error:  # safetensors' SafetensorError, OSError: a truncated or foreign file
+        raise ArchRepairError(f"{str(folder / WEIGHTS_FILE)!r} cannot be read ({str(error).splitlines()[0][:120]}); "
+                              "is it complete? Copy the checkpoint again or retrain") from None
     _check_shapes(model, weights, record)
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval(), record

@@ -8,29 +8,43 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from ._checks import Parser
 from .errors import ArchRepairError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version (0) and argparse's one-line errors (1)
+        return int(stop.code or 0)
     if args.command is None:
         parser.print_help()
         return 0
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         result = args.handler(args)
     except ArchRepairError as error:
         print(f"archrepair {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # a full disk, a file removed under us: the system's words, one line
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"archrepair {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"archrepair {args.command}: interrupted; finished epochs are kept, rerun with --resume", file=sys.stderr)
+        hint = "; finished epochs are kept, rerun with --resume" if hasattr(args, "resume") else ""
+        print(f"archrepair {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(result, default=_json_default))
     else:
@@ -38,8 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM ends a command like Ctrl-C: its ``finally`` blocks run (workers stop, locks go)."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="archrepair",
         description="Block-level, architecture-oriented repair of trained PyTorch image classifiers.",
     )
@@ -48,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands as handlers
 
     for spec in handlers.COMMANDS:
-        sub = commands.add_parser(spec.name, help=spec.help, description=spec.help)
+        sub = commands.add_parser(spec.name, help=spec.help, description=spec.help, allow_abbrev=False)
         spec.add_arguments(sub)
         sub.add_argument("--json", action="store_true", help="print the result as one JSON object")
         sub.set_defaults(handler=spec.run, printer=spec.show)

@@ -36,14 +36,20 @@ def write_bytes_atomically(path: Path, payload: bytes) -> None:
 
 
 def replace_directory(staging: Path, target: Path) -> None:
-    """Move a fully written ``staging`` folder to ``target``, replacing any old one last."""
-    backup = None
-    if target.exists():
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, backup)
-    os.replace(staging, target)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+    """Publish a fully written ``staging`` folder as ``target``: a rename when ``target`` does not
+    exist; otherwise each file written into ``staging`` replaces its namesake in ``target``
+    (atomically, one by one) and every other file in ``target`` is left as it is."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    for entry in sorted(staging.iterdir()):
+        destination = target / entry.name
+        if entry.is_dir():
+            destination.mkdir(exist_ok=True)
+            replace_directory(entry, destination)
+        else:
+            os.replace(entry, destination)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def staging_directory(target: Path) -> Path:

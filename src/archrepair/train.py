@@ -8,6 +8,7 @@ checkpointed to a state file and a killed run resumed from it with the same resu
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._checks import check_same_settings
 from .budget import Deadline
 from .data.loader import BatchLoader
 from .device import autocast
@@ -128,6 +130,7 @@ def fit(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     description: str = "train",
     deadline: Deadline | None = None,
+    settings: dict | None = None,
 ) -> FitResult:
     """Train ``model`` in place with SGD; restore the best validation state unless stopped at the target.
 
@@ -136,6 +139,8 @@ def fit(
         set_train_mode: puts the model in training mode (default ``model.train()``); pass a
             function that keeps frozen parts (their BatchNorm statistics) in eval mode.
         state_path: a file to checkpoint after every epoch; if it exists, training resumes from it.
+        settings: what made the run (JSON-like); stored in the state file, and a resume with other
+            settings is refused, naming the first that differs.
         on_epoch: called with each finished epoch's record.
         deadline: stop after the first step past it (the unfinished epoch is validated and
             counts like any other; ``stop_reason`` is then ``"budget"``).
@@ -153,7 +158,7 @@ def fit(
     best_state = _copy_state(model)
     start_epoch, stale = 0, 0
     if state_path is not None and Path(state_path).exists():
-        start_epoch, stale, best_state = _resume(Path(state_path), model, optimizer, result)
+        start_epoch, stale, best_state = _resume(Path(state_path), model, optimizer, result, settings)
     started = time.perf_counter() - result.seconds
     train_mode = set_train_mode or (lambda m: m.train())
 
@@ -207,7 +212,7 @@ def fit(
                 deadline is not None and deadline.expired()):
             result.stop_reason = "budget"
         if state_path is not None:
-            _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state)
+            _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state, settings)
         if result.stop_reason != "epochs":
             break
     if result.stop_reason != "target":
@@ -220,7 +225,8 @@ def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
-def _save_state(path: Path, model, optimizer, result: FitResult, next_epoch: int, stale: int, best_state) -> None:
+def _save_state(path: Path, model, optimizer, result: FitResult, next_epoch: int, stale: int, best_state,
+                settings: dict | None) -> None:
     buffer = io.BytesIO()
     torch.save(
         {
@@ -234,19 +240,25 @@ def _save_state(path: Path, model, optimizer, result: FitResult, next_epoch: int
             "best_val_accuracy": result.best_val_accuracy,
             "stop_reason": result.stop_reason,
             "seconds": result.seconds,
+            "settings": json.dumps(settings, sort_keys=True, default=str),
         },
         buffer,
     )
     write_bytes_atomically(path, buffer.getvalue())
 
 
-def _resume(path: Path, model, optimizer, result: FitResult):
+def _resume(path: Path, model, optimizer, result: FitResult, settings: dict | None):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") from None
+    check_same_settings(json.loads(state.get("settings", "null")) or {}, json.loads(json.dumps(settings or {}, default=str)),
+                        f"from {str(path)!r}")
+    try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     except Exception as error:
-        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); delete it to start afresh") from None
+        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") from None
     result.history = [EpochRecord(**r) for r in state["history"]]
     result.best_epoch, result.best_val_accuracy = state["best_epoch"], state["best_val_accuracy"]
     result.stop_reason, result.seconds = state["stop_reason"], state["seconds"]

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from ..data.sources import DEFAULT_SPEC
+from .._checks import check_output, non_negative_int, positive_int
+from ..data.sources import DEFAULT_SPEC, parse_spec
 
 
 @dataclass(frozen=True)
@@ -40,16 +41,39 @@ def add_corruption(parser: argparse.ArgumentParser) -> None:
     """Options that replace the test split by a corrupted copy (the robustness scenario)."""
     group = parser.add_argument_group("corrupted test set")
     group.add_argument("--corruption", help="use this corruption of the test split (e.g. fog); see `archrepair corrupt`")
-    group.add_argument("--severity", type=int, default=3, help="severity 1..5 of --corruption (default: 3)")
+    group.add_argument("--severity", type=int, default=3, choices=range(1, 6), metavar="1..5",
+                       help="severity 1..5 of --corruption (default: 3)")
     group.add_argument("--corruption-dir", help="read it from an official CIFAR-10-C folder or Tiny-ImageNet-C tree instead of generating it")
-    group.add_argument("--corruption-seed", type=int, default=0, help="seed of the generated corruption (default: 0)")
+    group.add_argument("--corruption-seed", type=non_negative_int, default=0, help="seed of the generated corruption (default: 0)")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format (faster convolutions)")
-    parser.add_argument("--batch-size", type=int, default=256, help="examples per evaluation batch (default: 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="examples per evaluation batch (default: 256)")
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an existing --out: what this command writes replaces its namesakes "
+                             "(atomically, once complete); other files there are kept")
+
+
+def data_path(spec: str | None) -> str | None:
+    """The file or folder a data spec reads, if any (an input no output may replace)."""
+    if not spec:
+        return None
+    try:
+        return parse_spec(spec)[1] or None
+    except Exception:  # an unparsable spec is reported when the data is loaded
+        return None
+
+
+def checked_out(args: argparse.Namespace, *inputs, kind: str = "folder"):
+    """``args.out`` checked against the command's inputs and its --overwrite/--resume options."""
+    return check_output(args.out, inputs, kind, getattr(args, "overwrite", False), getattr(args, "resume", False),
+                        resumable=hasattr(args, "resume"))
 
 
 def percent(value: float | None) -> str:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from rich.table import Table
 
+from .._checks import name_list, non_negative_int, output_lock, positive_float, positive_int
 from ..budget import Budget
 from ..comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
 from ..comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
 from ..repair import get_repairer, list_repairers
-from .base import Command, add_corruption, add_data, add_device, console
+from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
 from .common_model import corruption_shift, failure_split_for, load_model_and_data
 from .repair import add_repair_options, repair_config
 
@@ -24,37 +25,40 @@ DEFAULT_METHODS = "archrepair,neuron-gradient,layer-gradient,block-gradient,netw
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
-    parser.add_argument("--methods", default=DEFAULT_METHODS,
+    parser.add_argument("--methods", type=name_list, default=DEFAULT_METHODS.split(","),
                         help=f"comma-separated repair methods (default: {DEFAULT_METHODS}); any of {', '.join(list_repairers())}")
-    parser.add_argument("--seeds", type=int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
-    parser.add_argument("--budget-epochs", type=int,
+    parser.add_argument("--seeds", type=positive_int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
+    parser.add_argument("--budget-epochs", type=positive_int,
                         help="passes over the fit data per method (ArchRepair: half search, half fine-tuning)")
-    parser.add_argument("--budget-seconds", type=float, help="wall-clock limit per method run")
+    parser.add_argument("--budget-seconds", type=positive_float, help="wall-clock limit per method run")
     parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
-    parser.add_argument("--failure-seed", type=int, default=0, help="seed of the failure choice (default: 0)")
+    parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--failure-seed", type=non_negative_int, default=0, help="seed of the failure choice (default: 0)")
     parser.add_argument("--out", required=True, help="folder for comparison.json, .md, .csv and .png")
     parser.add_argument("--resume", action="store_true",
                         help="keep the finished runs of an interrupted comparison in --out and run the rest")
+    add_overwrite(parser)
     add_repair_options(parser)
     add_corruption(parser)
     add_device(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods:
-        raise ArchRepairError("--methods is empty; give at least one method")
-    if args.seeds < 1:
-        raise ArchRepairError(f"--seeds must be at least 1, got {args.seeds}")
     budget = Budget(args.budget_epochs, args.budget_seconds)
     config = repair_config(args, None)
-    for name in methods:
+    for name in args.methods:
         get_repairer(name, config, budget)  # an unknown method or an impossible budget fails before any work
-    saved = Path(args.out) / JSON_FILE
-    if saved.exists() and not args.resume:
-        raise ArchRepairError(f"{str(saved)!r} exists; add --resume to keep its finished runs, or choose another --out")
-    previous = _read_previous(saved) if saved.exists() else None
+    out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
+    saved = out / JSON_FILE
+    if args.resume and not saved.exists():
+        raise ArchRepairError(f"nothing to resume: {str(saved)!r} does not exist; rerun without --resume")
+    with output_lock(out):
+        return _compare(args, budget, config, saved)
+
+
+def _compare(args: argparse.Namespace, budget: Budget, config, saved: Path) -> dict:
+    methods = args.methods
+    previous = _read_previous(saved) if args.resume else None
     loaded = load_model_and_data(args)
     split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
@@ -65,19 +69,27 @@ def run(args: argparse.Namespace) -> dict:
         say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
             f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s")
 
+    def failed(error: dict, so_far: Comparison) -> None:
+        write_text_atomically(saved, so_far.to_json())
+        say(f"seed {error['seed']} {error['method']}: failed ({error['error']}); the other runs go on")
+
     comparison = compare_methods(
         loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget,
         config, args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
         on_row=finished, shift=corruption_shift(args), previous=previous, thin_validation=not args.plain_validation,
-        fail_weight=args.fail_weight,
+        fail_weight=args.fail_weight, amp=args.amp, on_error=failed,
     )
-    paths = write_comparison(comparison, args.out)
-    return {"summary": summarise(comparison), "files": {kind: str(path) for kind, path in paths.items()}}
+    if not comparison.rows:
+        write_text_atomically(saved, comparison.to_json())
+        raise ArchRepairError(f"every run failed (first: {comparison.errors[0]['error']}); see {str(saved)!r}")
+    paths = write_comparison(comparison, saved.parent)
+    return {"summary": summarise(comparison), "errors": comparison.errors,
+            "files": {kind: str(path) for kind, path in paths.items()}}
 
 
 def _read_previous(path: Path) -> Comparison:
     try:
-        return Comparison.from_json(path.read_text())
+        return Comparison.from_json(path.read_text(encoding="utf-8"))
     except (ValueError, TypeError, KeyError) as error:
         raise ArchRepairError(f"{str(path)!r} is not a comparison file ({error}); choose another --out") from error
 
@@ -94,6 +106,8 @@ def show(result: dict) -> None:
                       f"{100 * e['fix_rate']:.1f}%", f"{e['broken']:.0f}", f"{e['seconds']:.1f}",
                       "-" if p is None else f"{p:.3f}")
     console.print(table)
+    for error in result["errors"]:
+        console.print(f"[red]failed[/]: {error['method']} on seed {error['seed']}: {error['error']}")
     console.print("wrote " + ", ".join(result["files"].values()))
 
 

@@ -12,40 +12,50 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._checks import accuracy_fraction, non_negative_int, output_lock
 from ..base_model import TrainJob, make_loader, train_base_model
+from ..checkpoint import model_fingerprint
 from ..data import load_data, select_failures
 from ..device import resolve_device
 from ..evaluate import predict_logits
 from ..repair import ArchRepair, make_task
 from ..repair.pipeline import run_repair
 from ..train import TrainConfig
-from .base import Command, percent
+from .base import Command, add_overwrite, checked_out, percent
 from .repair import add_repair_options, repair_config
 from .repair import show as show_repair
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="archrepair-demo", help="folder for the demo's models (default: archrepair-demo)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--target-accuracy", type=float, default=0.85,
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--target-accuracy", type=accuracy_fraction, default=0.85,
                         help="stop base training at this test accuracy (default: 0.85)")
+    add_overwrite(parser)
     parser.add_argument("--device", default="auto")
     add_repair_options(parser)
     parser.set_defaults(train_examples=0, search_epochs=6, finetune_epochs=10, level=20)
 
 
 def run(args: argparse.Namespace) -> dict:
-    out = Path(args.out)
+    out = checked_out(args)
+    with output_lock(out):
+        return _demo(args, out)
+
+
+def _demo(args: argparse.Namespace, out: Path) -> dict:
     device = resolve_device(args.device)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     data = load_data("digits")
     say(f"1/4 training a small CNN on the digits until test accuracy reaches {percent(args.target_accuracy)}")
     config = TrainConfig(epochs=30, lr=0.02, schedule="constant", target_accuracy=args.target_accuracy, patience=None)
-    model, record, _ = train_base_model(data, TrainJob("small_cnn", 0.5, args.seed), config, out / "base", device)
+    model, record, _ = train_base_model(data, TrainJob("small_cnn", 0.5, args.seed), config, out / "base", device,
+                                        say=say)
     predictions = predict_logits(model, make_loader(data, "test", record, device=device)).argmax(1).numpy()
     wrong = int((predictions != data.y_test).sum())
     split = select_failures(predictions, data.y_test, max(1, wrong // 2), args.seed)
     split.data_spec, split.data_fingerprint = data.spec, data.fingerprint
+    split.model_fingerprint = model_fingerprint(out / "base")
     split.save(out / "failures.json")
     say(f"2/4 {wrong} test failures; {len(split.fail_indices)} form D_fail, the rest stay in the held-out test set")
     say("3/4 localising the vulnerable block and repairing it")

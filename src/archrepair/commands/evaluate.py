@@ -7,9 +7,8 @@ import argparse
 
 from rich.table import Table
 
-from ..data import FailureSplit
+from .._checks import int_list
 from ..data.corrupted import corrupted_test, parse_corruptions
-from ..errors import ArchRepairError
 from ..evaluate import accuracy_report
 from .base import (
     Command,
@@ -30,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "without D_fail, and D_fail on its own")
     parser.add_argument("--corruptions", help="also report accuracy under these corruptions (all, or names), "
                                               "averaged over --severities")
-    parser.add_argument("--severities", default="1,2,3,4,5", help="severities for --corruptions (default: 1..5)")
+    parser.add_argument("--severities", type=int_list(1, 5), default=[1, 2, 3, 4, 5],
+                        help="comma-separated severities for --corruptions (default: 1,2,3,4,5)")
     parser.add_argument("--per-severity", action="store_true", help="show each severity, not only the mean")
     add_corruption(parser)
     add_device(parser)
@@ -44,12 +44,8 @@ def run(args: argparse.Namespace) -> dict:
               "test": accuracy_report(predictions, labels, names)}
     keep = None
     if args.failures:
-        split = FailureSplit.load(args.failures)
-        if split.data_fingerprint and split.data_fingerprint != loaded.data.fingerprint:
-            raise ArchRepairError(
-                f"failure split {args.failures!r} was made on other data (fingerprint {split.data_fingerprint}, "
-                f"this data {loaded.data.fingerprint}); use the data it was made from"
-            )
+        split = loaded.load_split(args.failures, own=False)  # any model may be evaluated on a split
+        result["split_of_this_model"] = split.model_fingerprint in {loaded.fingerprint, *loaded.record.lineage}
         keep = split.eval_indices
         result["eval"] = accuracy_report(predictions[split.eval_indices], labels[split.eval_indices], names)
         result["fail"] = accuracy_report(predictions[split.fail_indices], labels[split.fail_indices], names)
@@ -64,7 +60,7 @@ def _corruption_table(loaded, args, keep) -> dict:
     table = {}
     for name in parse_corruptions(args.corruptions):
         accuracies = {}
-        for severity in (int(s) for s in args.severities.split(",")):
+        for severity in args.severities:
             loaded.data = corrupted_test(clean, name, severity, args.corruption_seed, args.corruption_dir)
             predictions = loaded.test_predictions(f"{name} {severity}")
             right = predictions == clean.y_test

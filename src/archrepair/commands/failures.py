@@ -5,29 +5,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..checkpoint import model_fingerprint
+from .._checks import non_negative_int, output_lock, positive_int
 from ..data import select_failures
-from .base import Command, add_corruption, add_data, add_device, console, percent
+from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
 from .common_model import load_model_and_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train`")
     add_data(parser, default=None)
-    parser.add_argument("--count", type=int, default=1000, help="failures to select (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random choice (default: 0)")
+    parser.add_argument("--count", type=positive_int, default=1000, help="failures to select (default: 1000)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random choice (default: 0)")
     parser.add_argument("--out", required=True, help="JSON file to write the split to")
+    add_overwrite(parser)
     add_corruption(parser)
     add_device(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    out = checked_out(args, args.checkpoint, data_path(args.data), args.corruption_dir, kind="file")
+    with output_lock(out):
+        return _choose(args)
+
+
+def _choose(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     predictions = loaded.test_predictions("finding failures")
     labels = loaded.data.y_test
     split = select_failures(predictions, labels, args.count, args.seed)
     split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
-    split.model_fingerprint = model_fingerprint(args.checkpoint)
+    split.model_fingerprint = loaded.fingerprint
     split.save(Path(args.out))
     keep = split.eval_indices
     return {

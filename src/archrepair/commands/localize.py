@@ -6,11 +6,11 @@ import argparse
 
 from rich.table import Table
 
-from ..checkpoint import model_fingerprint
+from .._checks import non_negative_int, open_fraction, output_lock, positive_int, name_list
 from ..data import BatchLoader
 from ..data.repair_set import repair_set
 from ..localize import FORMULAS, METHODS, LocalizeConfig, localize
-from .base import Command, add_corruption, add_data, add_device, console
+from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
 from .common_model import failure_split_for, load_model_and_data
 
 
@@ -18,27 +18,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train`")
     add_data(parser, default=None)
     parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
-    parser.add_argument("--train-examples", type=int, default=1000,
+    parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--train-examples", type=non_negative_int, default=1000,
                         help="training examples added to D_fail to form D_repair (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the training sample (default: 0)")
-    parser.add_argument("--blocks", help="comma-separated block names (default: the model's automatic blocks)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the training sample (default: 0)")
+    parser.add_argument("--blocks", type=name_list, help="comma-separated block names (default: the model's automatic blocks)")
     parser.add_argument("--formula", choices=FORMULAS, default="tarantula", help="suspiciousness (default: tarantula)")
     parser.add_argument("--threshold", type=float, default=0.0,
                         help="activation threshold on the normalised, spatially averaged output (default: 0)")
-    parser.add_argument("--level", type=int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
+    parser.add_argument("--level", type=positive_int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
     parser.add_argument("--absolute", type=float, help="absolute threshold on the reweighted score (overrides --level)")
     parser.add_argument("--method", choices=METHODS, default="spectrum",
                         help="what picks the block: spectrum (the paper's Algorithm 1) or shift (normalisation-statistics "
                              "shift; finds blocks with damaged weights) (default: spectrum)")
-    parser.add_argument("--shift-ratio", type=float, default=0.5,
+    parser.add_argument("--shift-ratio", type=open_fraction, default=0.5,
                         help="shift: the earliest block adding at least this fraction of the largest shift (default: 0.5)")
     parser.add_argument("--out", help="write the JSON report here (for `archrepair repair` and campaigns)")
+    add_overwrite(parser)
     add_corruption(parser)
     add_device(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    if not args.out:
+        return _localize(args)
+    out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir, kind="file")
+    with output_lock(out):
+        return _localize(args)
+
+
+def _localize(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     data, record = loaded.data, loaded.record
     split = failure_split_for(loaded, args.failures, args.count, args.seed)
@@ -48,9 +57,9 @@ def run(args: argparse.Namespace) -> dict:
     config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute,
                             method=args.method, shift_ratio=args.shift_ratio)
     height, width, channels = record.input_shape
-    blocks = args.blocks.split(",") if args.blocks else None
+    blocks = args.blocks
     report = localize(loaded.model, loader, (channels, height, width), blocks, config)
-    report.extra = {"checkpoint": str(args.checkpoint), "model_fingerprint": model_fingerprint(args.checkpoint),
+    report.extra = {"checkpoint": str(args.checkpoint), "model_fingerprint": loaded.fingerprint,
                     "data": data.spec, "data_fingerprint": data.fingerprint, "failures": len(split.fail_indices),
                     "failure_split": args.failures, "train_examples": len(repair.train_indices), "seed": args.seed}
     if args.out:

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.table import Table
 
-from ..errors import ArchRepairError
+from .._checks import (
+    check_same_settings,
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    open_fraction,
+    output_lock,
+    positive_float,
+    positive_int,
+    replace_stale,
+)
+from ..fileio import write_text_atomically
 from ..localize import FORMULAS, METHODS, LocalizeConfig
 from ..repair import ArchRepair, ArchRepairConfig, make_task
 from ..repair.pipeline import run_repair
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
-from .base import Command, add_corruption, add_data, add_device, console, percent
+from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
 from .common_model import corruption_shift, failure_split_for, load_model_and_data
 
 
@@ -24,32 +38,32 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ArchRepair")
     group.add_argument("--block", help="repair this block instead of the localised one")
     group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
-    group.add_argument("--level", type=int, default=50, help="localisation top-k level (default: 50)")
+    group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
     group.add_argument("--localize-method", choices=METHODS, default="spectrum",
                        help="what picks the block: spectrum (the paper's) or shift (damaged weights) (default: spectrum)")
-    group.add_argument("--train-examples", type=int, default=5000,
+    group.add_argument("--train-examples", type=non_negative_int, default=5000,
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
-    group.add_argument("--val-fraction", type=float, default=0.2,
+    group.add_argument("--val-fraction", type=open_fraction, default=0.2,
                        help="share of D_repair's training examples held out for validation; never failures (default: 0.2)")
     group.add_argument("--plain-validation", action="store_true",
                        help="validate on all held-out examples instead of dropping the share of the model's failures "
                             "that D_fail took from the deployment data (which is how the evaluation split is built)")
-    group.add_argument("--fail-weight", type=float, default=1.0,
+    group.add_argument("--fail-weight", type=non_negative_float, default=1.0,
                        help="how many times each failure counts per training epoch, for every method; below 1 trades "
                             "fixed failures for accuracy on the rest (default: 1)")
-    group.add_argument("--search-epochs", type=int, default=6)
-    group.add_argument("--warmup-epochs", type=int, default=1, help="search epochs before architecture steps")
-    group.add_argument("--search-lr", type=float, default=0.02, help="SGD rate of the block weights in the search")
-    group.add_argument("--arch-lr", type=float, default=0.03, help="Adam rate of the architecture parameters (default: 0.03)")
-    group.add_argument("--beta-decay", type=float, default=0.5, help="Beta-DARTS regularisation weight (0: off)")
-    group.add_argument("--partial-channels", type=int, default=4, help="PC-DARTS k (1: all channels)")
+    group.add_argument("--search-epochs", type=positive_int, default=6)
+    group.add_argument("--warmup-epochs", type=non_negative_int, default=1, help="search epochs before architecture steps")
+    group.add_argument("--search-lr", type=positive_float, default=0.02, help="SGD rate of the block weights in the search")
+    group.add_argument("--arch-lr", type=positive_float, default=0.03, help="Adam rate of the architecture parameters (default: 0.03)")
+    group.add_argument("--beta-decay", type=non_negative_float, default=0.5, help="Beta-DARTS regularisation weight (0: off)")
+    group.add_argument("--partial-channels", type=positive_int, default=4, help="PC-DARTS k (1: all channels)")
     group.add_argument("--no-edge-normalisation", action="store_true")
-    group.add_argument("--original-logit", type=float, default=5.0,
+    group.add_argument("--original-logit", type=finite_float, default=5.0,
                        help="initial logit of the original operation (and of none elsewhere)")
     group.add_argument("--rule", choices=RULES, default="edge", help="discretisation: edge (paper) or top2 (PC-DARTS)")
-    group.add_argument("--finetune-epochs", type=int, default=8)
-    group.add_argument("--finetune-lr", type=float, default=0.01)
-    group.add_argument("--search-batch-size", type=int, default=64)
+    group.add_argument("--finetune-epochs", type=positive_int, default=8)
+    group.add_argument("--finetune-lr", type=positive_float, default=0.01)
+    group.add_argument("--search-batch-size", type=positive_int, default=64)
 
 
 def repair_config(args: argparse.Namespace, work_dir: Path | None) -> ArchRepairConfig:
@@ -71,10 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
     parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
     parser.add_argument("--out", required=True, help="repaired-model folder to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted repair from <out>.work")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted repair from <out>.work (refused if any setting differs)")
+    add_overwrite(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_repair_options(parser)
     add_corruption(parser)
@@ -82,21 +98,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    out = Path(args.out)
+    out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
+    with output_lock(out):
+        return _repair(args, out)
+
+
+def _repair(args: argparse.Namespace, out: Path) -> dict:
     work = out.with_name(out.name + ".work")
-    if work.exists() and not args.resume:
-        raise ArchRepairError(f"{str(work)!r} holds an interrupted repair; add --resume to continue it or delete it")
-    loaded = load_model_and_data(args)
-    split = failure_split_for(loaded, args.failures, args.count, args.seed)
-    task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
-                     args.seed, loaded.device, args.channels_last, shift=corruption_shift(args),
-                     thin_validation=not args.plain_validation, fail_weight=args.fail_weight)
     quiet = args.quiet or args.json
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    _, report = run_repair(ArchRepair(repair_config(args, work), log), task, out, args.checkpoint)
+    replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
+    loaded = load_model_and_data(args)
+    split = failure_split_for(loaded, args.failures, args.count, args.seed)
+    config = repair_config(args, work)
+    settings = resolved_settings(args, config, loaded.fingerprint, loaded.data.fingerprint, split)
+    _check_work(work, settings, args.resume)
+    task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
+                     args.seed, loaded.device, args.channels_last, shift=corruption_shift(args),
+                     thin_validation=not args.plain_validation, fail_weight=args.fail_weight, amp=args.amp)
+    _, report = run_repair(ArchRepair(config, log), task, out, args.checkpoint)
     shutil.rmtree(work, ignore_errors=True)
     report["out"] = str(out)
     return report
+
+
+def resolved_settings(args: argparse.Namespace, config, model: str, data: str, split) -> dict:
+    """Everything a repair's result depends on, as JSON: resumed only when all of it is the same."""
+    method = {k: v for k, v in asdict(config).items() if k != "work_dir"}
+    failures = hashlib.sha256(json.dumps(split.fail_indices).encode()).hexdigest()[:16]
+    options = ("seed", "train_examples", "val_fraction", "plain_validation", "fail_weight", "corruption", "severity",
+               "corruption_seed", "device", "amp", "channels_last")
+    return {**{name: getattr(args, name, None) for name in options},
+            "method": method, "model": model, "data": data, "failures": failures}
+
+
+def _check_work(work: Path, settings: dict, resume: bool) -> None:
+    saved = work / "settings.json"
+    if resume and saved.exists():
+        check_same_settings(json.loads(saved.read_text()), json.loads(json.dumps(settings, default=str)),
+                            f"the repair in {str(work)!r}")
+    work.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(saved, json.dumps(settings, indent=1, default=str))
 
 
 def show(report: dict) -> None:
@@ -105,7 +147,7 @@ def show(report: dict) -> None:
         table.add_column(column, justify="right" if column else "left")
     table.add_row(f"test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),
                   percent(report["eval_accuracy_after"]), f"{report['eval_change_points']:+.2f} pts")
-    table.add_row(f"D_fail ({report['fail_examples']}, seen by the repair)", percent(0.0),
+    table.add_row(f"D_fail ({report['fail_examples']}, seen by the repair)", percent(report["fail_accuracy_before"]),
                   percent(report["fail_fixed_rate"]), "fix rate")
     table.add_row("fixed / broken (test without D_fail)", "", "", f"{report['eval_fixed']} / {report['eval_broken']}")
     table.add_row("parameters", f"{report['parameters_before']:,}", f"{report['parameters_after']:,}", "")

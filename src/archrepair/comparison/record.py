@@ -50,7 +50,9 @@ class ComparisonRow:
 @dataclass
 class Comparison:
     """All rows plus the shared setting: the budget, the base model, the data and ``D_fail``, the
-    repair settings (``config``) and the package versions, so that any row can be rerun."""
+    repair settings (``config``), the package versions and the execution environment (device,
+    threads), so that any row can be rerun. ``errors``: the runs that raised, as
+    ``{"method", "seed", "error"}`` (the other runs go on; a resumed comparison retries them)."""
 
     rows: list[ComparisonRow]
     methods: list[str]
@@ -62,6 +64,8 @@ class Comparison:
     data: dict
     failures: dict
     versions: dict
+    errors: list[dict] = field(default_factory=list)
+    environment: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

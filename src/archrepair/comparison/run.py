@@ -16,7 +16,7 @@ from ..base_model import make_loader
 from ..budget import Budget
 from ..checkpoint import ModelRecord, model_fingerprint
 from ..data import FailureSplit, ImageData
-from ..errors import ArchRepairError
+from .._checks import check_same_settings, environment
 from ..evaluate import predict_logits
 from ..repair import ArchRepairConfig, get_repairer, make_task
 from ..repair.pipeline import run_repair
@@ -41,6 +41,8 @@ def compare_methods(
     previous: Comparison | None = None,
     thin_validation: bool = True,
     fail_weight: float = 1.0,
+    amp: bool = False,
+    on_error: Callable[[dict, Comparison], None] | None = None,
 ) -> Comparison:
     """Every method in ``methods`` on every seed in ``seeds`` (the seed draws ``D_repair``'s training
     sample and its splits, and seeds the method), all with ``budget`` and the settings ``config``.
@@ -48,7 +50,9 @@ def compare_methods(
     ``shift``: the corruption the failures come from, to validate on shifted data too, and
     ``thin_validation``: validate like the evaluation split is built, ``fail_weight``: how much each
     failure counts in training (all three: ``make_task``).
-    ``on_row(row, comparison_so_far)`` is called after every run (to save partial results);
+    ``on_row(row, comparison_so_far)`` is called after every run (to save partial results), and
+    ``on_error(error, comparison_so_far)`` after a run that raised (recorded in
+    ``comparison.errors``; the other runs go on); ``amp``: mixed precision (``make_task``);
     ``previous``: an interrupted comparison of the same setting whose finished runs are kept."""
     budget, config = budget or Budget(), config or ArchRepairConfig()
     for name in methods:
@@ -63,6 +67,7 @@ def compare_methods(
         failures={"seed": split.seed, "fail_indices": [int(i) for i in split.fail_indices]},
         versions={"archrepair": __version__, "torch": torch.__version__, "numpy": np.__version__,
                   "python": platform.python_version()},
+        environment={**environment(), "device": str(device), "amp": amp},
     )
     finished = _finished_runs(previous, comparison)
     test = make_loader(data, "test", record, device=device)
@@ -74,9 +79,16 @@ def compare_methods(
             if row is None:
                 task = task or make_task(model, record, data, split, train_examples, val_fraction, seed, device,
                                          shift=shift, thin_validation=thin_validation,
-                                         fail_weight=fail_weight)
-                result, report = run_repair(get_repairer(name, config, budget), task, before=before,
-                                            base_checkpoint=base_checkpoint)
+                                         fail_weight=fail_weight, amp=amp)
+                try:
+                    result, report = run_repair(get_repairer(name, config, budget), task, before=before,
+                                                base_checkpoint=base_checkpoint)
+                except Exception as error:  # one failed method must not end the comparison: record it
+                    message = str(error).splitlines()[0] if str(error) else ""
+                    comparison.errors.append({"method": name, "seed": seed, "error": f"{type(error).__name__}: {message}"})
+                    if on_error is not None:
+                        on_error(comparison.errors[-1], comparison)
+                    continue
                 row = ComparisonRow.from_report(report, sum(result.phase_seconds.values()))
             comparison.rows.append(row)
             if on_row is not None:
@@ -89,10 +101,8 @@ def _finished_runs(previous: Comparison | None, current: Comparison) -> dict[tup
     if previous is None:
         return {}
     same = ("budget", "config", "base_fingerprint", "data", "failures")
-    differing = [key for key in same if getattr(previous, key) != getattr(current, key)]
-    if differing:
-        raise ArchRepairError(f"the comparison to resume was made with another {', '.join(differing)}; "
-                              "use another --out or the same settings")
+    check_same_settings({key: getattr(previous, key) for key in same}, {key: getattr(current, key) for key in same},
+                        "the comparison")
     return {(row.method, row.seed): row for row in previous.rows}
 
 

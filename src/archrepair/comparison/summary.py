@@ -20,6 +20,8 @@ def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dic
     summary = []
     for method in comparison.methods:
         rows = comparison.rows_of(method)
+        if not rows:  # every run of the method failed (see ``comparison.errors``)
+            continue
         entry = {"method": method, "runs": len(rows), "accuracy_before": rows[0].accuracy_before}
         for figure in FIGURES:
             values = np.array([getattr(row, figure) for row in rows], dtype=float)

@@ -50,6 +50,8 @@ def markdown_table(comparison: Comparison, reference: str = "archrepair") -> str
             f"| {entry['seconds']:.1f} ± {entry['seconds_sd']:.1f} | {entry['parameters_after']:,} "
             f"| {entry['kept_repaired']}/{entry['runs']} | {'-' if p is None else f'{p:.3f}'} |"
         )
+    for failed in comparison.errors:
+        lines.append(f"\nFailed: {failed['method']} on seed {failed['seed']}: {failed['error']}")
     return "\n".join(lines) + "\n"
 
 

@@ -65,13 +65,23 @@ def _read_official(folder: Path, name: str, severity: int, count: int, labels: n
     path = folder / f"{name}.npy"
     if not path.exists():
         raise ArchRepairError(f"{str(path)!r} does not exist; a CIFAR-10-C folder holds <corruption>.npy and labels.npy")
-    array = np.load(path, mmap_mode="r")
-    if array.shape[0] != 5 * count:
-        raise ArchRepairError(f"{str(path)!r} has {array.shape[0]} rows; expected 5 x {count} (severity-major)")
-    official_labels = np.load(folder / "labels.npy")[:count]
+    labels_path = folder / "labels.npy"
+    if not labels_path.exists():
+        raise ArchRepairError(f"{str(labels_path)!r} does not exist; a CIFAR-10-C folder holds <corruption>.npy and labels.npy")
+    array, official_labels = _read_array(path), _read_array(labels_path)[:count]
+    if array.ndim != 4 or array.shape[0] != 5 * count or array.dtype != np.uint8:
+        raise ArchRepairError(f"{str(path)!r} holds {array.dtype} {array.shape}; expected uint8 (5 x {count}, H, W, C), "
+                              "severity-major")
     if not np.array_equal(official_labels, labels):
         raise ArchRepairError(f"labels in {str(folder)!r} do not match the test split of the data; use the matching data set")
     return np.ascontiguousarray(array[(severity - 1) * count : severity * count])
+
+
+def _read_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ArchRepairError(f"{str(path)!r} cannot be read as a .npy array ({error}); is it complete?") from None
 
 
 def _read_tree(folder: Path, data: ImageData) -> tuple[np.ndarray, np.ndarray]:
@@ -99,9 +109,11 @@ def _read_tree(folder: Path, data: ImageData) -> tuple[np.ndarray, np.ndarray]:
 def write_cifar_c(data: ImageData, folder: Path, names: list[str], severities: list[int], seed: int = 0,
                   frost_textures=None, progress: bool = True, preset: str | None = None,
                   workers: int | None = None) -> list[Path]:
-    """Write ``<name>.npy`` ``(len(severities) * N, H, W, 3)`` uint8, severity-major, and ``labels.npy``;
+    """Write ``<name>.npy`` ``(len(severities) * N, H, W, 3)`` uint8, severity-major in increasing
+    severity, and ``labels.npy``;
     corruptions run in ``workers`` processes (default: one per core)."""
     folder.mkdir(parents=True, exist_ok=True)
+    severities = sorted(severities)
     written, parts = [], {}
     jobs = [(name, severity) for name in names for severity in severities]
     with _progress(len(jobs), progress) as bar:
@@ -115,7 +127,9 @@ def write_cifar_c(data: ImageData, folder: Path, names: list[str], severities: l
                 os.replace(temporary, target)
                 written.append(target)
                 parts = {}
-    np.save(folder / "labels.npy", np.tile(data.y_test, len(severities)))
+    temporary = folder / f".labels.{os.getpid()}.tmp.npy"
+    np.save(temporary, np.tile(data.y_test, len(severities)))
+    os.replace(temporary, folder / "labels.npy")
     return written
 
 

@@ -47,13 +47,37 @@ class FailureSplit:
     @classmethod
     def load(cls, path: str | Path) -> "FailureSplit":
         path = Path(path)
-        if not path.exists():
-            raise ArchRepairError(f"failure split {str(path)!r} does not exist; make one with `archrepair failures`")
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ArchRepairError(f"failure split {str(path)!r} {what}; give the file `archrepair failures --out` wrote")
         try:
-            record = json.loads(path.read_text())
-            return cls(**record)
-        except (json.JSONDecodeError, TypeError) as error:
-            raise ArchRepairError(f"{str(path)!r} is not a failure split written by archrepair ({error})") from None
+            record = json.loads(path.read_text(encoding="utf-8"))
+            split = cls(**record)
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as error:
+            raise ArchRepairError(f"{str(path)!r} is not a failure split written by archrepair "
+                                  f"({type(error).__name__}: {str(error).splitlines()[0][:120]})") from None
+        split.check(str(path))
+        return split
+
+    def check(self, where: str = "the failure split", test_size: int | None = None) -> None:
+        """Refuse a split that is empty, has indices that are not whole numbers, repeats or shares
+        an index between ``D_fail`` and the evaluation part, or (with ``test_size``) points outside
+        the test split."""
+        parts = {"fail_indices": self.fail_indices, "eval_indices": self.eval_indices}
+        for name, values in parts.items():
+            if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise ArchRepairError(f"{where}: {name} must be a list of whole numbers; remake it with `archrepair failures`")
+            if len(set(values)) != len(values):
+                raise ArchRepairError(f"{where}: {name} repeats an index; remake it with `archrepair failures`")
+        if not self.fail_indices:
+            raise ArchRepairError(f"{where}: D_fail is empty; remake it with `archrepair failures`")
+        if set(self.fail_indices) & set(self.eval_indices):
+            raise ArchRepairError(f"{where}: D_fail and the evaluation part overlap; remake it with `archrepair failures`")
+        if test_size is not None:
+            every = self.fail_indices + self.eval_indices
+            if min(every) < 0 or max(every) >= test_size:
+                raise ArchRepairError(f"{where}: indices outside the test split's 0..{test_size - 1}; "
+                                      "use the data it was made from")
 
 
 def select_failures(

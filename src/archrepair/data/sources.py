@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import tarfile
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -51,6 +52,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
 def load_data(spec: str = DEFAULT_SPEC) -> ImageData:
     """Load the data set a spec names (see the module docstring for the grammar)."""
     kind, path, options = parse_spec(spec)
+    options = _checked_options(spec, kind, options)
     if kind != "digits" and not path:
         raise ArchRepairError(f"data spec {spec!r}: {kind} needs a path, e.g. {kind}:/data/{kind}")
     if kind not in ("digits",) and not options.get("download") and not Path(path).exists():
@@ -58,6 +60,60 @@ def load_data(spec: str = DEFAULT_SPEC) -> ImageData:
     data = LOADERS[kind](path, options)
     data.spec = spec
     return data
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise ValueError("not 0/1")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("below 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("below 0")
+    return value
+
+
+def _open_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise ValueError("outside (0, 1)")
+    return value
+
+
+OPTIONS = {  # per kind: option -> (parser, what a valid value is)
+    "digits": {"test_fraction": (_open_fraction, "a fraction between 0 and 1"), "seed": (_non_negative_int, "a whole number >= 0")},
+    "npz": {},
+    "imagefolder": {"size": (_positive_int, "a whole number of pixels >= 1")},
+    "cifar10": {"download": (_flag, "0 or 1")},
+    "cifar100": {"download": (_flag, "0 or 1")},
+}
+
+
+def _checked_options(spec: str, kind: str, options: dict[str, str]) -> dict:
+    """``options`` parsed; an unknown option or a bad value is an error that names it."""
+    known = OPTIONS[kind]
+    parsed = {}
+    for name, text in options.items():
+        if name not in known:
+            valid = ", ".join(known) or "none"
+            raise ArchRepairError(f"data spec {spec!r}: unknown option {name!r} for {kind} (valid: {valid})")
+        parse, what = known[name]
+        try:
+            parsed[name] = parse(text)
+        except ValueError:
+            raise ArchRepairError(f"data spec {spec!r}: option {name}={text!r} must be {what}") from None
+    return parsed
 
 
 def _infer_kind(body: str) -> str:
@@ -79,7 +135,7 @@ def _load_digits(path: str, options: dict[str, str]) -> ImageData:
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     labels = digits.target.astype(np.int64)
-    train, test = stratified_split(labels, float(options.get("test_fraction", 0.3)), int(options.get("seed", 0)))
+    train, test = stratified_split(labels, options.get("test_fraction", 0.3), options.get("seed", 0))
     return ImageData(
         DEFAULT_SPEC, images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)]
     )
@@ -110,7 +166,7 @@ def _load_torchvision_cifar(kind: str):
         from torchvision import datasets
 
         cls = datasets.CIFAR10 if kind == "cifar10" else datasets.CIFAR100
-        download = options.get("download", "0").lower() in ("1", "true", "yes")
+        download = options.get("download", False)
         try:
             train = cls(path, train=True, download=download)
             test = cls(path, train=False, download=download)
@@ -131,10 +187,9 @@ def train_folder_name(kind: str) -> str:
 
 
 def _load_imagefolder(path: str, options: dict[str, str]) -> ImageData:
-    size = int(options["size"]) if "size" in options else None
+    size = options.get("size")
     source = Path(path)
-    stat = source.stat()
-    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{size}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{source.resolve()}|{_listing(source)}|{size}".encode()).hexdigest()[:24]
     cached = cache_dir() / "data" / f"imagefolder-{key}.npz"
     if cached.exists():
         return _load_npz(str(cached), {})
@@ -144,18 +199,33 @@ def _load_imagefolder(path: str, options: dict[str, str]) -> ImageData:
     return data
 
 
+def _listing(source: Path) -> str:
+    """What the cache of ``source`` depends on: every file's name, size and time (a folder), or the
+    archive's own (a file); adding, removing or changing one image changes it."""
+    files = [source] if source.is_file() else sorted(f for f in source.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(source) if file != source else ''}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def _dir_members(root: Path):
     for file in sorted(root.rglob("*")):
-        if file.suffix.lower() in IMAGE_SUFFIXES:
-            yield file.relative_to(root).parts, file.read_bytes()
+        if file.is_file():
+            yield file.relative_to(root).parts, file.read_bytes
 
 
 def _tar_members(archive: Path):
-    with tarfile.open(archive, "r|*") as tar:
-        for member in tar:
-            if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                handle = tar.extractfile(member)
-                yield Path(member.name).parts, handle.read()
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    yield Path(member.name).parts, handle.read
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise ArchRepairError(f"cannot read archive {str(archive)!r} ({type(error).__name__}: {error}); "
+                              "is it complete? Give a .tar.gz/.tar or a folder") from None
 
 
 def _decode_members(path: str, members, size: int | None) -> ImageData:
@@ -164,12 +234,20 @@ def _decode_members(path: str, members, size: int | None) -> ImageData:
     from tqdm import tqdm
 
     found: dict[str, list[tuple[str, str, np.ndarray]]] = {"train": [], "test": []}
-    for parts, payload in tqdm(members, desc=f"decoding {Path(path).name}", unit="img", disable=None):
+    skipped: list[str] = []
+    for parts, read in tqdm(members, desc=f"decoding {Path(path).name}", unit="img", disable=None):
         if len(parts) < 3 or parts[-3] not in ("train", "test", "val"):
             continue
+        if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append("/".join(parts))
+            continue
         split = "train" if parts[-3] == "train" else "test"
-        image = Image.open(io.BytesIO(payload))
-        image = image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB")
+        try:
+            image = Image.open(io.BytesIO(read()))
+            image = image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise ArchRepairError(f"{'/'.join(parts)!r} in {path!r} is not a readable image ({error}); "
+                                  "remove or replace it") from None
         if size is not None and image.size != (size, size):
             image = image.resize((size, size), Image.BILINEAR)
         found[split].append((parts[-2], parts[-1], np.asarray(image)))
@@ -178,6 +256,9 @@ def _decode_members(path: str, members, size: int | None) -> ImageData:
             f"{path!r} must hold train/<class>/<image> and test/<class>/<image> (or val/); "
             f"found {len(found['train'])} training and {len(found['test'])} test images"
         )
+    if skipped:
+        print(f"note: skipped {len(skipped)} file(s) of {path!r} that are not images of a supported kind "
+              f"(e.g. {skipped[0]!r}; supported: {', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr)
     classes = sorted({c for c, _, _ in found["train"]})
     index = {c: i for i, c in enumerate(classes)}
     arrays = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -19,3 +21,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     stratify = labels if counts[counts > 0].min() >= 2 else None
     rest, part = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(rest), np.sort(part)
+
+
+def indices_digest(indices: np.ndarray) -> str:
+    """sha256 (hex) of sorted int64 indices: recorded beside a split so that a split recomputed
+    later (another library version, another thread count) is checked to be the same one."""
+    return hashlib.sha256(np.sort(np.asarray(indices, np.int64)).tobytes()).hexdigest()

@@ -50,6 +50,10 @@ class LocalizeConfig:
             raise ArchRepairError(f"unknown localisation method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.formula not in FORMULAS:
             raise ArchRepairError(f"unknown formula {self.formula!r}; choose one of {', '.join(FORMULAS)}")
+        if self.level < 1:
+            raise ArchRepairError(f"the localisation level must be 1 or more (top-k neurons), got {self.level}")
+        if not 0 < self.shift_ratio <= 1:
+            raise ArchRepairError(f"the shift ratio must be above 0 and at most 1, got {self.shift_ratio}")
         self.levels = tuple(sorted(set(self.levels) | {self.level}))
 
 
@@ -118,6 +122,10 @@ def localize(
     blocks = resolve_blocks(model, blocks)
     traced = copy.deepcopy(model).cpu()  # a copy for the tracing passes, so the model stays where it is
     layers = find_neuron_layers(traced, blocks, input_shape)
+    neurons = sum(layer.size for layer in layers)
+    if config.method == "spectrum" and config.absolute is None and config.level > neurons:
+        raise ArchRepairError(f"level {config.level} (top-k neurons) is above the {neurons} neurons of blocks "
+                              f"{', '.join(blocks)}; give a level of at most {neurons}")
     normalisers = find_normalisers(traced, blocks, input_shape)
     if config.method == "shift" and not any(n.block for n in normalisers):
         raise ArchRepairError("method 'shift' needs BatchNorm layers (with running statistics) inside the blocks; "

@@ -47,6 +47,8 @@ def resolve_blocks(model: nn.Module, names: list[str] | None = None) -> list[str
 
 def get_block(model: nn.Module, name: str) -> nn.Module:
     """The module a block name refers to (a slice becomes an ``nn.Sequential`` sharing the modules)."""
+    if not name.strip():
+        raise ArchRepairError("empty block name; name a block such as layer3 (see `archrepair blocks`)")
     parent_path, index = _split_slice(name)
     if index is None:
         return _get_module(model, name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -81,7 +81,7 @@ class ArchRepair(Repairer):
         set_mode = trainable_only(model, relaxed)
         history = search(model, relaxed, task.loader(task.search_train, config.search.batch_size, shuffle=True),
                          task.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7),
-                         config.search, set_mode, work / "search.pt" if work else None,
+                         replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
                          on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
                          deadline=deadline)
         genotype = discretise(relaxed, config.rule)
@@ -97,7 +97,7 @@ class ArchRepair(Repairer):
         replace_block(repaired, block, discrete)
         set_mode = trainable_only(repaired, discrete)
         tuned = fit(repaired, task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13),
-                    config.finetune, val_loader=task.loader(task.val_indices), set_train_mode=set_mode,
+                    replace(config.finetune, amp=task.amp), val_loader=task.loader(task.val_indices), set_train_mode=set_mode,
                     state_path=work / "finetune.pt" if work else None, description="fine-tune",
                     on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
                     deadline=deadline)

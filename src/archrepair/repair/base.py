@@ -56,8 +56,8 @@ def keep_better(method: str, task: RepairTask, repaired: nn.Module, **fields) ->
     the rest of :class:`RepairResult` (phase seconds, details, block, genotype). The repaired
     model stays available as ``candidate`` either way."""
     val = task.loader(task.val_indices)
-    original_val, original_loss = accuracy_and_loss(task.model, val)
-    repaired_val, repaired_loss = accuracy_and_loss(repaired, val)
+    original_val, original_loss = accuracy_and_loss(task.model, val, task.amp)
+    repaired_val, repaired_loss = accuracy_and_loss(repaired, val, task.amp)
     kept = "repaired" if (repaired_val, -repaired_loss) > (original_val, -original_loss) else "original"
     model = repaired if kept == "repaired" else copy.deepcopy(task.model)
     return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -35,7 +35,7 @@ class FineTune(Repairer):
         model = copy.deepcopy(task.model)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        config = self.config.train
+        config = replace(self.config.train, amp=task.amp)
         val = task.loader(task.val_indices)
         history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13), config,
                       val_loader=val, description="fine-tune network",

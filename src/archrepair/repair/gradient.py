@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 from torch import nn
@@ -54,6 +54,7 @@ class GradientRepair(Repairer):
         model = copy.deepcopy(task.model)
         gradients = failure_gradients(model, task)
         unit, parameters, set_mode, config, handles = self._select(model, gradients)
+        config = replace(config, amp=task.amp)
         history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13), config,
                       val_loader=task.loader(task.val_indices), parameters=parameters, set_train_mode=set_mode,
                       description=self.name, deadline=deadline)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import environment
 from ..base_model import make_loader
 from ..checkpoint import ModelRecord, model_fingerprint, save_checkpoint
 from ..data import FailureSplit, ImageData
@@ -63,6 +64,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
         "total_seconds": round(time.perf_counter() - started, 2),
         "seed": task.seed,
+        "environment": {**environment(), "device": str(task.device), "amp": task.amp},
         "data": {"spec": task.data.spec, "fingerprint": task.data.fingerprint},
         "split": {"fail_indices": task.split.fail_indices, "seed": task.split.seed,
                   "repair_train_indices": task.repair.train_indices.tolist(),
@@ -78,8 +80,9 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
 
 def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, out: Path) -> None:
     """Write the repaired model as a checkpoint folder plus ``report.json``."""
-    record = replace(base_record, repair={}, metrics={"test_accuracy": report["test_accuracy_after"],
-                                                      "eval_accuracy": report["eval_accuracy_after"]})
+    lineage = base_record.lineage + ([report["base_fingerprint"]] if report["base_fingerprint"] else [])
+    record = replace(base_record, repair={}, lineage=lineage,
+                     metrics={"test_accuracy": report["test_accuracy_after"], "eval_accuracy": report["eval_accuracy_after"]})
     if result.kept == "repaired" and result.genotype is not None:
         record.repair = {"block": result.block, "genotype": result.genotype, "method": result.method,
                          "base_fingerprint": report["base_fingerprint"], "seed": report["seed"]}
@@ -93,10 +96,3 @@ def _plain(value):
     if isinstance(value, (Path, torch.device)):
         return str(value)
     raise TypeError(type(value).__name__)
-
-
-def load_split_for(data: ImageData, path: str | Path) -> FailureSplit:
-    split = FailureSplit.load(path)
-    if split.data_fingerprint and split.data_fingerprint != data.fingerprint:
-        raise ArchRepairError(f"failure split {str(path)!r} was made on other data; use the data it was made from")
-    return split

@@ -11,6 +11,8 @@ from torch import nn
 
 from ..checkpoint import ModelRecord
 from ..data import BatchLoader, FailureSplit, ImageData, stratified_split
+from ..data.splits import indices_digest
+from ..errors import ArchRepairError
 from ..data.repair_set import RepairSet, repair_set
 from ..evaluate import predict_logits
 
@@ -25,7 +27,8 @@ class RepairTask:
     failures it has memorised; thinned of the base model's failures like the evaluation split, see
     :func:`make_task`) and the rows dropped from it partition it;
     ``search_train`` and ``search_val`` halve ``fit_indices`` for the architecture search. Batches
-    land on ``device``."""
+    land on ``device``; ``amp``: every method's forward passes run in mixed precision (float16 on
+    CUDA, bfloat16 on CPU)."""
 
     model: nn.Module
     record: ModelRecord
@@ -40,6 +43,7 @@ class RepairTask:
     device: torch.device
     channels_last: bool = False
     fail_weight: float = 1.0
+    amp: bool = False
 
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
                seed_offset: int = 0) -> BatchLoader:
@@ -90,7 +94,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
               train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
               device: torch.device | str = "cpu", channels_last: bool = False,
               shift: Callable[[np.ndarray], np.ndarray] | None = None, thin_validation: bool = True,
-              fail_weight: float = 1.0) -> RepairTask:
+              fail_weight: float = 1.0, amp: bool = False) -> RepairTask:
     """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, ``val_fraction`` of
     which are held out for validation: drawn from the base model's own held-out split when its
     record says which one that was (:func:`base_validation_indices`), else from the sample. The
@@ -123,8 +127,10 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
         val = thinned_validation(model, record, repair, val, len(split.fail_indices) / split.misclassified, seed, device)
     fit = np.setdiff1d(np.arange(len(repair.y)), repair.val_rows)  # dropped validation rows are not trained on either
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
+    if fail_weight < 0:
+        raise ArchRepairError(f"the failure weight must be 0 or more, got {fail_weight}")
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], seed,
-                      torch.device(device), channels_last, fail_weight)
+                      torch.device(device), channels_last, fail_weight, amp)
 
 
 def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet, rows: np.ndarray, share: float,
@@ -139,11 +145,16 @@ def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet,
 def base_validation_indices(record: ModelRecord, data: ImageData) -> np.ndarray | None:
     """The training-split indices the base model held out (never trained on), recomputed from its
     record (``archrepair train`` writes the split's fraction and seed), or ``None`` when the record
-    does not say or ``data``'s training split is not the size the record describes."""
+    does not say, ``data``'s training split is not the size the record describes, or the recomputed
+    split's digest differs from the recorded one."""
     training = record.training or {}
     job = training.get("job") or {}
     if "val_fraction" not in job or "seed" not in job or not training.get("val_examples"):
         return None
     if len(data.y_train) != training.get("train_examples", 0) + training["val_examples"]:
         return None
-    return stratified_split(data.y_train, job["val_fraction"], job["seed"])[1]
+    held_out = stratified_split(data.y_train, job["val_fraction"], job["seed"])[1]
+    recorded = training.get("val_indices_sha256")
+    if recorded and recorded != indices_digest(held_out):
+        return None  # recomputed differently (another library version): not provably held out
+    return held_out

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
+from typing import List
 
 import torch
 from torch import nn
 
 from ..errors import ArchRepairError
-from .operations import ORIGINAL, build_operation
+from .operations import CANDIDATES, ORIGINAL, build_operation, edge_stride
 from .relaxed import RelaxedBlock
 
 RULES = ("edge", "top2")
@@ -36,7 +37,26 @@ class Genotype:
 
     @classmethod
     def from_json(cls, raw: dict) -> "Genotype":
-        return cls(**raw)
+        """A genotype from its JSON form, checked: known keys and operations, edges between nodes."""
+        try:
+            genotype = cls(**raw)
+        except TypeError as error:
+            raise ArchRepairError(f"the genotype is not one archrepair wrote ({error})") from None
+        nodes = len(genotype.shapes)
+        for edge in genotype.edges:
+            if not isinstance(edge, dict) or set(edge) - {"source", "target", "op", "weight"} or \
+                    not {"source", "target", "op"} <= set(edge):
+                raise ArchRepairError(f"the genotype has a malformed edge {edge!r}")
+            if edge["op"] not in (ORIGINAL, *CANDIDATES):
+                raise ArchRepairError(f"the genotype has an unknown operation {edge['op']!r}; "
+                                      f"known: {', '.join((ORIGINAL, *CANDIDATES))}")
+            if not (isinstance(edge["source"], int) and isinstance(edge["target"], int)
+                    and 0 <= edge["source"] < edge["target"] < nodes):
+                raise ArchRepairError(f"the genotype has an edge {edge['source']!r}->{edge['target']!r} "
+                                      f"outside its {nodes} nodes")
+        if len(genotype.activations) != nodes - 1 or any(a not in ("identity", "relu", "silu") for a in genotype.activations):
+            raise ArchRepairError(f"the genotype's activations {genotype.activations!r} do not fit its {nodes} nodes")
+        return genotype
 
     def is_original(self, original_edges) -> bool:
         kept = {(e["source"], e["target"]) for e in self.edges if e["op"] == ORIGINAL}
@@ -80,11 +100,6 @@ class DiscreteBlock(nn.Module):
     ``(N, C_K, H_K, W_K)`` as the original block.
     """
 
-    sources: list[int]
-    targets: list[int]
-    activations: list[str]
-    shapes: list[list[int]]
-
     def __init__(self, genotype: Genotype, original_edges: dict[tuple[int, int], nn.Module],
                  searched: RelaxedBlock | None = None) -> None:
         super().__init__()
@@ -95,8 +110,8 @@ class DiscreteBlock(nn.Module):
             if edge["op"] == ORIGINAL:
                 ops.append(copy.deepcopy(original_edges[(i, j)]))
                 continue
-            (c_in, h_in, _), (c_out, h_out, _) = genotype.shapes[i], genotype.shapes[j]
-            op = build_operation(edge["op"], c_in, c_out, max(1, h_in // h_out), affine=True)
+            (c_in, _, _), (c_out, _, _) = genotype.shapes[i], genotype.shapes[j]
+            op = build_operation(edge["op"], c_in, c_out, edge_stride(genotype.shapes[i], genotype.shapes[j]), affine=True)
             if searched is not None:
                 _inherit(op, searched.edges[f"{i}_{j}"], edge["op"])
             ops.append(op)
@@ -120,6 +135,11 @@ class DiscreteBlock(nn.Module):
         while len(nodes) < len(self.shapes):
             nodes.append(_activate(sums[len(nodes) - 1], self.activations[len(nodes) - 1]))
         return nodes[-1]
+
+
+# TorchScript reads attribute types from real (not postponed, string) annotations
+DiscreteBlock.__annotations__ = {"sources": List[int], "targets": List[int], "activations": List[str],  # noqa: UP006
+                                 "shapes": List[List[int]]}  # noqa: UP006
 
 
 def _activate(x: torch.Tensor, name: str) -> torch.Tensor:

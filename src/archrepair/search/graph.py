@@ -48,6 +48,11 @@ class BlockGraph:
 
 def block_graph(block: nn.Module, example: torch.Tensor) -> BlockGraph:
     """The DAG of ``block``, with node shapes traced from ``example`` ``(N, C, H, W)``."""
+    if example.dim() != 4:
+        raise ArchRepairError(
+            f"a block of type {type(block).__name__} takes inputs of shape {tuple(example.shape[1:])}; the search "
+            "relaxes convolutional blocks, whose inputs are (C, H, W) feature maps: name a convolutional block"
+        )
     graph = BlockGraph([], {})
     units = list(block.children()) if isinstance(block, nn.Sequential) else [block]
     if units and all(_is_residual_unit(u) for u in units):
@@ -79,6 +84,9 @@ def trace_shapes(graph: BlockGraph, example: torch.Tensor) -> None:
     for module, mode in zip(graph.edges.values(), was):
         module.train(mode)
     graph.shapes = [tuple(node.shape[1:]) for node in nodes]
+    if any(len(shape) != 3 for shape in graph.shapes):
+        raise ArchRepairError("the block's layers do not all produce (C, H, W) feature maps (a flatten or a linear "
+                              "layer inside?); name a convolutional block")
 
 
 def _is_residual_unit(module: nn.Module) -> bool:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import ArchRepairError
+
 CANDIDATES = ("none", "skip_connect", "avg_pool_3x3", "max_pool_3x3", "sep_conv_3x3", "dil_conv_3x3")
 ORIGINAL = "original"
 
@@ -79,6 +81,18 @@ BUILDERS: dict[str, Callable[[int, int, int, bool], nn.Module]] = {
     "sep_conv_3x3": SepConv,
     "dil_conv_3x3": lambda c_in, c_out, stride, affine: DilConv(c_in, c_out, stride, 2, affine),
 }
+
+
+def edge_stride(source: tuple[int, int, int] | list[int], target: tuple[int, int, int] | list[int]) -> int:
+    """The stride ``s`` of an edge from a ``(C, H, W)`` source node to a target node: every candidate
+    maps ``H`` to ``ceil(H / s)`` (3x3 kernels with padding, 1x1 without), so ``s`` is the smallest
+    with ``ceil(H / s) == H_target`` and the same for ``W`` (odd sizes included: 7 -> 4 is stride 2)."""
+    (_, h_in, w_in), (_, h_out, w_out) = source, target
+    for stride in range(1, max(h_in, w_in) + 1):
+        if -(-h_in // stride) == h_out and -(-w_in // stride) == w_out:
+            return stride
+    raise ArchRepairError(f"no stride maps a {h_in}x{w_in} node to a {h_out}x{w_out} node; this block changes its "
+                          "feature-map size in a way the search space cannot follow: name another block")
 
 
 def build_operation(name: str, c_in: int, c_out: int, stride: int, affine: bool = True) -> nn.Module:

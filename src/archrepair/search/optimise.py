@@ -21,6 +21,7 @@ from torch import nn
 
 from ..budget import Deadline
 from ..data.loader import BatchLoader
+from ..device import autocast
 from ..errors import ArchRepairError
 from ..fileio import write_bytes_atomically
 from ..train import accuracy
@@ -32,7 +33,8 @@ from .relaxed import RelaxedBlock
 class SearchConfig:
     """Weight steps: SGD ``lr`` (cosine to 0), ``momentum``, ``weight_decay``, ``grad_clip``.
     Architecture steps: Adam ``arch_lr``, betas (0.5, 0.999), ``arch_weight_decay``; from epoch
-    ``warmup_epochs`` on. ``beta_decay``: the Beta-DARTS regularisation weight (0 turns it off)."""
+    ``warmup_epochs`` on. ``beta_decay``: the Beta-DARTS regularisation weight (0 turns it off).
+    ``amp``: forward passes in mixed precision (float16 on CUDA, bfloat16 on CPU)."""
 
     epochs: int = 6
     warmup_epochs: int = 1
@@ -44,6 +46,7 @@ class SearchConfig:
     arch_lr: float = 0.03
     arch_weight_decay: float = 1e-3
     beta_decay: float = 0.5
+    amp: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.warmup_epochs < 0:
@@ -104,7 +107,9 @@ def search(
             if epoch >= config.warmup_epochs:
                 val_images, val_labels = next(val_batches)
                 arch_opt.zero_grad(set_to_none=True)
-                arch_loss = criterion(model(val_images), val_labels)
+                with autocast(train_loader.device, config.amp):
+                    arch_logits = model(val_images)
+                arch_loss = criterion(arch_logits.float(), val_labels)
                 if config.beta_decay:
                     arch_loss = arch_loss + config.beta_decay * torch.stack(
                         [torch.logsumexp(alpha, 0) for alpha in block.alphas]).mean()
@@ -113,8 +118,9 @@ def search(
             for group in weight_opt.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
             weight_opt.zero_grad(set_to_none=True)
-            logits = model(images)
-            loss = criterion(logits, labels)
+            with autocast(train_loader.device, config.amp):
+                logits = model(images)
+            loss = criterion(logits.float(), labels)
             if not torch.isfinite(loss):
                 raise ArchRepairError(f"the search loss became {loss.item()} at epoch {epoch + 1}; lower --search-lr")
             loss.backward()
@@ -127,7 +133,7 @@ def search(
             if deadline is not None and deadline.expired():
                 history.stop_reason = "budget"
                 break
-        record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), accuracy(model, val_loader),
+        record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), accuracy(model, val_loader, config.amp),
                              discretise(block).describe(), time.perf_counter() - tick)
         history.epochs.append(record)
         history.seconds = time.perf_counter() - started

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .graph import ACTIVATIONS, BlockGraph
-from .operations import CANDIDATES, ORIGINAL, build_operation
+from .operations import CANDIDATES, ORIGINAL, build_operation, edge_stride
 
 
 @dataclass
@@ -55,7 +55,7 @@ class MixedEdge(nn.Module):
             for name in space.candidates if name != "none"
         })
         self.original = original
-        self.bypass = (nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()) if self.partial else None
+        self.bypass = (nn.MaxPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()) if self.partial else None
         self.c_out, self.stride = c_out, stride
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -96,8 +96,8 @@ class RelaxedBlock(nn.Module):
                 original = graph.edges.get((i, j))
                 if original is None and space.max_span is not None and j - i > space.max_span:
                     continue
-                (c_in, h_in, _), (c_out, h_out, _) = graph.shapes[i], graph.shapes[j]
-                edge = MixedEdge(c_in, c_out, max(1, h_in // h_out), original, space)
+                (c_in, _, _), (c_out, _, _) = graph.shapes[i], graph.shapes[j]
+                edge = MixedEdge(c_in, c_out, edge_stride(graph.shapes[i], graph.shapes[j]), original, space)
                 edges[f"{i}_{j}"] = edge
                 start = torch.zeros(len(edge.names))
                 start[edge.names.index(ORIGINAL if original is not None else "none")] = space.original_logit

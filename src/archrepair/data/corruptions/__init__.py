@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -83,14 +82,27 @@ def corrupt_many(images: np.ndarray, jobs: list[tuple[str, int]], seed: int = 0,
             yield (name, severity), corrupt(images, name, severity, seed, frost_textures, preset)
         return
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-        futures = [pool.submit(corrupt, images, name, severity, seed, frost_textures, preset) for name, severity in jobs]
-        for job, future in zip(jobs, futures):
-            yield job, future.result()
+    pool = context.Pool(workers, initializer=_one_thread)
+    try:
+        arguments = [(images, name, severity, seed, frost_textures, preset) for name, severity in jobs]
+        for job, result in zip(jobs, pool.imap(_corrupt_job, arguments)):
+            yield job, result
+        pool.close()
+    finally:
+        pool.terminate()  # an interruption (Ctrl-C, SIGTERM) stops the workers now, queued jobs and all
+        pool.join()
+
+
+def _corrupt_job(arguments: tuple) -> np.ndarray:
+    return corrupt(*arguments)
 
 
 def _one_thread() -> None:
-    """Worker set-up: one thread per process, so that the workers do not contend for the cores."""
+    """Worker set-up: one thread per process, so that the workers do not contend for the cores; Ctrl-C
+    is the parent's to handle (it stops the workers)."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)

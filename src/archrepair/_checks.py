@@ -1,0 +1,229 @@
+"""One input-checking layer: argparse types for numbers, fractions and lists; output paths that
+never destroy a user's files; resumed runs that must have the settings they were started with.
+
+Every check raises :class:`~archrepair.errors.ArchRepairError` (or ``argparse.ArgumentTypeError``
+inside argparse) with a message that names the offending option, value or file and says what to
+do, so the command line turns it into one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ArchRepairError
+
+# ---------------------------------------------------------------------------------- argparse types
+
+
+def _number(kind: type, text: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if kind is float and value != value:  # NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    return value
+
+
+def _bounded(kind: type, low: float | None, high: float | None, low_open: bool = False, high_open: bool = False,
+             what: str = "") -> Callable[[str], int | float]:
+    """An argparse type: ``kind(text)`` within the bounds, else an error that states them."""
+
+    def parse(text: str):
+        value = _number(kind, text)
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; give {what}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _bounded(int, 1, None, what="a whole number of 1 or more")
+non_negative_int = _bounded(int, 0, None, what="a whole number of 0 or more")
+positive_float = _bounded(float, 0, float("inf"), low_open=True, high_open=True, what="a number above 0")
+non_negative_float = _bounded(float, 0, float("inf"), high_open=True, what="a number of 0 or more")
+finite_float = _bounded(float, float("-inf"), float("inf"), low_open=True, high_open=True, what="a finite number")
+open_fraction = _bounded(float, 0, 1, low_open=True, high_open=True, what="a fraction between 0 and 1 (exclusive)")
+fraction_below_one = _bounded(float, 0, 1, high_open=True, what="a fraction from 0 up to (not including) 1")
+accuracy_fraction = _bounded(float, 0, 1, low_open=True, what="an accuracy above 0 and at most 1 (e.g. 0.8)")
+
+
+def int_list(low: int, high: int) -> Callable[[str], list[int]]:
+    """An argparse type for a comma-separated list of distinct whole numbers in ``low..high``,
+    returned sorted (so that every writer and reader sees the same order)."""
+
+    def parse(text: str) -> list[int]:
+        parts = [part.strip() for part in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"{text!r} has an empty entry; give numbers separated by commas")
+        values = [_number(int, part) for part in parts]
+        if any(not low <= v <= high for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r} has a value outside {low}..{high}")
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} repeats a value; give each once")
+        return sorted(values)
+
+    parse.__name__ = f"list of {low}..{high}"
+    return parse
+
+
+def name_list(text: str) -> list[str]:
+    """An argparse type for a comma-separated list of names, none of them empty."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty name; separate names by single commas")
+    return parts
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 1, as every other bad input."""
+
+    def error(self, message: str):  # noqa: D401 (argparse's signature)
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(1)
+
+
+# ------------------------------------------------------------------------------------ output paths
+
+
+def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (), kind: str = "folder",
+                 overwrite: bool = False, resume: bool = False, option: str = "--out",
+                 resumable: bool = False) -> Path:
+    """Check that ``path`` can be written without destroying anything, before any work is done.
+
+    Refused: an output that equals, contains or lies inside one of ``inputs``; a folder given
+    for a file or a file for a folder; an existing file or non-empty folder unless ``overwrite``
+    (or, for a folder, ``resume``); a place that cannot be written (tried with a temporary file).
+    ``resumable``: the command has ``--resume`` (the message then offers it).
+    """
+    target = Path(path).expanduser().absolute()
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(given).expanduser().absolute()
+        resolved, source_resolved = target.resolve(), source.resolve()
+        if resolved == source_resolved or source_resolved.is_relative_to(resolved):
+            raise ArchRepairError(f"{option} {str(path)!r} is or contains the input {str(given)!r}; "
+                                  "choose another output (inputs are never overwritten)")
+        if source_resolved.is_dir() and resolved.is_relative_to(source_resolved):
+            raise ArchRepairError(f"{option} {str(path)!r} lies inside the input folder {str(given)!r}; "
+                                  "choose an output outside it")
+    if kind == "file":
+        if target.is_dir():
+            raise ArchRepairError(f"{option} {str(path)!r} is a folder; give the path of a file to write")
+        if target.exists() and not overwrite:
+            raise ArchRepairError(f"{option} {str(path)!r} exists; add --overwrite to replace it or choose another path")
+    else:
+        if target.exists() and not target.is_dir():
+            raise ArchRepairError(f"{option} {str(path)!r} is a file; give a folder to write into")
+        if target.is_dir() and any(target.iterdir()) and not (overwrite or resume):
+            offer = "add --resume to continue the run there, " if resumable else "add "
+            raise ArchRepairError(f"{option} {str(path)!r} exists and is not empty; {offer}--overwrite to replace what "
+                                  "this command writes there (other files are kept), or choose another folder")
+    _check_writable(target, option, path)
+    return target
+
+
+def _check_writable(target: Path, option: str, given) -> None:
+    existing = target if target.is_dir() else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ArchRepairError(f"{option} {str(given)!r}: {str(existing)!r} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ArchRepairError(f"{option} {str(given)!r} cannot be written ({error.strerror} in {str(existing)!r}); "
+                              "choose a writable place") from None
+
+
+@contextmanager
+def output_lock(target: str | Path, option: str = "--out") -> Iterator[None]:
+    """Hold an exclusive lock on ``target`` (a lock file beside it) for the duration, so that two runs
+    cannot write the same output at once."""
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.with_name(f".{target.name}.lock")
+    handle = open(lock, "a")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchRepairError(f"{option} {str(target)!r} is being written by another archrepair run "
+                                  f"(lock {str(lock)!r}); wait for it or choose another output") from None
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        handle.close()
+
+
+# ---------------------------------------------------------------------------------------- settings
+
+
+def first_difference(saved, current, prefix: str = "") -> str | None:
+    """The dotted name of the first setting that differs between two JSON-like values, or ``None``."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        for key in list(saved) + [k for k in current if k not in saved]:
+            if key not in saved or key not in current:
+                return f"{prefix}{key}"
+            found = first_difference(saved[key], current[key], f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if _normal(saved) == _normal(current) else prefix.rstrip(".") or "(value)"
+
+
+def _normal(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def check_same_settings(saved: dict, current: dict, what: str) -> None:
+    """Refuse to resume ``what`` when ``current`` differs from the ``saved`` settings, naming the first."""
+    differing = first_difference(saved, current)
+    if differing:
+        raise ArchRepairError(f"cannot resume {what}: it was started with another {differing} "
+                              f"({_short(saved, differing)} then, {_short(current, differing)} now); "
+                              "rerun with the same settings, or without --resume to start afresh")
+
+
+def _short(settings: dict, dotted: str) -> str:
+    value = settings
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return "unset"
+        value = value[key]
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def replace_stale(path: Path, resume: bool, say: Callable[[str], None], what: str) -> None:
+    """Without ``resume``, remove the state ``path`` (a file or folder this tool wrote for an earlier,
+    failed or different run) and say so in one line."""
+    if resume or not path.exists():
+        return
+    say(f"starting afresh: removed {what} {str(path)!r} left by an earlier run (--resume continues one)")
+    if path.is_dir():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def environment() -> dict:
+    """The execution settings results depend on: torch's thread count and the process's cores."""
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
