@@ -27,6 +27,7 @@ from ..fileio import write_text_atomically
 from ..localize import FORMULAS, METHODS, LocalizeConfig
 from ..repair import ArchRepair, ArchRepairConfig, make_task
 from ..repair.pipeline import run_repair
+from ..repair.surgery import check_relaxable
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
@@ -109,6 +110,9 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
     loaded = load_model_and_data(args)
+    if args.block:
+        height, width, channels = loaded.record.input_shape
+        check_relaxable(loaded.model, args.block, (channels, height, width))
     split = failure_split_for(loaded, args.failures, args.count, args.seed)
     config = repair_config(args, work)
     settings = resolved_settings(args, config, loaded.fingerprint, loaded.data.fingerprint, split)

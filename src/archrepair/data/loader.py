@@ -89,7 +89,10 @@ class BatchLoader:
         images = images.permute(0, 3, 1, 2).float().div_(255.0)
         images = (images - self.mean) / self.std
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        return images.contiguous(memory_format=memory_format)
+        # clone, not contiguous(): a one-channel batch permuted from NHWC counts as contiguous but keeps
+        # channels-last strides, which send convolutions to channels-last kernels (and oneDNN's strided
+        # 1x1 backward corrupts memory there in torch 2.14 on CPU)
+        return images.clone(memory_format=memory_format)
 
     def _augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Random crop after zero padding, and random horizontal flip; ``(B, H, W, C)`` uint8."""

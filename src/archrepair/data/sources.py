@@ -210,19 +210,24 @@ def _listing(source: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_image(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
 def _dir_members(root: Path):
+    """``(path parts, bytes)`` of every file below ``root``; ``None`` for files without an image suffix."""
     for file in sorted(root.rglob("*")):
         if file.is_file():
-            yield file.relative_to(root).parts, file.read_bytes
+            yield file.relative_to(root).parts, file.read_bytes() if _is_image(file.name) else None
 
 
 def _tar_members(archive: Path):
+    """As :func:`_dir_members`, for the files of an archive."""
     try:
         with tarfile.open(archive, "r|*") as tar:
             for member in tar:
                 if member.isfile():
-                    handle = tar.extractfile(member)
-                    yield Path(member.name).parts, handle.read
+                    yield Path(member.name).parts, tar.extractfile(member).read() if _is_image(member.name) else None
     except (tarfile.TarError, EOFError, OSError) as error:
         raise ArchRepairError(f"cannot read archive {str(archive)!r} ({type(error).__name__}: {error}); "
                               "is it complete? Give a .tar.gz/.tar or a folder") from None
@@ -235,15 +240,15 @@ def _decode_members(path: str, members, size: int | None) -> ImageData:
 
     found: dict[str, list[tuple[str, str, np.ndarray]]] = {"train": [], "test": []}
     skipped: list[str] = []
-    for parts, read in tqdm(members, desc=f"decoding {Path(path).name}", unit="img", disable=None):
+    for parts, payload in tqdm(members, desc=f"decoding {Path(path).name}", unit="img", disable=None):
         if len(parts) < 3 or parts[-3] not in ("train", "test", "val"):
             continue
-        if Path(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+        if payload is None:
             skipped.append("/".join(parts))
             continue
         split = "train" if parts[-3] == "train" else "test"
         try:
-            image = Image.open(io.BytesIO(read()))
+            image = Image.open(io.BytesIO(payload))
             image = image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise ArchRepairError(f"{'/'.join(parts)!r} in {path!r} is not a readable image ({error}); "

@@ -23,6 +23,13 @@ def block_input(model: nn.Module, block: str, images: torch.Tensor) -> torch.Ten
     return captured[0]
 
 
+def check_relaxable(model: nn.Module, block: str, input_shape: tuple[int, int, int]) -> None:
+    """Raise a clear error, before any work, when ``block`` is not a block of ``model`` that the
+    search can relax (``input_shape``: ``(C, H, W)`` of the model's input)."""
+    traced = copy.deepcopy(model).cpu().eval()
+    block_graph(get_block(traced, block), block_input(traced, block, torch.zeros(2, *input_shape)))
+
+
 def trainable_only(model: nn.Module, part: nn.Module) -> Callable[[nn.Module], None]:
     """Freeze every parameter of ``model`` outside ``part``; return a function that puts ``model``
     in eval mode (frozen BatchNorm statistics) and ``part`` alone in training mode."""

@@ -1,0 +1,266 @@
+"""Bad and unlucky inputs through the command line, as a new user would give them.
+
+Every case must exit 1 with one line on stderr that names the offending option, value or file,
+print no traceback, and leave every file in the workspace (inputs and unrelated files alike)
+byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archrepair.cli import main
+
+FAST = ["--search-epochs", "1", "--warmup-epochs", "0", "--finetune-epochs", "1", "--train-examples", "100"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, digits_checkpoint):
+    """A workspace template: a checkpoint, its failure split, an unrelated file in a folder."""
+    root = tmp_path_factory.mktemp("workspace")
+    shutil.copytree(digits_checkpoint, root / "model")
+    assert main(["failures", str(root / "model"), "--count", "10", "--out", str(root / "fail.json")]) == 0
+    (root / "runs").mkdir()
+    (root / "runs" / "notes.txt").write_text("a user's notes, not archrepair's\n")
+    return root
+
+
+@pytest.fixture
+def ws(base, tmp_path):
+    shutil.copytree(base, tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def _edit_json(path: Path, change) -> None:
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+
+
+def _image_folder(root: Path, bad: bytes | None = None) -> Path:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            folder = root / "images" / split / label
+            folder.mkdir(parents=True)
+            for index in range(3):
+                Image.fromarray(np.full((8, 8, 3), 40 * index, np.uint8)).save(folder / f"{index}.png")
+    if bad is not None:
+        (root / "images" / "train" / "a" / "broken.png").write_bytes(bad)
+    return root / "images"
+
+
+def _truncated_tarball(root: Path) -> Path:
+    folder = _image_folder(root)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(folder, arcname="images")
+    path = root / "images.tar.gz"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    return path
+
+
+def _cifar_c(root: Path, labels: bool = True, truncate: bool = False) -> Path:
+    folder = root / "cifar-c"
+    folder.mkdir()
+    np.save(folder / "fog.npy", np.zeros((5 * 540, 8, 8, 1), np.uint8))
+    if labels:
+        np.save(folder / "labels.npy", np.zeros(5 * 540, np.int64))
+    if truncate:
+        payload = (folder / "fog.npy").read_bytes()
+        (folder / "fog.npy").write_bytes(payload[: len(payload) // 3])
+    return folder
+
+
+def _genotype(raw: dict, genotype: dict) -> None:
+    raw["repair"] = {"block": "block2", "genotype": genotype}
+
+
+# (case name, setup(ws) -> arguments, text the one-line error must contain)
+CASES = [
+    # outputs that would destroy data
+    ("train-out-holds-unrelated-files", lambda ws: ["train", "--epochs", "1", "--out", ws / "runs"], "--out"),
+    ("repair-out-contains-its-inputs", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--out", ws],
+     "is or contains the input"),
+    ("failures-out-is-the-checkpoint", lambda ws: ["failures", ws / "model", "--out", ws / "model"], "is or contains the input"),
+    ("localize-out-inside-the-checkpoint", lambda ws: ["localize", ws / "model", "--out", ws / "model" / "loc.json"],
+     "inside the input folder"),
+    ("failures-out-is-a-folder", lambda ws: ["failures", ws / "model", "--out", ws / "runs"], "is a folder"),
+    ("failures-out-exists", lambda ws: ["failures", ws / "model", "--out", ws / "fail.json"], "--overwrite"),
+    ("repair-out-exists-not-empty", lambda ws: ["repair", ws / "model", "--out", ws / "runs", *FAST], "--overwrite"),
+    ("out-unwritable", lambda ws: ["failures", ws / "model", "--out", "/proc/archrepair/fail.json"], "cannot be written"),
+    ("out-below-a-file", lambda ws: ["train", "--out", ws / "fail.json" / "m"], "is a file"),
+    # failure splits not tied to their model, or not whole
+    ("split-of-another-model", lambda ws: (_edit_json(ws / "fail.json", lambda r: r.update(model_fingerprint="0" * 16)),
+                                           ["localize", ws / "model", "--failures", ws / "fail.json"])[1], "another model"),
+    ("split-out-of-range", lambda ws: (_edit_json(ws / "fail.json", lambda r: r["fail_indices"].append(99999)),
+                                       ["evaluate", ws / "model", "--failures", ws / "fail.json"])[1], "outside the test split"),
+    ("split-overlapping", lambda ws: (_edit_json(ws / "fail.json", lambda r: r["eval_indices"].append(r["fail_indices"][0])),
+                                      ["evaluate", ws / "model", "--failures", ws / "fail.json"])[1], "overlap"),
+    ("split-empty", lambda ws: (_edit_json(ws / "fail.json", lambda r: r.update(fail_indices=[])),
+                                ["repair", ws / "model", "--failures", ws / "fail.json", "--out", ws / "r"])[1], "D_fail is empty"),
+    ("split-not-json", lambda ws: ((ws / "fail.json").write_text("{oops"),
+                                   ["evaluate", ws / "model", "--failures", ws / "fail.json"])[1], "fail.json"),
+    ("split-missing", lambda ws: ["evaluate", ws / "model", "--failures", ws / "none.json"], "none.json"),
+    ("split-on-other-data", lambda ws: (_edit_json(ws / "fail.json", lambda r: r.update(data_fingerprint="f" * 16)),
+                                        ["evaluate", ws / "model", "--failures", ws / "fail.json"])[1], "other data"),
+    # files that are not what they claim
+    ("weights-corrupted", lambda ws: ((ws / "model" / "model.safetensors").write_bytes(b"\x00" * 64),
+                                      ["evaluate", ws / "model"])[1], "model.safetensors"),
+    ("record-not-utf8", lambda ws: ((ws / "model" / "model.json").write_bytes(b"\xff\xfe{}"),
+                                    ["evaluate", ws / "model"])[1], "model.json"),
+    ("record-unknown-key", lambda ws: (_edit_json(ws / "model" / "model.json", lambda r: r.update(colour="red")),
+                                       ["evaluate", ws / "model"])[1], "model.json"),
+    ("record-missing", lambda ws: ((ws / "model" / "model.json").unlink(), ["evaluate", ws / "model"])[1], "model.json"),
+    ("checkpoint-missing", lambda ws: ["evaluate", ws / "nothing"], "nothing"),
+    ("genotype-unknown-operation", lambda ws: (_edit_json(ws / "model" / "model.json", lambda r: _genotype(r, {
+        "edges": [{"source": 0, "target": 1, "op": "conv_9x9"}], "activations": ["identity"],
+        "shapes": [[8, 4, 4], [8, 4, 4]]})), ["evaluate", ws / "model"])[1], "conv_9x9"),
+    ("genotype-unknown-key", lambda ws: (_edit_json(ws / "model" / "model.json", lambda r: _genotype(r, {
+        "edges": [], "activations": [], "shapes": [[8, 4, 4]], "colour": 1})), ["evaluate", ws / "model"])[1], "colour"),
+    ("image-that-is-not-an-image", lambda ws: ["data", f"imagefolder:{_image_folder(ws, b'not a png')}"], "broken.png"),
+    ("tarball-corrupted", lambda ws: ["data", _truncated_tarball(ws)], "images.tar.gz"),
+    ("tarball-random-bytes", lambda ws: ((ws / "x.tar.gz").write_bytes(b"\x1f\x8b" + b"z" * 300),
+                                         ["data", ws / "x.tar.gz"])[1], "x.tar.gz"),
+    ("npz-without-arrays", lambda ws: (np.savez(ws / "d.npz", x_train=np.zeros(3)), ["data", f"npz:{ws / 'd.npz'}"])[1],
+     "lacks arrays"),
+    ("data-path-missing", lambda ws: ["data", "npz:/nonexistent/d.npz"], "/nonexistent/d.npz"),
+    ("data-kind-unknown", lambda ws: ["data", "pictures:somewhere"], "pictures:somewhere"),
+    ("cifar-c-without-labels", lambda ws: ["evaluate", ws / "model", "--corruption", "fog",
+                                           "--corruption-dir", _cifar_c(ws, labels=False)], "labels.npy"),
+    ("cifar-c-truncated", lambda ws: ["evaluate", ws / "model", "--corruption", "fog",
+                                      "--corruption-dir", _cifar_c(ws, truncate=True)], "fog.npy"),
+    ("corruption-unknown", lambda ws: ["evaluate", ws / "model", "--corruption", "smog"], "smog"),
+    # spec options
+    ("spec-option-not-a-number", lambda ws: ["data", "digits?test_fraction=abc"], "test_fraction='abc'"),
+    ("spec-option-out-of-range", lambda ws: ["data", f"imagefolder:{_image_folder(ws)}?size=0"], "size='0'"),
+    ("spec-option-unknown", lambda ws: ["data", "digits?test_fractoin=0.2"], "unknown option 'test_fractoin'"),
+    # numbers out of range, through argparse
+    ("unknown-argument", lambda ws: ["evaluate", ws / "model", "--colour", "red"], "--colour"),
+    ("batch-size-zero", lambda ws: ["evaluate", ws / "model", "--batch-size", "0"], "--batch-size"),
+    ("count-negative", lambda ws: ["failures", ws / "model", "--count", "-5", "--out", ws / "f.json"], "--count"),
+    ("lr-negative", lambda ws: ["train", "--lr", "-1", "--out", ws / "m"], "--lr"),
+    ("lr-not-a-number", lambda ws: ["train", "--lr", "fast", "--out", ws / "m"], "--lr"),
+    ("fail-weight-negative", lambda ws: ["repair", ws / "model", "--fail-weight", "-1", "--out", ws / "r"], "--fail-weight"),
+    ("val-fraction-one", lambda ws: ["repair", ws / "model", "--val-fraction", "1", "--out", ws / "r"], "--val-fraction"),
+    ("train-val-fraction-above-one", lambda ws: ["train", "--val-fraction", "1.5", "--out", ws / "m"], "--val-fraction"),
+    ("patience-negative", lambda ws: ["train", "--patience", "-1", "--out", ws / "m"], "--patience"),
+    ("target-accuracy-five", lambda ws: ["train", "--target-accuracy", "5", "--out", ws / "m"], "--target-accuracy"),
+    ("epochs-zero", lambda ws: ["train", "--epochs", "0", "--out", ws / "m"], "--epochs"),
+    ("width-zero", lambda ws: ["train", "--width", "0", "--out", ws / "m"], "--width"),
+    ("momentum-above-one", lambda ws: ["train", "--momentum", "1.5", "--out", ws / "m"], "--momentum"),
+    ("train-batch-size-zero", lambda ws: ["train", "--train-batch-size", "0", "--out", ws / "m"], "--train-batch-size"),
+    ("level-zero", lambda ws: ["localize", ws / "model", "--level", "0"], "--level"),
+    ("level-above-the-neurons", lambda ws: ["localize", ws / "model", "--failures", ws / "fail.json", "--level", "100000"],
+     "level 100000"),
+    ("shift-ratio-zero", lambda ws: ["localize", ws / "model", "--shift-ratio", "0"], "--shift-ratio"),
+    ("blocks-with-an-empty-name", lambda ws: ["localize", ws / "model", "--blocks", "block1,,block2"], "--blocks"),
+    ("block-unknown", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--block", "block9",
+                                  "--out", ws / "r", *FAST], "block9"),
+    ("block-is-a-linear-layer", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--block", "linear",
+                                            "--out", ws / "r", *FAST], "convolutional block"),
+    ("search-epochs-zero", lambda ws: ["repair", ws / "model", "--search-epochs", "0", "--out", ws / "r"], "--search-epochs"),
+    ("partial-channels-zero", lambda ws: ["repair", ws / "model", "--partial-channels", "0", "--out", ws / "r"],
+     "--partial-channels"),
+    ("severity-six", lambda ws: ["evaluate", ws / "model", "--corruption", "fog", "--severity", "6"], "--severity"),
+    ("severities-repeated", lambda ws: ["evaluate", ws / "model", "--corruptions", "fog", "--severities", "3,3"],
+     "--severities"),
+    ("severities-zero", lambda ws: ["corrupt", "--severities", "0,1", "--out", ws / "c"], "--severities"),
+    ("workers-zero", lambda ws: ["corrupt", "--workers", "0", "--out", ws / "c"], "--workers"),
+    ("corrupt-out-not-empty", lambda ws: ["corrupt", "--corruptions", "fog", "--out", ws / "runs"], "--overwrite"),
+    ("seeds-zero", lambda ws: ["compare", ws / "model", "--seeds", "0", "--out", ws / "c"], "--seeds"),
+    ("budget-seconds-zero", lambda ws: ["compare", ws / "model", "--budget-seconds", "0", "--out", ws / "c"],
+     "--budget-seconds"),
+    ("methods-unknown", lambda ws: ["compare", ws / "model", "--methods", "archrepair,magic", "--out", ws / "c"], "magic"),
+    ("methods-with-an-empty-name", lambda ws: ["compare", ws / "model", "--methods", "archrepair,", "--out", ws / "c"],
+     "--methods"),
+    ("compare-resume-without-a-comparison", lambda ws: ["compare", ws / "model", "--resume", "--out", ws / "c"],
+     "nothing to resume"),
+    ("model-unknown", lambda ws: ["train", "--model", "resnet19", "--out", ws / "m"], "resnet19"),
+    ("model-cannot-take-the-image-size", lambda ws: ["train", "--model", "vgg16", "--width", "0.125", "--out", ws / "m"],
+     "cannot take 8x8 images"),
+    ("blocks-of-an-unknown-model", lambda ws: ["blocks", "resnet19"], "resnet19"),
+    ("device-without-cuda", lambda ws: ["evaluate", ws / "model", "--device", "cuda:7"], "cuda"),
+    ("data-with-other-classes", lambda ws: (np.savez(ws / "three.npz", x_train=np.zeros((6, 8, 8, 1), np.uint8),
+                                                     y_train=np.array([0, 1, 2] * 2), x_test=np.zeros((3, 8, 8, 1), np.uint8),
+                                                     y_test=np.array([0, 1, 2])),
+                                            ["evaluate", ws / "model", "--data", ws / "three.npz"])[1], "predicts 10 classes"),
+]
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("setup, expected", [pytest.param(s, e, id=n) for n, s, e in CASES])
+def test_bad_input_is_one_line_and_touches_nothing(ws, capsys, setup, expected):
+    arguments = [str(a) for a in setup(ws)]
+    before = _hashes(ws)
+    status = main(arguments)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("note:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert expected in lines[0], lines[0]
+    assert _hashes(ws) == before
+
+
+def test_the_suite_covers_every_case_of_the_issue_and_twenty_more():
+    assert len(CASES) >= 60 and len({name for name, _, _ in CASES}) == len(CASES)
+
+
+def test_two_runs_cannot_write_one_output_at_once(ws, capsys):
+    from archrepair._checks import output_lock
+
+    with output_lock(ws / "f.json"):
+        status = main(["failures", str(ws / "model"), "--count", "5", "--out", str(ws / "f.json")])
+    assert status == 1 and "being written by another archrepair run" in capsys.readouterr().err
+    assert not (ws / "f.json").exists() and not (ws / ".f.json.lock").exists()
+
+
+def test_overwrite_replaces_only_what_the_command_writes(ws, capsys):
+    notes = (ws / "runs" / "notes.txt").read_bytes()
+    status = main(["train", "--epochs", "1", "--out", str(ws / "runs"), "--overwrite"])
+    assert status == 0, capsys.readouterr().err
+    assert (ws / "runs" / "notes.txt").read_bytes() == notes
+    assert (ws / "runs" / "model.safetensors").exists() and (ws / "runs" / "model.json").exists()
+
+
+def test_corrupt_writes_severities_in_increasing_order(ws, capsys):
+    from archrepair.data import load_data
+    from archrepair.data.corruptions import corrupt
+
+    rng = np.random.default_rng(0)
+    np.savez(ws / "rgb.npz", x_train=rng.integers(0, 256, (4, 32, 32, 3), np.uint8), y_train=np.array([0, 1, 0, 1]),
+             x_test=rng.integers(0, 256, (3, 32, 32, 3), np.uint8), y_test=np.array([0, 1, 1]))
+    status = main(["corrupt", "--data", f"npz:{ws / 'rgb.npz'}", "--corruptions", "gaussian_noise", "--severities", "5,1",
+                   "--workers", "1", "--out", str(ws / "c")])
+    assert status == 0, capsys.readouterr().err
+    written = np.load(ws / "c" / "gaussian_noise.npy")
+    x_test = load_data(f"npz:{ws / 'rgb.npz'}").x_test
+    np.testing.assert_array_equal(written[: len(x_test)], corrupt(x_test, "gaussian_noise", 1, 0))
+    np.testing.assert_array_equal(written[len(x_test):], corrupt(x_test, "gaussian_noise", 5, 0))
+
+
+def test_an_image_folder_cache_sees_added_images(ws, capsys):
+    from PIL import Image
+
+    folder = _image_folder(ws)
+    assert main(["data", str(folder), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "train" / "b" / "new.png")
+    (folder / "train" / "b" / "readme.txt").write_text("not an image")
+    assert main(["data", str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["train"] == first["train"] + 1
+    assert "skipped 1 file" in captured.err and "readme.txt" in captured.err
