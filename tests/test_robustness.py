@@ -138,14 +138,15 @@ def _without_times(value):
 
 def test_the_demo_twice_with_the_same_thread_count_writes_the_same_report(tmp_path, capsys):
     reports = []
-    for name in ("a", "b"):
-        assert main(["demo", "--out", str(tmp_path / name), "--json"]) == 0, capsys.readouterr().err
-        reports.append(json.loads((tmp_path / name / "repaired" / "report.json").read_text()))
+    for _ in range(2):  # the second run rewrites the first one's folder (it holds only the demo's output)
+        assert main(["demo", "--out", str(tmp_path / "a"), "--json"]) == 0, capsys.readouterr().err
+        reports.append(json.loads((tmp_path / "a" / "repaired" / "report.json").read_text()))
     capsys.readouterr()
     assert reports[0]["environment"]["torch_threads"] == torch.get_num_threads()
-    for report in reports:
-        report["base_checkpoint"] = None
     assert _without_times(reports[0]) == _without_times(reports[1])
+    (tmp_path / "a" / "notes.txt").write_text("the user's")
+    status = main(["demo", "--out", str(tmp_path / "a")])
+    assert status == 1 and "--overwrite" in capsys.readouterr().err  # a folder with other files is not the demo's
 
 
 def _children(pid: int) -> set[int]:

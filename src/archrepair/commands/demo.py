@@ -37,7 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(train_examples=0, search_epochs=6, finetune_epochs=10, level=20)
 
 
+DEMO_ENTRIES = {"base", "base.state.pt", "failures.json", "repaired", "repaired.work"}
+
+
 def run(args: argparse.Namespace) -> dict:
+    folder = Path(args.out)
+    if folder.is_dir() and {entry.name for entry in folder.iterdir()} <= DEMO_ENTRIES:
+        args.overwrite = True  # a folder holding only an earlier demo's output is the demo's to rewrite
     out = checked_out(args)
     with output_lock(out):
         return _demo(args, out)
