@@ -25,8 +25,8 @@ from common import cifar10_spec, load_cached_model, print_headline
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import make_task
-from archrepair.repair.surgery import trainable_only
+from archrepair.repair import TaskConfig, make_task
+from archrepair.search.surgery import trainable_only
 from archrepair.train import TrainConfig, fit
 
 MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged",
@@ -61,7 +61,7 @@ def main() -> None:
         for kind in MODELS:
             if kind != base:
                 show(kind, predictions[kind])
-        task = make_task(model, record, data, split, None, 0.2, 0, thin_validation=False)
+        task = make_task(model, record, data, split, TaskConfig(None, 0.2, 0, thin_validation=False))
         training_rows = task.fit_indices[task.fit_indices >= task.repair.num_failures]  # no D_fail
         for part in ("network", "layer4"):
             descendant = copy.deepcopy(model)

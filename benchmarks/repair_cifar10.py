@@ -31,7 +31,7 @@ from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
 from archrepair.budget import Budget
-from archrepair.repair import ArchRepair, ArchRepairConfig, Repairer, get_repairer, make_task
+from archrepair.repair import ArchRepair, ArchRepairConfig, Repairer, RepairSettings, TaskConfig, get_repairer, make_task
 from archrepair.repair.pipeline import run_repair
 from archrepair.search import SearchConfig, SearchSpace
 from archrepair.train import TrainConfig
@@ -51,8 +51,8 @@ def finetune(lr: float, seconds: float, task) -> Repairer:
     took; measured per step here), so that its cosine schedule ends within the budget, and stopped
     at ``seconds`` of wall time in any case."""
     epochs = max(1, int(seconds / network_epoch_seconds(task)))
-    config = ArchRepairConfig(finetune=TrainConfig(epochs=epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3))
-    return get_repairer("network-gradient", config, Budget(seconds=seconds))
+    settings = RepairSettings(train=TrainConfig(epochs=epochs, batch_size=64, lr=lr, weight_decay=5e-4, patience=3))
+    return get_repairer("network-gradient", settings, Budget(seconds=seconds))
 
 
 def network_epoch_seconds(task, steps: int = 20, warmup: int = 3) -> float:
@@ -107,8 +107,9 @@ def main() -> None:
         print(f"# {kind}: test accuracy {100 * (predictions == data.y_test).mean():.2f}%", flush=True)
         for seed in (int(s) for s in args.seeds.split(",")):
             split = select_failures(predictions, data.y_test, 1000, seed)
-            task = make_task(model, record, data, split, args.train_examples or None, 0.2, seed,
-                             thin_validation=not args.plain_validation, fail_weight=args.fail_weight)
+            task = make_task(model, record, data, split, TaskConfig(
+                args.train_examples or None, 0.2, seed, thin_validation=not args.plain_validation,
+                fail_weight=args.fail_weight))
             print(f"# validation examples: {len(task.val_indices)}", flush=True)
             best = {}
             for lr in grid:

@@ -24,9 +24,9 @@ from common import cifar10_spec, load_cached_model, print_headline
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.data.corrupted import corrupted_test
-from archrepair.data.corruptions import NAMES, ORDER, corrupt, corrupt_many
+from archrepair.data.corruptions import NAMES, ORDER, corrupt_many
 from archrepair.evaluate import predict_logits
-from archrepair.repair import ArchRepair, ArchRepairConfig, make_task
+from archrepair.repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
 
 
 def main() -> None:
@@ -50,9 +50,9 @@ def main() -> None:
     data = corrupted_test(clean, args.corruption, args.severity)  # the same images as sets[args.corruption]
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
     split = select_failures(predictions, data.y_test, 1000, 0)
-    task = make_task(model, record, data, split, args.train_examples, 0.2, 0,
-                     shift=lambda images: corrupt(images, args.corruption, args.severity, seed=0),
-                     thin_validation=not args.plain_validation)
+    shift = {"name": args.corruption, "severity": args.severity, "seed": 0}
+    task = make_task(model, record, data, split, TaskConfig(args.train_examples, 0.2, 0, corruption=shift,
+                                                            thin_validation=not args.plain_validation))
     started = time.perf_counter()
     result = ArchRepair(ArchRepairConfig()).repair(task)
     seconds = time.perf_counter() - started

@@ -27,7 +27,7 @@ from archrepair.comparison import (
 )
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import ArchRepairConfig
+from archrepair.repair import RepairSettings, TaskConfig
 from archrepair.search import SearchConfig
 from archrepair.train import TrainConfig
 
@@ -52,11 +52,11 @@ def main() -> None:
     split.data_spec, split.data_fingerprint = data.spec, data.fingerprint
     print(f"{args.model}: test accuracy {100 * (predictions == data.y_test).mean():.2f}%; budget {args.epochs} epochs, "
           f"lr {args.lr}, seeds 0..{args.seeds - 1}", flush=True)
-    config = ArchRepairConfig(search=SearchConfig(lr=args.lr),
-                              finetune=TrainConfig(epochs=8, batch_size=64, lr=args.lr, weight_decay=5e-4, patience=3))
+    settings = RepairSettings(search=SearchConfig(lr=args.lr),
+                              train=TrainConfig(epochs=8, batch_size=64, lr=args.lr, weight_decay=5e-4, patience=3))
     comparison = compare_methods(
-        model, record, data, split, METHODS, list(range(args.seeds)), Budget(epochs=args.epochs), config,
-        args.train_examples, base_checkpoint=None, thin_validation=not args.plain_validation,
+        model, record, data, split, METHODS, list(range(args.seeds)), Budget(epochs=args.epochs), settings,
+        TaskConfig(args.train_examples, thin_validation=not args.plain_validation),
         on_row=lambda r, _: print(f"seed {r.seed} {r.method}: {r.change_points:+.2f} pts, fixed {100 * r.fix_rate:.1f}%, "
                                f"broken {r.broken}, {r.seconds:.1f} s, kept {r.kept}", flush=True),
     )

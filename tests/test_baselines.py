@@ -11,7 +11,8 @@ from archrepair.checkpoint import load_checkpoint
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
 from archrepair.repair import (
-    ArchRepairConfig, FineTune, FineTuneConfig, RepairResult, get_repairer, list_repairers, make_task,
+    FineTune, FineTuneConfig, GradientConfig, RepairResult, RepairSettings, TaskConfig, get_repairer, list_repairers,
+    make_task,
 )
 from archrepair.search import SearchConfig
 from archrepair.repair.pipeline import run_repair
@@ -21,10 +22,10 @@ from archrepair.train import TrainConfig
 def test_finetune_returns_the_common_result_and_report(digits_checkpoint, digits):
     model, record = load_checkpoint(digits_checkpoint)
     predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), train_examples=300)
+    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), TaskConfig(train_examples=300))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result, report = run_repair(FineTune(FineTuneConfig(TrainConfig(epochs=2, batch_size=64, lr=0.01))), task)
-    assert isinstance(result, RepairResult) and result.method == "finetune"
+    assert isinstance(result, RepairResult) and result.method == "network-gradient"  # the old FineTune path
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     assert 0 <= report["fail_fixed_rate"] <= 1 and report["fail_accuracy_before"] == 0.0
     better = (result.val_accuracy_repaired, -result.val_loss_repaired) > (result.val_accuracy_original, -result.val_loss_original)
@@ -44,9 +45,9 @@ def test_a_wall_clock_budget_stops_training(digits, tmp_path):
 def test_every_registered_method_runs_and_returns_the_common_result(name, digits_checkpoint, digits):
     model, record = load_checkpoint(digits_checkpoint)
     predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), train_examples=200)
-    config = ArchRepairConfig(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
-                              finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01))
+    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), TaskConfig(train_examples=200))
+    config = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
+                            train=TrainConfig(epochs=1, batch_size=64, lr=0.01))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     started = time.perf_counter()
     result, report = run_repair(get_repairer(name, config, Budget(epochs=2, seconds=60)), task)
@@ -69,9 +70,9 @@ def test_neuron_level_changes_one_output_channel_only(digits_checkpoint, digits)
 
     model, record = load_checkpoint(digits_checkpoint)
     predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), train_examples=200)
+    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), TaskConfig(train_examples=200))
     tuned = copy.deepcopy(model)
-    repairer = GradientRepair("neuron", TrainConfig(epochs=2, batch_size=64, lr=0.05, patience=None))
+    repairer = GradientRepair(GradientConfig("neuron", TrainConfig(epochs=2, batch_size=64, lr=0.05, patience=None)))
     unit, parameters, set_mode, config, handles = repairer._select(tuned, failure_gradients(tuned, task))
     fit(tuned, task.loader(task.fit_indices, 64, shuffle=True), config, parameters=parameters, set_train_mode=set_mode)
     for handle in handles:

@@ -17,12 +17,12 @@ from archrepair.comparison import (
 )
 from archrepair.comparison.write import csv_rows
 from archrepair.errors import ArchRepairError
-from archrepair.repair import ArchRepairConfig, get_repairer, make_task
+from archrepair.repair import RepairSettings, TaskConfig, get_repairer, make_task
 from archrepair.search import SearchConfig
 from archrepair.train import TrainConfig
 
-TINY = ArchRepairConfig(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
-                        finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01))
+TINY = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
+                      train=TrainConfig(epochs=1, batch_size=64, lr=0.01))
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,9 @@ def digits_task(digits_checkpoint, digits):
 @pytest.mark.parametrize("name", ["archrepair", "block-gradient", "network-gradient"])
 def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_task, digits):
     model, record, split = digits_task
-    task = make_task(model, record, digits, split, train_examples=600)
-    long = ArchRepairConfig(block="block2", search=SearchConfig(epochs=400, warmup_epochs=0),
-                            finetune=TrainConfig(epochs=400, batch_size=32, lr=0.01, patience=None))
+    task = make_task(model, record, digits, split, TaskConfig(train_examples=600))
+    long = RepairSettings(block="block2", search=SearchConfig(epochs=400, warmup_epochs=0),
+                          train=TrainConfig(epochs=400, batch_size=32, lr=0.01, patience=None))
     unbounded = get_repairer(name, long, Budget(epochs=4))
     started = time.perf_counter()
     unbounded.repair(task)
@@ -56,12 +56,12 @@ def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_tas
 
 
 def test_the_epoch_budget_sets_every_method_s_passes():
-    config = ArchRepairConfig()
+    config = RepairSettings()
     search = get_repairer("archrepair", config, Budget(epochs=5)).config
     assert (search.search.epochs, search.finetune.epochs) == (2, 3)
     assert search.search.warmup_epochs <= 1
     assert get_repairer("network-gradient", config, Budget(epochs=5)).config.train.epochs == 5
-    assert get_repairer("layer-gradient", config, Budget(epochs=5)).config.epochs == 5
+    assert get_repairer("layer-gradient", config, Budget(epochs=5)).config.train.epochs == 5
     fixed = get_repairer("archrepair-fixed-arch", config, Budget(epochs=6)).config
     assert fixed.search.warmup_epochs == fixed.search.epochs == 3
     with pytest.raises(ArchRepairError, match="at least 2"):
@@ -74,7 +74,7 @@ def test_the_epoch_budget_sets_every_method_s_passes():
 def comparison(digits_task, digits):
     model, record, split = digits_task
     return compare_methods(model, record, digits, split, ["archrepair", "network-gradient"], [0, 1], Budget(epochs=2),
-                           TINY, train_examples=200)
+                           TINY, TaskConfig(train_examples=200))
 
 
 def test_comparison_runs_every_method_on_every_seed_on_the_same_examples(comparison):
@@ -147,18 +147,18 @@ def test_compare_command_rejects_an_unknown_method(cli, digits_checkpoint, tmp_p
 def test_an_interrupted_comparison_resumes_with_its_finished_runs(digits_task, digits, tmp_path):
     model, record, split = digits_task
     args = (model, record, digits, split, ["archrepair", "block-gradient"], [0, 1], Budget(epochs=2), TINY)
-    full = compare_methods(*args, train_examples=200)
+    full = compare_methods(*args, TaskConfig(train_examples=200))
     interrupted = Comparison.from_json(full.to_json())
     interrupted.rows = interrupted.rows[:3]  # the last run (block-gradient, seed 1) did not finish
     ran = []
-    resumed = compare_methods(*args, train_examples=200, previous=interrupted, on_row=lambda row, _: ran.append(row))
+    resumed = compare_methods(*args, TaskConfig(train_examples=200), previous=interrupted, on_row=lambda row, _: ran.append(row))
     assert [(r.method, r.seed) for r in resumed.rows] == [(r.method, r.seed) for r in full.rows]
     assert resumed.rows[:3] == interrupted.rows  # kept as they were
     assert resumed.rows[3].change_points == full.rows[3].change_points  # the missing run, seeded alike
     other = Comparison.from_json(full.to_json())
     other.budget = {"epochs": 9, "seconds": None}
     with pytest.raises(ArchRepairError, match="another budget"):
-        compare_methods(*args, train_examples=200, previous=other)
+        compare_methods(*args, TaskConfig(train_examples=200), previous=other)
 
 
 def test_compare_command_keeps_an_existing_comparison_unless_resumed(cli, digits_checkpoint, tmp_path):

@@ -10,7 +10,7 @@ from archrepair.base_model import make_loader
 from archrepair.checkpoint import load_checkpoint
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import ArchRepair, ArchRepairConfig, make_task
+from archrepair.repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
 from archrepair.repair.pipeline import run_repair
 from archrepair.search import MixedEdge, RelaxedBlock, SearchConfig
 from archrepair.train import TrainConfig
@@ -28,7 +28,7 @@ def _task(checkpoint, digits):
     model, record = load_checkpoint(checkpoint)
     predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
     split = select_failures(predictions, digits.y_test, 15, 0)
-    return make_task(model, record, digits, split, train_examples=300)
+    return make_task(model, record, digits, split, TaskConfig(train_examples=300))
 
 
 def test_same_seed_same_architecture_and_accuracy(digits_checkpoint, digits):
@@ -103,10 +103,10 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
     monkeypatch.setattr(optimise, "_save", original_save)
     status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST,
                          "--seed", "1", "--resume")
-    assert status == 1 and "another seed (0 then, 1 now)" in err  # a changed setting is refused, by name
+    assert status == 1 and "another task.seed (0 then, 1 now)" in err  # a changed setting is refused, by name
     status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block3", *FAST,
                          "--resume")
-    assert status == 1 and "another method.block" in err
+    assert status == 1 and "another settings.block" in err
     status, out, _ = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST,
                          "--resume", "--json")
     assert status == 0

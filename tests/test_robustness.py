@@ -25,7 +25,7 @@ from archrepair.cli import main
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
 from archrepair.models import get_block, get_model, replace_block
-from archrepair.repair import ArchRepair, ArchRepairConfig, RepairResult, make_task
+from archrepair.repair import ArchRepair, ArchRepairConfig, RepairResult, TaskConfig, make_task
 from archrepair.repair.pipeline import save_repaired
 from archrepair.repair.surgery import block_input
 from archrepair.search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise
@@ -118,7 +118,7 @@ def test_amp_on_cpu_runs_the_search_and_fine_tuning_in_bfloat16(digits_checkpoin
                               finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01, patience=None))
     runs = {}
     for amp in (False, True):
-        task = make_task(model, record, digits, split, train_examples=300, amp=amp)
+        task = make_task(model, record, digits, split, TaskConfig(train_examples=300, amp=amp))
         runs[amp] = ArchRepair(config).repair(task)
     losses = {amp: [e["train_loss"] for e in r.details["search"]] + [e["train_loss"] for e in r.details["finetune"]]
               for amp, r in runs.items()}
@@ -202,7 +202,7 @@ def test_a_comparison_in_which_one_method_raises_writes_the_others(cli, digits_c
     original = GradientRepair.repair
 
     def failing(self, task):
-        if self.level == "layer":
+        if self.config.level == "layer":
             raise RuntimeError("simulated failure inside the method")
         return original(self, task)
 

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from archrepair import ArchRepairError
 from archrepair.data import FailureSplit, select_failures
+from archrepair.repair import TaskConfig
 
 
 @settings(max_examples=60, deadline=None)
@@ -54,8 +55,8 @@ def test_repair_task_validates_on_training_examples_only(digits):
     predictions = (digits.y_test + (np.arange(len(digits.y_test)) % 7 == 0)) % 10
     split = select_failures(predictions, digits.y_test, 20, 0)
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
-    task = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, val_fraction=0.2, seed=3,
-                     thin_validation=False)
+    task = make_task(torch.nn.Identity(), record, digits, split, TaskConfig(train_examples=300, val_fraction=0.2, seed=3,
+                     thin_validation=False))
     failures = set(range(task.repair.num_failures))
     assert failures <= set(task.fit_indices.tolist())  # every failure is trained on
     assert not failures & set(task.val_indices.tolist())  # and none is used to choose
@@ -77,8 +78,7 @@ def test_validation_comes_from_the_base_model_s_held_out_split(digits):
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names, training=training)
     assert np.array_equal(base_validation_indices(record, digits), held_out)
     predictions = (digits.y_test + 1) % 10
-    task = make_task(torch.nn.Identity(), record, digits, select_failures(predictions, digits.y_test, 20, 0),
-                     train_examples=400, val_fraction=0.2, seed=1, thin_validation=False)
+    task = make_task(torch.nn.Identity(), record, digits, select_failures(predictions, digits.y_test, 20, 0), TaskConfig(train_examples=400, val_fraction=0.2, seed=1, thin_validation=False))
     rows = task.repair.train_indices[task.val_indices - task.repair.num_failures]
     assert len(rows) == 80 and set(rows.tolist()) <= set(held_out.tolist())
     fit_rows = task.repair.train_indices[task.fit_indices[task.fit_indices >= 20] - 20]
@@ -93,15 +93,23 @@ def test_a_shift_doubles_the_validation_examples_with_shifted_copies(digits):
     from archrepair.data import select_failures
     from archrepair.repair import make_task
 
-    record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
+    from dataclasses import replace
+
+    from archrepair.data.corruptions import corrupt
+
+    rgb = replace(digits, x_train=np.repeat(digits.x_train, 3, axis=-1), x_test=np.repeat(digits.x_test, 3, axis=-1),
+                  _fingerprint=None)
+    record = ModelRecord("small_cnn", {}, [0.0] * 3, [1.0] * 3, [8, 8, 3], digits.class_names)
     split = select_failures((digits.y_test + 1) % 10, digits.y_test, 20, 0)
-    plain = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2, thin_validation=False)
-    shifted = make_task(torch.nn.Identity(), record, digits, split, train_examples=300, seed=2,
-                        shift=lambda images: 255 - images, thin_validation=False)
+    plain = make_task(torch.nn.Identity(), record, rgb, split, TaskConfig(train_examples=300, seed=2, thin_validation=False))
+    noise = {"name": "gaussian_noise", "severity": 3, "seed": 5}
+    shifted = make_task(torch.nn.Identity(), record, rgb, split,
+                        TaskConfig(train_examples=300, seed=2, thin_validation=False, corruption=noise))
     assert np.array_equal(shifted.fit_indices, plain.fit_indices)  # the training rows do not change
     assert len(shifted.val_indices) == 2 * len(plain.val_indices)
     copies = shifted.val_indices[len(plain.val_indices):]
-    assert np.array_equal(shifted.repair.x[copies], 255 - plain.repair.x[plain.val_indices])
+    expected = corrupt(plain.repair.x[plain.val_indices], "gaussian_noise", 3, 5)
+    assert np.array_equal(shifted.repair.x[copies], expected) and not np.array_equal(expected, plain.repair.x[plain.val_indices])
     assert np.array_equal(shifted.repair.y[copies], plain.repair.y[plain.val_indices])
 
 
@@ -120,8 +128,8 @@ def test_validation_is_thinned_of_the_base_model_s_failures_like_the_evaluation_
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 300, 0)
     share = 300 / split.misclassified  # the share of the test failures that D_fail took
-    plain = make_task(_AlwaysZero(), record, digits, split, train_examples=600, seed=4, thin_validation=False)
-    thinned = make_task(_AlwaysZero(), record, digits, split, train_examples=600, seed=4)
+    plain = make_task(_AlwaysZero(), record, digits, split, TaskConfig(train_examples=600, seed=4, thin_validation=False))
+    thinned = make_task(_AlwaysZero(), record, digits, split, TaskConfig(train_examples=600, seed=4))
     labels = plain.repair.y
     right, wrong = plain.val_indices[labels[plain.val_indices] == 0], plain.val_indices[labels[plain.val_indices] != 0]
     assert set(right.tolist()) <= set(thinned.val_indices.tolist())  # every example the base gets right stays
@@ -153,11 +161,11 @@ def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digit
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 20, 0)
     sure, unsure = _FavoursZero(1.0), _FavoursZero(0.01)  # same predictions; about 90% of labels are not 0,
-    task = make_task(sure, record, digits, split, train_examples=300, seed=0)  # so the unsure one has the lower loss
+    task = make_task(sure, record, digits, split, TaskConfig(train_examples=300, seed=0))  # so the unsure one has the lower loss
     result = keep_better("test", task, unsure)
     assert result.val_accuracy_original == result.val_accuracy_repaired
     assert result.val_loss_repaired < result.val_loss_original and result.kept == "repaired"
-    task = make_task(unsure, record, digits, split, train_examples=300, seed=0)
+    task = make_task(unsure, record, digits, split, TaskConfig(train_examples=300, seed=0))
     assert keep_better("test", task, sure).kept == "original"
 
 
@@ -169,8 +177,8 @@ def test_training_loaders_count_each_failure_fail_weight_times_per_epoch(digits,
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures((digits.y_test + 1) % 10, digits.y_test, 40, 0)
-    task = make_task(torch.nn.Identity(), record, digits, split, train_examples=200, seed=1, thin_validation=False,
-                     fail_weight=weight)
+    task = make_task(torch.nn.Identity(), record, digits, split, TaskConfig(train_examples=200, seed=1, thin_validation=False,
+                     fail_weight=weight))
     loader = task.loader(task.fit_indices, batch_size=32, shuffle=True)
     failures = task.fit_indices[task.fit_indices < 40]
     others = task.fit_indices[task.fit_indices >= 40]

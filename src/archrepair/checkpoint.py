@@ -85,7 +85,7 @@ def build_model(record: ModelRecord) -> nn.Module:
                               f"({error})") from None
     if not record.repair:
         return model
-    from .repair.surgery import with_discrete_block
+    from .search.surgery import with_discrete_block
     from .search.discrete import Genotype
 
     height, width, channels = record.input_shape

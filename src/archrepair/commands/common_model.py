@@ -69,13 +69,3 @@ def failure_split_for(loaded: LoadedModel, failures: str | None, count: int, see
     split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
     split.model_fingerprint = loaded.fingerprint
     return split
-
-
-def corruption_shift(args: argparse.Namespace):
-    """The corruption of ``--corruption``/``--severity`` as a function on images (for validating a
-    repair on shifted data too), or ``None`` without ``--corruption``."""
-    if not getattr(args, "corruption", None):
-        return None
-    from ..data.corruptions import corrupt
-
-    return lambda images: corrupt(images, args.corruption, args.severity, args.corruption_seed)

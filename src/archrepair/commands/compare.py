@@ -14,10 +14,10 @@ from ..comparison import Comparison, ComparisonRow, compare_methods, summarise, 
 from ..comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
-from ..repair import get_repairer, list_repairers
+from ..repair import describe_repairers, get_repairer
 from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
-from .common_model import corruption_shift, failure_split_for, load_model_and_data
-from .repair import add_repair_options, repair_config
+from .common_model import failure_split_for, load_model_and_data
+from .repair import add_repair_options, repair_settings, task_config
 
 DEFAULT_METHODS = "archrepair,neuron-gradient,layer-gradient,block-gradient,network-gradient"
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
     parser.add_argument("--methods", type=name_list, default=DEFAULT_METHODS.split(","),
-                        help=f"comma-separated repair methods (default: {DEFAULT_METHODS}); any of {', '.join(list_repairers())}")
+                        help=f"comma-separated repair methods (default: {DEFAULT_METHODS}); any of: {describe_repairers()}")
     parser.add_argument("--seeds", type=positive_int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
     parser.add_argument("--budget-epochs", type=positive_int,
                         help="passes over the fit data per method (ArchRepair: half search, half fine-tuning)")
@@ -45,18 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     budget = Budget(args.budget_epochs, args.budget_seconds)
-    config = repair_config(args, None)
+    settings = repair_settings(args)
     for name in args.methods:
-        get_repairer(name, config, budget)  # an unknown method or an impossible budget fails before any work
+        get_repairer(name, settings, budget)  # an unknown method or an impossible budget fails before any work
     out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
     saved = out / JSON_FILE
     if args.resume and not saved.exists():
         raise ArchRepairError(f"nothing to resume: {str(saved)!r} does not exist; rerun without --resume")
     with output_lock(out):
-        return _compare(args, budget, config, saved)
+        return _compare(args, budget, settings, saved)
 
 
-def _compare(args: argparse.Namespace, budget: Budget, config, saved: Path) -> dict:
+def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) -> dict:
     methods = args.methods
     previous = _read_previous(saved) if args.resume else None
     loaded = load_model_and_data(args)
@@ -74,10 +74,8 @@ def _compare(args: argparse.Namespace, budget: Budget, config, saved: Path) -> d
         say(f"seed {error['seed']} {error['method']}: failed ({error['error']}); the other runs go on")
 
     comparison = compare_methods(
-        loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget,
-        config, args.train_examples or None, args.val_fraction, loaded.device, args.checkpoint,
-        on_row=finished, shift=corruption_shift(args), previous=previous, thin_validation=not args.plain_validation,
-        fail_weight=args.fail_weight, amp=args.amp, on_error=failed,
+        loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget, settings,
+        task_config(args, loaded.device), args.checkpoint, on_row=finished, on_error=failed, previous=previous,
     )
     if not comparison.rows:
         write_text_atomically(saved, comparison.to_json())

@@ -18,11 +18,11 @@ from ..checkpoint import model_fingerprint
 from ..data import load_data, select_failures
 from ..device import resolve_device
 from ..evaluate import predict_logits
-from ..repair import ArchRepair, make_task
+from ..repair import get_repairer, make_task
 from ..repair.pipeline import run_repair
 from ..train import TrainConfig
 from .base import Command, add_overwrite, checked_out, percent
-from .repair import add_repair_options, repair_config
+from .repair import add_repair_options, repair_settings, task_config
 from .repair import show as show_repair
 
 
@@ -65,9 +65,8 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
     split.save(out / "failures.json")
     say(f"2/4 {wrong} test failures; {len(split.fail_indices)} form D_fail, the rest stay in the held-out test set")
     say("3/4 localising the vulnerable block and repairing it")
-    task = make_task(model, record, data, split, args.train_examples or None, args.val_fraction, args.seed, device,
-                     thin_validation=not args.plain_validation, fail_weight=args.fail_weight)
-    _, report = run_repair(ArchRepair(repair_config(args, None), say), task, out / "repaired", out / "base")
+    task = make_task(model, record, data, split, task_config(args, device))
+    _, report = run_repair(get_repairer("archrepair", repair_settings(args), log=say), task, out / "repaired", out / "base")
     say("4/4 done")
     report["out"] = str(out / "repaired")
     return report

@@ -25,18 +25,19 @@ from .._checks import (
 )
 from ..fileio import write_text_atomically
 from ..localize import FORMULAS, METHODS, LocalizeConfig
-from ..repair import ArchRepair, ArchRepairConfig, make_task
+from ..repair import RepairSettings, TaskConfig, describe_repairers, get_repairer, list_repairers, make_task
 from ..repair.pipeline import run_repair
-from ..repair.surgery import check_relaxable
+from ..search.surgery import check_relaxable
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
-from .common_model import corruption_shift, failure_split_for, load_model_and_data
+from .common_model import failure_split_for, load_model_and_data
 
 
 def add_repair_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the ArchRepair method, shared by ``repair`` and ``demo``."""
-    group = parser.add_argument_group("ArchRepair")
+    """The settings every repair method shares (:class:`RepairSettings`) and how its task is built
+    (:class:`TaskConfig`), for ``repair``, ``compare`` and ``demo``."""
+    group = parser.add_argument_group("repair settings (every method)")
     group.add_argument("--block", help="repair this block instead of the localised one")
     group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
     group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
@@ -67,8 +68,8 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--search-batch-size", type=positive_int, default=64)
 
 
-def repair_config(args: argparse.Namespace, work_dir: Path | None) -> ArchRepairConfig:
-    return ArchRepairConfig(
+def repair_settings(args: argparse.Namespace) -> RepairSettings:
+    return RepairSettings(
         block=args.block,
         localize=LocalizeConfig(formula=args.formula, level=args.level, method=args.localize_method),
         space=SearchSpace(partial_channels=args.partial_channels, edge_normalisation=not args.no_edge_normalisation,
@@ -76,15 +77,26 @@ def repair_config(args: argparse.Namespace, work_dir: Path | None) -> ArchRepair
         search=SearchConfig(epochs=args.search_epochs, warmup_epochs=args.warmup_epochs, lr=args.search_lr,
                             arch_lr=args.arch_lr, beta_decay=args.beta_decay, batch_size=args.search_batch_size),
         rule=args.rule,
-        finetune=TrainConfig(epochs=args.finetune_epochs, batch_size=args.search_batch_size, lr=args.finetune_lr,
-                             weight_decay=5e-4, schedule="cosine", patience=3),
-        work_dir=work_dir,
+        train=TrainConfig(epochs=args.finetune_epochs, batch_size=args.search_batch_size, lr=args.finetune_lr,
+                          weight_decay=5e-4, schedule="cosine", patience=3),
+    )
+
+
+def task_config(args: argparse.Namespace, device) -> TaskConfig:
+    corruption = getattr(args, "corruption", None)
+    return TaskConfig(
+        train_examples=args.train_examples or None, val_fraction=args.val_fraction, seed=getattr(args, "seed", 0),
+        thin_validation=not args.plain_validation, fail_weight=args.fail_weight,
+        corruption={"name": corruption, "severity": args.severity, "seed": args.corruption_seed} if corruption else None,
+        device=str(device), channels_last=getattr(args, "channels_last", False), amp=getattr(args, "amp", False),
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
+    parser.add_argument("--method", default="archrepair", choices=list_repairers(), metavar="METHOD",
+                        help=f"the repair method (default: archrepair): {describe_repairers()}")
     parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
     parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
     parser.add_argument("--out", required=True, help="repaired-model folder to write")
@@ -110,30 +122,22 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
     loaded = load_model_and_data(args)
-    if args.block:
+    if args.block and "search" in get_repairer(args.method).phases:
         height, width, channels = loaded.record.input_shape
         check_relaxable(loaded.model, args.block, (channels, height, width))
     split = failure_split_for(loaded, args.failures, args.count, args.seed)
-    config = repair_config(args, work)
-    settings = resolved_settings(args, config, loaded.fingerprint, loaded.data.fingerprint, split)
-    _check_work(work, settings, args.resume)
-    task = make_task(loaded.model, loaded.record, loaded.data, split, args.train_examples or None, args.val_fraction,
-                     args.seed, loaded.device, args.channels_last, shift=corruption_shift(args),
-                     thin_validation=not args.plain_validation, fail_weight=args.fail_weight, amp=args.amp)
-    _, report = run_repair(ArchRepair(config, log), task, out, args.checkpoint)
+    settings, config = repair_settings(args), task_config(args, loaded.device)
+    fingerprint = hashlib.sha256(json.dumps(split.fail_indices).encode()).hexdigest()[:16]
+    resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
+                "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": fingerprint}
+    _check_work(work, resolved, args.resume)
+    task = make_task(loaded.model, loaded.record, loaded.data, split, config)
+    repairer = get_repairer(args.method, settings, log=log)
+    repairer.work_dir = work
+    _, report = run_repair(repairer, task, out, args.checkpoint)
     shutil.rmtree(work, ignore_errors=True)
     report["out"] = str(out)
     return report
-
-
-def resolved_settings(args: argparse.Namespace, config, model: str, data: str, split) -> dict:
-    """Everything a repair's result depends on, as JSON: resumed only when all of it is the same."""
-    method = {k: v for k, v in asdict(config).items() if k != "work_dir"}
-    failures = hashlib.sha256(json.dumps(split.fail_indices).encode()).hexdigest()[:16]
-    options = ("seed", "train_examples", "val_fraction", "plain_validation", "fail_weight", "corruption", "severity",
-               "corruption_seed", "device", "amp", "channels_last")
-    return {**{name: getattr(args, name, None) for name in options},
-            "method": method, "model": model, "data": data, "failures": failures}
 
 
 def _check_work(work: Path, settings: dict, resume: bool) -> None:

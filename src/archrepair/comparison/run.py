@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from ..checkpoint import ModelRecord, model_fingerprint
 from ..data import FailureSplit, ImageData
 from .._checks import check_same_settings, environment
 from ..evaluate import predict_logits
-from ..repair import ArchRepairConfig, get_repairer, make_task
+from ..repair import RepairSettings, TaskConfig, get_repairer, make_task
 from ..repair.pipeline import run_repair
 from .record import Comparison, ComparisonRow
 
@@ -31,57 +31,46 @@ def compare_methods(
     methods: list[str],
     seeds: list[int],
     budget: Budget | None = None,
-    config: ArchRepairConfig | None = None,
-    train_examples: int | None = 5000,
-    val_fraction: float = 0.2,
-    device: torch.device | str = "cpu",
+    settings: RepairSettings | None = None,
+    task: TaskConfig | None = None,
     base_checkpoint: str | Path | None = None,
     on_row: Callable[[ComparisonRow, Comparison], None] | None = None,
-    shift: Callable[[np.ndarray], np.ndarray] | None = None,
-    previous: Comparison | None = None,
-    thin_validation: bool = True,
-    fail_weight: float = 1.0,
-    amp: bool = False,
     on_error: Callable[[dict, Comparison], None] | None = None,
+    previous: Comparison | None = None,
 ) -> Comparison:
     """Every method in ``methods`` on every seed in ``seeds`` (the seed draws ``D_repair``'s training
-    sample and its splits, and seeds the method), all with ``budget`` and the settings ``config``.
-    ``D_fail`` (``split``) is the same for every run; each row is evaluated on the same test examples.
-    ``shift``: the corruption the failures come from, to validate on shifted data too, and
-    ``thin_validation``: validate like the evaluation split is built, ``fail_weight``: how much each
-    failure counts in training (all three: ``make_task``).
+    sample and its splits, and seeds the method: ``task`` with its ``seed`` replaced), all with
+    ``budget`` and the shared ``settings``. ``D_fail`` (``split``) is the same for every run; each
+    row is evaluated on the same test examples.
     ``on_row(row, comparison_so_far)`` is called after every run (to save partial results), and
     ``on_error(error, comparison_so_far)`` after a run that raised (recorded in
-    ``comparison.errors``; the other runs go on); ``amp``: mixed precision (``make_task``);
-    ``previous``: an interrupted comparison of the same setting whose finished runs are kept."""
-    budget, config = budget or Budget(), config or ArchRepairConfig()
+    ``comparison.errors``; the other runs go on); ``previous``: an interrupted comparison of the
+    same setting whose finished runs are kept."""
+    budget, settings, task = budget or Budget(), settings or RepairSettings(), task or TaskConfig()
     for name in methods:
-        get_repairer(name, config, budget)  # reject an unknown method or budget before any work
+        get_repairer(name, settings, budget)  # reject an unknown method or budget before any work
     comparison = Comparison(
         rows=[], methods=list(methods), seeds=list(seeds), budget=asdict(budget),
-        config=_plain(asdict(config)) | {"train_examples": train_examples, "val_fraction": val_fraction,
-                                         "thin_validation": thin_validation, "fail_weight": fail_weight},
+        config=_plain(asdict(settings)) | {"task": {k: v for k, v in asdict(task).items() if k != "seed"}},
         base_checkpoint=str(base_checkpoint) if base_checkpoint else None,
         base_fingerprint=model_fingerprint(base_checkpoint) if base_checkpoint else None,
         data={"spec": data.spec, "fingerprint": data.fingerprint},
         failures={"seed": split.seed, "fail_indices": [int(i) for i in split.fail_indices]},
         versions={"archrepair": __version__, "torch": torch.__version__, "numpy": np.__version__,
                   "python": platform.python_version()},
-        environment={**environment(), "device": str(device), "amp": amp},
+        environment={**environment(), "device": task.device, "amp": task.amp},
     )
     finished = _finished_runs(previous, comparison)
-    test = make_loader(data, "test", record, device=device)
+    test = make_loader(data, "test", record, device=task.device)
     before = predict_logits(model, test, progress="evaluating before").argmax(1).numpy()
     for seed in seeds:
-        task = None
+        repair_task = None
         for name in methods:
             row = finished.get((name, seed))
             if row is None:
-                task = task or make_task(model, record, data, split, train_examples, val_fraction, seed, device,
-                                         shift=shift, thin_validation=thin_validation,
-                                         fail_weight=fail_weight, amp=amp)
+                repair_task = repair_task or make_task(model, record, data, split, replace(task, seed=seed))
                 try:
-                    result, report = run_repair(get_repairer(name, config, budget), task, before=before,
+                    result, report = run_repair(get_repairer(name, settings, budget), repair_task, before=before,
                                                 base_checkpoint=base_checkpoint)
                 except Exception as error:  # one failed method must not end the comparison: record it
                     message = str(error).splitlines()[0] if str(error) else ""

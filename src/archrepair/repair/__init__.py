@@ -1,13 +1,17 @@
-"""Repair methods behind one interface, and the pipeline that runs, evaluates and saves a repair."""
+"""Repair methods behind one interface (``base``), by name (``registry``; the methods are in
+``methods/``, one module each), the task they share (``task``), and the pipeline that runs,
+evaluates and saves a repair."""
 
-from .archrepair import ArchRepair, ArchRepairConfig
-from .base import RepairResult, Repairer
+from . import methods  # noqa: F401  (registers every method)
+from .base import Candidate, RepairResult, Repairer, keep_better
 from .finetune import FineTune, FineTuneConfig
-from .gradient import LEVELS, GradientRepair
-from .registry import get_repairer, list_repairers
-from .task import RepairTask, make_task
+from .methods.archrepair import ArchRepair, ArchRepairConfig
+from .methods.gradient import LEVELS, GradientConfig, GradientRepair
+from .registry import RepairSettings, describe_repairers, get_repairer, list_repairers, register_repairer
+from .task import RepairTask, TaskConfig, make_task
 
 __all__ = [
-    "LEVELS", "ArchRepair", "ArchRepairConfig", "FineTune", "FineTuneConfig", "GradientRepair", "RepairResult",
-    "RepairTask", "Repairer", "get_repairer", "list_repairers", "make_task",
+    "LEVELS", "ArchRepair", "ArchRepairConfig", "Candidate", "FineTune", "FineTuneConfig", "GradientConfig",
+    "GradientRepair", "RepairResult", "RepairSettings", "RepairTask", "Repairer", "TaskConfig", "describe_repairers",
+    "get_repairer", "keep_better", "list_repairers", "make_task", "register_repairer",
 ]

@@ -1,16 +1,41 @@
-"""One interface for every repair method (design rule "comparable baselines")."""
+"""One interface for every repair method (design rule "comparable baselines"), and the template
+that gives every method the same life: a seeded copy of the model, one deadline, training, and the
+same rule for keeping the better of the original and the repaired model.
+
+A method writes only what is its own: :meth:`Repairer.train` (train a copy of the model, return a
+:class:`Candidate`) and, if its epoch budget is spent on more than one phase,
+:attr:`Repairer.phases` with :meth:`Repairer.set_phase_epochs`. See ``methods/`` for examples.
+"""
 
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import torch
 from torch import nn
 
-from ..budget import Budget
+from ..budget import Budget, Deadline
+from ..errors import ArchRepairError
 from ..train import accuracy_and_loss
 from .task import RepairTask
+
+
+@dataclass
+class Candidate:
+    """What a method's training produced, before the choice between it and the original model:
+    the repaired ``model``, method-specific ``details`` (histories, the localisation, the unit it
+    trained), seconds per phase, and for block-level methods the ``block`` (and the searched
+    ``genotype``, when the block's architecture changed)."""
+
+    model: nn.Module
+    details: dict = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    block: str | None = None
+    genotype: dict | None = None
 
 
 @dataclass
@@ -37,16 +62,59 @@ class RepairResult:
 
 
 class Repairer(ABC):
-    """Base class: ``repair(task)`` returns a :class:`RepairResult` and never modifies ``task.model``.
-    ``budget.seconds`` bounds the wall-clock time of ``repair`` (every training loop stops at the
-    deadline); the epoch budget is applied to the method's settings by :func:`get_repairer`."""
+    """Base class of every repair method: ``repair(task)`` returns a :class:`RepairResult` and never
+    modifies ``task.model``.
+
+    The template :meth:`repair` seeds torch with the task's seed, starts the deadline of
+    ``budget.seconds``, calls :meth:`train`, and keeps the better model by validation
+    (:func:`keep_better`). ``phases`` names what the epoch budget is spent on, in order; the budget
+    is split evenly between them (the last takes the remainder) and each share handed to
+    :meth:`set_phase_epochs`. ``work_dir``: where a resumable method keeps its per-epoch state.
+    """
 
     name: str = "repairer"
-    budget: Budget = Budget()
+    phases: tuple[str, ...] = ("train",)
+
+    def __init__(self, log: Callable[[str], None] | None = None) -> None:
+        self.log = log or (lambda message: None)
+        self.budget = Budget()
+        self.work_dir: Path | None = None
+
+    def repair(self, task: RepairTask) -> RepairResult:
+        """Repair ``task.model`` on ``task``'s data (the template every method shares)."""
+        deadline = self.budget.deadline()
+        torch.manual_seed(task.seed)
+        candidate = self.train(task, deadline)
+        for parameter in candidate.model.parameters():
+            parameter.requires_grad_(True)
+        result = keep_better(self.name, task, candidate.model, phase_seconds=candidate.phase_seconds,
+                             details=candidate.details, block=candidate.block, genotype=candidate.genotype)
+        self.log(f"validation accuracy (mean loss): original {result.val_accuracy_original:.4f} "
+                 f"({result.val_loss_original:.4f}), repaired {result.val_accuracy_repaired:.4f} "
+                 f"({result.val_loss_repaired:.4f}) -> keep {result.kept}")
+        return result
 
     @abstractmethod
-    def repair(self, task: RepairTask) -> RepairResult:
-        """Repair ``task.model`` on ``task``'s data."""
+    def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
+        """Train a copy of ``task.model`` (never the model itself) on ``task``'s fit rows, stopping
+        at ``deadline``; early stopping may use ``task.val_indices``."""
+
+    def set_phase_epochs(self, phase: str, epochs: int) -> None:
+        """Spend ``epochs`` passes over the fit data on ``phase`` (one of :attr:`phases`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to spend an epoch budget")
+
+    def apply_budget(self, budget: Budget) -> None:
+        """Honour ``budget``: its seconds through the deadline, its epochs split between the phases."""
+        self.budget = budget
+        if budget.epochs is None:
+            return
+        if budget.epochs < len(self.phases):
+            raise ArchRepairError(f"{self.name} needs an epoch budget of at least {len(self.phases)} "
+                                  f"({', '.join(self.phases)})")
+        share = budget.epochs // len(self.phases)
+        for index, phase in enumerate(self.phases):
+            last = index == len(self.phases) - 1
+            self.set_phase_epochs(phase, budget.epochs - share * index if last else share)
 
 
 def keep_better(method: str, task: RepairTask, repaired: nn.Module, **fields) -> RepairResult:

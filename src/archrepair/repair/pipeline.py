@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from .outcome import compare_predictions, latency_ms, parameter_count
 from .task import RepairTask
 
 REPORT_FILE = "report.json"
+REPORT_VERSION = 1
 
 
 def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = None,
@@ -63,7 +64,10 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "latency_batch": int(len(example)),
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
         "total_seconds": round(time.perf_counter() - started, 2),
+        "format_version": REPORT_VERSION,
         "seed": task.seed,
+        "task": asdict(task.config),
+        "method_config": _plain_tree(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
         "environment": {**environment(), "device": str(task.device), "amp": task.amp},
         "data": {"spec": task.data.spec, "fingerprint": task.data.fingerprint},
         "split": {"fail_indices": task.split.fail_indices, "seed": task.split.seed,
@@ -88,6 +92,15 @@ def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, 
                          "base_fingerprint": report["base_fingerprint"], "seed": report["seed"]}
     save_checkpoint(result.model.cpu(), record, out)
     write_text_atomically(out / REPORT_FILE, json.dumps(report, indent=1, default=_plain))
+
+
+def _plain_tree(value):
+    """``value`` with paths turned into strings (for JSON)."""
+    if isinstance(value, dict):
+        return {k: _plain_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_tree(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def _plain(value):

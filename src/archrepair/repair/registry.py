@@ -1,71 +1,93 @@
-"""Repair methods by name, so that comparisons build them alike."""
+"""Repair methods by name, so that ``repair --method``, ``compare`` and Python build them alike.
+
+A method registers a builder with :func:`register_repairer` in the module that defines it; the
+builder turns the shared :class:`RepairSettings` (what the command line sets) into the method with
+its own configuration. Adding a method: one module under ``methods/`` plus its import in
+``methods/__init__.py``.
+
+Example:
+    >>> @register_repairer("my-method", "what it does, in one line")  # doctest: +SKIP
+    ... def my_method(settings: RepairSettings) -> Repairer:
+    ...     return MyMethod(MyConfig(train=settings.train))
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field
 
 from ..budget import Budget
 from ..errors import ArchRepairError
-from .archrepair import ArchRepair, ArchRepairConfig
+from ..localize import LocalizeConfig
+from ..search import SearchConfig, SearchSpace
+from ..train import TrainConfig
 from .base import Repairer
-from .finetune import FineTune, FineTuneConfig
-from .gradient import GradientRepair
 
 
-def _archrepair_fixed_architecture(config: ArchRepairConfig) -> Repairer:
-    """ArchRepair with no architecture step: the block keeps its operations, only weights train."""
-    search = replace(config.search, warmup_epochs=config.search.epochs)
-    return _named(ArchRepair(replace(config, search=search)), "archrepair-fixed-arch")
+def default_train() -> TrainConfig:
+    """The weight training every method shares: SGD 0.01, batch 64, cosine, 8 epochs, patience 3."""
+    return TrainConfig(epochs=8, batch_size=64, lr=0.01, weight_decay=5e-4, schedule="cosine", patience=3)
 
 
-def _archrepair_single_layer(config: ArchRepairConfig) -> Repairer:
-    return _named(ArchRepair(replace(config, single_layer=True)), "archrepair-layer")
+@dataclass
+class RepairSettings:
+    """The settings a user gives every method at once (the command line's repair options):
+    ``block`` to repair (``None``: localise with ``localize``), the search's ``space``, ``search``
+    and discretisation ``rule`` (methods that search), and ``train``, the weight training of every
+    method (ArchRepair's fine-tuning; the gradient methods' training)."""
+
+    block: str | None = None
+    localize: LocalizeConfig = field(default_factory=LocalizeConfig)
+    space: SearchSpace = field(default_factory=SearchSpace)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    rule: str = "edge"
+    train: TrainConfig = field(default_factory=default_train)
 
 
-REPAIRERS: dict[str, Callable[[ArchRepairConfig], Repairer]] = {
-    "archrepair": lambda config: ArchRepair(config),
-    "archrepair-fixed-arch": _archrepair_fixed_architecture,
-    "archrepair-layer": _archrepair_single_layer,
-    "neuron-gradient": lambda config: GradientRepair("neuron", config.finetune),
-    "layer-gradient": lambda config: GradientRepair("layer", config.finetune),
-    "block-gradient": lambda config: GradientRepair("block", config.finetune),
-    "network-gradient": lambda config: _named(FineTune(FineTuneConfig(config.finetune)), "network-gradient"),
-}
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    summary: str
+    build: Callable[[RepairSettings], Repairer]
 
 
-def _named(repairer: Repairer, name: str) -> Repairer:
-    repairer.name = name
-    return repairer
+_METHODS: dict[str, MethodEntry] = {}
+
+
+def register_repairer(name: str, summary: str):
+    """Register the decorated builder ``(settings) -> Repairer`` as method ``name``."""
+
+    def decorate(build: Callable[[RepairSettings], Repairer]):
+        if name in _METHODS:
+            raise ValueError(f"repair method {name!r} is registered twice")
+        _METHODS[name] = MethodEntry(name, summary, build)
+        return build
+
+    return decorate
 
 
 def list_repairers() -> list[str]:
-    return list(REPAIRERS)
+    """The registered method names, in registration order."""
+    return list(_METHODS)
 
 
-def get_repairer(name: str, config: ArchRepairConfig | None = None, budget: Budget | None = None) -> Repairer:
-    """Build the repair method ``name``; every method takes its training settings from ``config``
-    (the fine-tuning settings for the gradient methods) and honours ``budget``, so they share one."""
-    if name not in REPAIRERS:
-        raise ArchRepairError(f"unknown repair method {name!r}; choose one of {', '.join(REPAIRERS)}")
-    budget = budget or Budget()
-    repairer = REPAIRERS[name](with_epoch_budget(config or ArchRepairConfig(), budget, name.startswith("archrepair")))
-    repairer.budget = budget
+def describe_repairers() -> str:
+    """``name: summary`` of every method, for ``--help``."""
+    return "; ".join(f"{entry.name}: {entry.summary}" for entry in _METHODS.values())
+
+
+def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budget | None = None,
+                 log: Callable[[str], None] | None = None) -> Repairer:
+    """Build method ``name`` from ``settings`` with ``budget`` applied; an unknown name lists the valid ones."""
+    if name not in _METHODS:
+        raise ArchRepairError(f"unknown repair method {name!r}; choose one of {', '.join(_METHODS)}")
+    repairer = _METHODS[name].build(settings or RepairSettings())
+    repairer.name = name
+    if log is not None:
+        repairer.log = log
+    repairer.apply_budget(budget or Budget())
     return repairer
 
 
-def with_epoch_budget(config: ArchRepairConfig, budget: Budget, searches: bool) -> ArchRepairConfig:
-    """``config`` with ``budget.epochs`` passes over the fit data: all of them for fine-tuning, or,
-    for a method that ``searches``, half (rounded down) for the search and the rest for fine-tuning."""
-    if budget.epochs is None:
-        return config
-    if not searches:
-        return replace(config, finetune=replace(config.finetune, epochs=budget.epochs))
-    if budget.epochs < 2:
-        raise ArchRepairError("ArchRepair needs an epoch budget of at least 2 (search and fine-tuning)")
-    search_epochs = budget.epochs // 2
-    search = replace(config.search, epochs=search_epochs, warmup_epochs=min(config.search.warmup_epochs, search_epochs - 1))
-    return replace(config, search=search, finetune=replace(config.finetune, epochs=budget.epochs - search_epochs))
-
-
-__all__ = ["REPAIRERS", "get_repairer", "list_repairers"]
+__all__ = ["MethodEntry", "RepairSettings", "describe_repairers", "get_repairer", "list_repairers",
+           "register_repairer"]

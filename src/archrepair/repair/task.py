@@ -1,9 +1,9 @@
-"""What every repair method is given: the model, its data, ``D_fail``, ``D_repair`` and its splits."""
+"""What every repair method is given: the model, its data, ``D_fail``, ``D_repair`` and its splits,
+built from one :class:`TaskConfig` that every report records whole."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -15,6 +15,39 @@ from ..data.splits import indices_digest
 from ..errors import ArchRepairError
 from ..data.repair_set import RepairSet, repair_set
 from ..evaluate import predict_logits
+
+
+@dataclass
+class TaskConfig:
+    """How a repair task is built and run, the same for every method it is given to.
+
+    ``train_examples``: training examples joined to ``D_fail`` in ``D_repair`` (``None``: all);
+    ``val_fraction``: the share of them held out for validation; ``seed``: draws the sample and its
+    splits and seeds the method; ``thin_validation``: drop from the validation examples the share
+    of the base model's failures that ``D_fail`` took from the deployment data (the paper's
+    evaluation split is built that way); ``fail_weight``: how many times each failure counts per
+    training epoch; ``corruption``: ``{"name", "severity", "seed"}`` of the distribution shift the
+    failures come from (validation then uses the held-out examples clean and shifted), or ``None``;
+    ``device``, ``channels_last``, ``amp``: where and how the models run."""
+
+    train_examples: int | None = 5000
+    val_fraction: float = 0.2
+    seed: int = 0
+    thin_validation: bool = True
+    fail_weight: float = 1.0
+    corruption: dict | None = None
+    device: str = "cpu"
+    channels_last: bool = False
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fail_weight < 0:
+            raise ArchRepairError(f"the failure weight must be 0 or more, got {self.fail_weight}")
+        if not 0 <= self.val_fraction < 1:
+            raise ArchRepairError(f"the validation fraction must be in [0, 1), got {self.val_fraction}")
+        if self.train_examples is not None and self.train_examples < 0:
+            raise ArchRepairError(f"the number of training examples must be 0 or more, got {self.train_examples}")
+        self.device = str(self.device)
 
 
 @dataclass
@@ -39,11 +72,27 @@ class RepairTask:
     val_indices: np.ndarray
     search_train: np.ndarray
     search_val: np.ndarray
-    seed: int
-    device: torch.device
-    channels_last: bool = False
-    fail_weight: float = 1.0
-    amp: bool = False
+    config: TaskConfig = field(default_factory=TaskConfig)
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.config.device)
+
+    @property
+    def channels_last(self) -> bool:
+        return self.config.channels_last
+
+    @property
+    def fail_weight(self) -> float:
+        return self.config.fail_weight
+
+    @property
+    def amp(self) -> bool:
+        return self.config.amp
 
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
                seed_offset: int = 0) -> BatchLoader:
@@ -91,46 +140,44 @@ class FailureWeightedLoader(BatchLoader):
 
 
 def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: FailureSplit,
-              train_examples: int | None = 5000, val_fraction: float = 0.2, seed: int = 0,
-              device: torch.device | str = "cpu", channels_last: bool = False,
-              shift: Callable[[np.ndarray], np.ndarray] | None = None, thin_validation: bool = True,
-              fail_weight: float = 1.0, amp: bool = False) -> RepairTask:
-    """Build ``D_repair`` from ``split`` and ``train_examples`` training examples, ``val_fraction`` of
-    which are held out for validation: drawn from the base model's own held-out split when its
-    record says which one that was (:func:`base_validation_indices`), else from the sample. The
-    fit part (all of ``D_fail`` and the other training examples) is halved (stratified, seeded)
-    for the search.
+              config: TaskConfig | None = None) -> RepairTask:
+    """Build ``D_repair`` from ``split`` and ``config.train_examples`` training examples,
+    ``config.val_fraction`` of which are held out for validation: drawn from the base model's own
+    held-out split when its record says which one that was (:func:`base_validation_indices`),
+    else from the sample. The fit part (all of ``D_fail`` and the other training examples) is
+    halved (stratified, seeded) for the search.
 
-    ``shift``: the distribution shift the failures come from (for example a corruption: images
-    ``(N, H, W, C)`` uint8 in, the same out). The validation examples are then used twice, as they
-    are and shifted, so that the choice of model weighs the shifted data and the clean data alike.
+    ``config.corruption``: the distribution shift the failures come from. The validation examples
+    are then used twice, as they are and corrupted, so that the choice of model weighs the shifted
+    data and the clean data alike.
 
-    ``thin_validation``: build the validation split the way the evaluation split is built. The
-    reported accuracy is measured on the deployment data without ``D_fail``, which removed a share
-    ``q = |D_fail| / misclassified`` of the base model's failures there, so that set is enriched in
-    examples the base model already gets right. The same share of the base model's failures among
-    the validation examples is dropped (at random, seeded), so that early stopping and the choice
-    between the original and the repaired model judge a repair the way the report will.
-
-    ``fail_weight``: how many times each failure counts per training epoch, for every method
-    (``RepairTask.loader``); below 1 trades fixed failures for accuracy on the rest.
+    ``config.thin_validation``: build the validation split the way the evaluation split is built.
+    The reported accuracy is measured on the deployment data without ``D_fail``, which removed a
+    share ``q = |D_fail| / misclassified`` of the base model's failures there, so that set is
+    enriched in examples the base model already gets right. The same share of the base model's
+    failures among the validation examples is dropped (at random, seeded), so that early stopping
+    and the choice between the original and the repaired model judge a repair the way the report will.
     """
-    repair = repair_set(data, split, train_examples, seed, val_fraction, base_validation_indices(record, data))
-    if shift is not None and len(repair.val_rows):
-        shifted = np.asarray(shift(repair.x[repair.val_rows]))
+    config = config or TaskConfig()
+    seed = config.seed
+    repair = repair_set(data, split, config.train_examples, seed, config.val_fraction,
+                        base_validation_indices(record, data))
+    if config.corruption is not None and len(repair.val_rows):
+        from ..data.corruptions import corrupt
+
+        shift = config.corruption
+        shifted = np.asarray(corrupt(repair.x[repair.val_rows], shift["name"], shift["severity"], shift.get("seed", 0)))
         extra = len(repair.y) + np.arange(len(repair.val_rows))
         repair = replace(repair, x=np.concatenate([repair.x, shifted]),
                          y=np.concatenate([repair.y, repair.y[repair.val_rows]]),
                          val_rows=np.concatenate([repair.val_rows, extra]))
     val = repair.val_rows
-    if thin_validation and split.misclassified and len(val):
-        val = thinned_validation(model, record, repair, val, len(split.fail_indices) / split.misclassified, seed, device)
+    if config.thin_validation and split.misclassified and len(val):
+        val = thinned_validation(model, record, repair, val, len(split.fail_indices) / split.misclassified, seed,
+                                 config.device)
     fit = np.setdiff1d(np.arange(len(repair.y)), repair.val_rows)  # dropped validation rows are not trained on either
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
-    if fail_weight < 0:
-        raise ArchRepairError(f"the failure weight must be 0 or more, got {fail_weight}")
-    return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], seed,
-                      torch.device(device), channels_last, fail_weight, amp)
+    return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], config)
 
 
 def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet, rows: np.ndarray, share: float,

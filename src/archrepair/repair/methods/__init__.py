@@ -1,0 +1,7 @@
+"""The registered repair methods, one module each; importing this package registers them all.
+
+Adding a method: write ``methods/<name>.py`` with a :class:`~archrepair.repair.base.Repairer`
+subclass and a builder decorated with ``@register_repairer``, and import it here.
+"""
+
+from . import archrepair, gradient  # noqa: F401  (registration)

@@ -1,0 +1,158 @@
+"""ArchRepair (Qi et al., TOSEM 2023): localise the vulnerable block, search its architecture and
+weights together from the original block, discretise, fine-tune; the template keeps the better.
+
+Registered as ``archrepair``, ``archrepair-fixed-arch`` (no architecture step: only the block's
+weights train, the same schedule otherwise) and ``archrepair-layer`` (the paper's layer-level
+variant, Table 10: only the convolution of the block with the largest gradient on ``D_fail``).
+
+Example:
+    >>> task = make_task(model, record, data, split)            # doctest: +SKIP
+    >>> result = ArchRepair(ArchRepairConfig()).repair(task)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from ...budget import Deadline
+from ...localize import LocalizeConfig, localize
+from ...models import get_block, replace_block
+from ...search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
+from ...search.surgery import block_input, trainable_only
+from ...train import TrainConfig, fit
+from ..base import Candidate, Repairer
+from ..registry import RepairSettings, default_train, register_repairer
+from ..task import RepairTask
+from .gradient import failure_gradients
+
+
+@dataclass
+class ArchRepairConfig:
+    """``block``: repair this block (``None``: localise). ``rule``: ``edge`` (paper) or ``top2``.
+    ``finetune``: settings of the discrete block's fine-tuning (early stopping on the validation split).
+    ``single_layer``: relax only the convolution of the block with the largest gradient on
+    ``D_fail`` (the paper's layer-level variant, Table 10)."""
+
+    block: str | None = None
+    localize: LocalizeConfig = field(default_factory=LocalizeConfig)
+    space: SearchSpace = field(default_factory=SearchSpace)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    rule: str = "edge"
+    single_layer: bool = False
+    finetune: TrainConfig = field(default_factory=default_train)
+
+
+class ArchRepair(Repairer):
+    """Block-level, architecture-oriented repair; see the module docstring. Its epoch budget goes
+    half to the search and the rest to fine-tuning; ``work_dir`` keeps both phases resumable."""
+
+    name = "archrepair"
+    phases = ("search", "finetune")
+
+    def __init__(self, config: ArchRepairConfig | None = None, log=None) -> None:
+        super().__init__(log)
+        self.config = config or ArchRepairConfig()
+
+    def set_phase_epochs(self, phase: str, epochs: int) -> None:
+        config = self.config
+        if phase == "search":
+            warmup = min(config.search.warmup_epochs, epochs - 1)
+            self.config = replace(config, search=replace(config.search, epochs=epochs, warmup_epochs=warmup))
+        else:
+            self.config = replace(config, finetune=replace(config.finetune, epochs=epochs))
+
+    def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
+        config, seconds, details = self.config, {}, {}
+        work = self.work_dir
+        if work:
+            work.mkdir(parents=True, exist_ok=True)
+        base = task.model
+
+        started = time.perf_counter()
+        block = config.block
+        if block is None:
+            report = localize(base, task.loader(task.fit_indices), task.input_shape, config=config.localize)
+            block = report.chosen
+            details["localization"] = report.to_json()
+        if config.single_layer:
+            block = _largest_gradient_layer(base, block, task)
+        seconds["localize"] = time.perf_counter() - started
+        self.log(f"block to repair: {block}")
+
+        started = time.perf_counter()
+        torch.manual_seed(task.seed)
+        model = copy.deepcopy(base)
+        graph = block_graph(get_block(model, block), block_input(model, block, task.example()))
+        relaxed = RelaxedBlock(graph, config.space).to(task.device)
+        replace_block(model, block, relaxed)
+        set_mode = trainable_only(model, relaxed)
+        history = search(model, relaxed, task.loader(task.search_train, config.search.batch_size, shuffle=True),
+                         task.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7),
+                         replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
+                         on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
+                         deadline=deadline)
+        genotype = discretise(relaxed, config.rule)
+        seconds["search"] = time.perf_counter() - started
+        details["search"] = [asdict(e) for e in history.epochs]
+        details["search_stop_reason"] = history.stop_reason
+        self.log(f"discrete architecture: {genotype.describe()}")
+
+        started = time.perf_counter()
+        torch.manual_seed(task.seed + 1)
+        repaired = copy.deepcopy(base)
+        discrete = DiscreteBlock(genotype, graph.edges, relaxed).to(task.device)
+        replace_block(repaired, block, discrete)
+        set_mode = trainable_only(repaired, discrete)
+        tuned = fit(repaired, task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13),
+                    replace(config.finetune, amp=task.amp), val_loader=task.loader(task.val_indices),
+                    set_train_mode=set_mode, state_path=work / "finetune.pt" if work else None, description="fine-tune",
+                    on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
+                    deadline=deadline)
+        seconds["finetune"] = time.perf_counter() - started
+        details["finetune"] = [asdict(e) for e in tuned.history]
+        details["finetune_stop_reason"] = tuned.stop_reason
+        return Candidate(repaired, details, seconds, block, genotype.to_json())
+
+
+def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:
+    """The path of the convolution inside ``block`` whose weight has the largest mean gradient on D_fail."""
+    gradients = failure_gradients(model, task)
+    paths = {id(m): n for n, m in model.named_modules()}
+    candidates = [paths[id(m)] for m in get_block(model, block).modules() if isinstance(m, torch.nn.Conv2d)]
+    return max(candidates, key=lambda path: float(gradients[f"{path}.weight"].abs().mean()))
+
+
+def _config(settings: RepairSettings, **changes) -> ArchRepairConfig:
+    return ArchRepairConfig(block=settings.block, localize=settings.localize, space=settings.space,
+                            search=settings.search, rule=settings.rule, finetune=settings.train, **changes)
+
+
+@register_repairer("archrepair", "localise the block, search its architecture and weights, fine-tune (the paper)")
+def archrepair(settings: RepairSettings) -> ArchRepair:
+    return ArchRepair(_config(settings))
+
+
+@register_repairer("archrepair-fixed-arch", "ArchRepair without the architecture step: the block's weights only")
+def archrepair_fixed_arch(settings: RepairSettings) -> ArchRepair:
+    return _FixedArchitecture(_config(settings))
+
+
+@register_repairer("archrepair-layer", "ArchRepair on the block's convolution with the largest failure gradient")
+def archrepair_layer(settings: RepairSettings) -> ArchRepair:
+    return ArchRepair(_config(settings, single_layer=True))
+
+
+class _FixedArchitecture(ArchRepair):
+    """Every search epoch is a warm-up epoch, so no architecture step is taken."""
+
+    def __init__(self, config: ArchRepairConfig, log=None) -> None:
+        super().__init__(replace(config, search=replace(config.search, warmup_epochs=config.search.epochs)), log)
+
+    def set_phase_epochs(self, phase: str, epochs: int) -> None:
+        super().set_phase_epochs(phase, epochs)
+        search = self.config.search
+        self.config = replace(self.config, search=replace(search, warmup_epochs=search.epochs))

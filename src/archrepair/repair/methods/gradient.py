@@ -1,0 +1,141 @@
+"""Gradient repair at four levels (paper section 2.2, Table 1): find the neuron, layer or block
+with the largest gradient on the failures and train only its weights; network level trains all
+(the plain whole-network fine-tuning every repair must beat).
+
+Registered as ``neuron-gradient``, ``layer-gradient``, ``block-gradient`` and ``network-gradient``.
+
+Example:
+    >>> result = GradientRepair(GradientConfig("block")).repair(task)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+from ...budget import Deadline
+from ...errors import ArchRepairError
+from ...models import default_blocks, get_block
+from ...search.surgery import trainable_only
+from ...train import TrainConfig, fit
+from ..base import Candidate, Repairer
+from ..registry import RepairSettings, default_train, register_repairer
+from ..task import RepairTask
+
+LEVELS = ("neuron", "layer", "block", "network")
+
+
+@dataclass
+class GradientConfig:
+    """``level``: what trains (one of :data:`LEVELS`); ``train``: its SGD settings (early stopping
+    on the validation split); ``blocks``: the block list of the block level (default: the model's)."""
+
+    level: str = "block"
+    train: TrainConfig = field(default_factory=default_train)
+    blocks: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ArchRepairError(f"unknown level {self.level!r}; choose one of {', '.join(LEVELS)}")
+
+
+def failure_gradients(model: nn.Module, task: RepairTask) -> dict[str, torch.Tensor]:
+    """Gradient of the summed cross-entropy over ``D_fail`` for every parameter (model in eval mode)."""
+    model = copy.deepcopy(model).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    fails = torch.arange(task.repair.num_failures).numpy()
+    for images, labels in task.loader(fails):
+        nn.functional.cross_entropy(model(images), labels, reduction="sum").backward()
+    return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+class GradientRepair(Repairer):
+    """Train only the weights of the unit (``config.level``) with the largest mean gradient magnitude
+    on ``D_fail``: one output channel (neuron), one convolution or linear layer, one block of the
+    model's block list, or everything (network, BatchNorm statistics too)."""
+
+    def __init__(self, config: GradientConfig | None = None, log=None) -> None:
+        super().__init__(log)
+        self.config = config or GradientConfig()
+        self.name = f"{self.config.level}-gradient"
+
+    def set_phase_epochs(self, phase: str, epochs: int) -> None:
+        self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
+
+    def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
+        started = time.perf_counter()
+        model = copy.deepcopy(task.model)
+        gradients = failure_gradients(model, task) if self.config.level != "network" else {}
+        unit, parameters, set_mode, config, handles = self._select(model, gradients)
+        history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13),
+                      replace(config, amp=task.amp), val_loader=task.loader(task.val_indices), parameters=parameters,
+                      set_train_mode=set_mode, description=self.name, deadline=deadline,
+                      on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
+        for handle in handles:
+            handle.remove()
+        details = {"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason}
+        block = unit if self.config.level == "block" else None
+        return Candidate(model, details, {"repair": time.perf_counter() - started}, block)
+
+    def _select(self, model: nn.Module, gradients: dict[str, torch.Tensor]):
+        train = self.config.train
+        if self.config.level == "network":
+            for parameter in model.parameters():
+                parameter.requires_grad_(True)
+            return "network", list(model.parameters()), None, train, []
+        if self.config.level == "block":
+            names = self.config.blocks or default_blocks(model)
+            scores = {}
+            for block in names:
+                own = {id(p) for p in get_block(model, block).parameters()}
+                values = [gradients[n].abs().mean() for n, p in model.named_parameters() if id(p) in own and n in gradients]
+                scores[block] = float(torch.stack(values).mean()) if values else 0.0
+            chosen = max(scores, key=scores.get)
+            module = get_block(model, chosen)
+            return chosen, list(module.parameters()), trainable_only(model, module), train, []
+        layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+        if self.config.level == "layer":
+            chosen = max(layers, key=lambda n: float(gradients[f"{n}.weight"].abs().mean()))
+            return chosen, list(layers[chosen].parameters()), trainable_only(model, layers[chosen]), train, []
+        return self._neuron(model, layers, gradients)
+
+    def _neuron(self, model, layers, gradients):
+        """One output channel: its layer's weight trains with the other channels' gradients masked
+        (and no weight decay, which would move the masked channels)."""
+        best, best_score = None, -1.0
+        for name in layers:
+            per_channel = gradients[f"{name}.weight"].abs().flatten(1).mean(1)
+            channel = int(per_channel.argmax())
+            if float(per_channel[channel]) > best_score:
+                best, best_score = (name, channel), float(per_channel[channel])
+        name, channel = best
+        layer = layers[name]
+        set_mode = trainable_only(model, layer)
+        mask = torch.zeros_like(layer.weight)
+        mask[channel] = 1
+        handle = layer.weight.register_hook(lambda grad: grad * mask)
+        if layer.bias is not None:
+            layer.bias.requires_grad_(False)
+        return f"{name}[{channel}]", [layer.weight], set_mode, replace(self.config.train, weight_decay=0.0), [handle]
+
+
+def _level(level: str):
+    def build(settings: RepairSettings) -> GradientRepair:
+        return GradientRepair(GradientConfig(level, settings.train))
+
+    return build
+
+
+SUMMARIES = {
+    "neuron": "train the one output channel with the largest gradient on D_fail",
+    "layer": "train the one convolution or linear layer with the largest gradient on D_fail",
+    "block": "train the block with the largest gradient on D_fail",
+    "network": "train the whole network (plain fine-tuning)",
+}
+for _name in LEVELS:
+    register_repairer(f"{_name}-gradient", SUMMARIES[_name])(_level(_name))
