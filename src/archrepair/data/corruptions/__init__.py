@@ -28,7 +28,7 @@ from .constants import (
     TINY_IMAGENET,
     preset_for,
 )
-from .functions import FUNCTIONS
+from .registry import get_corruption, list_corruptions, register_corruption
 from .textures import texture_bank
 
 CHUNK = 1000  # images per call of a corruption function; part of what a seed means, so keep it fixed
@@ -43,8 +43,7 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
     default by image size (:func:`preset_for`). Returns uint8 of the same shape; like the original
     generator, float results are truncated (not rounded) to integers.
     """
-    if name not in FUNCTIONS:
-        raise ArchRepairError(f"unknown corruption {name!r}; choose one of {', '.join(NAMES)}")
+    entry = get_corruption(name)
     if not 1 <= severity <= 5:
         raise ArchRepairError(f"severity must be 1..5, got {severity}")
     images = np.asarray(images)
@@ -55,7 +54,7 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
         raise ArchRepairError(f"unknown corruption preset {preset!r}; choose one of {', '.join(PRESETS)}")
     rng = np.random.default_rng([seed, NAMES.index(name), severity])
     constant = PRESETS[preset]["constants"][name][severity - 1]
-    function = FUNCTIONS[name]
+    function = entry.function
     if name == "frost":
         textures = frost_textures or texture_bank(rng, size=max(128, 4 * images.shape[1]))
         function = partial(function, textures=textures)
@@ -67,6 +66,7 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
 
 
 __all__ = ["CIFAR", "DETERMINISTIC", "NAMES", "ORDER", "PRESETS", "TINY_IMAGENET", "VERSION", "corrupt",
+           "get_corruption", "list_corruptions", "register_corruption",
            "corrupt_many", "preset_for"]
 
 

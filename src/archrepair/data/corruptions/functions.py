@@ -11,18 +11,28 @@ from PIL import Image
 from scipy import ndimage
 
 from . import filters
+from .registry import register_corruption
 
 
+@register_corruption("GN", deterministic=False,
+                     cifar=[0.04, 0.06, 0.08, 0.09, 0.1],
+                     tiny_imagenet=[0.04, 0.08, 0.12, 0.15, 0.18])
 def gaussian_noise(x, c, rng):
     x = x / 255.0
     return np.clip(x + rng.normal(size=x.shape, scale=c), 0, 1) * 255
 
 
+@register_corruption("SN", deterministic=False,
+                     cifar=[500, 250, 100, 75, 50],
+                     tiny_imagenet=[250, 100, 50, 30, 15])
 def shot_noise(x, c, rng):
     x = x / 255.0
     return np.clip(rng.poisson(x * c) / c, 0, 1) * 255
 
 
+@register_corruption("IN", deterministic=False,
+                     cifar=[0.01, 0.02, 0.03, 0.05, 0.07],
+                     tiny_imagenet=[0.01, 0.02, 0.05, 0.08, 0.14])
 def impulse_noise(x, c, rng):
     """Salt and pepper on a share ``c`` of all values (channels drawn independently), half each."""
     x = x / 255.0
@@ -31,6 +41,9 @@ def impulse_noise(x, c, rng):
     return np.clip(np.where(hit, salt.astype(np.float64), x), 0, 1) * 255
 
 
+@register_corruption("DB", deterministic=True,
+                     cifar=[(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
+                     tiny_imagenet=[(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)])
 def defocus_blur(x, c, rng):
     kernel = filters.disk_kernel(*c)
     x = x / 255.0
@@ -38,6 +51,9 @@ def defocus_blur(x, c, rng):
     return np.clip(out, 0, 1) * 255
 
 
+@register_corruption("GB", deterministic=False,
+                     cifar=[(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
+                     tiny_imagenet=[(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)])
 def glass_blur(x, c, rng):
     """Gaussian blur, local pixel copies (pixel (h, w) takes the value at (h + dy, w + dx), dx, dy
     in {-delta .. 0}, for h, w from size - delta down to delta + 1), Gaussian blur again."""
@@ -56,12 +72,18 @@ def glass_blur(x, c, rng):
     return np.clip(blur(x / 255.0), 0, 1) * 255
 
 
+@register_corruption("MB", deterministic=False,
+                     cifar=[(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+                     tiny_imagenet=[(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)])
 def motion_blur(x, c, rng):
     radius, sigma = c
     angles = rng.uniform(-45, 45, size=len(x))
     return np.clip(filters.motion_blur(x.astype(np.float64), radius, sigma, angles), 0, 255)
 
 
+@register_corruption("ZB", deterministic=True,
+                     cifar=[1.06, 1.11, 1.16, 1.21, 1.26],
+                     tiny_imagenet=[1.06, 1.11, 1.16, 1.21, 1.26])
 def zoom_blur(x, c, rng):
     """Mean of the image and its centre zooms by 1, 1.01, ... (< ``c``). Each zoom is linear and
     separable (``R @ X @ R.T``, :func:`filters.zoom_matrix`), so the whole mean is one linear map
@@ -90,6 +112,9 @@ def _zoom_blur_operator(size: int, stop: float) -> np.ndarray:
     return (operator / (len(factors) + 1)).T.astype(np.float32)
 
 
+@register_corruption("SNW", deterministic=False,
+                     cifar=[(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
+                     tiny_imagenet=[(0.1, 0.2, 1, 0.6, 8, 3, 0.8), (0.1, 0.2, 1, 0.5, 10, 4, 0.8), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7), (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)])
 def snow(x, c, rng):
     mean, std, zoom, threshold, radius, sigma, mix = c
     n, height, width, _ = x.shape
@@ -105,6 +130,9 @@ def snow(x, c, rng):
     return np.clip(x + layer + layer[:, ::-1, ::-1], 0, 1) * 255
 
 
+@register_corruption("FRO", deterministic=False,
+                     cifar=[(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+                     tiny_imagenet=[(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)])
 def frost(x, c, rng, textures):
     """``c0 * image + c1 * frost``: a random crop of one of ``textures`` (RGB arrays in 0..255,
     already scaled; the procedural ones of :func:`textures.texture_bank` unless the user gives files)."""
@@ -119,6 +147,9 @@ def frost(x, c, rng, textures):
     return np.clip(image_weight * x + frost_weight * crops, 0, 255)
 
 
+@register_corruption("FOG", deterministic=False,
+                     cifar=[(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
+                     tiny_imagenet=[(0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)])
 def fog(x, c, rng):
     strength, decay = c
     x = x / 255.0
@@ -129,18 +160,27 @@ def fog(x, c, rng):
     return np.clip(x * peak / (peak + strength), 0, 1) * 255
 
 
+@register_corruption("BR", deterministic=True,
+                     cifar=[0.05, 0.1, 0.15, 0.2, 0.3],
+                     tiny_imagenet=[0.1, 0.2, 0.3, 0.4, 0.5])
 def brightness(x, c, rng):
     hsv = filters.rgb_to_hsv(x / 255.0)
     hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
     return np.clip(filters.hsv_to_rgb(hsv), 0, 1) * 255
 
 
+@register_corruption("CTR", deterministic=True,
+                     cifar=[0.75, 0.5, 0.4, 0.3, 0.15],
+                     tiny_imagenet=[0.4, 0.3, 0.2, 0.1, 0.05])
 def contrast(x, c, rng):
     x = x / 255.0
     means = x.mean(axis=(1, 2), keepdims=True)
     return np.clip((x - means) * c + means, 0, 1) * 255
 
 
+@register_corruption("ET", deterministic=False,
+                     cifar=[(0, 0, 2.56), (1.6, 6.4, 2.24), (2.56, 1.92, 1.92), (3.2, 1.28, 1.6), (3.2, 0.96, 0.96)],
+                     tiny_imagenet=[(0, 0, 5.12), (3.2, 19.2, 3.84), (6.4, 5.12, 3.84), (6.4, 1.92, 1.92), (10.24, 1.92, 1.28)])
 def elastic_transform(x, c, rng):
     """A random affine warp (three points moved by up to ``c[2]`` pixels, reflect-101 borders),
     then a smooth random displacement field (``alpha = c[0]``, ``sigma = c[1]``, reflected borders)."""
@@ -164,6 +204,9 @@ def elastic_transform(x, c, rng):
     return np.clip(out, 0, 1) * 255
 
 
+@register_corruption("PIX", deterministic=True,
+                     cifar=[0.95, 0.9, 0.85, 0.75, 0.65],
+                     tiny_imagenet=[0.9, 0.8, 0.7, 0.6, 0.5])
 def pixelate(x, c, rng):
     size = x.shape[1]
     small = int(size * c)
@@ -174,6 +217,9 @@ def pixelate(x, c, rng):
     return out
 
 
+@register_corruption("JPEG", deterministic=True,
+                     cifar=[80, 65, 58, 50, 40],
+                     tiny_imagenet=[65, 58, 50, 40, 25])
 def jpeg_compression(x, c, rng):
     out = np.empty(x.shape, dtype=np.float64)
     for i, image in enumerate(x):
@@ -181,11 +227,3 @@ def jpeg_compression(x, c, rng):
         Image.fromarray(image).save(buffer, "JPEG", quality=c)
         out[i] = np.asarray(Image.open(buffer))
     return out
-
-
-FUNCTIONS = {
-    "gaussian_noise": gaussian_noise, "shot_noise": shot_noise, "impulse_noise": impulse_noise,
-    "defocus_blur": defocus_blur, "glass_blur": glass_blur, "motion_blur": motion_blur, "zoom_blur": zoom_blur,
-    "snow": snow, "frost": frost, "fog": fog, "brightness": brightness, "contrast": contrast,
-    "elastic_transform": elastic_transform, "pixelate": pixelate, "jpeg_compression": jpeg_compression,
-}
