@@ -1,17 +1,21 @@
-"""The original block as a DAG: nodes (tensors), edges (original modules), node activations.
+"""The original block as a DAG: nodes (tensors), edges (original modules), node activations;
+the registry of relaxation rules that turn each kind of residual unit into that DAG (the rules
+themselves are in :mod:`.rules`).
 
 Node 0 is the block's input; node ``j`` (1..K) is ``act_j(sum of its incoming edges)``; the last
 node is the block's output. This is the shape of the search space (paper Eq. 7): the relaxed block
 adds candidate operations on every pair ``i < j``, and the original block is the special case
 where each original edge keeps its module and every other edge is ``none``.
 
-Supported block kinds: ResNet stages (basic and bottleneck units, ours and torchvision's, with
-their shortcuts), EfficientNet stages (MBConv units with their residuals), DenseNet bottlenecks
-(their ``layers`` Sequential) and any sequential block (VGG segments, small CNN blocks, slices).
+Supported block kinds: units a registered rule recognises (ResNet basic and bottleneck units,
+ours and torchvision's; MBConv units; any residual unit whose forward traces to one sum of two
+module chains) and stages of them, and any sequential block (VGG segments, small CNN blocks,
+DenseNet bottlenecks' ``layers``, slices).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -46,8 +50,45 @@ class BlockGraph:
         return nodes
 
 
+@dataclass(frozen=True)
+class RelaxationRule:
+    """How one kind of residual unit becomes nodes and edges: ``matches(module)`` recognises a
+    unit, ``add(graph, unit)`` appends its edges (original modules) and node activations."""
+
+    name: str
+    matches: Callable[[nn.Module], bool]
+    add: Callable[["BlockGraph", nn.Module], None]
+
+
+_RULES: list[RelaxationRule] = []
+
+
+def register_relaxation_rule(name: str, matches: Callable[[nn.Module], bool]):
+    """Register the decorated ``add(graph, unit)`` for units that ``matches``; rules are tried in
+    registration order, so a specific rule registers before a general one."""
+
+    def decorate(add: Callable[[BlockGraph, nn.Module], None]):
+        if any(rule.name == name for rule in _RULES):
+            raise ValueError(f"relaxation rule {name!r} is registered twice")
+        _RULES.append(RelaxationRule(name, matches, add))
+        return add
+
+    return decorate
+
+
+def list_relaxation_rules() -> list[str]:
+    return [rule.name for rule in _RULES]
+
+
+def rule_for(module: nn.Module) -> RelaxationRule | None:
+    """The first registered rule that recognises ``module`` as a unit, or ``None``."""
+    return next((rule for rule in _RULES if rule.matches(module)), None)
+
+
 def block_graph(block: nn.Module, example: torch.Tensor) -> BlockGraph:
-    """The DAG of ``block``, with node shapes traced from ``example`` ``(N, C, H, W)``."""
+    """The DAG of ``block``, with node shapes traced from ``example`` ``(N, C, H, W)``: a unit a
+    relaxation rule recognises, a sequence of such units, any ``nn.Sequential`` of layers, or a
+    single layer with parameters."""
     if example.dim() != 4:
         raise ArchRepairError(
             f"a block of type {type(block).__name__} takes inputs of shape {tuple(example.shape[1:])}; the search "
@@ -55,19 +96,19 @@ def block_graph(block: nn.Module, example: torch.Tensor) -> BlockGraph:
         )
     graph = BlockGraph([], {})
     units = list(block.children()) if isinstance(block, nn.Sequential) else [block]
-    if units and all(_is_residual_unit(u) for u in units):
-        for unit in units:
-            _add_residual_unit(graph, unit)
+    rules = [rule_for(unit) for unit in units]
+    if units and all(rules):
+        for unit, rule in zip(units, rules):
+            rule.add(graph, unit)
     elif isinstance(block, nn.Sequential):
-        _add_sequence(graph, list(block.children()))
-    elif _is_residual_unit(block):
-        _add_residual_unit(graph, block)
+        add_sequence(graph, list(block.children()))
     elif not list(block.children()) and any(True for _ in block.parameters()):
-        _add_sequence(graph, [block])  # a single layer (ArchRepair at layer level)
+        add_sequence(graph, [block])  # a single layer (ArchRepair at layer level)
     else:
         raise ArchRepairError(
-            f"cannot relax a block of type {type(block).__name__}: supported are residual units (ResNet, "
-            "MBConv), stages made of them, and nn.Sequential blocks; name another block with --block"
+            f"cannot relax a block of type {type(block).__name__}: supported are residual units ("
+            f"{', '.join(list_relaxation_rules())}), stages made of them, and nn.Sequential blocks; name another "
+            "block with --block, or register a relaxation rule for it"
         )
     if not graph.edges:
         raise ArchRepairError("the block has no operation layer to relax")
@@ -89,30 +130,7 @@ def trace_shapes(graph: BlockGraph, example: torch.Tensor) -> None:
                               "layer inside?); name a convolutional block")
 
 
-def _is_residual_unit(module: nn.Module) -> bool:
-    names = {name for name, _ in module.named_children()}
-    resnet = {"conv1", "bn1", "conv2", "bn2"} <= names
-    mbconv = hasattr(module, "residual") and hasattr(module, "layers")
-    return resnet or mbconv
-
-
-def _add_residual_unit(graph: BlockGraph, unit: nn.Module) -> None:
-    start = len(graph.activations)
-    if hasattr(unit, "residual") and hasattr(unit, "layers"):  # MBConv: layers, optional identity residual
-        _add_sequence(graph, list(unit.layers.children()))
-        if unit.residual:
-            graph.edges[(start, len(graph.activations))] = nn.Identity()
-        return
-    convs = [name for name in ("conv1", "conv2", "conv3") if hasattr(unit, name)]
-    for index, conv in enumerate(convs, start=1):
-        node = start + index
-        graph.edges[(node - 1, node)] = nn.Sequential(getattr(unit, conv), getattr(unit, f"bn{index}"))
-        graph.activations.append("relu")
-    shortcut = getattr(unit, "shortcut", None) or getattr(unit, "downsample", None)
-    graph.edges[(start, start + len(convs))] = shortcut if shortcut is not None else nn.Identity()
-
-
-def _add_sequence(graph: BlockGraph, layers: list[nn.Module]) -> None:
+def add_sequence(graph: BlockGraph, layers: list[nn.Module]) -> None:
     """Group a layer list into operation layers, one edge each, node activation identity.
 
     Post-activation sequences (conv, BN, ReLU, ...) split before each convolution or pooling;
@@ -144,3 +162,6 @@ def _add_sequence(graph: BlockGraph, layers: list[nn.Module]) -> None:
         node = len(graph.activations) + 1
         graph.edges[(node - 1, node)] = group[0] if len(group) == 1 else nn.Sequential(*group)
         graph.activations.append("identity")
+
+
+from . import rules  # noqa: E402,F401  (registers the built-in relaxation rules)
