@@ -9,7 +9,7 @@ from rich.table import Table
 from .._checks import non_negative_int, open_fraction, output_lock, positive_int, name_list
 from ..data import BatchLoader
 from ..data.repair_set import repair_set
-from ..localize import FORMULAS, METHODS, LocalizeConfig, localize
+from ..localize import FORMULAS, LocalizeConfig, list_localizers, localize
 from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
 from .common_model import failure_split_for, load_model_and_data
 
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="activation threshold on the normalised, spatially averaged output (default: 0)")
     parser.add_argument("--level", type=positive_int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
     parser.add_argument("--absolute", type=float, help="absolute threshold on the reweighted score (overrides --level)")
-    parser.add_argument("--method", choices=METHODS, default="spectrum",
+    parser.add_argument("--method", choices=list_localizers(), default="spectrum",
                         help="what picks the block: spectrum (the paper's Algorithm 1) or shift (normalisation-statistics "
                              "shift; finds blocks with damaged weights) (default: spectrum)")
     parser.add_argument("--shift-ratio", type=open_fraction, default=0.5,

@@ -24,7 +24,7 @@ from .._checks import (
     replace_stale,
 )
 from ..fileio import write_text_atomically
-from ..localize import FORMULAS, METHODS, LocalizeConfig
+from ..localize import FORMULAS, LocalizeConfig, list_localizers
 from ..repair import RepairSettings, TaskConfig, describe_repairers, get_repairer, list_repairers, make_task
 from ..repair.pipeline import run_repair
 from ..search.surgery import check_relaxable
@@ -41,7 +41,7 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--block", help="repair this block instead of the localised one")
     group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
     group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
-    group.add_argument("--localize-method", choices=METHODS, default="spectrum",
+    group.add_argument("--localize-method", choices=list_localizers(), default="spectrum",
                        help="what picks the block: spectrum (the paper's) or shift (damaged weights) (default: spectrum)")
     group.add_argument("--train-examples", type=non_negative_int, default=5000,
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")

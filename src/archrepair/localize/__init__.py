@@ -3,12 +3,13 @@
 from .collect import NeuronStatistics, collect_statistics
 from .localize import METHODS, TOP_LEVELS, BlockRow, LocalizationReport, LocalizeConfig, localize, summarise
 from .neurons import NeuronLayer, find_neuron_layers
+from .registry import Localizer, get_localizer, list_localizers, register_localizer
 from .shift import Normaliser, block_shift, find_normalisers
 from .spectrum import FORMULAS, dstar, ochiai, reweight, suspiciousness, tarantula
 
 __all__ = [
     "FORMULAS", "METHODS", "TOP_LEVELS", "BlockRow", "LocalizationReport", "LocalizeConfig", "NeuronLayer",
     "NeuronStatistics", "Normaliser", "block_shift", "collect_statistics", "dstar", "find_neuron_layers",
-    "find_normalisers", "localize", "ochiai",
+    "Localizer", "find_normalisers", "get_localizer", "list_localizers", "localize", "ochiai", "register_localizer",
     "reweight", "summarise", "suspiciousness", "tarantula",
 ]

@@ -17,11 +17,12 @@ from ..fileio import write_text_atomically
 from ..models import resolve_blocks
 from .collect import NeuronStatistics, collect_statistics
 from .neurons import NeuronLayer, find_neuron_layers
+from .registry import get_localizer, list_localizers
 from .shift import Normaliser, block_shift, find_normalisers
 from .spectrum import FORMULAS, reweight, suspiciousness
 
 TOP_LEVELS = (10, 20, 30, 40, 50, 75, 100, 150)  # the paper's epsilon_10 ... epsilon_150
-METHODS = ("spectrum", "shift")
+METHODS = tuple(list_localizers())  # the built-in ones; list_localizers() also has later registrations
 
 
 @dataclass
@@ -46,8 +47,7 @@ class LocalizeConfig:
     shift_ratio: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ArchRepairError(f"unknown localisation method {self.method!r}; choose one of {', '.join(METHODS)}")
+        get_localizer(self.method)  # an unknown name lists the registered ones
         if self.formula not in FORMULAS:
             raise ArchRepairError(f"unknown formula {self.formula!r}; choose one of {', '.join(FORMULAS)}")
         if self.level < 1:
@@ -119,17 +119,18 @@ def localize(
         blocks: block names (default: the model's automatic blocks).
     """
     config = config or LocalizeConfig()
+    localizer = get_localizer(config.method)
     blocks = resolve_blocks(model, blocks)
     traced = copy.deepcopy(model).cpu()  # a copy for the tracing passes, so the model stays where it is
     layers = find_neuron_layers(traced, blocks, input_shape)
     neurons = sum(layer.size for layer in layers)
-    if config.method == "spectrum" and config.absolute is None and config.level > neurons:
+    if localizer.uses_level and config.absolute is None and config.level > neurons:
         raise ArchRepairError(f"level {config.level} (top-k neurons) is above the {neurons} neurons of blocks "
                               f"{', '.join(blocks)}; give a level of at most {neurons}")
     normalisers = find_normalisers(traced, blocks, input_shape)
-    if config.method == "shift" and not any(n.block for n in normalisers):
-        raise ArchRepairError("method 'shift' needs BatchNorm layers (with running statistics) inside the blocks; "
-                              "this model has none: use method 'spectrum'")
+    if localizer.needs_batchnorm and not any(n.block for n in normalisers):
+        raise ArchRepairError(f"method {config.method!r} needs BatchNorm layers (with running statistics) inside the "
+                              "blocks; this model has none: use method 'spectrum'")
     stats = collect_statistics(model, layers, batches, config.threshold, progress, [n.path for n in normalisers])
     if stats.misclassified == 0:
         raise ArchRepairError("the model classifies every given example correctly; there is nothing to localise")
@@ -167,17 +168,9 @@ def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[s
     ranking = _rank(blocks, counts_re[key], means_re)
     measured = [i for i in range(len(blocks)) if not math.isnan(shifts[i])]
     ranking_shift = [blocks[i] for i in sorted(measured, key=lambda i: (-shifts[i], i))]
-    if config.method == "shift":
-        if not measured:
-            raise ArchRepairError("method 'shift' needs the shifts of BatchNorm layers inside the blocks; none were measured")
-        largest = max(shifts[i] for i in measured)
-        chosen = next(blocks[i] for i in measured if shifts[i] >= config.shift_ratio * largest)
-        criterion = f"earliest block adding at least {config.shift_ratio:g} of the largest normalisation-statistics shift"
-    else:
-        chosen, criterion = ranking[0], f"most vulnerable neurons at {key} (ties: mean reweighted score)"
-    return LocalizationReport(
-        chosen=chosen,
-        criterion=criterion,
+    report = LocalizationReport(
+        chosen="",
+        criterion="",
         blocks=rows,
         ranking_reweighted=ranking,
         ranking_spectrum=_rank(blocks, counts_sp[key], means_sp),
@@ -187,6 +180,8 @@ def summarise(stats: NeuronStatistics, layers: list[NeuronLayer], blocks: list[s
         config=asdict(config),
         ranking_shift=ranking_shift,
     )
+    report.chosen, report.criterion = get_localizer(config.method).choose(report, config)
+    return report
 
 
 def _level_counts(scores: torch.Tensor, block_of: torch.Tensor, count: int, config: LocalizeConfig) -> dict[str, torch.Tensor]:

@@ -22,6 +22,8 @@ from torch import nn
 
 from ..hooks import run_with_hooks
 from ..models import get_block
+from ..errors import ArchRepairError
+from .registry import Localizer, register_localizer
 
 
 @dataclass(frozen=True)
@@ -86,3 +88,21 @@ def block_shift(normalisers: list[Normaliser], shifts: list[float], blocks: list
         before = max(shifts[: positions[0]], default=0.0)
         result.append(max(shifts[i] for i in positions) - before)
     return result
+
+
+@register_localizer
+class ShiftLocalizer(Localizer):
+    """Damage shifts every later block too, so this names the earliest block whose added shift is
+    at least ``config.shift_ratio`` of the largest block's (finds blocks with damaged weights)."""
+
+    name = "shift"
+    needs_batchnorm = True
+
+    def choose(self, report, config) -> tuple[str, str]:
+        measured = [row for row in report.blocks if row.shift is not None]
+        if not measured:
+            raise ArchRepairError("method 'shift' needs the shifts of BatchNorm layers inside the blocks; none were measured")
+        largest = max(row.shift for row in measured)
+        chosen = next(row.block for row in measured if row.shift >= config.shift_ratio * largest)
+        return chosen, (f"earliest block adding at least {config.shift_ratio:g} of the largest "
+                        "normalisation-statistics shift")

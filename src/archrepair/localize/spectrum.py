@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .registry import Localizer, register_localizer
+
 FORMULAS = ("tarantula", "ochiai", "dstar")
 
 
@@ -58,3 +60,16 @@ def reweight(scores: torch.Tensor, gradients: torch.Tensor, block_of: torch.Tens
     block_means = sums[sizes > 0] / sizes[sizes > 0]
     deviation = (gradients - block_means.mean()).abs()
     return _ratio(deviation, deviation.max().expand_as(deviation)) * scores.double()
+
+
+@register_localizer
+class SpectrumLocalizer(Localizer):
+    """The paper's Algorithm 1: the block with the most vulnerable neurons (reweighted score above
+    ``epsilon_level``, or above ``config.absolute``), ties broken by the mean reweighted score."""
+
+    name = "spectrum"
+    uses_level = True
+
+    def choose(self, report, config) -> tuple[str, str]:
+        key = "abs" if config.absolute is not None else f"top{config.level}"
+        return report.ranking_reweighted[0], f"most vulnerable neurons at {key} (ties: mean reweighted score)"

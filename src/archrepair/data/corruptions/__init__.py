@@ -52,8 +52,8 @@ def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0,
     preset = preset or preset_for(images.shape[1])
     if preset not in PRESETS:
         raise ArchRepairError(f"unknown corruption preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    rng = np.random.default_rng([seed, NAMES.index(name), severity])
-    constant = PRESETS[preset]["constants"][name][severity - 1]
+    rng = np.random.default_rng([seed, list_corruptions().index(name), severity])
+    constant = entry.constants[preset][severity - 1]
     function = entry.function
     if name == "frost":
         textures = frost_textures or texture_bank(rng, size=max(128, 4 * images.shape[1]))
