@@ -54,6 +54,14 @@ def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=256, help="examples per evaluation batch (default: 256)")
 
 
+def list_methods_in_help(parser: argparse.ArgumentParser) -> None:
+    """Show every registered repair method, one per line, at the end of ``--help``."""
+    from ..repair import describe_repairers
+
+    parser.epilog = "repair methods:\n" + describe_repairers()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an existing --out: what this command writes replaces its namesakes "

@@ -14,8 +14,18 @@ from ..comparison import Comparison, ComparisonRow, compare_methods, summarise, 
 from ..comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
-from ..repair import describe_repairers, get_repairer
-from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
+from ..repair import get_repairer
+from .base import (
+    Command,
+    add_corruption,
+    add_data,
+    add_device,
+    add_overwrite,
+    checked_out,
+    console,
+    data_path,
+    list_methods_in_help,
+)
 from .common_model import failure_split_for, load_model_and_data
 from .repair import add_repair_options, repair_settings, task_config
 
@@ -26,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
     parser.add_argument("--methods", type=name_list, default=DEFAULT_METHODS.split(","),
-                        help=f"comma-separated repair methods (default: {DEFAULT_METHODS}); any of: {describe_repairers()}")
+                        help=f"comma-separated repair methods (default: {DEFAULT_METHODS}; the list is below)")
+    list_methods_in_help(parser)
     parser.add_argument("--seeds", type=positive_int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
     parser.add_argument("--budget-epochs", type=positive_int,
                         help="passes over the fit data per method (ArchRepair: half search, half fine-tuning)")

@@ -25,12 +25,23 @@ from .._checks import (
 )
 from ..fileio import write_text_atomically
 from ..localize import FORMULAS, LocalizeConfig, list_localizers
-from ..repair import RepairSettings, TaskConfig, describe_repairers, get_repairer, list_repairers, make_task
+from ..repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from ..repair.pipeline import run_repair
 from ..search.surgery import check_relaxable
 from ..search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
-from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
+from .base import (
+    Command,
+    add_corruption,
+    add_data,
+    add_device,
+    add_overwrite,
+    checked_out,
+    console,
+    data_path,
+    list_methods_in_help,
+    percent,
+)
 from .common_model import failure_split_for, load_model_and_data
 
 
@@ -96,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
     parser.add_argument("--method", default="archrepair", choices=list_repairers(), metavar="METHOD",
-                        help=f"the repair method (default: archrepair): {describe_repairers()}")
+                        help="the repair method (default: archrepair; the list is below)")
+    list_methods_in_help(parser)
     parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
     parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
     parser.add_argument("--out", required=True, help="repaired-model folder to write")

@@ -72,8 +72,9 @@ def list_repairers() -> list[str]:
 
 
 def describe_repairers() -> str:
-    """``name: summary`` of every method, for ``--help``."""
-    return "; ".join(f"{entry.name}: {entry.summary}" for entry in _METHODS.values())
+    """One line per method, ``name  summary``, for ``--help``."""
+    width = max(len(name) for name in _METHODS)
+    return "\n".join(f"  {entry.name:<{width}}  {entry.summary}" for entry in _METHODS.values())
 
 
 def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budget | None = None,

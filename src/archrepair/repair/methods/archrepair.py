@@ -27,7 +27,6 @@ from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
-from .gradient import failure_gradients
 
 
 @dataclass
@@ -120,6 +119,8 @@ class ArchRepair(Repairer):
 
 def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:
     """The path of the convolution inside ``block`` whose weight has the largest mean gradient on D_fail."""
+    from .gradient import failure_gradients  # here, so that the methods register in their listed order
+
     gradients = failure_gradients(model, task)
     paths = {id(m): n for n, m in model.named_modules()}
     candidates = [paths[id(m)] for m in get_block(model, block).modules() if isinstance(m, torch.nn.Conv2d)]
