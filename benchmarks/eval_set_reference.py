@@ -25,8 +25,8 @@ from common import cifar10_spec, load_cached_model, print_headline
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import TaskConfig, make_task
-from archrepair.search.surgery import trainable_only
+from archrepair._repair import TaskConfig, make_task
+from archrepair._search.surgery import trainable_only
 from archrepair.train import TrainConfig, fit
 
 MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged",

@@ -24,7 +24,7 @@ from archrepair.base_model import make_loader
 from archrepair.data import BatchLoader, load_data, select_failures
 from archrepair.data.repair_set import repair_set
 from archrepair.evaluate import predict_logits
-from archrepair.localize import localize
+from archrepair._localize import localize
 
 
 def build(name: str, failures: int, train_examples: int, batch_size: int):

@@ -22,8 +22,8 @@ from archrepair.base_model import TrainJob, make_loader, train_base_model
 from archrepair.data import BatchLoader, load_data, select_failures
 from archrepair.data.repair_set import repair_set
 from archrepair.evaluate import predict_logits
-from archrepair.localize import LocalizeConfig, localize
-from archrepair.localize.faults import add_weight_noise, noise_for_drop
+from archrepair._localize import LocalizeConfig, localize
+from archrepair._localize.faults import add_weight_noise, noise_for_drop
 from archrepair.models import default_blocks
 from archrepair.train import TrainConfig
 

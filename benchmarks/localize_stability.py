@@ -21,13 +21,13 @@ from archrepair.base_model import make_loader
 from archrepair.data import BatchLoader, load_data, select_failures
 from archrepair.data.repair_set import repair_set
 from archrepair.evaluate import predict_logits
-from archrepair.localize import (
+from archrepair._localize import (
     LocalizeConfig,
     collect_statistics,
     find_neuron_layers,
     summarise,
 )
-from archrepair.localize.spectrum import suspiciousness
+from archrepair._localize.spectrum import suspiciousness
 from archrepair.models import default_blocks
 
 

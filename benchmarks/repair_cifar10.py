@@ -31,9 +31,9 @@ from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
 from archrepair.budget import Budget
-from archrepair.repair import ArchRepair, ArchRepairConfig, Repairer, RepairSettings, TaskConfig, get_repairer, make_task
-from archrepair.repair.pipeline import run_repair
-from archrepair.search import SearchConfig, SearchSpace
+from archrepair._repair import ArchRepair, ArchRepairConfig, Repairer, RepairSettings, TaskConfig, get_repairer, make_task
+from archrepair._repair.pipeline import run_repair
+from archrepair._search import SearchConfig, SearchSpace
 from archrepair.train import TrainConfig
 
 MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged"}

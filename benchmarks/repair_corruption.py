@@ -26,7 +26,7 @@ from archrepair.data import load_data, select_failures
 from archrepair.data.corrupted import corrupted_test
 from archrepair.data.corruptions import NAMES, ORDER, corrupt_many
 from archrepair.evaluate import predict_logits
-from archrepair.repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
+from archrepair._repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
     from torch import nn
 
     from archrepair.models import get_block, get_model, replace_block
-    from archrepair.search.surgery import block_input, trainable_only
-    from archrepair.search import RelaxedBlock, SearchSpace, block_graph
+    from archrepair._search.surgery import block_input, trainable_only
+    from archrepair._search import RelaxedBlock, SearchSpace, block_graph
 
     torch.manual_seed(0)
     torch.set_num_threads(torch.get_num_threads())

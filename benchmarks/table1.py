@@ -19,7 +19,7 @@ from common import ROOT, cifar10_spec, load_cached_model, print_headline
 
 from archrepair.base_model import make_loader
 from archrepair.budget import Budget
-from archrepair.comparison import (
+from archrepair._comparison import (
     compare_methods,
     markdown_table,
     summarise,
@@ -27,8 +27,8 @@ from archrepair.comparison import (
 )
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import RepairSettings, TaskConfig
-from archrepair.search import SearchConfig
+from archrepair._repair import RepairSettings, TaskConfig
+from archrepair._search import SearchConfig
 from archrepair.train import TrainConfig
 
 METHODS = ["neuron-gradient", "layer-gradient", "block-gradient", "network-gradient", "archrepair"]

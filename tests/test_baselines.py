@@ -10,12 +10,12 @@ from archrepair.budget import Budget
 from archrepair.checkpoint import load_checkpoint
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import (
+from archrepair._repair import (
     FineTune, FineTuneConfig, GradientConfig, RepairResult, RepairSettings, TaskConfig, get_repairer, list_repairers,
     make_task,
 )
-from archrepair.search import SearchConfig
-from archrepair.repair.pipeline import run_repair
+from archrepair._search import SearchConfig
+from archrepair._repair.pipeline import run_repair
 from archrepair.train import TrainConfig
 
 
@@ -64,8 +64,8 @@ def test_every_registered_method_runs_and_returns_the_common_result(name, digits
 def test_neuron_level_changes_one_output_channel_only(digits_checkpoint, digits):
     import copy
 
-    from archrepair.repair import GradientRepair
-    from archrepair.repair.gradient import failure_gradients
+    from archrepair._repair import GradientRepair
+    from archrepair._repair.gradient import failure_gradients
     from archrepair.train import fit
 
     model, record = load_checkpoint(digits_checkpoint)

@@ -7,7 +7,7 @@ import pytest
 
 from archrepair.budget import Budget
 from archrepair.checkpoint import load_checkpoint
-from archrepair.comparison import (
+from archrepair._comparison import (
     Comparison,
     compare_methods,
     markdown_table,
@@ -15,10 +15,10 @@ from archrepair.comparison import (
     wilcoxon_against,
     write_comparison,
 )
-from archrepair.comparison.write import csv_rows
+from archrepair._comparison.write import csv_rows
 from archrepair.errors import ArchRepairError
-from archrepair.repair import RepairSettings, TaskConfig, get_repairer, make_task
-from archrepair.search import SearchConfig
+from archrepair._repair import RepairSettings, TaskConfig, get_repairer, make_task
+from archrepair._search import SearchConfig
 from archrepair.train import TrainConfig
 
 TINY = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
@@ -111,7 +111,7 @@ def test_summary_means_and_wilcoxon_by_hand(comparison):
 def test_wilcoxon_is_the_exact_signed_rank_test():
     from dataclasses import replace
 
-    from archrepair.comparison import ComparisonRow
+    from archrepair._comparison import ComparisonRow
 
     def row(method, seed, change):
         return ComparisonRow(method, seed, 0.9, 0.9 + change / 100, change, 0.5, 0, 0, 1.0, 10, 10, "repaired")

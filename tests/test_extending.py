@@ -22,9 +22,9 @@ from archrepair.cli import main
 def fresh_registries(monkeypatch):
     """Registrations made in a test vanish after it."""
     from archrepair.data.corruptions import registry as corruptions
-    from archrepair.localize import registry as localizers
-    from archrepair.repair import registry as methods
-    from archrepair.search import graph
+    from archrepair._localize import registry as localizers
+    from archrepair._repair import registry as methods
+    from archrepair._search import graph
 
     monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))
     monkeypatch.setattr(localizers, "_LOCALIZERS", dict(localizers._LOCALIZERS))
@@ -33,7 +33,7 @@ def fresh_registries(monkeypatch):
 
 
 def test_a_repair_method_registered_here_runs_through_repair_method(fresh_registries, digits_checkpoint, tmp_path, capsys):
-    from archrepair.repair import Candidate, Repairer, register_repairer
+    from archrepair._repair import Candidate, Repairer, register_repairer
     from archrepair.train import fit
 
     class HeadOnly(Repairer):
@@ -72,7 +72,7 @@ def test_a_repair_method_registered_here_runs_through_repair_method(fresh_regist
 
 
 def test_a_localizer_registered_here_picks_the_block(fresh_registries, digits_checkpoint, capsys):
-    from archrepair.localize import Localizer, register_localizer
+    from archrepair._localize import Localizer, register_localizer
 
     @register_localizer
     class LastBlock(Localizer):
@@ -106,8 +106,8 @@ class Gated(nn.Module):
 
 def test_a_relaxation_rule_registered_here_relaxes_a_new_kind_of_unit(fresh_registries):
     from archrepair.errors import ArchRepairError
-    from archrepair.search import RelaxedBlock, SearchSpace, block_graph
-    from archrepair.search.graph import add_sequence, register_relaxation_rule
+    from archrepair._search import RelaxedBlock, SearchSpace, block_graph
+    from archrepair._search.graph import add_sequence, register_relaxation_rule
 
     stage = nn.Sequential(Gated(4), Gated(4)).eval()
     x = torch.randn(3, 4, 7, 7)
@@ -147,7 +147,7 @@ def test_a_corruption_registered_here_is_used_by_corrupt(fresh_registries):
 
 def test_every_registered_method_repairs_and_saves_through_the_command_line(digits_checkpoint, tmp_path, capsys):
     import archrepair
-    from archrepair.repair import list_repairers
+    from archrepair._repair import list_repairers
 
     for method in list_repairers():
         started = time.perf_counter()

@@ -11,7 +11,7 @@ from torch import nn
 from archrepair import get_model
 from archrepair.data import BatchLoader
 from archrepair.train import TrainConfig
-from archrepair.localize import (
+from archrepair._localize import (
     LocalizeConfig, NeuronLayer, NeuronStatistics, collect_statistics, dstar, find_neuron_layers, localize,
     ochiai, reweight, summarise, tarantula,
 )
@@ -157,7 +157,7 @@ def test_localize_command_writes_a_report(cli, digits_checkpoint, tmp_path):
 
 
 def test_block_shift_is_what_a_block_adds_to_the_largest_earlier_shift():
-    from archrepair.localize import Normaliser, block_shift
+    from archrepair._localize import Normaliser, block_shift
 
     normalisers = [Normaliser("stem.bn", None), Normaliser("a.bn1", "a"), Normaliser("a.bn2", "a"),
                    Normaliser("b.bn", "b")]
@@ -167,7 +167,7 @@ def test_block_shift_is_what_a_block_adds_to_the_largest_earlier_shift():
 
 
 def test_moment_shift_is_zero_on_matching_data_and_one_per_standard_deviation_of_mean_shift():
-    from archrepair.localize.shift import MomentCounter
+    from archrepair._localize.shift import MomentCounter
 
     torch.manual_seed(0)
     norm = nn.BatchNorm2d(3, eps=0.0).eval()
@@ -193,7 +193,7 @@ def test_fault_injection_the_shift_method_names_the_damaged_block(tmp_path, digi
     from archrepair.data import select_failures
     from archrepair.data.repair_set import repair_set
     from archrepair.evaluate import predict_logits
-    from archrepair.localize.faults import add_weight_noise, noise_for_drop
+    from archrepair._localize.faults import add_weight_noise, noise_for_drop
 
     train_base_model(digits, TrainJob("small_cnn", 1.0, seed=0), TrainConfig(epochs=15, lr=0.05), tmp_path / "m",
                      torch.device("cpu"))
@@ -222,7 +222,7 @@ def test_shift_method_without_batchnorm_is_refused():
 
 
 def test_shift_method_names_the_earliest_block_within_the_ratio_of_the_largest():
-    from archrepair.localize import Normaliser
+    from archrepair._localize import Normaliser
 
     layers = [NeuronLayer(b, f"{b}.conv", f"{b}.conv", 1) for b in ("a", "b", "c")]
     normalisers = [Normaliser(f"{b}.bn", b) for b in ("a", "b", "c")]

@@ -10,9 +10,9 @@ from archrepair.base_model import make_loader
 from archrepair.checkpoint import load_checkpoint
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
-from archrepair.repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
-from archrepair.repair.pipeline import run_repair
-from archrepair.search import MixedEdge, RelaxedBlock, SearchConfig
+from archrepair._repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
+from archrepair._repair.pipeline import run_repair
+from archrepair._search import MixedEdge, RelaxedBlock, SearchConfig
 from archrepair.train import TrainConfig
 
 FAST = ["--search-epochs", "2", "--warmup-epochs", "1", "--finetune-epochs", "2", "--train-examples", "300",
@@ -87,7 +87,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
     assert status == 0
     whole = json.loads(out)
 
-    from archrepair.search import optimise
+    from archrepair._search import optimise
 
     original_save = optimise._save
 

@@ -25,10 +25,10 @@ from archrepair.cli import main
 from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
 from archrepair.models import get_block, get_model, replace_block
-from archrepair.repair import ArchRepair, ArchRepairConfig, RepairResult, TaskConfig, make_task
-from archrepair.repair.pipeline import save_repaired
-from archrepair.repair.surgery import block_input
-from archrepair.search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise
+from archrepair._repair import ArchRepair, ArchRepairConfig, RepairResult, TaskConfig, make_task
+from archrepair._repair.pipeline import save_repaired
+from archrepair._repair.surgery import block_input
+from archrepair._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise
 from archrepair.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def test_repair_at_28_pixels_works_for_every_block(gray28, tmp_path, block, caps
 
 
 def test_every_method_runs_at_28_pixels(gray28, tmp_path, capsys):
-    from archrepair.repair import list_repairers
+    from archrepair._repair import list_repairers
 
     status = main(["compare", str(gray28 / "model"), "--methods", ",".join(list_repairers()), "--seeds", "1",
                    "--budget-epochs", "2", "--count", "10", "--train-examples", "40", "--level", "10",
@@ -197,7 +197,7 @@ def test_corrupt_leaves_no_worker_behind(tmp_path, signum):
 
 
 def test_a_comparison_in_which_one_method_raises_writes_the_others(cli, digits_checkpoint, tmp_path, monkeypatch):
-    from archrepair.repair.gradient import GradientRepair
+    from archrepair._repair.gradient import GradientRepair
 
     original = GradientRepair.repair
 

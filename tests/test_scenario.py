@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from archrepair import ArchRepairError
 from archrepair.data import FailureSplit, select_failures
-from archrepair.repair import TaskConfig
+from archrepair._repair import TaskConfig
 
 
 @settings(max_examples=60, deadline=None)
@@ -50,7 +50,7 @@ def test_repair_task_validates_on_training_examples_only(digits):
 
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
-    from archrepair.repair import make_task
+    from archrepair._repair import make_task
 
     predictions = (digits.y_test + (np.arange(len(digits.y_test)) % 7 == 0)) % 10
     split = select_failures(predictions, digits.y_test, 20, 0)
@@ -69,8 +69,8 @@ def test_validation_comes_from_the_base_model_s_held_out_split(digits):
 
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures, stratified_split
-    from archrepair.repair import make_task
-    from archrepair.repair.task import base_validation_indices
+    from archrepair._repair import make_task
+    from archrepair._repair.task import base_validation_indices
 
     held_out = stratified_split(digits.y_train, 0.1, 5)[1]
     training = {"job": {"val_fraction": 0.1, "seed": 5}, "train_examples": len(digits.y_train) - len(held_out),
@@ -91,7 +91,7 @@ def test_a_shift_doubles_the_validation_examples_with_shifted_copies(digits):
 
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
-    from archrepair.repair import make_task
+    from archrepair._repair import make_task
 
     from dataclasses import replace
 
@@ -123,7 +123,7 @@ class _AlwaysZero(torch.nn.Module):
 def test_validation_is_thinned_of_the_base_model_s_failures_like_the_evaluation_split(digits):
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
-    from archrepair.repair import make_task
+    from archrepair._repair import make_task
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 300, 0)
@@ -155,8 +155,8 @@ class _FavoursZero(torch.nn.Module):
 def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digits):
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
-    from archrepair.repair import make_task
-    from archrepair.repair.base import keep_better
+    from archrepair._repair import make_task
+    from archrepair._repair.base import keep_better
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 20, 0)
@@ -173,7 +173,7 @@ def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digit
 def test_training_loaders_count_each_failure_fail_weight_times_per_epoch(digits, weight, copies):
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
-    from archrepair.repair import make_task
+    from archrepair._repair import make_task
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures((digits.y_test + 1) % 10, digits.y_test, 40, 0)

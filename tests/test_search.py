@@ -11,8 +11,8 @@ from archrepair import get_model
 from archrepair.base_model import make_loader
 from archrepair.checkpoint import load_checkpoint
 from archrepair.models import get_block, replace_block
-from archrepair.repair.surgery import block_input
-from archrepair.search import DiscreteBlock, MixedEdge, RelaxedBlock, SearchSpace, block_graph, discretise
+from archrepair._repair.surgery import block_input
+from archrepair._search import DiscreteBlock, MixedEdge, RelaxedBlock, SearchSpace, block_graph, discretise
 from archrepair.train import accuracy
 
 CASES = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -73,9 +74,25 @@ class ModelRecord:
             )
 
 
+BlockBuilder = Callable[[nn.Module, dict, torch.Tensor], nn.Module]
+_BLOCK_BUILDERS: dict[str, BlockBuilder] = {}
+
+
+def register_block_builder(kind: str):
+    """Register the decorated ``build(model, repair_entry, example) -> model``, which puts a repaired
+    block of ``kind`` (``record.repair["kind"]``) into a freshly built model; the search registers
+    ``genotype`` (a searched block), so this module needs nothing from the layers above it."""
+
+    def decorate(build: BlockBuilder) -> BlockBuilder:
+        _BLOCK_BUILDERS[kind] = build
+        return build
+
+    return decorate
+
+
 def build_model(record: ModelRecord) -> nn.Module:
-    """An untrained model of the record's architecture; for a repaired model, with the searched
-    block (``record.repair["block"]`` built from ``record.repair["genotype"]``) in place."""
+    """An untrained model of the record's architecture; for a repaired model, with the repaired
+    block (``record.repair``, built by the builder registered for its kind) in place."""
     if not isinstance(record.arguments, dict):
         raise ArchRepairError(f"the record's arguments {record.arguments!r} are not a mapping")
     try:
@@ -85,15 +102,11 @@ def build_model(record: ModelRecord) -> nn.Module:
                               f"({error})") from None
     if not record.repair:
         return model
-    from .search.surgery import with_discrete_block
-    from .search.discrete import Genotype
-
+    kind = record.repair.get("kind", "genotype")
+    if kind not in _BLOCK_BUILDERS:
+        raise ArchRepairError(f"the record's repaired block is of an unknown kind {kind!r}")
     height, width, channels = record.input_shape
-    example = torch.zeros(2, channels, height, width)
-    if not isinstance(record.repair.get("genotype"), dict) or not isinstance(record.repair.get("block"), str):
-        raise ArchRepairError("the record's repair entry lacks its block or genotype")
-    genotype = Genotype.from_json(record.repair["genotype"])
-    return with_discrete_block(model, record.repair["block"], genotype, example)
+    return _BLOCK_BUILDERS[kind](model, record.repair, torch.zeros(2, channels, height, width))
 
 
 def save_checkpoint(model: nn.Module, record: ModelRecord, path: str | Path) -> Path:

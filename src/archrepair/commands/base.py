@@ -56,7 +56,7 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def list_methods_in_help(parser: argparse.ArgumentParser) -> None:
     """Show every registered repair method, one per line, at the end of ``--help``."""
-    from ..repair import describe_repairers
+    from .._repair import describe_repairers
 
     parser.epilog = "repair methods:\n" + describe_repairers()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -10,11 +10,11 @@ from rich.table import Table
 
 from .._checks import name_list, non_negative_int, output_lock, positive_float, positive_int
 from ..budget import Budget
-from ..comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
-from ..comparison.write import JSON_FILE
+from .._comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
+from .._comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
-from ..repair import get_repairer
+from .._repair import get_repairer
 from .base import (
     Command,
     add_corruption,

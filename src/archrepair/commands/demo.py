@@ -18,8 +18,8 @@ from ..checkpoint import model_fingerprint
 from ..data import load_data, select_failures
 from ..device import resolve_device
 from ..evaluate import predict_logits
-from ..repair import get_repairer, make_task
-from ..repair.pipeline import run_repair
+from .._repair import get_repairer, make_task
+from .._repair.pipeline import run_repair
 from ..train import TrainConfig
 from .base import Command, add_overwrite, checked_out, percent
 from .repair import add_repair_options, repair_settings, task_config

@@ -9,7 +9,7 @@ from rich.table import Table
 from .._checks import non_negative_int, open_fraction, output_lock, positive_int, name_list
 from ..data import BatchLoader
 from ..data.repair_set import repair_set
-from ..localize import FORMULAS, LocalizeConfig, list_localizers, localize
+from .._localize import FORMULAS, LocalizeConfig, list_localizers, localize
 from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
 from .common_model import failure_split_for, load_model_and_data
 

@@ -24,11 +24,11 @@ from .._checks import (
     replace_stale,
 )
 from ..fileio import write_text_atomically
-from ..localize import FORMULAS, LocalizeConfig, list_localizers
-from ..repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
-from ..repair.pipeline import run_repair
-from ..search.surgery import check_relaxable
-from ..search import RULES, SearchConfig, SearchSpace
+from .._localize import FORMULAS, LocalizeConfig, list_localizers
+from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
+from .._repair.pipeline import run_repair
+from .._search.surgery import check_relaxable
+from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import (
     Command,

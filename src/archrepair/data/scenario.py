@@ -40,6 +40,7 @@ class FailureSplit:
     model_fingerprint: str = ""
     source: str = "test"
     extra: dict = field(default_factory=dict)
+    format_version: int = 1
 
     def save(self, path: str | Path) -> None:
         write_text_atomically(Path(path), json.dumps(asdict(self), indent=1))

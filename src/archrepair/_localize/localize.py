@@ -87,6 +87,7 @@ class LocalizationReport:
     config: dict
     extra: dict = field(default_factory=dict)
     ranking_shift: list[str] = field(default_factory=list)
+    format_version: int = 1
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -2,7 +2,7 @@
 
 Every localiser reads the same statistics, collected in one streaming pass (:mod:`.collect`):
 spectra, failure gradients and, where the model has BatchNorm layers, normalisation-statistics
-shifts; :func:`~archrepair.localize.localize.summarise` turns them into the block table, and the
+shifts; :func:`~archrepair._localize.localize.summarise` turns them into the block table, and the
 localiser named by ``LocalizeConfig.method`` chooses from it. Adding one: a
 :class:`Localizer` subclass decorated with ``@register_localizer`` in its own module, imported by
 ``localize/__init__.py``.

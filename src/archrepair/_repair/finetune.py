@@ -1,5 +1,5 @@
 """Deprecated path (kept for one release): whole-network fine-tuning is the ``network-gradient``
-method, :class:`~archrepair.repair.methods.gradient.GradientRepair` at level ``network``."""
+method, :class:`~archrepair._repair.methods.gradient.GradientRepair` at level ``network``."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class ComparisonRow:
 
     @classmethod
     def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
-        """The row of a :func:`archrepair.repair.pipeline.run_repair` report."""
+        """The row of a :func:`archrepair._repair.pipeline.run_repair` report."""
         return cls(
             method=report["method"], seed=report["seed"], accuracy_before=report["eval_accuracy_before"],
             accuracy_after=report["eval_accuracy_after"], change_points=report["eval_change_points"],
@@ -66,6 +66,7 @@ class Comparison:
     versions: dict
     errors: list[dict] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
+    format_version: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)

@@ -20,7 +20,7 @@ from torch import nn
 from ...budget import Deadline
 from ...errors import ArchRepairError
 from ...models import default_blocks, get_block
-from ...search.surgery import trainable_only
+from ..._search.surgery import trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
 from ..registry import RepairSettings, default_train, register_repairer

@@ -1,6 +1,6 @@
 """The registered repair methods, one module each; importing this package registers them all.
 
-Adding a method: write ``methods/<name>.py`` with a :class:`~archrepair.repair.base.Repairer`
+Adding a method: write ``methods/<name>.py`` with a :class:`~archrepair._repair.base.Repairer`
 subclass and a builder decorated with ``@register_repairer``, and import it here.
 """
 

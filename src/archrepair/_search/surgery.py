@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..checkpoint import register_block_builder
+from ..errors import ArchRepairError
 from ..hooks import run_with_hooks
 from ..models import get_block, replace_block
 from .discrete import DiscreteBlock, Genotype
@@ -51,3 +53,11 @@ def with_discrete_block(base: nn.Module, block: str, genotype: Genotype, example
     graph = block_graph(get_block(model, block), block_input(model, block, example))
     replace_block(model, block, DiscreteBlock(genotype, graph.edges))
     return model
+
+
+@register_block_builder("genotype")
+def _build_searched_block(model: nn.Module, entry: dict, example: torch.Tensor) -> nn.Module:
+    """A saved repair's searched block (``entry``: ``{"block", "genotype", ...}``) put into ``model``."""
+    if not isinstance(entry.get("genotype"), dict) or not isinstance(entry.get("block"), str):
+        raise ArchRepairError("the record's repair entry lacks its block or genotype")
+    return with_discrete_block(model, entry["block"], Genotype.from_json(entry["genotype"]), example)

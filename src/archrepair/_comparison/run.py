@@ -18,8 +18,8 @@ from ..checkpoint import ModelRecord, model_fingerprint
 from ..data import FailureSplit, ImageData
 from .._checks import check_same_settings, environment
 from ..evaluate import predict_logits
-from ..repair import RepairSettings, TaskConfig, get_repairer, make_task
-from ..repair.pipeline import run_repair
+from .._repair import RepairSettings, TaskConfig, get_repairer, make_task
+from .._repair.pipeline import run_repair
 from .record import Comparison, ComparisonRow
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from ..budget import Budget
 from ..errors import ArchRepairError
-from ..localize import LocalizeConfig
-from ..search import SearchConfig, SearchSpace
+from .._localize import LocalizeConfig
+from .._search import SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Repairer
 

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from ...budget import Deadline
-from ...localize import LocalizeConfig, localize
+from ..._localize import LocalizeConfig, localize
 from ...models import get_block, replace_block
-from ...search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
-from ...search.surgery import block_input, trainable_only
+from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
+from ..._search.surgery import block_input, trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
 from ..registry import RepairSettings, default_train, register_repairer

@@ -88,7 +88,7 @@ def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, 
     record = replace(base_record, repair={}, lineage=lineage,
                      metrics={"test_accuracy": report["test_accuracy_after"], "eval_accuracy": report["eval_accuracy_after"]})
     if result.kept == "repaired" and result.genotype is not None:
-        record.repair = {"block": result.block, "genotype": result.genotype, "method": result.method,
+        record.repair = {"kind": "genotype", "block": result.block, "genotype": result.genotype, "method": result.method,
                          "base_fingerprint": report["base_fingerprint"], "seed": report["seed"]}
     save_checkpoint(result.model.cpu(), record, out)
     write_text_atomically(out / REPORT_FILE, json.dumps(report, indent=1, default=_plain))

@@ -1,0 +1,146 @@
+"""The public functions: a checkpoint and its failures in, a localisation, a repair or a
+comparison out. The command line does the same through these pieces (plus output checks).
+
+Example:
+    >>> import archrepair
+    >>> result, report = archrepair.repair("runs/r18", "runs/fail.json", out="runs/r18-fixed")  # doctest: +SKIP
+    >>> report["eval_change_points"], report["kept"]                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._comparison import Comparison, compare_methods
+from ._localize import LocalizationReport, LocalizeConfig
+from ._localize import localize as localize_batches
+from ._repair import RepairResult, RepairSettings, TaskConfig, get_repairer, make_task
+from ._repair.pipeline import run_repair
+from .base_model import make_loader
+from .budget import Budget
+from .checkpoint import ModelRecord, load_checkpoint, model_fingerprint
+from .data import BatchLoader, FailureSplit, ImageData, load_data, select_failures
+from .data.corrupted import corrupted_test
+from .data.repair_set import repair_set
+from .device import resolve_device
+from .errors import ArchRepairError
+from .evaluate import predict_logits
+
+
+@dataclass
+class Problem:
+    """A checkpoint with the data it is judged on: the model (eval mode, on ``device``), its record,
+    the data (its test split corrupted, for the robustness scenario), and the weights' fingerprint."""
+
+    checkpoint: str
+    model: torch.nn.Module
+    record: ModelRecord
+    data: ImageData
+    device: torch.device
+    fingerprint: str
+    batch_size: int = 256
+    amp: bool = False
+    channels_last: bool = False
+
+    def test_predictions(self, description: str = "predicting") -> np.ndarray:
+        """Predicted labels ``(N_test,)`` over the whole test split."""
+        self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        loader = make_loader(self.data, "test", self.record, batch_size=self.batch_size, device=self.device,
+                             channels_last=self.channels_last)
+        return predict_logits(self.model, loader, self.amp, progress=description).argmax(1).numpy()
+
+    def load_split(self, path: str | Path, own: bool = True) -> FailureSplit:
+        """The failure split in file ``path``, checked to be whole and to come from this data; with
+        ``own``, from this model's failures (or those of a model it was repaired from) too."""
+        split = FailureSplit.load(path)
+        split.check(repr(str(path)), len(self.data.y_test))
+        if split.data_fingerprint and split.data_fingerprint != self.data.fingerprint:
+            raise ArchRepairError(f"failure split {str(path)!r} was made on other data (fingerprint "
+                                  f"{split.data_fingerprint}, this data {self.data.fingerprint}); use the data it was made from")
+        known = {self.fingerprint, *self.record.lineage}
+        if own and split.model_fingerprint and split.model_fingerprint not in known:
+            raise ArchRepairError(f"failure split {str(path)!r} holds the failures of another model (fingerprint "
+                                  f"{split.model_fingerprint}, this model {self.fingerprint}); make this model's split "
+                                  f"with `archrepair failures {self.checkpoint}`")
+        return split
+
+    def failures(self, path: str | Path | None = None, count: int = 1000, seed: int = 0) -> FailureSplit:
+        """The split in file ``path`` (checked, :meth:`load_split`), or ``count`` of this model's
+        test failures chosen now with ``seed``."""
+        if path:
+            return self.load_split(path)
+        split = select_failures(self.test_predictions("finding failures"), self.data.y_test, count, seed)
+        split.data_spec, split.data_fingerprint = self.data.spec, self.data.fingerprint
+        split.model_fingerprint = self.fingerprint
+        return split
+
+
+def load_problem(checkpoint: str | Path, data: str | None = None, *, corruption: dict | None = None,
+                 corruption_dir: str | None = None, device: str = "auto", batch_size: int = 256, amp: bool = False,
+                 channels_last: bool = False) -> Problem:
+    """The checkpoint and the data ``data`` (a data spec; default: the data it was trained on),
+    checked to fit; ``corruption`` ``{"name", "severity", "seed"}`` replaces the test split by its
+    corrupted copy (generated, or read from ``corruption_dir``)."""
+    resolved = resolve_device(device)
+    model, record = load_checkpoint(checkpoint, resolved)
+    images = load_data(data or record.data.get("spec", ""))
+    record.check_fits(images)
+    if corruption:
+        images = corrupted_test(images, corruption["name"], corruption["severity"], corruption.get("seed", 0),
+                                corruption_dir)
+    return Problem(str(checkpoint), model, record, images, resolved, model_fingerprint(checkpoint), batch_size, amp,
+                   channels_last)
+
+
+def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data: str | None = None,
+             count: int = 1000, seed: int = 0, train_examples: int = 1000, blocks: list[str] | None = None,
+             config: LocalizeConfig | None = None, device: str = "auto") -> LocalizationReport:
+    """The block most to blame for a checkpoint's failures (``failures``: a split file; default:
+    ``count`` test failures chosen with ``seed``), measured on ``D_fail`` plus ``train_examples``
+    training examples; ``config`` picks the localiser and its thresholds."""
+    problem = load_problem(checkpoint, data, device=device)
+    split = problem.failures(failures, count, seed)
+    rows = repair_set(problem.data, split, train_examples, seed)
+    loader = BatchLoader(rows.x, rows.y, problem.record.mean, problem.record.std, device=problem.device)
+    height, width, channels = problem.record.input_shape
+    report = localize_batches(problem.model, loader, (channels, height, width), blocks, config)
+    report.extra = {"checkpoint": str(checkpoint), "model_fingerprint": problem.fingerprint, "data": problem.data.spec,
+                    "data_fingerprint": problem.data.fingerprint, "failures": len(split.fail_indices),
+                    "failure_split": str(failures) if failures else None, "train_examples": len(rows.train_indices),
+                    "seed": seed}
+    return report
+
+
+def repair(checkpoint: str | Path, failures: str | Path | None = None, *, method: str = "archrepair",
+           out: str | Path | None = None, data: str | None = None, count: int = 1000,
+           settings: RepairSettings | None = None, task: TaskConfig | None = None, budget: Budget | None = None,
+           log: Callable[[str], None] | None = None) -> tuple[RepairResult, dict]:
+    """Repair a checkpoint with ``method`` on its failures (a split file, or ``count`` chosen with
+    ``task.seed``), evaluate before and after on the same test examples, and, with ``out``, save
+    the repaired model there (the input is never written to). Returns the result and the report."""
+    task = task or TaskConfig()
+    problem = load_problem(checkpoint, data, corruption=task.corruption, device=task.device, amp=task.amp,
+                           channels_last=task.channels_last)
+    if out is not None and Path(out).resolve() == Path(checkpoint).resolve():
+        raise ArchRepairError("the output folder is the input checkpoint; choose another one")
+    split = problem.failures(failures, count, task.seed)
+    built = make_task(problem.model, problem.record, problem.data, split, replace(task, device=str(problem.device)))
+    return run_repair(get_repairer(method, settings, budget, log), built, out, checkpoint)
+
+
+def compare(checkpoint: str | Path, methods: list[str], failures: str | Path | None = None, *, seeds: int = 3,
+            data: str | None = None, count: int = 1000, failure_seed: int = 0, settings: RepairSettings | None = None,
+            task: TaskConfig | None = None, budget: Budget | None = None, **callbacks) -> Comparison:
+    """Every method in ``methods`` on the same failures with ``budget``, over seeds ``0..seeds-1``;
+    ``callbacks``: ``on_row``, ``on_error``, ``previous`` of :func:`compare_methods`."""
+    task = task or TaskConfig()
+    problem = load_problem(checkpoint, data, corruption=task.corruption, device=task.device, amp=task.amp,
+                           channels_last=task.channels_last)
+    split = problem.failures(failures, count, failure_seed)
+    return compare_methods(problem.model, problem.record, problem.data, split, methods, list(range(seeds)), budget,
+                           settings, replace(task, device=str(problem.device)), checkpoint, **callbacks)

@@ -1,0 +1,105 @@
+"""Standing rules of the code base: layers import only downwards, no block of eight or more lines
+is repeated across the package, the README stays short, and the public API imports from the top."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "archrepair"
+README = PACKAGE.parent.parent / "README.md"
+
+# data and models -> train and evaluate -> localize and search -> repair -> comparison -> commands
+LAYERS = {
+    "errors": 0, "fileio": 0, "_checks": 0, "budget": 0, "device": 0, "hooks": 0, "data": 0, "models": 0,
+    "checkpoint": 0,
+    "train": 1, "evaluate": 1, "base_model": 1,
+    "_localize": 2, "_search": 2,
+    "_repair": 3,
+    "_comparison": 4,
+    "_api": 5, "commands": 5, "cli": 5, "__init__": 5,
+}
+
+
+def _top(module: Path) -> str:
+    parts = module.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def _imports(path: Path) -> set[str]:
+    """The top-level archrepair modules ``path`` imports, lazily or not."""
+    depth = len(path.relative_to(PACKAGE).parts) - 1  # folders below the package
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and node.module.startswith("archrepair."):
+                found.add(node.module.split(".")[1])
+            elif node.level > depth:  # reaches the package root
+                target = (node.module or "").split(".")[0]
+                names = [target] if target else [alias.name for alias in node.names]
+                found.update(names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("archrepair."))
+    return found
+
+
+def test_every_module_imports_only_from_its_layer_or_below():
+    violations = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        top = _top(path)
+        if top == "__init__":
+            continue
+        assert top in LAYERS, f"{path} is in no layer; add it to LAYERS"
+        for imported in _imports(path):
+            if imported in LAYERS and LAYERS[imported] > LAYERS[top]:
+                violations.append(f"{path.relative_to(PACKAGE)} imports {imported}")
+    assert violations == []
+
+
+def test_no_block_of_eight_lines_is_repeated_across_the_package():
+    pylint = pytest.importorskip("pylint")
+    assert pylint
+    result = subprocess.run(
+        [sys.executable, "-m", "pylint", "--disable=all", "--enable=duplicate-code", "--min-similarity-lines=8",
+         "--ignore-imports=yes", "--ignore-docstrings=yes", "--ignore-comments=yes", str(PACKAGE)],
+        capture_output=True, text=True,
+    )
+    assert "R0801" not in result.stdout, result.stdout
+
+
+def test_the_readme_stays_under_250_lines():
+    assert len(README.read_text().splitlines()) < 250
+
+
+def test_old_import_paths_still_work_and_the_functions_keep_their_names():
+    import archrepair
+    from archrepair._repair.pipeline import run_repair as current
+    from archrepair.repair.pipeline import run_repair as deprecated
+    from archrepair.search.surgery import block_input  # noqa: F401
+
+    assert deprecated is current
+    assert callable(archrepair.repair) and callable(archrepair.localize)
+    assert archrepair.repair.__module__ == "archrepair._api"
+
+
+def test_the_public_api_repairs_localizes_and_compares(digits_checkpoint, tmp_path):
+    import archrepair
+    from archrepair.train import TrainConfig
+
+    report = archrepair.localize(digits_checkpoint, count=10, train_examples=200,
+                                 config=archrepair.LocalizeConfig(level=10))
+    assert report.chosen in report.ranking_reweighted[:1]
+    settings = archrepair.RepairSettings(block="block2", search=archrepair._search.SearchConfig(epochs=1, warmup_epochs=0),
+                                         train=TrainConfig(epochs=1, batch_size=64, lr=0.01))
+    task = archrepair.TaskConfig(train_examples=200, device="cpu")
+    result, summary = archrepair.repair(digits_checkpoint, method="block-gradient", out=tmp_path / "r", count=10,
+                                        settings=settings, task=task)
+    assert summary["method"] == "block-gradient" and summary["task"]["train_examples"] == 200
+    assert (tmp_path / "r" / "report.json").exists() and archrepair.load(tmp_path / "r") is not None
+    comparison = archrepair.compare(digits_checkpoint, ["block-gradient", "network-gradient"], seeds=1, count=10,
+                                    settings=settings, task=task, budget=archrepair.Budget(epochs=1))
+    assert [row.method for row in comparison.rows] == ["block-gradient", "network-gradient"]
