@@ -176,7 +176,8 @@ def show(report: dict) -> None:
     console.print(table)
     if report.get("genotype"):
         edges = ", ".join(f"{e['source']}->{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
-        console.print(f"architecture of {report['block']}: {edges}")
+        whose = "" if report["kept"] == "repaired" else " (the discarded candidate's; the saved model is the input model)"
+        console.print(f"architecture of {report['block']}{whose}: {edges}")
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phase_seconds"].items()))
     if report.get("out"):
         console.print(f"wrote [bold]{report['out']}[/] (load with archrepair.load)")
