@@ -33,11 +33,15 @@ def test_finetune_returns_the_common_result_and_report(digits_checkpoint, digits
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_a_wall_clock_budget_stops_training(digits, tmp_path):
-    from archrepair.base_model import TrainJob, train_base_model
+def test_a_wall_clock_deadline_stops_training_after_the_step_that_passes_it(digits):
+    from archrepair.budget import Deadline
+    from archrepair.data import BatchLoader
+    from archrepair.models import get_model
+    from archrepair.train import fit
 
-    config = TrainConfig(epochs=50, lr=0.05, patience=None, max_seconds=0.0)
-    _, _, result = train_base_model(digits, TrainJob("small_cnn", 0.5), config, tmp_path / "m", torch.device("cpu"))
+    model = get_model("small_cnn", num_classes=10, in_channels=1, width=0.5)
+    loader = BatchLoader(digits.x_train, digits.y_train, [0.5], [0.5], batch_size=32, shuffle=True)
+    result = fit(model, loader, TrainConfig(epochs=50, lr=0.05, patience=None), deadline=Deadline.after(0.0))
     assert result.stop_reason == "budget" and result.epochs_run == 1
 
 

@@ -10,13 +10,11 @@ import argparse
 import json
 import signal
 import sys
-from pathlib import Path
-
-import numpy as np
 
 from . import __version__
 from ._checks import Parser
 from .errors import ArchRepairError
+from .fileio import json_ready
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     if args.json:
-        print(json.dumps(result, default=_json_default))
+        print(json.dumps(json_ready(result)))
     else:
         args.printer(result)
     return 0
@@ -78,14 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print the result as one JSON object")
         sub.set_defaults(handler=spec.run, printer=spec.show)
     return parser
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 if __name__ == "__main__":  # pragma: no cover

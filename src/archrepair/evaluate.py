@@ -11,19 +11,29 @@ from .device import autocast
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, loader: BatchLoader, amp: bool = False, progress: str | None = None) -> torch.Tensor:
-    """Logits ``(N, num_classes)`` (float32, on the CPU) for every example of ``loader``, in its order."""
+def predict(model: nn.Module, loader: BatchLoader, amp: bool = False,
+            progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``(N, num_classes)`` (float32) and labels ``(N,)`` (int64), on the CPU, for every
+    example of ``loader`` in its order, with ``model`` in eval mode: the one evaluation loop."""
     from tqdm import tqdm
 
     was_training = model.training
     model.eval()
-    outputs = []
+    outputs, labels = [], []
     batches = tqdm(loader, desc=progress, unit="batch", leave=False, disable=None if progress else True)
-    for images, _ in batches:
+    for images, targets in batches:
         with autocast(loader.device, amp):
             outputs.append(model(images).float().cpu())
+        labels.append(targets.cpu())
     model.train(was_training)
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    if not outputs:
+        return torch.empty(0), torch.empty(0, dtype=torch.int64)
+    return torch.cat(outputs), torch.cat(labels)
+
+
+def predict_logits(model: nn.Module, loader: BatchLoader, amp: bool = False, progress: str | None = None) -> torch.Tensor:
+    """Logits ``(N, num_classes)`` (float32, on the CPU) for every example of ``loader``, in its order."""
+    return predict(model, loader, amp, progress)[0]
 
 
 def accuracy_report(predictions: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:

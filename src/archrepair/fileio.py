@@ -58,3 +58,21 @@ def staging_directory(target: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     os.chmod(staging, 0o777 & ~UMASK)
     return staging
+
+
+def json_ready(value):
+    """``value`` as plain JSON types: numpy scalars and arrays, paths and devices become numbers,
+    lists and strings, recursively through dicts, lists and tuples. The one encoder every record uses."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)  # Path, torch.device, dtype

@@ -23,6 +23,7 @@ from .budget import Deadline
 from .data.loader import BatchLoader
 from .device import autocast
 from .errors import ArchRepairError
+from .evaluate import predict
 from .fileio import write_bytes_atomically
 
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -32,8 +33,8 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 class TrainConfig:
     """SGD settings. ``lr`` is the peak learning rate; ``patience`` counts epochs without a better
     validation accuracy before stopping (``None``: never); ``target_accuracy`` (in [0, 1]) stops
-    as soon as the accuracy on the target loader reaches it; ``max_seconds`` stops after the first
-    epoch that ends past this wall-clock budget."""
+    as soon as the accuracy on the target loader reaches it. (A wall-clock limit is a
+    :class:`~archrepair.budget.Deadline` given to :func:`fit`.)"""
 
     epochs: int = 30
     batch_size: int = 128
@@ -46,7 +47,6 @@ class TrainConfig:
     target_accuracy: float | None = None
     max_grad_norm: float | None = None
     amp: bool = False
-    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -100,22 +100,14 @@ def accuracy(model: nn.Module, loader: BatchLoader, amp: bool = False) -> float:
     return accuracy_and_loss(model, loader, amp)[0]
 
 
-@torch.no_grad()
 def accuracy_and_loss(model: nn.Module, loader: BatchLoader, amp: bool = False) -> tuple[float, float]:
     """Top-1 accuracy in [0, 1] and mean cross-entropy (nats per example) of ``model`` (in eval
     mode) over ``loader``."""
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    loss = 0.0
-    for images, labels in loader:
-        with autocast(loader.device, amp):
-            logits = model(images)
-        correct += (logits.argmax(1) == labels).sum().item()
-        loss += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
-        total += len(labels)
-    model.train(was_training)
-    return correct / max(total, 1), loss / max(total, 1)
+    logits, labels = predict(model, loader, amp)
+    if not len(labels):
+        return 0.0, 0.0
+    loss = nn.functional.cross_entropy(logits, labels, reduction="mean").item()
+    return int((logits.argmax(1) == labels).sum()) / len(labels), loss
 
 
 def fit(
@@ -208,8 +200,7 @@ def fit(
             result.stop_reason = "target"
         elif config.patience is not None and stale >= config.patience:
             result.stop_reason = "patience"
-        elif (config.max_seconds is not None and result.seconds >= config.max_seconds) or (
-                deadline is not None and deadline.expired()):
+        elif deadline is not None and deadline.expired():
             result.stop_reason = "budget"
         if state_path is not None:
             _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state, settings)

@@ -18,6 +18,7 @@ from ..checkpoint import ModelRecord, model_fingerprint
 from ..data import FailureSplit, ImageData
 from .._checks import check_same_settings, environment
 from ..evaluate import predict_logits
+from ..fileio import json_ready
 from .._repair import RepairSettings, TaskConfig, get_repairer, make_task
 from .._repair.pipeline import run_repair
 from .record import Comparison, ComparisonRow
@@ -51,7 +52,7 @@ def compare_methods(
         get_repairer(name, settings, budget)  # reject an unknown method or budget before any work
     comparison = Comparison(
         rows=[], methods=list(methods), seeds=list(seeds), budget=asdict(budget),
-        config=_plain(asdict(settings)) | {"task": {k: v for k, v in asdict(task).items() if k != "seed"}},
+        config=json_ready(asdict(settings)) | {"task": {k: v for k, v in asdict(task).items() if k != "seed"}},
         base_checkpoint=str(base_checkpoint) if base_checkpoint else None,
         base_fingerprint=model_fingerprint(base_checkpoint) if base_checkpoint else None,
         data={"spec": data.spec, "fingerprint": data.fingerprint},
@@ -93,12 +94,3 @@ def _finished_runs(previous: Comparison | None, current: Comparison) -> dict[tup
     check_same_settings({key: getattr(previous, key) for key in same}, {key: getattr(current, key) for key in same},
                         "the comparison")
     return {(row.method, row.seed): row for row in previous.rows}
-
-
-def _plain(value):
-    """``value`` with paths turned into strings (for JSON)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value) if isinstance(value, Path) else value

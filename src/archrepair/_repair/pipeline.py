@@ -18,7 +18,7 @@ from ..checkpoint import ModelRecord, model_fingerprint, save_checkpoint
 from ..data import FailureSplit, ImageData
 from ..errors import ArchRepairError
 from ..evaluate import predict_logits
-from ..fileio import write_text_atomically
+from ..fileio import json_ready, write_text_atomically
 from ..models import get_block
 from .base import RepairResult, Repairer
 from .outcome import compare_predictions, latency_ms, parameter_count
@@ -67,7 +67,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "format_version": REPORT_VERSION,
         "seed": task.seed,
         "task": asdict(task.config),
-        "method_config": _plain_tree(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
+        "method_config": json_ready(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
         "environment": {**environment(), "device": str(task.device), "amp": task.amp},
         "data": {"spec": task.data.spec, "fingerprint": task.data.fingerprint},
         "split": {"fail_indices": task.split.fail_indices, "seed": task.split.seed,
@@ -91,21 +91,4 @@ def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, 
         record.repair = {"kind": "genotype", "block": result.block, "genotype": result.genotype, "method": result.method,
                          "base_fingerprint": report["base_fingerprint"], "seed": report["seed"]}
     save_checkpoint(result.model.cpu(), record, out)
-    write_text_atomically(out / REPORT_FILE, json.dumps(report, indent=1, default=_plain))
-
-
-def _plain_tree(value):
-    """``value`` with paths turned into strings (for JSON)."""
-    if isinstance(value, dict):
-        return {k: _plain_tree(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_tree(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
-
-
-def _plain(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, (Path, torch.device)):
-        return str(value)
-    raise TypeError(type(value).__name__)
+    write_text_atomically(out / REPORT_FILE, json.dumps(json_ready(report), indent=1))
