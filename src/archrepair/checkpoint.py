@@ -27,6 +27,7 @@ from .data.arrays import ImageData
 from .errors import ArchRepairError
 from .fileio import replace_directory, staging_directory, write_text_atomically
 from .models import get_model
+from .models.external import EXTERNAL, build_external
 
 FORMAT = "archrepair-model/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -90,13 +91,16 @@ def register_block_builder(kind: str):
     return decorate
 
 
-def build_model(record: ModelRecord) -> nn.Module:
-    """An untrained model of the record's architecture; for a repaired model, with the repaired
-    block (``record.repair``, built by the builder registered for its kind) in place."""
+def build_model(record: ModelRecord, folder: Path | None = None) -> nn.Module:
+    """An untrained model of the record's architecture (a zoo name, or ``external``: a user's model
+    rebuilt as :mod:`archrepair.models.external` says, never from code inside ``folder``); for a
+    repaired model, with the repaired block (``record.repair``, built by the builder registered for
+    its kind) in place."""
     if not isinstance(record.arguments, dict):
         raise ArchRepairError(f"the record's arguments {record.arguments!r} are not a mapping")
     try:
-        model = get_model(record.architecture, **record.arguments)
+        model = (build_external(record.arguments, folder) if record.architecture == EXTERNAL
+                 else get_model(record.architecture, **record.arguments))
     except (TypeError, ValueError) as error:
         raise ArchRepairError(f"the record's arguments {record.arguments!r} do not fit {record.architecture!r} "
                               f"({error})") from None
@@ -142,7 +146,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     record = load_record(path)
     folder = _checkpoint_folder(path)
     try:
-        model = build_model(record)
+        model = build_model(record, folder)
     except ArchRepairError as error:
         raise ArchRepairError(f"{str(folder / RECORD_FILE)!r}: {error}") from None
     try:
@@ -158,6 +162,31 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
 def load(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """The model of a checkpoint or repaired-model folder, as a plain ``nn.Module`` in eval mode."""
     return load_checkpoint(path, device)[0]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a local file: safetensors, or a state dict saved with ``torch.save`` (loaded with
+    ``weights_only=True``; a ``state_dict`` or ``model`` entry holding it, and DataParallel's
+    ``module.`` prefixes, are unwrapped). Nothing is unpickled beyond tensors and containers."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchRepairError(f"weights file {str(path)!r} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ArchRepairError(f"weights file {str(path)!r} cannot be read as safetensors or a state dict "
+                              f"({str(error).splitlines()[0][:120]})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArchRepairError(f"weights file {str(path)!r} does not hold a state dict (names to tensors)")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
 
 
 def model_fingerprint(path: str | Path) -> str:

@@ -9,6 +9,7 @@ from . import (
     demo,
     evaluate,
     failures,
+    import_model,
     inspect,
     localize,
     repair,
@@ -19,6 +20,7 @@ from .base import Command
 COMMANDS: list[Command] = [
     demo.COMMAND,
     train.COMMAND,
+    import_model.COMMAND,
     evaluate.COMMAND,
     failures.COMMAND,
     localize.COMMAND,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ class Command:
     show: Callable[[dict], None]
 
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide enough that no block name is cut
 
 DATA_HELP = (
     "data spec KIND[:PATH][?opt=val]: digits (embedded default), cifar10:ROOT, cifar100:ROOT, "

@@ -1,0 +1,94 @@
+"""Models that are not in the zoo: a user's own, rebuilt from how they were made.
+
+A checkpoint made by ``archrepair import`` records, instead of a zoo name, where its model comes
+from (``record.arguments``)::
+
+    {"source": "torchvision", "name": "resnet18", "kwargs": {"num_classes": 10}}
+    {"source": "timm", "name": "resnet18", "kwargs": {...}}          # when timm is installed
+    {"source": "factory", "factory": "/abs/path/net.py:build", "kwargs": {...}}
+    {"source": "factory", "factory": "package.module:build", "kwargs": {...}}
+
+and ``blocks``, the block names to use where the family has no automatic list. Loading imports
+the named package or the user's file again and calls the factory; nothing stored in a checkpoint
+folder is ever executed (a factory file inside one is refused), and weights are never downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import ArchRepairError
+
+EXTERNAL = "external"
+SOURCES = ("torchvision", "timm", "factory")
+
+
+def build_external(arguments: dict, checkpoint_folder: Path | None = None) -> nn.Module:
+    """The untrained model ``arguments`` describe (see the module docstring), with its recorded
+    block names as ``model.block_names`` so that every command finds them."""
+    source, kwargs = arguments.get("source"), arguments.get("kwargs") or {}
+    if source not in SOURCES or not isinstance(kwargs, dict):
+        raise ArchRepairError(f"unknown model source {source!r} (known: {', '.join(SOURCES)})")
+    try:
+        if source == "torchvision":
+            from torchvision import models
+
+            model = models.get_model(arguments["name"], weights=None, **kwargs)
+        elif source == "timm":
+            try:
+                import timm
+            except ImportError:
+                raise ArchRepairError("this model was imported from timm; install timm to load it") from None
+            model = timm.create_model(arguments["name"], pretrained=False, **kwargs)
+        else:
+            model = load_factory(arguments["factory"], checkpoint_folder)(**kwargs)
+    except ArchRepairError:
+        raise
+    except Exception as error:  # the user's code, or an unknown torchvision name: say what failed
+        what = arguments.get("name") or arguments.get("factory")
+        raise ArchRepairError(f"building the model {what!r} failed ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if not isinstance(model, nn.Module):
+        raise ArchRepairError(f"the factory {arguments.get('factory')!r} returned a {type(model).__name__}, "
+                              "not an nn.Module")
+    if arguments.get("blocks"):
+        model.block_names = tuple(arguments["blocks"])
+    return model
+
+
+def load_factory(spec: str, checkpoint_folder: Path | None = None):
+    """The callable ``spec`` names: ``path/to/file.py:function`` or ``package.module:function``."""
+    module_name, sep, function = str(spec).rpartition(":")
+    if not sep or not module_name or not function:
+        raise ArchRepairError(f"factory {spec!r} must be path/to/file.py:function or package.module:function")
+    if module_name.endswith(".py"):
+        path = Path(module_name).expanduser().resolve()
+        if not path.is_file():
+            raise ArchRepairError(f"factory file {str(path)!r} does not exist")
+        if checkpoint_folder is not None and path.is_relative_to(Path(checkpoint_folder).resolve()):
+            raise ArchRepairError(f"factory file {str(path)!r} lies inside the checkpoint folder; code stored "
+                                  "with a checkpoint is never run: keep the factory elsewhere")
+        name = f"archrepair_user_{abs(hash(str(path)))}"
+        module = sys.modules.get(name)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[name] = module
+            try:
+                loader_spec.loader.exec_module(module)
+            except Exception:
+                del sys.modules[name]
+                raise
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ArchRepairError(f"cannot import {module_name!r} for factory {spec!r} ({error})") from None
+    if not callable(getattr(module, function, None)):
+        raise ArchRepairError(f"{module_name!r} has no function {function!r}")
+    return getattr(module, function)
