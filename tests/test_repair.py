@@ -64,6 +64,9 @@ def test_saved_repair_reloads_as_a_plain_model(cli, digits_checkpoint, digits, t
     x = next(iter(make_loader(digits, "test", record)))[0]
     torch.testing.assert_close(scripted(x), model(x))
     assert (tmp_path / "fixed" / "report.json").exists()
+    written = (tmp_path / "fixed" / "report.md").read_text()
+    assert f"**Kept: the {report['kept']}" in written and (tmp_path / "fixed" / "per_class.png").stat().st_size > 0
+    assert f"| test set without D_fail (the paper's figure) | {100 * report['eval_accuracy_before']:.2f}%" in written
     # the input checkpoint is untouched and cannot be the output
     status, _, err = cli("repair", digits_checkpoint, "--out", digits_checkpoint, *FAST)
     assert status == 1 and "never overwritten" in err

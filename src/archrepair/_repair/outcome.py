@@ -42,6 +42,10 @@ def compare_predictions(before: np.ndarray, after: np.ndarray, labels: np.ndarra
         "test_accuracy_before": float(right_before.mean()),
         "test_accuracy_after": float(right_after.mean()),
         "per_class_change_points": per_class,
+        "per_class_fixed": {name: int((~right_before[keep] & right_after[keep] & (labels[keep] == index)).sum())
+                            for index, name in enumerate(class_names)},
+        "per_class_broken": {name: int((right_before[keep] & ~right_after[keep] & (labels[keep] == index)).sum())
+                             for index, name in enumerate(class_names)},
     }
 
 

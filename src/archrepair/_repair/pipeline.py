@@ -21,6 +21,7 @@ from ..evaluate import predict_logits
 from ..fileio import json_ready, write_text_atomically
 from ..models import get_block
 from .base import RepairResult, Repairer
+from .document import write_report_markdown
 from .outcome import compare_predictions, latency_ms, parameter_count
 from .task import RepairTask
 
@@ -65,6 +66,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
         "total_seconds": round(time.perf_counter() - started, 2),
         "format_version": REPORT_VERSION,
+        "protocol": "paper",
         "seed": task.seed,
         "task": asdict(task.config),
         "method_config": json_ready(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
@@ -83,7 +85,8 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
 
 
 def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, out: Path) -> None:
-    """Write the repaired model as a checkpoint folder plus ``report.json``."""
+    """Write the repaired model as a checkpoint folder plus ``report.json`` and, for people,
+    ``report.md`` with its charts."""
     lineage = base_record.lineage + ([report["base_fingerprint"]] if report["base_fingerprint"] else [])
     record = replace(base_record, repair={}, lineage=lineage,
                      metrics={"test_accuracy": report["test_accuracy_after"], "eval_accuracy": report["eval_accuracy_after"]})
@@ -92,3 +95,4 @@ def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, 
                          "base_fingerprint": report["base_fingerprint"], "seed": report["seed"]}
     save_checkpoint(result.model.cpu(), record, out)
     write_text_atomically(out / REPORT_FILE, json.dumps(json_ready(report), indent=1))
+    write_report_markdown(json_ready(report), out)

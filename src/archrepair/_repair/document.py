@@ -1,0 +1,146 @@
+"""``report.md`` beside a repair's ``report.json``: what was kept and why, before and after, the
+change per class (with a chart), the localisation table and the repaired block's architecture
+(drawn), for a reader rather than a program. Everything comes from the report alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..fileio import write_text_atomically
+
+MARKDOWN_FILE, CLASS_CHART, ARCHITECTURE_CHART = "report.md", "per_class.png", "architecture.png"
+
+# The figures a failure split's protocol defines: (label, key before, key after, kind). A protocol
+# added later registers its own rows here.
+PROTOCOL_ROWS = {
+    "paper": [
+        ("test set without D_fail (the paper's figure)", "eval_accuracy_before", "eval_accuracy_after", "percent"),
+        ("D_fail (seen by the repair: the fix rate)", "fail_accuracy_before", "fail_fixed_rate", "percent"),
+        ("whole test set", "test_accuracy_before", "test_accuracy_after", "percent"),
+        ("parameters", "parameters_before", "parameters_after", "count"),
+        ("latency (ms per batch)", "latency_ms_before", "latency_ms_after", "number"),
+    ],
+}
+
+
+def write_report_markdown(report: dict, folder: Path) -> list[Path]:
+    """Write ``report.md`` and its two charts into ``folder``; returns the paths written."""
+    folder = Path(folder)
+    charts = [_class_chart(report, folder / CLASS_CHART)]
+    if report.get("genotype"):
+        charts.append(_architecture_chart(report, folder / ARCHITECTURE_CHART))
+    write_text_atomically(folder / MARKDOWN_FILE, markdown(report))
+    return [folder / MARKDOWN_FILE, *charts]
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown (the charts are referenced by file name)."""
+    kept = report["kept"]
+    lines = [f"# {report['method']} on `{report.get('base_checkpoint') or 'the model'}`", ""]
+    why = (f"validation accuracy {100 * report['val_accuracy_repaired']:.2f}% (mean loss "
+           f"{report['val_loss_repaired']:.4f}) for the repaired model against {100 * report['val_accuracy_original']:.2f}% "
+           f"({report['val_loss_original']:.4f}) for the original, on {report['val_examples']} validation examples")
+    if kept == "repaired":
+        lines.append(f"**Kept: the repaired model** ({why}).")
+    else:
+        lines.append(f"**Kept: the original model**: the saved model is the input model, so every figure after "
+                     f"equals the one before; the repaired candidate lost on validation ({why}). What the candidate "
+                     "was is shown below.")
+    lines += ["", "| | before | after | change |", "|---|---|---|---|"]
+    for label, before, after, kind in PROTOCOL_ROWS.get(report.get("protocol", "paper"), PROTOCOL_ROWS["paper"]):
+        if report.get(before) is None or report.get(after) is None:
+            continue
+        lines.append(f"| {label} | {_format(report[before], kind)} | {_format(report[after], kind)} | "
+                     f"{_change(report[before], report[after], kind)} |")
+    lines += ["", f"Examples of the test set without D_fail: {report['eval_fixed']} fixed, {report['eval_broken']} broken "
+              f"(of {report['eval_examples']}); D_fail: {report['fail_examples']} examples.", "",
+              "## Per class (test set without D_fail)", "", f"![change per class]({CLASS_CHART})", "",
+              "| class | change (points) | fixed | broken |", "|---|---|---|---|"]
+    for name, change in report["per_class_change_points"].items():
+        lines.append(f"| {name} | {change:+.2f} | {report.get('per_class_fixed', {}).get(name, '-')} | "
+                     f"{report.get('per_class_broken', {}).get(name, '-')} |")
+    localization = (report.get("details") or {}).get("localization")
+    if localization:
+        key = f"top{localization['config']['level']}" if localization["config"].get("absolute") is None else "abs"
+        lines += ["", "## Localisation", "", f"Chosen: `{localization['chosen']}` ({localization['criterion']}).", "",
+                  f"| block | neurons | vulnerable ({key}) | mean score | shift added |", "|---|---|---|---|---|"]
+        for row in localization["blocks"]:
+            shift = "-" if row.get("shift") is None else f"{row['shift']:.3f}"
+            lines.append(f"| `{row['block']}` | {row['neurons']} | {row['vulnerable'][key]} | {row['mean_score']:.4f} "
+                         f"| {shift} |")
+    if report.get("genotype"):
+        edges = report["genotype"]["edges"]
+        new = [e for e in edges if e["op"] != "original"]
+        whose = "the saved block" if kept == "repaired" else "the discarded candidate"
+        lines += ["", f"## Architecture of `{report['block']}` ({whose})", "", f"![architecture]({ARCHITECTURE_CHART})", "",
+                  f"{len(edges)} edges, {len(new)} of them new: "
+                  + (", ".join(f"{e['source']}->{e['target']} {e['op']}" for e in new) or "the block kept its own layers")
+                  + "."]
+    seconds = ", ".join(f"{name} {value:.1f} s" for name, value in report.get("phase_seconds", {}).items())
+    lines += ["", f"Time: {seconds}; total {report.get('total_seconds', 0):.1f} s. Seed {report['seed']}; "
+              f"environment {report.get('environment', {})}.", ""]
+    return "\n".join(lines)
+
+
+def _format(value, kind: str) -> str:
+    return f"{100 * value:.2f}%" if kind == "percent" else f"{value:,}" if kind == "count" else f"{value:.1f}"
+
+
+def _change(before, after, kind: str) -> str:
+    if kind == "percent":
+        return f"{100 * (after - before):+.2f} points"
+    return f"{after - before:+,}" if kind == "count" else f"{after - before:+.1f}"
+
+
+def _class_chart(report: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["per_class_change_points"])
+    fixed = [report.get("per_class_fixed", {}).get(n, 0) for n in names]
+    broken = [-report.get("per_class_broken", {}).get(n, 0) for n in names]
+    figure, axis = plt.subplots(figsize=(max(5.0, 0.5 * len(names) + 1), 3))
+    axis.bar(names, fixed, color="tab:green", label="fixed")
+    axis.bar(names, broken, color="tab:red", label="broken")
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_ylabel("examples")
+    axis.set_title("fixed (up) and broken (down) per class", fontsize=10)
+    axis.legend()
+    plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _architecture_chart(report: dict, path: Path) -> Path:
+    """Nodes in a row; an arc per kept edge: grey for the block's own layers, coloured for new operations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Arc
+
+    genotype = report["genotype"]
+    count = len(genotype["shapes"])
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.2 * count), 2.6))
+    for edge in genotype["edges"]:
+        left, right = edge["source"], edge["target"]
+        original = edge["op"] == "original"
+        axis.add_patch(Arc(((left + right) / 2, 0), right - left, 0.6 * (right - left), theta1=0, theta2=180,
+                           color="grey" if original else "tab:blue", linewidth=1.5 if original else 2.5))
+        if not original:
+            axis.text((left + right) / 2, 0.3 * (right - left) + 0.05, edge["op"], ha="center", fontsize=7, color="tab:blue")
+    axis.scatter(range(count), [0] * count, s=120, color="black", zorder=3)
+    for node, shape in enumerate(genotype["shapes"]):
+        axis.text(node, -0.25, "x".join(str(v) for v in shape), ha="center", fontsize=7)
+    axis.set_xlim(-0.5, count - 0.5)
+    axis.set_ylim(-0.5, 0.3 * count + 0.3)
+    axis.axis("off")
+    axis.set_title(f"{report['block']}: grey = the block's own layers, blue = new operations", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
