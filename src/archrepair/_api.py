@@ -111,6 +111,7 @@ def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data
     report = localize_batches(problem.model, loader, (channels, height, width), blocks, config)
     report.extra = {"checkpoint": str(checkpoint), "model_fingerprint": problem.fingerprint, "data": problem.data.spec,
                     "data_fingerprint": problem.data.fingerprint, "failures": len(split.fail_indices),
+                    "failures_sha256": split.digest(),
                     "failure_split": str(failures) if failures else None, "train_examples": len(rows.train_indices),
                     "seed": seed}
     return report

@@ -97,9 +97,13 @@ class LocalizationReport:
 
     @classmethod
     def load(cls, path: str | Path) -> "LocalizationReport":
-        raw = json.loads(Path(path).read_text())
-        raw["blocks"] = [BlockRow(**row) for row in raw["blocks"]]
-        return cls(**raw)
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw["blocks"] = [BlockRow(**row) for row in raw["blocks"]]
+            return cls(**raw)
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise ArchRepairError(f"{str(path)!r} is not a localisation report from `archrepair localize --out` "
+                                  f"({type(error).__name__})") from None
 
 
 def localize(

@@ -60,7 +60,7 @@ def _localize(args: argparse.Namespace) -> dict:
     blocks = args.blocks
     report = localize(loaded.model, loader, (channels, height, width), blocks, config)
     report.extra = {"checkpoint": str(args.checkpoint), "model_fingerprint": loaded.fingerprint,
-                    "data": data.spec, "data_fingerprint": data.fingerprint, "failures": len(split.fail_indices),
+                    "data": data.spec, "data_fingerprint": data.fingerprint, "failures": len(split.fail_indices), "failures_sha256": split.digest(),
                     "failure_split": args.failures, "train_examples": len(repair.train_indices), "seed": args.seed}
     if args.out:
         report.save(args.out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -24,7 +23,8 @@ from .._checks import (
     replace_stale,
 )
 from ..fileio import write_text_atomically
-from .._localize import FORMULAS, LocalizeConfig, list_localizers
+from .._localize import FORMULAS, LocalizationReport, LocalizeConfig, list_localizers
+from ..errors import ArchRepairError
 from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from .._repair.pipeline import run_repair
 from .._search.surgery import check_relaxable
@@ -111,6 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     list_methods_in_help(parser)
     parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
     parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    parser.add_argument("--localization", help="repair the block a `localize --out` report chose (it must have been made "
+                                               "for this model and these failures)")
     parser.add_argument("--out", required=True, help="repaired-model folder to write")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--resume", action="store_true",
@@ -123,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
+    out = checked_out(args, args.checkpoint, args.failures, args.localization, data_path(args.data), args.corruption_dir)
     with output_lock(out):
         return _repair(args, out)
 
@@ -139,7 +141,9 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
         check_relaxable(loaded.model, args.block, (channels, height, width))
     split = failure_split_for(loaded, args.failures, args.count, args.seed)
     settings, config = repair_settings(args), task_config(args, loaded.device)
-    fingerprint = hashlib.sha256(json.dumps(split.fail_indices).encode()).hexdigest()[:16]
+    if args.localization:
+        settings.block = _localised_block(args.localization, loaded.fingerprint, split.digest())
+    fingerprint = split.digest()
     resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
                 "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": fingerprint}
     _check_work(work, resolved, args.resume)
@@ -150,6 +154,18 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     report["out"] = str(out)
     return report
+
+
+def _localised_block(path: str, model: str, failures: str) -> str:
+    """The block chosen by the ``localize --out`` report in ``path``, if it was made for this model
+    and these failures."""
+    report = LocalizationReport.load(path)
+    made_for = report.extra or {}
+    if made_for.get("model_fingerprint") != model or made_for.get("failures_sha256") != failures:
+        raise ArchRepairError(f"--localization {path!r} was made for another model or other failures (model "
+                              f"{made_for.get('model_fingerprint')}, failures {made_for.get('failures_sha256')}; here "
+                              f"{model}, {failures}); localise again with these --failures")
+    return report.chosen
 
 
 def _check_work(work: Path, settings: dict, resume: bool) -> None:

@@ -60,6 +60,13 @@ class FailureSplit:
         split.check(str(path))
         return split
 
+    def digest(self) -> str:
+        """sha256 (first 16 hex digits) of ``D_fail``'s indices: what ties a localisation or a
+        repair to the failures it was made from."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(sorted(self.fail_indices)).encode()).hexdigest()[:16]
+
     def check(self, where: str = "the failure split", test_size: int | None = None) -> None:
         """Refuse a split that is empty, has indices that are not whole numbers, repeats or shares
         an index between ``D_fail`` and the evaluation part, or (with ``test_size``) points outside
