@@ -15,17 +15,8 @@ from .._comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
 from .._repair import get_repairer
-from .base import (
-    Command,
-    add_corruption,
-    add_data,
-    add_device,
-    add_overwrite,
-    checked_out,
-    console,
-    data_path,
-    list_methods_in_help,
-)
+from .base import Command, add_corruption, add_data, add_device
+from .base import add_overwrite, checked_out, console, data_path, list_methods_in_help
 from .common_model import failure_split_for, load_model_and_data
 from .repair import add_repair_options, repair_settings, task_config
 

@@ -30,18 +30,8 @@ from .._repair.pipeline import run_repair
 from .._search.surgery import check_relaxable
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
-from .base import (
-    Command,
-    add_corruption,
-    add_data,
-    add_device,
-    add_overwrite,
-    checked_out,
-    console,
-    data_path,
-    list_methods_in_help,
-    percent,
-)
+from .base import Command, add_corruption, add_data, add_device, add_overwrite
+from .base import checked_out, console, data_path, list_methods_in_help, percent
 from .common_model import failure_split_for, load_model_and_data
 
 
