@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("ARCHREPAIR_BENCH_CACHE", ROOT / "benchmarks" / "cache"))
+CACHE = Path(os.environ.get("ARCHREPAIR_BENCH_CACHE", ROOT / "benchmarks" / "cache"))  # models a benchmark trains
+MODELS = Path(os.environ.get("ARCHREPAIR_MODELS_DIR", ROOT.parent / "shared" / "models"))  # base models every machine has
 
 
 def shared_data_dir() -> Path:
@@ -28,11 +29,22 @@ def print_headline(figures: dict) -> None:
     print(json.dumps(figures), flush=True)
 
 
+TRAIN_SECONDS = {"resnet18-w0.25-converged": 640, "resnet18-w0.25-deployed80": 740, "resnet18-w0.25-e21": 830}
+
+
+def model_path(name: str) -> Path:
+    """Where base model ``name`` is: the shared base models (``$ARCHREPAIR_MODELS_DIR``, default
+    ``../shared/models``) first, then the benchmark cache (models ``train_base.py`` trained here)."""
+    for folder in (MODELS, CACHE):
+        if (folder / name / "model.json").exists():
+            return folder / name
+    minutes = f" (about {TRAIN_SECONDS[name] // 60} minutes on 2 cores)" if name in TRAIN_SECONDS else ""
+    raise SystemExit(f"base model {name!r} is neither in {MODELS} nor in {CACHE}: set ARCHREPAIR_MODELS_DIR, or train "
+                     f"it with `python benchmarks/train_base.py --name {name}`{minutes}")
+
+
 def load_cached_model(name: str):
-    """A checkpoint under the benchmark cache, made by ``train_base.py`` (train it first if missing)."""
+    """Base model ``name`` (see :func:`model_path`) and its record."""
     from archrepair.checkpoint import load_checkpoint
 
-    path = CACHE / name
-    if not path.exists():
-        raise SystemExit(f"{path} is missing: run `python benchmarks/train_base.py --name {name}` first")
-    return load_checkpoint(path)
+    return load_checkpoint(model_path(name))

@@ -56,3 +56,15 @@ def cli(capsys):
         return status, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """``$ARCHREPAIR_MODELS_DIR`` or ``../shared/models`` (the benchmarks' base checkpoints); missing
+    fails under CI and skips elsewhere."""
+    path = Path(os.environ.get("ARCHREPAIR_MODELS_DIR", REPO.parent / "shared" / "models"))
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared models folder {path} is missing (set ARCHREPAIR_MODELS_DIR)")
+        pytest.skip(f"shared models folder {path} is missing")
+    return path

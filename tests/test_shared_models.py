@@ -1,0 +1,31 @@
+"""The base checkpoints every machine has (``../shared/models``): they load, and reproduce the test
+accuracy their records state on the shared CIFAR-10 copy, so benchmarks on a fresh clone start
+from the same models."""
+
+from __future__ import annotations
+
+import pytest
+
+NAMES = ["resnet18-w0.25-deployed80", "resnet18-w0.25-converged", "resnet18-w0.25-e21"]
+
+
+@pytest.fixture(scope="module")
+def cifar10(shared_data, tmp_path_factory):
+    from archrepair.data import load_data
+
+    with pytest.MonkeyPatch.context() as patch:  # decode into the session's cache, not the user's
+        patch.setenv("ARCHREPAIR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        return load_data(f"imagefolder:{shared_data / 'cifar10' / 'cifar10-jpeg-q75.tar.gz'}")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_shared_base_model_reproduces_its_recorded_test_accuracy(name, shared_models, cifar10):
+    from archrepair.base_model import make_loader
+    from archrepair.checkpoint import load_checkpoint
+    from archrepair.evaluate import predict_logits
+
+    model, record = load_checkpoint(shared_models / name)
+    assert record.data["fingerprint"] == cifar10.fingerprint
+    predictions = predict_logits(model, make_loader(cifar10, "test", record)).argmax(1).numpy()
+    accuracy = float((predictions == cifar10.y_test).mean())
+    assert abs(accuracy - record.metrics["test_accuracy"]) <= 0.001, (accuracy, record.metrics["test_accuracy"])
