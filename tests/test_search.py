@@ -101,3 +101,37 @@ def test_max_span_limits_new_edges_but_keeps_the_original_ones():
     relaxed = RelaxedBlock(graph, SearchSpace(max_span=1))
     assert set(graph.edges) <= set(relaxed.pairs)
     assert all(j - i <= 1 or (i, j) in graph.edges for i, j in relaxed.pairs)
+
+
+def test_the_architecture_step_moves_the_alphas_as_a_pass_with_weight_gradients_would():
+    from archrepair._search import SearchConfig
+    from archrepair._search.optimise import architecture_step
+    from archrepair._search.surgery import trainable_only
+
+    torch.manual_seed(0)
+    base = get_model("resnet18", width=0.125).eval()
+    images, labels = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
+    moved = []
+    for frozen in (True, False):
+        model = copy.deepcopy(base)
+        graph = block_graph(get_block(model, "layer2"), block_input(model, "layer2", images))
+        torch.manual_seed(1)  # the same initial weights of the new operations in both runs
+        relaxed = RelaxedBlock(graph, SearchSpace(partial_channels=1))
+        replace_block(model, "layer2", relaxed)
+        trainable_only(model, relaxed)(model)
+        optimizer = torch.optim.SGD(relaxed.architecture_parameters(), lr=1.0)  # the step is the gradient itself
+        if frozen:
+            architecture_step(model, relaxed, images, labels, optimizer, SearchConfig())
+            assert all(p.grad is None for p in relaxed.weight_parameters())  # no weight gradient was computed
+            assert all(p.requires_grad for p in relaxed.weight_parameters())  # and the weights train again after
+        else:  # the same step with the weights' gradients computed too
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+            loss = loss + 0.5 * torch.stack([torch.logsumexp(a, 0) for a in relaxed.alphas]).mean()
+            loss.backward()
+            optimizer.step()
+        moved.append(torch.cat([a.detach().flatten() for a in relaxed.architecture_parameters()]))
+    torch.testing.assert_close(moved[0], moved[1], rtol=1e-5, atol=1e-7)
+    start = RelaxedBlock(block_graph(get_block(base, "layer2"), block_input(base, "layer2", images)),
+                         SearchSpace(partial_channels=1))
+    assert not torch.equal(moved[0], torch.cat([a.detach().flatten() for a in start.architecture_parameters()]))

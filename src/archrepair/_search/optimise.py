@@ -93,7 +93,6 @@ def search(
     start = 0
     if state_path is not None and state_path.exists():
         start = _resume(state_path, block, weight_opt, arch_opt, history)
-    criterion = nn.CrossEntropyLoss()
     total_steps = config.epochs * len(train_loader)
     started = time.perf_counter() - history.seconds
     for epoch in range(start, config.epochs):
@@ -105,27 +104,11 @@ def search(
         bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
         for step, (images, labels) in enumerate(bar, start=epoch * len(train_loader)):
             if epoch >= config.warmup_epochs:
-                val_images, val_labels = next(val_batches)
-                arch_opt.zero_grad(set_to_none=True)
-                with autocast(train_loader.device, config.amp):
-                    arch_logits = model(val_images)
-                arch_loss = criterion(arch_logits.float(), val_labels)
-                if config.beta_decay:
-                    arch_loss = arch_loss + config.beta_decay * torch.stack(
-                        [torch.logsumexp(alpha, 0) for alpha in block.alphas]).mean()
-                arch_loss.backward()
-                arch_opt.step()
-            for group in weight_opt.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
-            weight_opt.zero_grad(set_to_none=True)
-            with autocast(train_loader.device, config.amp):
-                logits = model(images)
-            loss = criterion(logits.float(), labels)
+                architecture_step(model, block, *next(val_batches), arch_opt, config)
+            lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+            logits, loss = weight_step(model, images, labels, weights, weight_opt, lr, config)
             if not torch.isfinite(loss):
                 raise ArchRepairError(f"the search loss became {loss.item()} at epoch {epoch + 1}; lower --search-lr")
-            loss.backward()
-            nn.utils.clip_grad_norm_(weights, config.grad_clip)
-            weight_opt.step()
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
@@ -144,6 +127,46 @@ def search(
         if history.stop_reason == "budget":
             break
     return history
+
+
+def architecture_step(model: nn.Module, block: RelaxedBlock, images: torch.Tensor, labels: torch.Tensor,
+                      optimizer: torch.optim.Optimizer, config: SearchConfig) -> torch.Tensor:
+    """One architecture step (Adam on the alphas and betas) on a search-validation batch; returns the
+    loss. The block's weights are frozen for the pass, so the backward computes the gradients the
+    architecture parameters need and no weight gradients (which the weight step would discard)."""
+    weights = [p for p in block.weight_parameters() if p.requires_grad]
+    for parameter in weights:
+        parameter.requires_grad_(False)
+    try:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(images.device, config.amp):
+            logits = model(images)
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+        if config.beta_decay:
+            loss = loss + config.beta_decay * torch.stack([torch.logsumexp(alpha, 0) for alpha in block.alphas]).mean()
+        loss.backward()
+        optimizer.step()
+    finally:
+        for parameter in weights:
+            parameter.requires_grad_(True)
+    return loss.detach()
+
+
+def weight_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, weights: list[nn.Parameter],
+                optimizer: torch.optim.Optimizer, lr: float, config: SearchConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """One weight step (SGD at ``lr``, gradients clipped to ``config.grad_clip``) on a search-training
+    batch; returns the logits and the loss (the loss is not stepped on when it is not finite)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(images.device, config.amp):
+        logits = model(images)
+    loss = nn.functional.cross_entropy(logits.float(), labels)
+    if torch.isfinite(loss):
+        loss.backward()
+        nn.utils.clip_grad_norm_(weights, config.grad_clip)
+        optimizer.step()
+    return logits, loss
 
 
 def _cycle(loader: BatchLoader, epoch: int):
