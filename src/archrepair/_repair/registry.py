@@ -33,8 +33,9 @@ def default_train() -> TrainConfig:
 class RepairSettings:
     """The settings a user gives every method at once (the command line's repair options):
     ``block`` to repair (``None``: localise with ``localize``), the search's ``space``, ``search``
-    and discretisation ``rule`` (methods that search), and ``train``, the weight training of every
-    method (ArchRepair's fine-tuning; the gradient methods' training)."""
+    and discretisation ``rule`` (methods that search), ``train``, the weight training of every
+    method (ArchRepair's fine-tuning; the gradient methods' training), and ``localize_rows``: the
+    localisation runs on ``D_fail`` plus at most this many other fit rows (``None``: all)."""
 
     block: str | None = None
     localize: LocalizeConfig = field(default_factory=LocalizeConfig)
@@ -42,6 +43,7 @@ class RepairSettings:
     search: SearchConfig = field(default_factory=SearchConfig)
     rule: str = "edge"
     train: TrainConfig = field(default_factory=default_train)
+    localize_rows: int | None = 5000
 
 
 @dataclass(frozen=True)

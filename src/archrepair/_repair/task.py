@@ -105,6 +105,15 @@ class RepairTask:
                                          num_failures=self.repair.num_failures, weight=self.fail_weight, **arguments)
         return BatchLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std, **arguments)
 
+    def localization_rows(self, limit: int | None) -> np.ndarray:
+        """The fit rows to localise on: every failure, and at most ``limit`` of the other fit rows
+        (a seeded sample, sorted; ``None``: all of them)."""
+        failures = self.fit_indices[self.fit_indices < self.repair.num_failures]
+        others = self.fit_indices[self.fit_indices >= self.repair.num_failures]
+        if limit is not None and len(others) > limit:
+            others = np.sort(np.random.default_rng(self.seed + 5).choice(others, size=limit, replace=False))
+        return np.concatenate([failures, others])
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of the model's input."""

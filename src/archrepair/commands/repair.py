@@ -44,6 +44,9 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
     group.add_argument("--localize-method", choices=list_localizers(), default="spectrum",
                        help="what picks the block: spectrum (the paper's) or shift (damaged weights) (default: spectrum)")
+    group.add_argument("--localize-rows", type=non_negative_int, default=5000,
+                       help="localise on D_fail plus at most this many other training rows of D_repair (default: "
+                            "5000; 0: all)")
     group.add_argument("--train-examples", type=non_negative_int, default=5000,
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
     group.add_argument("--val-fraction", type=open_fraction, default=0.2,
@@ -78,6 +81,7 @@ def repair_settings(args: argparse.Namespace) -> RepairSettings:
         search=SearchConfig(epochs=args.search_epochs, warmup_epochs=args.warmup_epochs, lr=args.search_lr,
                             arch_lr=args.arch_lr, beta_decay=args.beta_decay, batch_size=args.search_batch_size),
         rule=args.rule,
+        localize_rows=args.localize_rows or None,
         train=TrainConfig(epochs=args.finetune_epochs, batch_size=args.search_batch_size, lr=args.finetune_lr,
                           weight_decay=5e-4, schedule="cosine", patience=3),
     )

@@ -34,7 +34,8 @@ class ArchRepairConfig:
     """``block``: repair this block (``None``: localise). ``rule``: ``edge`` (paper) or ``top2``.
     ``finetune``: settings of the discrete block's fine-tuning (early stopping on the validation split).
     ``single_layer``: relax only the convolution of the block with the largest gradient on
-    ``D_fail`` (the paper's layer-level variant, Table 10)."""
+    ``D_fail`` (the paper's layer-level variant, Table 10). ``localize_rows``: localise on
+    ``D_fail`` plus at most this many other fit rows (a seeded sample; ``None``: every fit row)."""
 
     block: str | None = None
     localize: LocalizeConfig = field(default_factory=LocalizeConfig)
@@ -43,6 +44,7 @@ class ArchRepairConfig:
     rule: str = "edge"
     single_layer: bool = False
     finetune: TrainConfig = field(default_factory=default_train)
+    localize_rows: int | None = 5000
 
 
 class ArchRepair(Repairer):
@@ -74,9 +76,10 @@ class ArchRepair(Repairer):
         started = time.perf_counter()
         block = config.block
         if block is None:
-            report = localize(base, task.loader(task.fit_indices), task.input_shape, config=config.localize)
+            rows = task.localization_rows(config.localize_rows)
+            report = localize(base, task.loader(rows), task.input_shape, config=config.localize)
             block = report.chosen
-            details["localization"] = report.to_json()
+            details["localization"] = report.to_json() | {"rows": int(len(rows))}
         if config.single_layer:
             block = _largest_gradient_layer(base, block, task)
         seconds["localize"] = time.perf_counter() - started
@@ -129,7 +132,8 @@ def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask
 
 def _config(settings: RepairSettings, **changes) -> ArchRepairConfig:
     return ArchRepairConfig(block=settings.block, localize=settings.localize, space=settings.space,
-                            search=settings.search, rule=settings.rule, finetune=settings.train, **changes)
+                            search=settings.search, rule=settings.rule, finetune=settings.train,
+                            localize_rows=settings.localize_rows, **changes)
 
 
 @register_repairer("archrepair", "localise the block, search its architecture and weights, fine-tune (the paper)")
