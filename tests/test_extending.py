@@ -160,3 +160,28 @@ def test_every_registered_method_repairs_and_saves_through_the_command_line(digi
         model = archrepair.load(tmp_path / method)
         x = torch.zeros(2, 1, 8, 8)
         assert model(x).shape == (2, 10)
+
+
+def test_dry_runs_estimate_every_phase_and_write_nothing(digits_checkpoint, tmp_path, capsys):
+    from archrepair.repair import list_repairers
+
+    common = ["--count", "10", "--train-examples", "150", "--search-epochs", "2", "--finetune-epochs", "2", "--level", "10"]
+    for method in list_repairers():
+        estimate = _json(capsys, main(["repair", str(digits_checkpoint), "--method", method, *common, "--dry-run",
+                                       "--out", str(tmp_path / "r"), "--json"]))
+        phases = {"archrepair": {"search", "finetune"}, "archrepair-fixed-arch": {"search", "finetune"},
+                  "archrepair-layer": {"search", "finetune"}}.get(method, {"repair"})
+        assert phases <= set(estimate["estimate_seconds"]) and estimate["total_seconds"] > 0, (method, estimate)
+    compared = _json(capsys, main(["compare", str(digits_checkpoint), "--methods", "archrepair,block-gradient",
+                                   "--seeds", "2", *common, "--dry-run", "--out", str(tmp_path / "c"), "--json"]))
+    assert set(compared["seconds_per_run"]) == {"archrepair", "block-gradient"}
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c").exists()
+    report = _json(capsys, main(["repair", str(digits_checkpoint), "--method", "block-gradient", *common,
+                                 "--out", str(tmp_path / "r"), "--json"]))
+    assert set(report["estimate_seconds"]) == set(report["phase_seconds"]) == {"repair"}  # recorded beside the times
+
+
+def _json(capsys, status: int) -> dict:
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)

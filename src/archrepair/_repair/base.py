@@ -99,6 +99,11 @@ class Repairer(ABC):
         """Train a copy of ``task.model`` (never the model itself) on ``task``'s fit rows, stopping
         at ``deadline``; early stopping may use ``task.val_indices``."""
 
+    def estimate(self, task: RepairTask) -> dict[str, float]:
+        """Estimated seconds of each phase on ``task`` (early stopping off), from a few timed steps
+        on copies of the model; ``{}`` for a method that cannot say."""
+        return {}
+
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """Spend ``epochs`` passes over the fit data on ``phase`` (one of :attr:`phases`)."""
         raise NotImplementedError(f"{type(self).__name__} does not say how to spend an epoch budget")

@@ -41,6 +41,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     test = make_loader(task.data, "test", task.record, device=task.device, channels_last=task.channels_last)
     if before is None:
         before = predict_logits(task.model, test, progress="evaluating before").argmax(1).numpy()
+    estimate = repairer.estimate(task)
     result = repairer.repair(task)
     after = predict_logits(result.model, test, progress="evaluating after").argmax(1).numpy()
     figures = compare_predictions(before, after, task.data.y_test, task.split, task.data.class_names)
@@ -64,6 +65,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "latency_ms_after": round(latency_ms(result.model, example), 3),
         "latency_batch": int(len(example)),
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
+        "estimate_seconds": {k: round(v, 2) for k, v in estimate.items()},
         "total_seconds": round(time.perf_counter() - started, 2),
         "format_version": REPORT_VERSION,
         "protocol": "paper",

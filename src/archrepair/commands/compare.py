@@ -14,7 +14,7 @@ from .._comparison import Comparison, ComparisonRow, compare_methods, summarise,
 from .._comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
-from .._repair import get_repairer
+from .._repair import get_repairer, make_task
 from .base import Command, add_corruption, add_data, add_device
 from .base import add_overwrite, checked_out, console, data_path, list_methods_in_help
 from .common_model import failure_split_for, load_model_and_data
@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the finished runs of an interrupted comparison in --out and run the rest")
     add_overwrite(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="time a few steps of each method and print the estimated seconds of the comparison; run nothing")
     add_repair_options(parser)
     add_corruption(parser)
     add_device(parser)
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> dict:
     settings = repair_settings(args)
     for name in args.methods:
         get_repairer(name, settings, budget)  # an unknown method or an impossible budget fails before any work
+    if args.dry_run:
+        return _dry_run(args, budget, settings)
     out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
     saved = out / JSON_FILE
     if args.resume and not saved.exists():
@@ -87,6 +91,19 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
             "files": {kind: str(path) for kind, path in paths.items()}}
 
 
+def _dry_run(args: argparse.Namespace, budget: Budget, settings) -> dict:
+    """Each method's estimated seconds on the first seed's task, times the seeds (capped by the time budget)."""
+    loaded = load_model_and_data(args)
+    split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
+    task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
+    methods = {}
+    for name in args.methods:
+        seconds = sum(get_repairer(name, settings, budget).estimate(task).values())
+        methods[name] = round(min(seconds, budget.seconds or seconds), 3)
+    return {"dry_run": True, "seconds_per_run": methods, "seeds": args.seeds,
+            "total_seconds": round(args.seeds * sum(methods.values()), 1)}
+
+
 def _read_previous(path: Path) -> Comparison:
     try:
         return Comparison.from_json(path.read_text(encoding="utf-8"))
@@ -95,6 +112,10 @@ def _read_previous(path: Path) -> Comparison:
 
 
 def show(result: dict) -> None:
+    if result.get("dry_run"):
+        runs = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["seconds_per_run"].items())
+        console.print(f"about {result['total_seconds']:.0f} s for {result['seeds']} seeds (per run: {runs})")
+        return
     table = Table(title="repair methods, accuracy on the test set without D_fail (mean ± sd over seeds)")
     for column in ("method", "before", "after", "change (pts)", "D_fail fixed", "broken", "seconds", "p vs archrepair"):
         table.add_column(column, justify="left" if column == "method" else "right")

@@ -22,6 +22,7 @@ from .._checks import (
     positive_int,
     replace_stale,
 )
+from .._repair.estimate import peak_memory_mb
 from ..fileio import write_text_atomically
 from .._localize import FORMULAS, LocalizationReport, LocalizeConfig, list_localizers
 from ..errors import ArchRepairError
@@ -113,12 +114,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue an interrupted repair from <out>.work (refused if any setting differs)")
     add_overwrite(parser)
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="time a few steps of each phase and print the estimated seconds and peak memory; repair nothing")
     add_repair_options(parser)
     add_corruption(parser)
     add_device(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.dry_run:
+        return dry_run(args)
     out = checked_out(args, args.checkpoint, args.failures, args.localization, data_path(args.data), args.corruption_dir)
     with output_lock(out):
         return _repair(args, out)
@@ -150,6 +155,17 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     return report
 
 
+def dry_run(args: argparse.Namespace) -> dict:
+    """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
+    loaded = load_model_and_data(args)
+    split = failure_split_for(loaded, args.failures, args.count, args.seed)
+    task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
+    estimate = get_repairer(args.method, repair_settings(args)).estimate(task)
+    return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
+            "total_seconds": round(sum(estimate.values()), 3), "peak_memory_mb": round(peak_memory_mb()),
+            "fit_rows": int(len(task.fit_indices)), "val_rows": int(len(task.val_indices))}
+
+
 def _localised_block(path: str, model: str, failures: str) -> str:
     """The block chosen by the ``localize --out`` report in ``path``, if it was made for this model
     and these failures."""
@@ -172,6 +188,12 @@ def _check_work(work: Path, settings: dict, resume: bool) -> None:
 
 
 def show(report: dict) -> None:
+    if report.get("dry_run"):
+        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report["estimate_seconds"].items())
+        console.print(f"{report['method']} would take about {report['total_seconds']:.1f} s ({phases}) on "
+                      f"{report['fit_rows']} fit and {report['val_rows']} validation rows, early stopping off; "
+                      f"peak memory so far {report['peak_memory_mb']} MB")
+        return
     table = Table(title=f"{report['method']} on block {report['block']} (kept: {report['kept']})")
     for column in ("", "before", "after", "change"):
         table.add_column(column, justify="right" if column else "left")
@@ -188,7 +210,8 @@ def show(report: dict) -> None:
         edges = ", ".join(f"{e['source']}->{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
         whose = "" if report["kept"] == "repaired" else " (the discarded candidate's; the saved model is the input model)"
         console.print(f"architecture of {report['block']}{whose}: {edges}")
-    console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phase_seconds"].items()))
+    console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phase_seconds"].items())
+                  + " (estimated: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.get("estimate_seconds", {}).items()) + ")")
     if report.get("out"):
         console.print(f"wrote [bold]{report['out']}[/] (load with archrepair.load)")
 

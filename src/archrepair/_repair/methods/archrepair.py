@@ -16,15 +16,18 @@ import copy
 import time
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import torch
 
 from ...budget import Deadline
 from ..._localize import LocalizeConfig, localize
 from ...models import get_block, replace_block
 from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
+from ..._search.optimise import architecture_step, weight_step
 from ..._search.surgery import block_input, trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
+from ..estimate import pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -65,6 +68,44 @@ class ArchRepair(Repairer):
             self.config = replace(config, search=replace(config.search, epochs=epochs, warmup_epochs=warmup))
         else:
             self.config = replace(config, finetune=replace(config.finetune, epochs=epochs))
+
+    def estimate(self, task: RepairTask) -> dict[str, float]:
+        """Localisation from a timed pass over a sample of its rows; the search from timed weight
+        steps and weight-plus-architecture steps on the relaxed block; fine-tuning from timed steps
+        of the block at its original architecture; plus one validation pass per epoch each."""
+        config, seconds = self.config, {}
+        block, rows = config.block, task.localization_rows(config.localize_rows)
+        if block is None:
+            probe = np.concatenate([rows[rows < task.repair.num_failures][:256], rows[rows >= task.repair.num_failures][:256]])
+            started = time.perf_counter()
+            block = localize(task.model, task.loader(probe), task.input_shape, config=config.localize, progress=False).chosen
+            seconds["localize"] = (time.perf_counter() - started) * len(rows) / len(probe)
+        torch.manual_seed(task.seed)
+        model = copy.deepcopy(task.model)
+        graph = block_graph(get_block(model, block), block_input(model, block, task.example()))
+        relaxed = RelaxedBlock(graph, config.space).to(task.device)
+        replace_block(model, block, relaxed)
+        trainable_only(model, relaxed)(model)
+        search_config = replace(config.search, amp=task.amp)
+        weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
+        weight_opt = torch.optim.SGD(weights, lr=1e-6)
+        arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=1e-6)
+        batch = next(iter(task.loader(task.search_train, config.search.batch_size, shuffle=True)))
+        weight_only = seconds_per_call(lambda: weight_step(model, *batch, weights, weight_opt, 1e-6, search_config))
+        both = weight_only + seconds_per_call(lambda: architecture_step(model, relaxed, *batch, arch_opt, search_config))
+        steps = -(-len(task.search_train) // config.search.batch_size)
+        warmup = min(config.search.warmup_epochs, config.search.epochs)
+        seconds["search"] = steps * (warmup * weight_only + (config.search.epochs - warmup) * both) + \
+            config.search.epochs * pass_seconds(model, task, task.search_val)
+        repaired = copy.deepcopy(task.model)
+        replace_block(repaired, block, DiscreteBlock(discretise(RelaxedBlock(graph, config.space)), graph.edges))
+        trainable_only(repaired, get_block(repaired, block))(repaired)
+        batch = next(iter(task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True)))
+        parameters = list(get_block(repaired, block).parameters())
+        step = seconds_per_call(training_step(repaired, parameters, batch, task.amp))
+        fit_steps = -(-len(task.fit_indices) // config.finetune.batch_size)
+        seconds["finetune"] = config.finetune.epochs * (fit_steps * step + pass_seconds(repaired, task, task.val_indices))
+        return seconds
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         config, seconds, details = self.config, {}, {}

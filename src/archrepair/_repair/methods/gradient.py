@@ -23,6 +23,7 @@ from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
+from ..estimate import pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -66,6 +67,22 @@ class GradientRepair(Repairer):
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
+
+    def estimate(self, task: RepairTask) -> dict[str, float]:
+        """The failure gradients (timed as they are), then timed SGD steps of the chosen unit, one
+        validation pass per epoch."""
+        model = copy.deepcopy(task.model)
+        started = time.perf_counter()
+        gradients = failure_gradients(model, task) if self.config.level != "network" else {}
+        gradient_seconds = time.perf_counter() - started
+        _, parameters, set_mode, config, handles = self._select(model, gradients)
+        (set_mode or (lambda m: m.train()))(model)
+        batch = next(iter(task.loader(task.fit_indices, config.batch_size, shuffle=True)))
+        step = seconds_per_call(training_step(model, parameters, batch, task.amp))
+        for handle in handles:
+            handle.remove()
+        steps = -(-len(task.fit_indices) // config.batch_size)
+        return {"repair": gradient_seconds + config.epochs * (steps * step + pass_seconds(model, task, task.val_indices))}
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         started = time.perf_counter()

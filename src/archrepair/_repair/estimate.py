@@ -1,0 +1,65 @@
+"""Knowing a repair's cost before paying it: time a few steps of each phase on the actual model,
+block and data, and scale by the steps the phase would take (early stopping off).
+
+Each method's :meth:`~archrepair._repair.base.Repairer.estimate` uses these helpers; ``repair
+--dry-run`` prints the result, and every repair records it in its report beside what it took.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..evaluate import predict
+from .task import RepairTask
+
+PROBE_ROWS = 512  # rows of a validation pass that are timed and scaled up
+
+
+def seconds_per_call(step: Callable[[], object], calls: int = 3) -> float:
+    """Median seconds of ``calls`` calls of ``step`` after one warm-up call (which allocates)."""
+    step()
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def pass_seconds(model: nn.Module, task: RepairTask, rows: np.ndarray) -> float:
+    """Seconds of one evaluation pass of ``model`` over ``rows`` (a probe of at most PROBE_ROWS, scaled)."""
+    if not len(rows):
+        return 0.0
+    probe = rows[:PROBE_ROWS]
+    seconds = seconds_per_call(lambda: predict(model, task.loader(probe), task.amp), calls=1)
+    return seconds * len(rows) / len(probe)
+
+
+def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: bool) -> Callable[[], None]:
+    """One SGD step of ``parameters`` on ``batch`` (images, labels), as :func:`archrepair.train.fit` takes it."""
+    from ..device import autocast
+
+    optimizer = torch.optim.SGD(parameters, lr=1e-6, momentum=0.9)
+    images, labels = batch
+
+    def step() -> None:
+        with autocast(images.device, amp):
+            loss = nn.functional.cross_entropy(model(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def peak_memory_mb() -> float:
+    """The process's peak resident set so far, in MB (CUDA: the peak allocated memory)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
