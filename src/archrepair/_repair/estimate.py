@@ -45,8 +45,10 @@ def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: 
     """One SGD step of ``parameters`` on ``batch`` (images, labels), as :func:`archrepair.train.fit` takes it."""
     from ..device import autocast
 
-    optimizer = torch.optim.SGD(parameters, lr=1e-6, momentum=0.9)
     images, labels = batch
+    if not parameters:  # nothing to train (a block of parameter-free operations): a forward pass
+        return lambda: model(images)
+    optimizer = torch.optim.SGD(parameters, lr=1e-6, momentum=0.9)
 
     def step() -> None:
         with autocast(images.device, amp):
@@ -56,6 +58,19 @@ def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: 
         optimizer.step()
 
     return step
+
+
+def batch_seconds(loader, batches: int = 3) -> float:
+    """Seconds to produce one batch of ``loader`` (gather, normalise, move), the part of a training
+    step that timing one resident batch leaves out."""
+    iterator = iter(loader)
+    next(iterator, None)
+    started, made = time.perf_counter(), 0
+    for _ in range(batches):
+        if next(iterator, None) is None:
+            break
+        made += 1
+    return (time.perf_counter() - started) / max(made, 1)
 
 
 def peak_memory_mb() -> float:

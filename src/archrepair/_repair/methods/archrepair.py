@@ -27,7 +27,7 @@ from ..._search.optimise import architecture_step, weight_step
 from ..._search.surgery import block_input, trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
-from ..estimate import pass_seconds, seconds_per_call, training_step
+from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -75,11 +75,18 @@ class ArchRepair(Repairer):
         of the block at its original architecture; plus one validation pass per epoch each."""
         config, seconds = self.config, {}
         block, rows = config.block, task.localization_rows(config.localize_rows)
-        if block is None:
-            probe = np.concatenate([rows[rows < task.repair.num_failures][:256], rows[rows >= task.repair.num_failures][:256]])
-            started = time.perf_counter()
-            block = localize(task.model, task.loader(probe), task.input_shape, config=config.localize, progress=False).chosen
-            seconds["localize"] = (time.perf_counter() - started) * len(rows) / len(probe)
+        if block is None:  # two probes, so that the fixed cost (tracing, copies) is not scaled with the rows
+            timed = []
+            for size in (64, 128, 512):  # the first is a warm-up
+                failures, others = rows[rows < task.repair.num_failures], rows[rows >= task.repair.num_failures]
+                probe = np.concatenate([failures[:size], others[:size]])
+                started = time.perf_counter()
+                block = localize(task.model, task.loader(probe), task.input_shape, config=config.localize,
+                                 progress=False).chosen
+                timed.append((len(probe), time.perf_counter() - started))
+            (small, fast), (large, slow) = timed[1:]
+            per_row = max(slow - fast, 0.0) / max(large - small, 1)
+            seconds["localize"] = fast + per_row * (len(rows) - small)
         torch.manual_seed(task.seed)
         model = copy.deepcopy(task.model)
         graph = block_graph(get_block(model, block), block_input(model, block, task.example()))
@@ -88,11 +95,13 @@ class ArchRepair(Repairer):
         trainable_only(model, relaxed)(model)
         search_config = replace(config.search, amp=task.amp)
         weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
-        weight_opt = torch.optim.SGD(weights, lr=1e-6)
+        weight_opt = torch.optim.SGD(weights or [torch.zeros(1, requires_grad=True)], lr=1e-6)
         arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=1e-6)
-        batch = next(iter(task.loader(task.search_train, config.search.batch_size, shuffle=True)))
-        weight_only = seconds_per_call(lambda: weight_step(model, *batch, weights, weight_opt, 1e-6, search_config))
-        both = weight_only + seconds_per_call(lambda: architecture_step(model, relaxed, *batch, arch_opt, search_config))
+        loader = task.loader(task.search_train, config.search.batch_size, shuffle=True)
+        batch, making = next(iter(loader)), batch_seconds(loader)
+        weight_only = making + seconds_per_call(lambda: weight_step(model, *batch, weights, weight_opt, 1e-6, search_config))
+        both = weight_only + making + seconds_per_call(
+            lambda: architecture_step(model, relaxed, *batch, arch_opt, search_config))
         steps = -(-len(task.search_train) // config.search.batch_size)
         warmup = min(config.search.warmup_epochs, config.search.epochs)
         seconds["search"] = steps * (warmup * weight_only + (config.search.epochs - warmup) * both) + \
@@ -100,9 +109,9 @@ class ArchRepair(Repairer):
         repaired = copy.deepcopy(task.model)
         replace_block(repaired, block, DiscreteBlock(discretise(RelaxedBlock(graph, config.space)), graph.edges))
         trainable_only(repaired, get_block(repaired, block))(repaired)
-        batch = next(iter(task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True)))
-        parameters = list(get_block(repaired, block).parameters())
-        step = seconds_per_call(training_step(repaired, parameters, batch, task.amp))
+        loader = task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True)
+        batch, parameters = next(iter(loader)), list(get_block(repaired, block).parameters())
+        step = batch_seconds(loader) + seconds_per_call(training_step(repaired, parameters, batch, task.amp))
         fit_steps = -(-len(task.fit_indices) // config.finetune.batch_size)
         seconds["finetune"] = config.finetune.epochs * (fit_steps * step + pass_seconds(repaired, task, task.val_indices))
         return seconds

@@ -23,7 +23,7 @@ from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
-from ..estimate import pass_seconds, seconds_per_call, training_step
+from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -77,8 +77,9 @@ class GradientRepair(Repairer):
         gradient_seconds = time.perf_counter() - started
         _, parameters, set_mode, config, handles = self._select(model, gradients)
         (set_mode or (lambda m: m.train()))(model)
-        batch = next(iter(task.loader(task.fit_indices, config.batch_size, shuffle=True)))
-        step = seconds_per_call(training_step(model, parameters, batch, task.amp))
+        loader = task.loader(task.fit_indices, config.batch_size, shuffle=True)
+        batch = next(iter(loader))
+        step = batch_seconds(loader) + seconds_per_call(training_step(model, parameters, batch, task.amp))
         for handle in handles:
             handle.remove()
         steps = -(-len(task.fit_indices) // config.batch_size)
