@@ -48,3 +48,16 @@ def load_cached_model(name: str):
     from archrepair.checkpoint import load_checkpoint
 
     return load_checkpoint(model_path(name))
+
+
+def model_with_failures(name: str, count: int = 1000, seed: int = 0):
+    """The shared CIFAR-10 copy, base model ``name`` with its record, and ``count`` of its test failures
+    chosen with ``seed``: ``(data, model, record, split)``."""
+    from archrepair.base_model import make_loader
+    from archrepair.data import load_data, select_failures
+    from archrepair.evaluate import predict_logits
+
+    data = load_data(cifar10_spec())
+    model, record = load_cached_model(name)
+    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
+    return data, model, record, select_failures(predictions, data.y_test, count, seed)

@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import cifar10_spec, load_cached_model, print_headline
+from common import model_with_failures, print_headline
 
-from archrepair import RepairSettings, TaskConfig, get_repairer, make_task, select_failures
+from archrepair import RepairSettings, TaskConfig, get_repairer, make_task
 from archrepair._search import SearchConfig
-from archrepair.base_model import make_loader
-from archrepair.data import load_data
-from archrepair.evaluate import predict_logits
 from archrepair.train import TrainConfig
 
 METHODS = ["archrepair", "block-gradient", "network-gradient"]
@@ -30,10 +27,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18-w0.25-deployed80")
     parser.add_argument("--train-examples", type=int, default=5000)
     args = parser.parse_args()
-    data = load_data(cifar10_spec())
-    model, record = load_cached_model(args.model)
-    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, data.y_test, 1000, 0)
+    data, model, record, split = model_with_failures(args.model)
     task = make_task(model, record, data, split, TaskConfig(args.train_examples, 0.2, 0))
     settings = RepairSettings(search=SearchConfig(epochs=2, warmup_epochs=1),
                               train=TrainConfig(epochs=2, batch_size=64, lr=0.01, weight_decay=5e-4, patience=None))

@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import cifar10_spec, load_cached_model, print_headline
+from common import model_with_failures, print_headline
 
-from archrepair import LocalizeConfig, TaskConfig, make_task, select_failures
+from archrepair import LocalizeConfig, TaskConfig, make_task
 from archrepair._localize import localize
-from archrepair.base_model import make_loader
-from archrepair.data import load_data
-from archrepair.evaluate import predict_logits
 
 
 def main() -> None:
@@ -28,10 +25,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,2000,5000")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    data = load_data(cifar10_spec())
-    model, record = load_cached_model(args.model)
-    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, data.y_test, 1000, 0)
+    data, model, record, split = model_with_failures(args.model)
 
     def choose(task, limit):
         rows = task.localization_rows(limit)

@@ -22,15 +22,20 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``$ARCHREPAIR_DATA_DIR`` or ``../shared/data``; missing data fails under CI and skips elsewhere."""
-    path = Path(os.environ.get("ARCHREPAIR_DATA_DIR", REPO.parent / "shared" / "data"))
+def _shared_folder(variable: str, name: str) -> Path:
+    """``$variable`` or ``../shared/<name>``; a missing folder fails under CI and skips elsewhere."""
+    path = Path(os.environ.get(variable, REPO.parent / "shared" / name))
     if not path.is_dir():
         if os.environ.get("CI"):
-            pytest.fail(f"shared data folder {path} is missing (set ARCHREPAIR_DATA_DIR)")
-        pytest.skip(f"shared data folder {path} is missing")
+            pytest.fail(f"shared {name} folder {path} is missing (set {variable})")
+        pytest.skip(f"shared {name} folder {path} is missing")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real data (``$ARCHREPAIR_DATA_DIR`` or ``../shared/data``)."""
+    return _shared_folder("ARCHREPAIR_DATA_DIR", "data")
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +65,5 @@ def cli(capsys):
 
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
-    """``$ARCHREPAIR_MODELS_DIR`` or ``../shared/models`` (the benchmarks' base checkpoints); missing
-    fails under CI and skips elsewhere."""
-    path = Path(os.environ.get("ARCHREPAIR_MODELS_DIR", REPO.parent / "shared" / "models"))
-    if not path.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared models folder {path} is missing (set ARCHREPAIR_MODELS_DIR)")
-        pytest.skip(f"shared models folder {path} is missing")
-    return path
+    """The benchmarks' base checkpoints (``$ARCHREPAIR_MODELS_DIR`` or ``../shared/models``)."""
+    return _shared_folder("ARCHREPAIR_MODELS_DIR", "models")
