@@ -79,6 +79,21 @@ class Problem:
         split.model_fingerprint = self.fingerprint
         return split
 
+    def localize(self, split: FailureSplit, train_examples: int = 1000, seed: int = 0, blocks: list[str] | None = None,
+                 config: LocalizeConfig | None = None, failure_split: str | Path | None = None) -> LocalizationReport:
+        """The localisation on ``D_fail`` plus ``train_examples`` training examples (seeded sample),
+        with what it was made from in ``extra`` (``repair --localization`` checks it)."""
+        rows = repair_set(self.data, split, train_examples, seed)
+        loader = BatchLoader(rows.x, rows.y, self.record.mean, self.record.std, batch_size=self.batch_size,
+                             device=self.device, channels_last=self.channels_last)
+        height, width, channels = self.record.input_shape
+        report = localize_batches(self.model, loader, (channels, height, width), blocks, config)
+        report.extra = {"checkpoint": self.checkpoint, "model_fingerprint": self.fingerprint, "data": self.data.spec,
+                        "data_fingerprint": self.data.fingerprint, "failures": len(split.fail_indices),
+                        "failures_sha256": split.digest(), "failure_split": str(failure_split) if failure_split else None,
+                        "train_examples": len(rows.train_indices), "seed": seed}
+        return report
+
 
 def load_problem(checkpoint: str | Path, data: str | None = None, *, corruption: dict | None = None,
                  corruption_dir: str | None = None, device: str = "auto", batch_size: int = 256, amp: bool = False,
@@ -104,17 +119,7 @@ def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data
     ``count`` test failures chosen with ``seed``), measured on ``D_fail`` plus ``train_examples``
     training examples; ``config`` picks the localiser and its thresholds."""
     problem = load_problem(checkpoint, data, device=device)
-    split = problem.failures(failures, count, seed)
-    rows = repair_set(problem.data, split, train_examples, seed)
-    loader = BatchLoader(rows.x, rows.y, problem.record.mean, problem.record.std, device=problem.device)
-    height, width, channels = problem.record.input_shape
-    report = localize_batches(problem.model, loader, (channels, height, width), blocks, config)
-    report.extra = {"checkpoint": str(checkpoint), "model_fingerprint": problem.fingerprint, "data": problem.data.spec,
-                    "data_fingerprint": problem.data.fingerprint, "failures": len(split.fail_indices),
-                    "failures_sha256": split.digest(),
-                    "failure_split": str(failures) if failures else None, "train_examples": len(rows.train_indices),
-                    "seed": seed}
-    return report
+    return problem.localize(problem.failures(failures, count, seed), train_examples, seed, blocks, config, failures)
 
 
 def repair(checkpoint: str | Path, failures: str | Path | None = None, *, method: str = "archrepair",

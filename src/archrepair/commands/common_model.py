@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 
 from .._api import Problem, load_problem
-from ..data import FailureSplit
+
+
+def corruption_of(args: argparse.Namespace) -> dict | None:
+    """``{"name", "severity", "seed"}`` of ``--corruption`` (the robustness scenario), or ``None``."""
+    name = getattr(args, "corruption", None)
+    return {"name": name, "severity": args.severity, "seed": args.corruption_seed} if name else None
 
 
 def load_model_and_data(args: argparse.Namespace) -> Problem:
     """The checkpoint ``args.checkpoint`` and the data ``args.data`` (default: its training data),
-    checked to fit, with ``--corruption`` applied to the test split."""
-    corruption = getattr(args, "corruption", None)
+    checked to fit, with ``--corruption`` applied to the test split. Its ``failures(path, count,
+    seed)`` gives the failure split of ``--failures`` (checked) or chooses one."""
     return load_problem(
-        args.checkpoint, args.data,
-        corruption={"name": corruption, "severity": args.severity, "seed": args.corruption_seed} if corruption else None,
-        corruption_dir=getattr(args, "corruption_dir", None), device=args.device, batch_size=args.batch_size,
-        amp=args.amp, channels_last=args.channels_last,
+        args.checkpoint, args.data, corruption=corruption_of(args), corruption_dir=getattr(args, "corruption_dir", None),
+        device=args.device, batch_size=args.batch_size, amp=args.amp, channels_last=args.channels_last,
     )
-
-
-def failure_split_for(loaded: Problem, failures: str | None, count: int, seed: int) -> FailureSplit:
-    """The split in the file ``failures`` (checked), or ``count`` failures of the model chosen now."""
-    return loaded.failures(failures, count, seed)

@@ -17,7 +17,7 @@ from ..errors import ArchRepairError
 from .._repair import get_repairer, make_task
 from .base import Command, add_corruption, add_data, add_device
 from .base import add_overwrite, checked_out, console, data_path, list_methods_in_help
-from .common_model import failure_split_for, load_model_and_data
+from .common_model import load_model_and_data
 from .repair import add_repair_options, repair_settings, task_config
 
 DEFAULT_METHODS = "archrepair,neuron-gradient,layer-gradient,block-gradient,network-gradient"
@@ -66,7 +66,7 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
     methods = args.methods
     previous = _read_previous(saved) if args.resume else None
     loaded = load_model_and_data(args)
-    split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
+    split = loaded.failures(args.failures, args.count, args.failure_seed)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
 
@@ -94,7 +94,7 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
 def _dry_run(args: argparse.Namespace, budget: Budget, settings) -> dict:
     """Each method's estimated seconds on the first seed's task, times the seeds (capped by the time budget)."""
     loaded = load_model_and_data(args)
-    split = failure_split_for(loaded, args.failures, args.count, args.failure_seed)
+    split = loaded.failures(args.failures, args.count, args.failure_seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     methods = {}
     for name in args.methods:

@@ -7,11 +7,9 @@ import argparse
 from rich.table import Table
 
 from .._checks import non_negative_int, open_fraction, output_lock, positive_int, name_list
-from ..data import BatchLoader
-from ..data.repair_set import repair_set
-from .._localize import FORMULAS, LocalizeConfig, list_localizers, localize
+from .._localize import FORMULAS, LocalizeConfig, list_localizers
 from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
-from .common_model import failure_split_for, load_model_and_data
+from .common_model import load_model_and_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,19 +47,10 @@ def run(args: argparse.Namespace) -> dict:
 
 def _localize(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
-    data, record = loaded.data, loaded.record
-    split = failure_split_for(loaded, args.failures, args.count, args.seed)
-    repair = repair_set(data, split, args.train_examples, args.seed)
-    loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=args.batch_size,
-                         device=loaded.device, channels_last=args.channels_last)
     config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute,
                             method=args.method, shift_ratio=args.shift_ratio)
-    height, width, channels = record.input_shape
-    blocks = args.blocks
-    report = localize(loaded.model, loader, (channels, height, width), blocks, config)
-    report.extra = {"checkpoint": str(args.checkpoint), "model_fingerprint": loaded.fingerprint,
-                    "data": data.spec, "data_fingerprint": data.fingerprint, "failures": len(split.fail_indices), "failures_sha256": split.digest(),
-                    "failure_split": args.failures, "train_examples": len(repair.train_indices), "seed": args.seed}
+    report = loaded.localize(loaded.failures(args.failures, args.count, args.seed), args.train_examples, args.seed,
+                             args.blocks, config, args.failures)
     if args.out:
         report.save(args.out)
     return report.to_json()

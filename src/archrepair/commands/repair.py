@@ -33,7 +33,7 @@ from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Command, add_corruption, add_data, add_device, add_overwrite
 from .base import checked_out, console, data_path, list_methods_in_help, percent
-from .common_model import failure_split_for, load_model_and_data
+from .common_model import corruption_of, load_model_and_data
 
 
 def add_repair_options(parser: argparse.ArgumentParser) -> None:
@@ -89,12 +89,11 @@ def repair_settings(args: argparse.Namespace) -> RepairSettings:
 
 
 def task_config(args: argparse.Namespace, device) -> TaskConfig:
-    corruption = getattr(args, "corruption", None)
     return TaskConfig(
         train_examples=args.train_examples or None, val_fraction=args.val_fraction, seed=getattr(args, "seed", 0),
         thin_validation=not args.plain_validation, fail_weight=args.fail_weight,
-        corruption={"name": corruption, "severity": args.severity, "seed": args.corruption_seed} if corruption else None,
-        device=str(device), channels_last=getattr(args, "channels_last", False), amp=getattr(args, "amp", False),
+        corruption=corruption_of(args), device=str(device), channels_last=getattr(args, "channels_last", False),
+        amp=getattr(args, "amp", False),
     )
 
 
@@ -138,13 +137,13 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     if args.block and "search" in get_repairer(args.method).phases:
         height, width, channels = loaded.record.input_shape
         check_relaxable(loaded.model, args.block, (channels, height, width))
-    split = failure_split_for(loaded, args.failures, args.count, args.seed)
+    split = loaded.failures(args.failures, args.count, args.seed)
     settings, config = repair_settings(args), task_config(args, loaded.device)
+    failures = split.digest()
     if args.localization:
-        settings.block = _localised_block(args.localization, loaded.fingerprint, split.digest())
-    fingerprint = split.digest()
+        settings.block = _localised_block(args.localization, loaded.fingerprint, failures)
     resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
-                "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": fingerprint}
+                "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": failures}
     _check_work(work, resolved, args.resume)
     task = make_task(loaded.model, loaded.record, loaded.data, split, config)
     repairer = get_repairer(args.method, settings, log=log)
@@ -158,7 +157,7 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
 def dry_run(args: argparse.Namespace) -> dict:
     """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
     loaded = load_model_and_data(args)
-    split = failure_split_for(loaded, args.failures, args.count, args.seed)
+    split = loaded.failures(args.failures, args.count, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     estimate = get_repairer(args.method, repair_settings(args)).estimate(task)
     return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
