@@ -70,7 +70,7 @@ def train_base_model(
     height, width, channels = data.image_shape
     arguments = {"num_classes": data.num_classes, "in_channels": channels, "width": job.width}
     model = get_model(job.model, **arguments)
-    _check_input_size(model, data, channels)
+    check_input_size(model, height, width, channels)
     mean, std = data.channel_stats()
     record = ModelRecord(job.model, arguments, mean, std, [height, width, channels], list(data.class_names),
                          data={"spec": data.spec, "fingerprint": data.fingerprint})
@@ -99,15 +99,17 @@ def train_base_model(
     return model, record, result
 
 
-def _check_input_size(model: torch.nn.Module, data: ImageData, channels: int) -> None:
-    height, width, _ = data.image_shape
+def check_input_size(model: torch.nn.Module, height: int, width: int, channels: int) -> torch.Tensor:
+    """``model``'s output for two blank ``channels`` x ``height`` x ``width`` images (eval mode), or a
+    clear error when it cannot take them."""
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(2, channels, height, width))
+            return model.eval()(torch.zeros(2, channels, height, width))
     except RuntimeError as error:
         raise ArchRepairError(
-            f"{type(model).__name__} cannot take {height}x{width} images ({str(error).splitlines()[0]}); "
-            "choose another model (small_cnn and the ResNets take 8x8 and up) or resize the data"
+            f"{type(model).__name__} cannot take {height}x{width} images with {channels} channels "
+            f"({str(error).splitlines()[0]}); choose another model (small_cnn and the ResNets take 8x8 and up), "
+            "resize the data or check the input size"
         ) from None
 
 

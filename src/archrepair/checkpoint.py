@@ -154,7 +154,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     except Exception as error:  # safetensors' SafetensorError, OSError: a truncated or foreign file
         raise ArchRepairError(f"{str(folder / WEIGHTS_FILE)!r} cannot be read ({str(error).splitlines()[0][:120]}); "
                               "is it complete? Copy the checkpoint again or retrain") from None
-    _check_shapes(model, weights, record)
+    check_weights_fit(model, weights, f"checkpoint weights of {record.architecture}{record.arguments}",
+                      "a checkpoint with another number of classes or width?")
     model.load_state_dict(weights, strict=True)
     return model.to(device).eval(), record
 
@@ -207,19 +208,15 @@ def _checkpoint_folder(path: str | Path) -> Path:
     return folder
 
 
-def _check_shapes(model: nn.Module, weights: dict[str, torch.Tensor], record: ModelRecord) -> None:
+def check_weights_fit(model: nn.Module, weights: dict[str, torch.Tensor], source: str, hint: str) -> None:
+    """Raise a clear error when ``weights`` (from ``source``) lack or add names, or differ in a shape,
+    against ``model``'s state dict; ``hint`` says what to check."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise ArchRepairError(
-            f"checkpoint weights do not match {record.architecture}{record.arguments}: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
+        raise ArchRepairError(f"{source} do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}; {hint}")
     for key, tensor in weights.items():
         if tensor.shape != expected[key].shape:
-            raise ArchRepairError(
-                f"checkpoint weights do not match its record: {key} has shape {tuple(tensor.shape)} but "
-                f"{record.architecture}{record.arguments} expects {tuple(expected[key].shape)} "
-                f"(a checkpoint with another number of classes or width?)"
-            )
+            raise ArchRepairError(f"{source} do not fit the model: {key} has shape {tuple(tensor.shape)} but the model "
+                                  f"expects {tuple(expected[key].shape)}; {hint}")

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from .._checks import name_list, output_lock, positive_int
-from ..base_model import make_loader
-from ..checkpoint import ModelRecord, read_state_dict, save_checkpoint
+from ..base_model import check_input_size, make_loader
+from ..checkpoint import ModelRecord, check_weights_fit, read_state_dict, save_checkpoint
 from ..data import load_data
 from ..errors import ArchRepairError
 from ..evaluate import predict_logits
@@ -82,12 +82,7 @@ def _import(args: argparse.Namespace, out: Path) -> dict:
     arguments = _arguments(args)
     model = build_external(arguments).eval()
     state = read_state_dict(args.weights)
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise ArchRepairError(f"--weights {args.weights!r} do not fit the model: missing {missing[:3]}, unexpected "
-                              f"{unexpected[:3]}, other shapes {wrong[:3]}; check the builder's arguments (--arg)")
+    check_weights_fit(model, state, f"--weights {args.weights!r}", "check the builder's arguments (--arg)")
     model.load_state_dict(state)
     data = load_data(args.data) if args.data else None
     if data is not None:
@@ -104,12 +99,7 @@ def _import(args: argparse.Namespace, out: Path) -> dict:
         raise ArchRepairError("give --mean and --std (the normalisation the model was trained with), or --data")
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise ArchRepairError(f"--mean and --std need {channels} values each (standard deviations above 0)")
-    try:
-        with torch.no_grad():
-            outputs = model(torch.zeros(2, channels, height, width))
-    except RuntimeError as error:
-        raise ArchRepairError(f"the model cannot take {height}x{width} images with {channels} channels "
-                              f"({str(error).splitlines()[0]}); check the input size") from None
+    outputs = check_input_size(model, height, width, channels)
     if outputs.dim() != 2 or outputs.shape[1] != len(names):
         raise ArchRepairError(f"the model outputs {tuple(outputs.shape[1:])} per image but there are {len(names)} classes; "
                               "check the builder's arguments (e.g. --arg num_classes=N)")
