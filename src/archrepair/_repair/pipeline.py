@@ -10,12 +10,10 @@ from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .._checks import environment
 from ..base_model import make_loader
 from ..checkpoint import ModelRecord, model_fingerprint, save_checkpoint
-from ..data import FailureSplit, ImageData
 from ..errors import ArchRepairError
 from ..evaluate import predict_logits
 from ..fileio import json_ready, write_text_atomically

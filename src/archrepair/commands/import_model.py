@@ -7,8 +7,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from .._checks import name_list, output_lock, positive_int
 from ..base_model import check_input_size, make_loader
 from ..checkpoint import ModelRecord, check_weights_fit, read_state_dict, save_checkpoint
@@ -18,7 +16,6 @@ from ..evaluate import predict_logits
 from ..models import resolve_blocks
 from ..models.external import EXTERNAL, build_external
 from .base import Command, add_overwrite, checked_out, console, data_path, percent
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
@@ -43,14 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     add_overwrite(parser)
 
-
 def _floats(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
     return values
-
 
 def _arguments(args: argparse.Namespace) -> dict:
     kwargs = {}
@@ -70,13 +65,11 @@ def _arguments(args: argparse.Namespace) -> dict:
         arguments = {"source": "torchvision" if args.torchvision else "timm", "name": args.torchvision or args.timm}
     return arguments | {"kwargs": kwargs, "blocks": args.blocks or []}
 
-
 def run(args: argparse.Namespace) -> dict:
     factory_file = args.factory.rpartition(":")[0] if args.factory and ".py:" in args.factory else None
     out = checked_out(args, args.weights, data_path(args.data), factory_file)
     with output_lock(out):
         return _import(args, out)
-
 
 def _import(args: argparse.Namespace, out: Path) -> dict:
     arguments = _arguments(args)
@@ -116,14 +109,12 @@ def _import(args: argparse.Namespace, out: Path) -> dict:
             "rebuilt_by": arguments.get("factory") or f"{arguments['source']}.{arguments.get('name')}",
             "user_code": arguments["source"] == "factory"}
 
-
 def show(result: dict) -> None:
     console.print(f"wrote [bold]{result['checkpoint']}[/]: blocks {', '.join(result['blocks'])}; input "
                   f"{tuple(result['input_shape'])} (H, W, C), {result['classes']} classes"
                   + (f", test accuracy {percent(result['test_accuracy'])}" if result["test_accuracy"] is not None else ""))
     whose = " (your code: keep it where it is)" if result["user_code"] else ""
     console.print(f"loading it imports and calls {result['rebuilt_by']} again{whose}; weights come from the folder only")
-
 
 COMMAND = Command("import", "make a checkpoint from your own model (torchvision, timm, or your factory) and weights",
                   add_arguments, run, show)
