@@ -26,10 +26,10 @@ def fresh_registries(monkeypatch):
     from archrepair._repair import registry as methods
     from archrepair._search import graph
 
-    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))
-    monkeypatch.setattr(localizers, "_LOCALIZERS", dict(localizers._LOCALIZERS))
+    monkeypatch.setattr(methods, "_METHODS", methods._METHODS.copy())
+    monkeypatch.setattr(localizers, "_LOCALIZERS", localizers._LOCALIZERS.copy())
     monkeypatch.setattr(graph, "_RULES", list(graph._RULES))
-    monkeypatch.setattr(corruptions, "_CORRUPTIONS", dict(corruptions._CORRUPTIONS))
+    monkeypatch.setattr(corruptions, "_CORRUPTIONS", corruptions._CORRUPTIONS.copy())
 
 
 def test_a_repair_method_registered_here_runs_through_repair_method(fresh_registries, digits_checkpoint, tmp_path, capsys):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
-from ..errors import ArchRepairError
+from .._registry import Registry
 
 if TYPE_CHECKING:
     from .localize import LocalizationReport, LocalizeConfig
@@ -33,22 +33,20 @@ class Localizer(ABC):
         """The block to repair among ``report.blocks`` and the criterion, in words."""
 
 
-_LOCALIZERS: dict[str, Localizer] = {}
+_LOCALIZERS: Registry[Localizer] = Registry("localisation method")
 
 
 def register_localizer(cls: type[Localizer]) -> type[Localizer]:
     """Class decorator: register an instance of ``cls`` under ``cls.name``."""
-    if not cls.name or cls.name in _LOCALIZERS:
-        raise ValueError(f"localizer {cls.name!r} has no name or is registered twice")
-    _LOCALIZERS[cls.name] = cls()
+    if not cls.name:
+        raise ValueError(f"localizer {cls.__name__} has no name")
+    _LOCALIZERS.add(cls.name, cls())
     return cls
 
 
 def list_localizers() -> list[str]:
-    return list(_LOCALIZERS)
+    return _LOCALIZERS.names()
 
 
 def get_localizer(name: str) -> Localizer:
-    if name not in _LOCALIZERS:
-        raise ArchRepairError(f"unknown localisation method {name!r}; choose one of {', '.join(_LOCALIZERS)}")
-    return _LOCALIZERS[name]
+    return _LOCALIZERS.get(name)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..budget import Budget
-from ..errors import ArchRepairError
+from .._registry import Registry
 from .._localize import LocalizeConfig
 from .._search import SearchConfig, SearchSpace
 from ..train import TrainConfig
@@ -53,16 +53,14 @@ class MethodEntry:
     build: Callable[[RepairSettings], Repairer]
 
 
-_METHODS: dict[str, MethodEntry] = {}
+_METHODS: Registry[MethodEntry] = Registry("repair method")
 
 
 def register_repairer(name: str, summary: str):
     """Register the decorated builder ``(settings) -> Repairer`` as method ``name``."""
 
     def decorate(build: Callable[[RepairSettings], Repairer]):
-        if name in _METHODS:
-            raise ValueError(f"repair method {name!r} is registered twice")
-        _METHODS[name] = MethodEntry(name, summary, build)
+        _METHODS.add(name, MethodEntry(name, summary, build))
         return build
 
     return decorate
@@ -70,21 +68,19 @@ def register_repairer(name: str, summary: str):
 
 def list_repairers() -> list[str]:
     """The registered method names, in registration order."""
-    return list(_METHODS)
+    return _METHODS.names()
 
 
 def describe_repairers() -> str:
     """One line per method, ``name  summary``, for ``--help``."""
-    width = max(len(name) for name in _METHODS)
+    width = max(len(name) for name in _METHODS.names())
     return "\n".join(f"  {entry.name:<{width}}  {entry.summary}" for entry in _METHODS.values())
 
 
 def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budget | None = None,
                  log: Callable[[str], None] | None = None) -> Repairer:
     """Build method ``name`` from ``settings`` with ``budget`` applied; an unknown name lists the valid ones."""
-    if name not in _METHODS:
-        raise ArchRepairError(f"unknown repair method {name!r}; choose one of {', '.join(_METHODS)}")
-    repairer = _METHODS[name].build(settings or RepairSettings())
+    repairer = _METHODS.get(name).build(settings or RepairSettings())
     repairer.name = name
     if log is not None:
         repairer.log = log

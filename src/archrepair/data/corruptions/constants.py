@@ -6,10 +6,10 @@ scales its frost photographs by 0.3 (CIFAR: 0.2).
 """
 
 from . import functions  # noqa: F401  (registers the corruptions)
-from .registry import _CORRUPTIONS
+from .registry import get_corruption, list_corruptions
 
-CIFAR = {name: entry.constants["cifar"] for name, entry in _CORRUPTIONS.items()}
-TINY_IMAGENET = {name: entry.constants["tiny-imagenet"] for name, entry in _CORRUPTIONS.items()}
+CIFAR = {name: get_corruption(name).constants["cifar"] for name in list_corruptions()}
+TINY_IMAGENET = {name: get_corruption(name).constants["tiny-imagenet"] for name in list_corruptions()}
 
 # Constant sets by name, with the image size each was made for and the scale of frost photographs.
 PRESETS = {
@@ -24,6 +24,6 @@ def preset_for(height: int) -> str:
 
 
 # The paper's order and its abbreviations (GB is glass blur).
-ORDER = [(name, entry.abbreviation) for name, entry in _CORRUPTIONS.items()]
+ORDER = [(name, get_corruption(name).abbreviation) for name in list_corruptions()]
 NAMES = [name for name, _ in ORDER]
-DETERMINISTIC = {name for name, entry in _CORRUPTIONS.items() if entry.deterministic}
+DETERMINISTIC = {name for name in list_corruptions() if get_corruption(name).deterministic}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import ArchRepairError
+from ..._registry import Registry
 
 Function = Callable[..., np.ndarray]
 
@@ -33,7 +33,7 @@ class Corruption:
     deterministic: bool
 
 
-_CORRUPTIONS: dict[str, Corruption] = {}
+_CORRUPTIONS: Registry[Corruption] = Registry("corruption")
 
 
 def register_corruption(abbreviation: str, deterministic: bool, cifar: list, tiny_imagenet: list):
@@ -41,13 +41,11 @@ def register_corruption(abbreviation: str, deterministic: bool, cifar: list, tin
 
     def decorate(function: Function) -> Function:
         name = function.__name__
-        if name in _CORRUPTIONS:
-            raise ValueError(f"corruption {name!r} is registered twice")
         for preset, values in (("cifar", cifar), ("tiny-imagenet", tiny_imagenet)):
             if len(values) != 5:
                 raise ValueError(f"corruption {name!r} needs 5 severities for {preset}, got {len(values)}")
-        _CORRUPTIONS[name] = Corruption(name, abbreviation, function, {"cifar": cifar, "tiny-imagenet": tiny_imagenet},
-                                        deterministic)
+        _CORRUPTIONS.add(name, Corruption(name, abbreviation, function, {"cifar": cifar, "tiny-imagenet": tiny_imagenet},
+                                           deterministic))
         return function
 
     return decorate
@@ -55,10 +53,8 @@ def register_corruption(abbreviation: str, deterministic: bool, cifar: list, tin
 
 def list_corruptions() -> list[str]:
     """Registered names, in registration (the paper's) order."""
-    return list(_CORRUPTIONS)
+    return _CORRUPTIONS.names()
 
 
 def get_corruption(name: str) -> Corruption:
-    if name not in _CORRUPTIONS:
-        raise ArchRepairError(f"unknown corruption {name!r}; choose one of {', '.join(_CORRUPTIONS)}")
-    return _CORRUPTIONS[name]
+    return _CORRUPTIONS.get(name)
