@@ -16,6 +16,7 @@ A bare path is accepted too: ``.npz`` means npz, a folder or ``.tar.gz``/``.tgz`
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -26,6 +27,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from .._checks import non_negative_int, open_fraction, positive_int
 from ..errors import ArchRepairError
 from .arrays import ImageData
 from .splits import stratified_split
@@ -67,34 +69,13 @@ def _flag(text: str) -> bool:
         return True
     if text.lower() in ("0", "false", "no"):
         return False
-    raise ValueError("not 0/1")
+    raise argparse.ArgumentTypeError("not 0/1")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("below 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("below 0")
-    return value
-
-
-def _open_fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise ValueError("outside (0, 1)")
-    return value
-
-
-OPTIONS = {  # per kind: option -> (parser, what a valid value is)
-    "digits": {"test_fraction": (_open_fraction, "a fraction between 0 and 1"), "seed": (_non_negative_int, "a whole number >= 0")},
+OPTIONS = {  # per kind: option -> (parser, what a valid value is); the parsers are the command line's
+    "digits": {"test_fraction": (open_fraction, "a fraction between 0 and 1"), "seed": (non_negative_int, "a whole number >= 0")},
     "npz": {},
-    "imagefolder": {"size": (_positive_int, "a whole number of pixels >= 1")},
+    "imagefolder": {"size": (positive_int, "a whole number of pixels >= 1")},
     "cifar10": {"download": (_flag, "0 or 1")},
     "cifar100": {"download": (_flag, "0 or 1")},
 }
@@ -111,7 +92,7 @@ def _checked_options(spec: str, kind: str, options: dict[str, str]) -> dict:
         parse, what = known[name]
         try:
             parsed[name] = parse(text)
-        except ValueError:
+        except argparse.ArgumentTypeError:
             raise ArchRepairError(f"data spec {spec!r}: option {name}={text!r} must be {what}") from None
     return parsed
 
