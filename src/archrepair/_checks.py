@@ -190,7 +190,8 @@ def _normal(value):
 
 
 def check_same_settings(saved: dict, current: dict, what: str) -> None:
-    """Refuse to resume ``what`` when ``current`` differs from the ``saved`` settings, naming the first."""
+    """Refuse to resume ``what`` when ``current`` differs from the ``saved`` settings (read back from
+    JSON; ``current`` may hold tuples, paths and devices, compared as JSON), naming the first."""
     differing = first_difference(saved, current)
     if differing:
         raise ArchRepairError(f"cannot resume {what}: it was started with another {differing} "

@@ -243,8 +243,7 @@ def _resume(path: Path, model, optimizer, result: FitResult, settings: dict | No
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") from None
-    check_same_settings(json.loads(state.get("settings", "null")) or {}, json.loads(json.dumps(settings or {}, default=str)),
-                        f"from {str(path)!r}")
+    check_same_settings(json.loads(state.get("settings", "null")) or {}, settings or {}, f"from {str(path)!r}")
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -180,8 +180,7 @@ def _localised_block(path: str, model: str, failures: str) -> str:
 def _check_work(work: Path, settings: dict, resume: bool) -> None:
     saved = work / "settings.json"
     if resume and saved.exists():
-        check_same_settings(json.loads(saved.read_text()), json.loads(json.dumps(settings, default=str)),
-                            f"the repair in {str(work)!r}")
+        check_same_settings(json.loads(saved.read_text()), settings, f"the repair in {str(work)!r}")
     work.mkdir(parents=True, exist_ok=True)
     write_text_atomically(saved, json.dumps(settings, indent=1, default=str))
 
