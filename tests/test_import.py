@@ -147,6 +147,10 @@ def _hashes(root: Path) -> dict[str, str]:
                   "--mean", "0.5", "--std", "0.2"], "--mean", id="normalisation-with-one-channel"),
     pytest.param(["--factory", "{u}/mynet.py:build", "--weights", "{u}/mine.safetensors", "--blocks", "stage1",
                   "--std", "0.2,x,0.2"], "--std", id="normalisation-not-numbers"),
+    pytest.param(["--torchvision", "resnet18", "--arg", "num_classes=3", "--weights", "{u}/tv.pth", "--input-size", "0",
+                  "--classes", "a,b,c"], "--input-size", id="input-size-zero"),
+    pytest.param(["--torchvision", "resnet18", "--arg", "num_classes=3", "--weights", "{u}/tv.pth", "--input-size", "32"],
+                 "--classes", id="no-data-and-no-classes"),
 ])
 def test_bad_imports_are_one_line_and_touch_nothing(user, tmp_path, capsys, arguments, expected):
     arguments = [a.format(u=user) for a in arguments]
