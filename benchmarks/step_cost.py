@@ -29,8 +29,10 @@ from common import print_headline
 BLOCKS = ["layer1", "layer2", "layer3", "layer4"]
 
 
-def measure(kind: str, block: str | None, width: float, batch: int, steps: int, device: str) -> dict:
-    """Run in a child process: build the configuration, time ``steps`` steps, report time and memory."""
+def measure(kind: str, block: str | None, width: float, batch: int, steps: int, device: str,
+            profile: bool = False) -> dict:
+    """Run in a child process: build the configuration, time ``steps`` steps, report time and memory
+    (and with ``profile``, the operators taking the most self time over ``steps`` more steps)."""
     import torch
     from torch import nn
 
@@ -38,6 +40,8 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
     from archrepair._search.surgery import block_input, trainable_only
     from archrepair._search import RelaxedBlock, SearchConfig, SearchSpace, block_graph
     from archrepair._search.optimise import architecture_step, weight_step
+    from archrepair._repair.block_inputs import PackedSuffix, pack
+    from archrepair._repair.block_split import split_at_block
 
     torch.manual_seed(0)
     torch.set_num_threads(torch.get_num_threads())
@@ -49,7 +53,7 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
     if kind == "network":
         model.train()
         weights = list(model.parameters())
-    elif kind == "block":
+    elif kind.startswith("block"):
         set_mode = trainable_only(model, get_block(model, block))
         set_mode(model)
         weights = [p for p in model.parameters() if p.requires_grad]
@@ -62,11 +66,17 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
         weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
         arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=0.03, betas=(0.5, 0.999))
     weight_opt = torch.optim.SGD(weights, lr=0.01, momentum=0.9)
+    if kind.endswith("-cached"):  # the repair's cached path: the block and what follows, on its inputs
+        with torch.no_grad():
+            cut = split_at_block(model, block)
+            frontier = cut.prefix(model)(images)
+        model = PackedSuffix(cut.suffix(model), [tuple(value.shape[1:]) for value in frontier], False)
+        images = pack(frontier)
 
     config = SearchConfig(beta_decay=0.0)
 
     def step() -> None:
-        if kind == "relaxed":
+        if kind.startswith("relaxed") and kind != "relaxed-plain":
             architecture_step(model, relaxed, images, labels, arch_opt, config)
             weight_step(model, images, labels, weights, weight_opt, 0.01, config)
         else:
@@ -93,8 +103,20 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
         memory_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         memory_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    return {"kind": kind, "block": block, "seconds": statistics.median(times), "memory_mb": memory_mb,
-            "trainable": sum(p.numel() for p in weights)}
+    measured = {"kind": kind, "block": block, "seconds": statistics.median(times), "memory_mb": memory_mb,
+                "trainable": sum(p.numel() for p in weights)}
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as profiler
+
+        with profiler(activities=[ProfilerActivity.CPU]) as recorded:
+            for _ in range(steps):
+                step()
+        averages = sorted(recorded.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+        total = sum(event.self_cpu_time_total for event in averages)
+        measured["profile"] = [{"op": event.key, "share": round(event.self_cpu_time_total / total, 3),
+                                "ms_per_step": round(event.self_cpu_time_total / 1000 / steps, 2)}
+                               for event in averages[:10]]
+    return measured
 
 
 def run_isolated(*args) -> dict:
@@ -112,23 +134,37 @@ def main() -> None:
     network = run_isolated("network", None, args.width, args.batch, args.steps, args.device)
     print(f"network-level step: {1000 * network['seconds']:.1f} ms, peak memory rise {network['memory_mb']:.0f} MB, "
           f"{network['trainable']:,} trainable weights")
-    print("block | relaxed step ms | ratio to network | relaxed memory MB | ratio | before (arch pass with weight "
-          "gradients) ms | ratio | block-only step ms | ratio | searched weights")
+    print("block | relaxed step ms | ratio to network | cached | ratio | relaxed memory MB | ratio | "
+          "before (arch pass with weight gradients) ms | ratio | block-only step ms | ratio | cached | ratio | "
+          "searched weights")
     headline = {"network_step_ms": round(1000 * network["seconds"], 1)}
     for block in BLOCKS:
         relaxed = run_isolated("relaxed", block, args.width, args.batch, args.steps, args.device)
+        cached = run_isolated("relaxed-cached", block, args.width, args.batch, args.steps, args.device,
+                              block == "layer4")
         before = run_isolated("relaxed-plain", block, args.width, args.batch, args.steps, args.device)
         plain = run_isolated("block", block, args.width, args.batch, args.steps, args.device)
-        time_ratio = relaxed["seconds"] / network["seconds"]
+        plain_cached = run_isolated("block-cached", block, args.width, args.batch, args.steps, args.device)
+        ratio = {name: measured["seconds"] / network["seconds"] for name, measured in
+                 [("relaxed", relaxed), ("cached", cached), ("before", before), ("block", plain),
+                  ("block_cached", plain_cached)]}
         memory_ratio = relaxed["memory_mb"] / max(network["memory_mb"], 1e-9)
-        print(f"{block} | {1000 * relaxed['seconds']:.1f} | {time_ratio:.2f} | {relaxed['memory_mb']:.0f} | "
-              f"{memory_ratio:.2f} | {1000 * before['seconds']:.1f} | {before['seconds'] / network['seconds']:.2f} | "
-              f"{1000 * plain['seconds']:.1f} | {plain['seconds'] / network['seconds']:.2f} | "
+        print(f"{block} | {1000 * relaxed['seconds']:.1f} | {ratio['relaxed']:.2f} | {1000 * cached['seconds']:.1f} | "
+              f"{ratio['cached']:.2f} | {relaxed['memory_mb']:.0f} | {memory_ratio:.2f} | "
+              f"{1000 * before['seconds']:.1f} | {ratio['before']:.2f} | {1000 * plain['seconds']:.1f} | "
+              f"{ratio['block']:.2f} | {1000 * plain_cached['seconds']:.1f} | {ratio['block_cached']:.2f} | "
               f"{relaxed['trainable']:,}", flush=True)
-        headline[f"{block}_time_ratio"] = round(time_ratio, 2)
+        headline[f"{block}_time_ratio"] = round(ratio["relaxed"], 2)
+        headline[f"{block}_relaxed_cached_ratio"] = round(ratio["cached"], 2)
         headline[f"{block}_memory_ratio"] = round(memory_ratio, 2)
-        headline[f"{block}_time_ratio_weight_grads_in_arch_pass"] = round(before["seconds"] / network["seconds"], 2)
-        headline[f"{block}_block_time_ratio"] = round(plain["seconds"] / network["seconds"], 2)
+        headline[f"{block}_time_ratio_weight_grads_in_arch_pass"] = round(ratio["before"], 2)
+        headline[f"{block}_block_time_ratio"] = round(ratio["block"], 2)
+        headline[f"{block}_block_cached_ratio"] = round(ratio["block_cached"], 2)
+        if "profile" in cached:
+            print(f"profile of the cached relaxed step on {block} (self CPU time, top operators):")
+            for row in cached["profile"]:
+                print(f"  {row['op']:<40} {row['ms_per_step']:>8.2f} ms/step  {100 * row['share']:5.1f}%")
+            headline[f"{block}_relaxed_cached_profile"] = cached["profile"][:6]
     print_headline(headline)
 
 

@@ -105,6 +105,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
     status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST)
     assert status == 130 and "--resume" in err
     assert (tmp_path / "killed.work" / "search.pt").exists()
+    assert (tmp_path / "killed.work" / "block_inputs.json").exists()  # the cache's key, checked on resume
     monkeypatch.setattr(optimise, "_save", original_save)
     status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "killed", "--block", "block2", *FAST,
                          "--seed", "1", "--resume")
@@ -116,6 +117,7 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
                          "--resume", "--json")
     assert status == 0
     resumed = json.loads(out)
+    assert resumed["prefix_cache"] == whole["prefix_cache"] == "on"
     for key in ("genotype", "eval_accuracy_after", "fail_fixed_rate", "kept", "val_accuracy_repaired"):
         assert resumed[key] == whole[key], key
     a, b = archrepair.load(tmp_path / "whole"), archrepair.load(tmp_path / "killed")

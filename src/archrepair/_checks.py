@@ -59,6 +59,27 @@ fraction_below_one = _bounded(float, 0, 1, high_open=True, what="a fraction from
 accuracy_fraction = _bounded(float, 0, 1, low_open=True, what="an accuracy above 0 and at most 1 (e.g. 0.8)")
 
 
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def byte_size(text: str) -> int:
+    """An argparse type: a size in bytes, with an optional binary unit (``512M``, ``4G``, ``0``)."""
+    number, unit = text.strip(), ""
+    if number[-1:].upper() in SIZE_UNITS and number[-1:].isalpha():
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; give bytes or a number with K, M, G or T "
+                                         "(e.g. 4G)") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; give a size of 0 or more (e.g. 4G)")
+    return int(value * SIZE_UNITS[unit])
+
+
+byte_size.__name__ = "a size such as 4G"
+
+
 def int_list(low: int, high: int) -> Callable[[str], list[int]]:
     """An argparse type for a comma-separated list of distinct whole numbers in ``low..high``,
     returned sorted (so that every writer and reader sees the same order)."""

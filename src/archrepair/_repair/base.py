@@ -21,6 +21,7 @@ from torch import nn
 from ..budget import Budget, Deadline
 from ..errors import ArchRepairError
 from ..train import accuracy_and_loss
+from .block_inputs import BlockView
 from .task import RepairTask
 
 
@@ -29,13 +30,15 @@ class Candidate:
     """What a method's training produced, before the choice between it and the original model:
     the repaired ``model``, method-specific ``details`` (histories, the localisation, the unit it
     trained), seconds per phase, and for block-level methods the ``block`` (and the searched
-    ``genotype``, when the block's architecture changed)."""
+    ``genotype``, when the block's architecture changed); ``view``: the cached inputs of the unit it
+    trained (:meth:`RepairTask.block_view`), which the final choice reuses."""
 
     model: nn.Module
     details: dict = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     block: str | None = None
     genotype: dict | None = None
+    view: BlockView | None = None
 
 
 @dataclass
@@ -87,7 +90,7 @@ class Repairer(ABC):
         candidate = self.train(task, deadline)
         for parameter in candidate.model.parameters():
             parameter.requires_grad_(True)
-        result = keep_better(self.name, task, candidate.model, phase_seconds=candidate.phase_seconds,
+        result = keep_better(self.name, task, candidate.model, candidate.view, phase_seconds=candidate.phase_seconds,
                              details=candidate.details, block=candidate.block, genotype=candidate.genotype)
         self.log(f"validation accuracy (mean loss): original {result.val_accuracy_original:.4f} "
                  f"({result.val_loss_original:.4f}), repaired {result.val_accuracy_repaired:.4f} "
@@ -122,17 +125,30 @@ class Repairer(ABC):
             self.set_phase_epochs(phase, budget.epochs - share * index if last else share)
 
 
-def keep_better(method: str, task: RepairTask, repaired: nn.Module, **fields) -> RepairResult:
+def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockView | None = None,
+                **fields) -> RepairResult:
     """The result of ``method``: ``repaired`` if its accuracy on the task's validation split is higher
     than the original model's, or equal with a lower mean cross-entropy (small validation splits
-    tie often), else a copy of the original (eval mode either way). ``fields`` fill
-    the rest of :class:`RepairResult` (phase seconds, details, block, genotype). The repaired
+    tie often), else a copy of the original (eval mode either way). ``view``: the cached inputs both
+    models share (the repaired model differs from the original only from its block on). ``fields``
+    fill the rest of :class:`RepairResult` (phase seconds, details, block, genotype). The repaired
     model stays available as ``candidate`` either way."""
-    val = task.loader(task.val_indices)
-    original_val, original_loss = accuracy_and_loss(task.model, val, task.amp)
-    repaired_val, repaired_loss = accuracy_and_loss(repaired, val, task.amp)
+
+    def validate(model: nn.Module) -> tuple[float, float]:
+        bound = view.bind(model) if view is not None else None
+        if bound is None:
+            return accuracy_and_loss(model, task.loader(task.val_indices), task.amp)
+        return accuracy_and_loss(bound.model, bound.loader(task.val_indices), task.amp)
+
+    original_val, original_loss = validate(task.model)
+    repaired_val, repaired_loss = validate(repaired)
     kept = "repaired" if (repaired_val, -repaired_loss) > (original_val, -original_loss) else "original"
     model = repaired if kept == "repaired" else copy.deepcopy(task.model)
     return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,
                         val_accuracy_repaired=repaired_val, val_loss_original=original_loss,
                         val_loss_repaired=repaired_loss, candidate=repaired.eval(), **fields)
+
+
+def first_off(*statuses: str) -> str:
+    """The cache status a report gives for several phases: the first ``"off: ..."``, else ``"on"``."""
+    return next((status for status in statuses if status != "on"), "on")

@@ -15,7 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import autocast
 from ..evaluate import predict
+from .block_inputs import BlockView, BoundBlock
+from .block_split import eval_mode
 from .task import RepairTask
 
 PROBE_ROWS = 512  # rows of a validation pass that are timed and scaled up
@@ -32,19 +35,45 @@ def seconds_per_call(step: Callable[[], object], calls: int = 3) -> float:
     return float(np.median(times))
 
 
-def pass_seconds(model: nn.Module, task: RepairTask, rows: np.ndarray) -> float:
-    """Seconds of one evaluation pass of ``model`` over ``rows`` (a probe of at most PROBE_ROWS, scaled)."""
+def pass_seconds(model: nn.Module, task: RepairTask, rows: np.ndarray, view: BlockView | None = None) -> float:
+    """Seconds of one evaluation pass of ``model`` over ``rows`` (a probe of at most PROBE_ROWS,
+    scaled); with ``view`` (on), ``model`` is bound to it and takes cached rows."""
     if not len(rows):
         return 0.0
     probe = rows[:PROBE_ROWS]
-    seconds = seconds_per_call(lambda: predict(model, task.loader(probe), task.amp), calls=1)
+    if view is None or view.status != "on":
+        seconds = seconds_per_call(lambda: predict(model, task.loader(probe), task.amp), calls=1)
+    else:
+        batches = [view.pack_images(images) for images, _ in task.loader(probe)]
+
+        def run() -> None:
+            with eval_mode(model), torch.no_grad(), autocast(task.device, task.amp):
+                for batch in batches:
+                    model(batch)
+
+        seconds = seconds_per_call(run, calls=1)
     return seconds * len(rows) / len(probe)
+
+
+def step_batch(loader, bound: BoundBlock, view: BlockView) -> tuple[tuple[torch.Tensor, torch.Tensor], float]:
+    """One training batch of ``loader`` as ``bound.model`` takes it (cached rows when the view is
+    on), and the seconds to make one (a cached batch is a row gather: counted as 0)."""
+    images, labels = next(iter(loader))
+    if bound.status != "on":
+        return (images, labels), batch_seconds(loader)
+    return (view.pack_images(images), labels), 0.0
+
+
+def cache_seconds(task: RepairTask, view: BlockView) -> float:
+    """Seconds to build ``view``'s cache (one pass of the original model over ``D_repair``), 0 when
+    it is off or built."""
+    if view.status != "on" or view.inputs is not None:
+        return 0.0
+    return pass_seconds(task.model, task, np.arange(len(task.repair.y)))
 
 
 def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: bool) -> Callable[[], None]:
     """One SGD step of ``parameters`` on ``batch`` (images, labels), as :func:`archrepair.train.fit` takes it."""
-    from ..device import autocast
-
     images, labels = batch
     if not parameters:  # nothing to train (a block of parameter-free operations): a forward pass
         return lambda: model(images)

@@ -62,6 +62,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "latency_ms_before": round(latency_ms(task.model, example), 3),
         "latency_ms_after": round(latency_ms(result.model, example), 3),
         "latency_batch": int(len(example)),
+        "prefix_cache": result.details.get("prefix_cache", "off: the method does not use it"),
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
         "estimate_seconds": {k: round(v, 2) for k, v in estimate.items()},
         "total_seconds": round(time.perf_counter() - started, 2),

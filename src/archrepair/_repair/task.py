@@ -4,6 +4,7 @@ built from one :class:`TaskConfig` that every report records whole."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,10 +12,12 @@ from torch import nn
 
 from ..checkpoint import ModelRecord
 from ..data import BatchLoader, FailureSplit, ImageData, stratified_split
+from ..data.loader import FeatureRows
 from ..data.splits import indices_digest
 from ..errors import ArchRepairError
 from ..data.repair_set import RepairSet, repair_set
 from ..evaluate import predict_logits
+from .block_inputs import BlockView
 
 
 @dataclass
@@ -28,7 +31,10 @@ class TaskConfig:
     evaluation split is built that way); ``fail_weight``: how many times each failure counts per
     training epoch; ``corruption``: ``{"name", "severity", "seed"}`` of the distribution shift the
     failures come from (validation then uses the held-out examples clean and shifted), or ``None``;
-    ``device``, ``channels_last``, ``amp``: where and how the models run."""
+    ``device``, ``channels_last``, ``amp``: where and how the models run. ``prefix_cache``: block-level
+    methods run the frozen part before their block once per example and train on its cached output
+    (:mod:`.block_inputs`); ``cache_memory``: bytes the cache may hold in memory before it spills to
+    a memory-mapped file."""
 
     train_examples: int | None = 5000
     val_fraction: float = 0.2
@@ -39,8 +45,12 @@ class TaskConfig:
     device: str = "cpu"
     channels_last: bool = False
     amp: bool = False
+    prefix_cache: bool = True
+    cache_memory: int = 4 * 2**30
 
     def __post_init__(self) -> None:
+        if self.cache_memory < 0:
+            raise ArchRepairError(f"the cache memory must be 0 bytes or more, got {self.cache_memory}")
         if self.fail_weight < 0:
             raise ArchRepairError(f"the failure weight must be 0 or more, got {self.fail_weight}")
         if not 0 <= self.val_fraction < 1:
@@ -73,6 +83,7 @@ class RepairTask:
     search_train: np.ndarray
     search_val: np.ndarray
     config: TaskConfig = field(default_factory=TaskConfig)
+    views: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def seed(self) -> int:
@@ -95,15 +106,27 @@ class RepairTask:
         return self.config.amp
 
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
-               seed_offset: int = 0) -> BatchLoader:
+               seed_offset: int = 0, features: FeatureRows | None = None) -> BatchLoader:
         """Batches of ``repair`` rows ``indices``; a shuffled (training) loader counts each failure
-        ``fail_weight`` times per epoch (:class:`FailureWeightedLoader`)."""
+        ``fail_weight`` times per epoch (:class:`FailureWeightedLoader`). ``features``: yield these
+        precomputed rows (a block's cached inputs) instead of images, in the same batches."""
         arguments = dict(indices=indices, batch_size=batch_size, shuffle=shuffle, augment=augment,
-                         seed=self.seed + seed_offset, device=self.device, channels_last=self.channels_last)
+                         seed=self.seed + seed_offset, device=self.device, channels_last=self.channels_last,
+                         features=features)
         if shuffle and self.fail_weight != 1.0:
             return FailureWeightedLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std,
                                          num_failures=self.repair.num_failures, weight=self.fail_weight, **arguments)
         return BatchLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std, **arguments)
+
+    def block_view(self, block: str, work_dir: Path | None = None) -> BlockView:
+        """The cached inputs of ``block`` (one view per block, shared by every phase and method
+        step that trains or evaluates at it); see :class:`~.block_inputs.BlockView`."""
+        if block not in self.views:
+            self.views[block] = BlockView(self, block, work_dir)
+        view = self.views[block]
+        if view.work_dir is None and view.inputs is None:  # made by an estimate: the run's folder from now on
+            view.work_dir = work_dir
+        return view
 
     def localization_rows(self, limit: int | None) -> np.ndarray:
         """The fit rows to localise on: every failure, and at most ``limit`` of the other fit rows

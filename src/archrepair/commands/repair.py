@@ -6,12 +6,13 @@ import argparse
 import json
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rich.table import Table
 
 from .._checks import (
+    byte_size,
     check_same_settings,
     finite_float,
     non_negative_float,
@@ -71,6 +72,12 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--finetune-epochs", type=positive_int, default=8)
     group.add_argument("--finetune-lr", type=positive_float, default=0.01)
     group.add_argument("--search-batch-size", type=positive_int, default=64)
+    group.add_argument("--no-prefix-cache", action="store_true",
+                       help="run the whole network on every step instead of caching the inputs of the block a "
+                            "method trains (the cache is exact; this is for checking it and for timing)")
+    group.add_argument("--cache-memory", type=byte_size, default="4G",
+                       help="memory the cached block inputs may take before they spill to a memory-mapped file in "
+                            "the work folder (default: 4G)")
 
 
 def repair_settings(args: argparse.Namespace) -> RepairSettings:
@@ -93,7 +100,7 @@ def task_config(args: argparse.Namespace, device) -> TaskConfig:
         train_examples=args.train_examples or None, val_fraction=args.val_fraction, seed=getattr(args, "seed", 0),
         thin_validation=not args.plain_validation, fail_weight=args.fail_weight,
         corruption=corruption_of(args), device=str(device), channels_last=getattr(args, "channels_last", False),
-        amp=getattr(args, "amp", False),
+        amp=getattr(args, "amp", False), prefix_cache=not args.no_prefix_cache, cache_memory=args.cache_memory,
     )
 
 
@@ -160,9 +167,22 @@ def dry_run(args: argparse.Namespace) -> dict:
     split = loaded.failures(args.failures, args.count, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     estimate = get_repairer(args.method, repair_settings(args)).estimate(task)
+    uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
+    without = get_repairer(args.method, repair_settings(args)).estimate(uncached) if task.config.prefix_cache else estimate
     return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
-            "total_seconds": round(sum(estimate.values()), 3), "peak_memory_mb": round(peak_memory_mb()),
+            "total_seconds": round(sum(estimate.values()), 3),
+            "estimate_seconds_without_cache": {k: round(v, 3) for k, v in without.items()},
+            "total_seconds_without_cache": round(sum(without.values()), 3),
+            "prefix_cache": _cache_status(task), "peak_memory_mb": round(peak_memory_mb()),
             "fit_rows": int(len(task.fit_indices)), "val_rows": int(len(task.val_indices))}
+
+
+def _cache_status(task) -> str:
+    """The cache status of the block the estimate worked at (``off: ...`` with the reason)."""
+    statuses = [view.status for view in task.views.values()]
+    if not statuses:
+        return "off: the method trains no single block" if task.config.prefix_cache else "off: turned off (--no-prefix-cache)"
+    return next((status for status in statuses if status != "on"), "on")
 
 
 def _localised_block(path: str, model: str, failures: str) -> str:
@@ -190,7 +210,9 @@ def show(report: dict) -> None:
         phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report["estimate_seconds"].items())
         console.print(f"{report['method']} would take about {report['total_seconds']:.1f} s ({phases}) on "
                       f"{report['fit_rows']} fit and {report['val_rows']} validation rows, early stopping off; "
-                      f"peak memory so far {report['peak_memory_mb']} MB")
+                      f"peak memory so far {report['peak_memory_mb']} MB; block-input cache {report['prefix_cache']}")
+        if report["prefix_cache"] == "on":
+            console.print(f"without the cache: about {report['total_seconds_without_cache']:.1f} s")
         return
     table = Table(title=f"{report['method']} on block {report['block']} (kept: {report['kept']})")
     for column in ("", "before", "after", "change"):
@@ -209,7 +231,8 @@ def show(report: dict) -> None:
         whose = "" if report["kept"] == "repaired" else " (the discarded candidate's; the saved model is the input model)"
         console.print(f"architecture of {report['block']}{whose}: {edges}")
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phase_seconds"].items())
-                  + " (estimated: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.get("estimate_seconds", {}).items()) + ")")
+                  + " (estimated: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.get("estimate_seconds", {}).items())
+                  + f"); block-input cache {report.get('prefix_cache', 'off')}")
     if report.get("out"):
         console.print(f"wrote [bold]{report['out']}[/] (load with archrepair.load)")
 

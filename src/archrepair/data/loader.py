@@ -7,11 +7,18 @@ faster on a 2-core CPU than per-image PIL transforms and needs no worker process
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 
 AUGMENTATIONS = ("none", "crop", "crop-flip")
+
+
+class FeatureRows(Protocol):
+    """Precomputed inputs, one row per example: ``take(rows)`` gives ``(len(rows), D)`` float32."""
+
+    def take(self, rows: torch.Tensor) -> torch.Tensor: ...
 
 
 class BatchLoader:
@@ -29,6 +36,9 @@ class BatchLoader:
             resumed run sees the same batches as an uninterrupted one.
         device: where batches are placed.
         channels_last: return images in channels-last memory format.
+        features: rows of precomputed model inputs (e.g. a block's cached inputs, ``(N, D)``
+            float32 indexed like ``x``) to yield instead of images; then ``augment`` must be
+            ``none``. The order, batches and failure draws are the same as with images.
 
     Yields ``images`` float32 ``(B, C, H, W)`` normalised, and ``labels`` int64 ``(B,)``.
     """
@@ -47,9 +57,12 @@ class BatchLoader:
         device: torch.device | str = "cpu",
         channels_last: bool = False,
         padding: int = 4,
+        features: FeatureRows | None = None,
     ) -> None:
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
+        if features is not None and augment != "none":
+            raise ValueError("precomputed features cannot be augmented; use augment='none'")
         self.x = torch.from_numpy(np.ascontiguousarray(x))
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
         self.indices = torch.arange(len(x)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
@@ -60,6 +73,7 @@ class BatchLoader:
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.padding = padding
+        self.features = features
         self.epoch = 0
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
@@ -80,6 +94,9 @@ class BatchLoader:
         order = self.indices[torch.randperm(len(self.indices), generator=generator)] if self.shuffle else self.indices
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
+            if self.features is not None:
+                yield self.features.take(rows).to(self.device, non_blocking=True), self.y[rows].to(self.device)
+                continue
             images = self.x[rows].to(self.device, non_blocking=True)
             if self.augment != "none":
                 images = self._augment(images, generator)

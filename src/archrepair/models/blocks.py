@@ -61,6 +61,15 @@ def get_block(model: nn.Module, name: str) -> nn.Module:
     return nn.Sequential(*[parent[i] for i in range(start, stop)])
 
 
+def block_module_paths(name: str) -> list[str]:
+    """The module paths block ``name`` covers: itself, or each module of a slice (``features.3:5``
+    gives ``features.3`` and ``features.4``)."""
+    parent, index = _split_slice(name)
+    if index is None:
+        return [name]
+    return [f"{parent}.{i}" if parent else str(i) for i in range(*index)]
+
+
 def replace_block(model: nn.Module, name: str, new: nn.Module) -> None:
     """Put ``new`` in place of block ``name`` inside ``model`` (in place: copy the model first)."""
     get_block(model, name)  # validates the name

@@ -26,8 +26,8 @@ from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, b
 from ..._search.optimise import architecture_step, weight_step
 from ..._search.surgery import block_input, trainable_only
 from ...train import TrainConfig, fit
-from ..base import Candidate, Repairer
-from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
+from ..base import Candidate, Repairer, first_off
+from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -92,28 +92,34 @@ class ArchRepair(Repairer):
         graph = block_graph(get_block(model, block), block_input(model, block, task.example()))
         relaxed = RelaxedBlock(graph, config.space).to(task.device)
         replace_block(model, block, relaxed)
+        view = task.block_view(block)
+        bound = view.bind(model, trainable_only(model, relaxed), build=False)
         trainable_only(model, relaxed)(model)
         search_config = replace(config.search, amp=task.amp)
         weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
         weight_opt = torch.optim.SGD(weights or [torch.zeros(1, requires_grad=True)], lr=1e-6)
         arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=1e-6)
-        loader = task.loader(task.search_train, config.search.batch_size, shuffle=True)
-        batch, making = next(iter(loader)), batch_seconds(loader)
-        weight_only = making + seconds_per_call(lambda: weight_step(model, *batch, weights, weight_opt, 1e-6, search_config))
+        batch, making = step_batch(task.loader(task.search_train, config.search.batch_size, shuffle=True), bound, view)
+        weight_only = making + seconds_per_call(
+            lambda: weight_step(bound.model, *batch, weights, weight_opt, 1e-6, search_config))
         both = weight_only + making + seconds_per_call(
-            lambda: architecture_step(model, relaxed, *batch, arch_opt, search_config))
+            lambda: architecture_step(bound.model, relaxed, *batch, arch_opt, search_config))
         steps = -(-len(task.search_train) // config.search.batch_size)
         warmup = min(config.search.warmup_epochs, config.search.epochs)
-        seconds["search"] = steps * (warmup * weight_only + (config.search.epochs - warmup) * both) + \
-            config.search.epochs * pass_seconds(model, task, task.search_val)
+        seconds["search"] = cache_seconds(task, view) + \
+            steps * (warmup * weight_only + (config.search.epochs - warmup) * both) + \
+            config.search.epochs * pass_seconds(bound.model, task, task.search_val, view)
         repaired = copy.deepcopy(task.model)
         replace_block(repaired, block, DiscreteBlock(discretise(RelaxedBlock(graph, config.space)), graph.edges))
-        trainable_only(repaired, get_block(repaired, block))(repaired)
-        loader = task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True)
-        batch, parameters = next(iter(loader)), list(get_block(repaired, block).parameters())
-        step = batch_seconds(loader) + seconds_per_call(training_step(repaired, parameters, batch, task.amp))
+        set_mode = trainable_only(repaired, get_block(repaired, block))
+        bound = view.bind(repaired, set_mode, build=False)
+        set_mode(repaired)
+        batch, making = step_batch(task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True), bound, view)
+        parameters = list(get_block(repaired, block).parameters())
+        step = making + seconds_per_call(training_step(bound.model, parameters, batch, task.amp))
         fit_steps = -(-len(task.fit_indices) // config.finetune.batch_size)
-        seconds["finetune"] = config.finetune.epochs * (fit_steps * step + pass_seconds(repaired, task, task.val_indices))
+        seconds["finetune"] = config.finetune.epochs * (
+            fit_steps * step + pass_seconds(bound.model, task, task.val_indices, view))
         return seconds
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
@@ -142,8 +148,10 @@ class ArchRepair(Repairer):
         relaxed = RelaxedBlock(graph, config.space).to(task.device)
         replace_block(model, block, relaxed)
         set_mode = trainable_only(model, relaxed)
-        history = search(model, relaxed, task.loader(task.search_train, config.search.batch_size, shuffle=True),
-                         task.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7),
+        view = task.block_view(block, work)
+        bound = view.bind(model, set_mode)
+        history = search(bound.model, relaxed, bound.loader(task.search_train, config.search.batch_size, shuffle=True),
+                         bound.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7),
                          replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
                          on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
                          deadline=deadline)
@@ -159,15 +167,18 @@ class ArchRepair(Repairer):
         discrete = DiscreteBlock(genotype, graph.edges, relaxed).to(task.device)
         replace_block(repaired, block, discrete)
         set_mode = trainable_only(repaired, discrete)
-        tuned = fit(repaired, task.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13),
-                    replace(config.finetune, amp=task.amp), val_loader=task.loader(task.val_indices),
+        tuned_bound = view.bind(repaired, set_mode)
+        tuned = fit(tuned_bound.model,
+                    tuned_bound.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13),
+                    replace(config.finetune, amp=task.amp), val_loader=tuned_bound.loader(task.val_indices),
                     set_train_mode=set_mode, state_path=work / "finetune.pt" if work else None, description="fine-tune",
                     on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
                     deadline=deadline)
         seconds["finetune"] = time.perf_counter() - started
         details["finetune"] = [asdict(e) for e in tuned.history]
         details["finetune_stop_reason"] = tuned.stop_reason
-        return Candidate(repaired, details, seconds, block, genotype.to_json())
+        details["prefix_cache"] = first_off(bound.status, tuned_bound.status)
+        return Candidate(repaired, details, seconds, block, genotype.to_json(), view)
 
 
 def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:

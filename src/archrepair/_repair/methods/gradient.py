@@ -23,7 +23,7 @@ from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer
-from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
+from ..estimate import batch_seconds, cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -75,30 +75,43 @@ class GradientRepair(Repairer):
         started = time.perf_counter()
         gradients = failure_gradients(model, task) if self.config.level != "network" else {}
         gradient_seconds = time.perf_counter() - started
-        _, parameters, set_mode, config, handles = self._select(model, gradients)
+        unit, parameters, set_mode, config, handles = self._select(model, gradients)
+        view = task.block_view(_unit_path(unit)) if set_mode is not None else None
+        bound = view.bind(model, set_mode, build=False) if view is not None else None
         (set_mode or (lambda m: m.train()))(model)
         loader = task.loader(task.fit_indices, config.batch_size, shuffle=True)
-        batch = next(iter(loader))
-        step = batch_seconds(loader) + seconds_per_call(training_step(model, parameters, batch, task.amp))
+        if bound is not None:
+            batch, making = step_batch(loader, bound, view)
+        else:
+            batch, making = next(iter(loader)), batch_seconds(loader)
+        run_model = bound.model if bound is not None else model
+        step = making + seconds_per_call(training_step(run_model, parameters, batch, task.amp))
         for handle in handles:
             handle.remove()
         steps = -(-len(task.fit_indices) // config.batch_size)
-        return {"repair": gradient_seconds + config.epochs * (steps * step + pass_seconds(model, task, task.val_indices))}
+        build = cache_seconds(task, view) if view is not None else 0.0
+        return {"repair": gradient_seconds + build + config.epochs * (
+            steps * step + pass_seconds(run_model, task, task.val_indices, view))}
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         started = time.perf_counter()
         model = copy.deepcopy(task.model)
         gradients = failure_gradients(model, task) if self.config.level != "network" else {}
         unit, parameters, set_mode, config, handles = self._select(model, gradients)
-        history = fit(model, task.loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13),
-                      replace(config, amp=task.amp), val_loader=task.loader(task.val_indices), parameters=parameters,
+        view = task.block_view(_unit_path(unit), self.work_dir) if set_mode is not None else None
+        bound = view.bind(model, set_mode) if view is not None else None
+        run_model = bound.model if bound is not None else model
+        loader = bound.loader if bound is not None else task.loader
+        history = fit(run_model, loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13),
+                      replace(config, amp=task.amp), val_loader=loader(task.val_indices), parameters=parameters,
                       set_train_mode=set_mode, description=self.name, deadline=deadline,
                       on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
         for handle in handles:
             handle.remove()
-        details = {"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason}
+        details = {"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
+                   "prefix_cache": bound.status if bound is not None else "off: the whole network trains"}
         block = unit if self.config.level == "block" else None
-        return Candidate(model, details, {"repair": time.perf_counter() - started}, block)
+        return Candidate(model, details, {"repair": time.perf_counter() - started}, block, view=view)
 
     def _select(self, model: nn.Module, gradients: dict[str, torch.Tensor]):
         train = self.config.train
@@ -140,6 +153,11 @@ class GradientRepair(Repairer):
         if layer.bias is not None:
             layer.bias.requires_grad_(False)
         return f"{name}[{channel}]", [layer.weight], set_mode, replace(self.config.train, weight_decay=0.0), [handle]
+
+
+def _unit_path(unit: str) -> str:
+    """The module path of a trained unit (a neuron ``conv[3]`` lives in ``conv``)."""
+    return unit.partition("[")[0]
 
 
 def _level(level: str):
