@@ -60,4 +60,4 @@ def model_with_failures(name: str, count: int = 1000, seed: int = 0):
     data = load_data(cifar10_spec())
     model, record = load_cached_model(name)
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    return data, model, record, select_failures(predictions, data.y_test, count, seed)
+    return data, model, record, select_failures(predictions, data.y_test, count, seed, protocol="paper")

@@ -47,7 +47,7 @@ def main() -> None:
     figures = {}
     for base in args.bases.split(","):
         model, record = loaded[base]
-        split = select_failures(predictions[base], data.y_test, 1000, 0)
+        split = select_failures(predictions[base], data.y_test, 1000, 0, protocol="paper")
         evaluation = np.setdiff1d(np.arange(len(data.y_test)), split.fail_indices)
 
         def show(name: str, predicted: np.ndarray, seconds: float = 0.0, key: str | None = None) -> None:

@@ -31,7 +31,7 @@ def build(name: str, failures: int, train_examples: int, batch_size: int):
     model, record = load_cached_model(name)
     data = load_data(cifar10_spec())
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, data.y_test, failures, 0)
+    split = select_failures(predictions, data.y_test, failures, 0, protocol="paper")
     repair = repair_set(data, split, train_examples, 0)
     loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=batch_size)
     return model, record, loader

@@ -40,7 +40,7 @@ def study(name, model, record, data, seeds, level, calibration_size):
             scale, drop = noise_for_drop(model, block, calibration, 0.15, seed)
             damaged = add_weight_noise(model, block, scale, seed)
             predictions = predict_logits(damaged, test).argmax(1).numpy()
-            split = select_failures(predictions, data.y_test, 1000, seed)
+            split = select_failures(predictions, data.y_test, 1000, seed, protocol="paper")
             repair = repair_set(data, split, 1000, seed)
             loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=256)
             report = localize(damaged, loader, (channels, height, width), config=LocalizeConfig(level=level, method="shift"), progress=False)

@@ -50,7 +50,7 @@ def main() -> None:
     key = f"top{args.level}"
     counts = {"spectrum": [], "reweighted": []}
     for size in sizes:
-        split = select_failures(predictions, data.y_test, size, args.seed)
+        split = select_failures(predictions, data.y_test, size, args.seed, protocol="paper")
         repair = repair_set(data, split, 1000, args.seed)
         loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=256)
         stats = collect_statistics(model, layers, loader, config.threshold, progress=False)

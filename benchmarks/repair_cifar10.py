@@ -15,6 +15,10 @@ base model's failures like the evaluation split (``make_task``; ``--plain-valida
 before and after (same examples), the fix rate on D_fail, broken examples, time, the architecture.
 
     python benchmarks/repair_cifar10.py [--grid 0.003,0.01,0.03] [--seeds 0] [--train-examples 5000]
+
+``--compare-cache`` runs ArchRepair alone, with the cached block inputs and without them (same
+task, same seed), and prints the wall-time ratio, whether the kept/original decision and the
+architecture are the same, and the difference of the accuracy changes.
 """
 
 from __future__ import annotations
@@ -72,6 +76,26 @@ def network_epoch_seconds(task, steps: int = 20, warmup: int = 3) -> float:
     return (time.perf_counter() - started) / steps * len(loader)
 
 
+def compare_cache(kind: str, seed: int, lr: float, task, args) -> dict:
+    """ArchRepair on ``task`` with the prefix cache and without: time ratio and agreement."""
+    reports = {}
+    for cached in (True, False):
+        task.config.prefix_cache = cached
+        task.views.clear()
+        started = time.perf_counter()
+        _, reports[cached] = run_repair(archrepair(lr, args), task)
+        reports[cached]["wall_seconds"] = time.perf_counter() - started
+        print(row(kind, seed, f"archrepair cache {'on' if cached else 'off'}", lr, reports[cached]) +
+              f" | phases {reports[cached]['phase_seconds']} | cache {reports[cached]['prefix_cache']}", flush=True)
+    on, off = reports[True], reports[False]
+    return {"time_ratio": on["wall_seconds"] / off["wall_seconds"],
+            "method_time_ratio": sum(on["phase_seconds"].values()) / sum(off["phase_seconds"].values()),
+            "same_decision": on["kept"] == off["kept"], "same_genotype": on["genotype"] == off["genotype"],
+            "same_block": on["block"] == off["block"],
+            "change_difference_points": abs(on["eval_change_points"] - off["eval_change_points"]),
+            "candidate_val_difference": abs(on["val_accuracy_repaired"] - off["val_accuracy_repaired"])}
+
+
 def row(kind, seed, method, lr, report, selected=""):
     arch = "" if not report.get("genotype") else " ".join(
         f"{e['source']}>{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
@@ -95,6 +119,8 @@ def main() -> None:
     parser.add_argument("--fail-weight", type=float, default=1.0, help="times each failure counts per epoch")
     parser.add_argument("--plain-validation", action="store_true",
                         help="validate on every held-out example (results before 2026-11-30 were made so)")
+    parser.add_argument("--compare-cache", action="store_true",
+                        help="ArchRepair with and without the cached block inputs, side by side (no fine-tuning baseline)")
     args = parser.parse_args()
     grid = [float(v) for v in args.grid.split(",")]
     data = load_data(cifar10_spec())
@@ -106,11 +132,16 @@ def main() -> None:
         predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
         print(f"# {kind}: test accuracy {100 * (predictions == data.y_test).mean():.2f}%", flush=True)
         for seed in (int(s) for s in args.seeds.split(",")):
-            split = select_failures(predictions, data.y_test, 1000, seed)
+            split = select_failures(predictions, data.y_test, 1000, seed, protocol="paper")
             task = make_task(model, record, data, split, TaskConfig(
                 args.train_examples or None, 0.2, seed, thin_validation=not args.plain_validation,
                 fail_weight=args.fail_weight))
             print(f"# validation examples: {len(task.val_indices)}", flush=True)
+            if args.compare_cache:
+                for lr in grid:
+                    for key, value in compare_cache(kind, seed, lr, task, args).items():
+                        figures.setdefault(f"{kind}_cache_{key}", []).append(float(value))
+                continue
             best = {}
             for lr in grid:
                 started = time.perf_counter()

@@ -49,7 +49,7 @@ def main() -> None:
 
     data = corrupted_test(clean, args.corruption, args.severity)  # the same images as sets[args.corruption]
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, data.y_test, 1000, 0)
+    split = select_failures(predictions, data.y_test, 1000, 0, protocol="paper")
     shift = {"name": args.corruption, "severity": args.severity, "seed": 0}
     task = make_task(model, record, data, split, TaskConfig(args.train_examples, 0.2, 0, corruption=shift,
                                                             thin_validation=not args.plain_validation))

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from archrepair import ArchRepairError
 from archrepair.data import FailureSplit, select_failures
+from archrepair.data.scenario import holdout_split
 from archrepair._repair import TaskConfig
 
 
@@ -17,25 +18,33 @@ from archrepair._repair import TaskConfig
     noise=st.integers(0, 2**31 - 1),
     count=st.integers(1, 300),
     seed=st.integers(0, 1000),
+    protocol=st.sampled_from(["heldout", "paper"]),
 )
-def test_failure_split_partitions_the_test_set(labels, noise, count, seed):
+def test_failure_split_partitions_the_test_set(labels, noise, count, seed, protocol):
     labels = np.array(labels)
     predictions = np.where(np.random.default_rng(noise).random(len(labels)) < 0.4, (labels + 1) % 5, labels)
-    if (predictions == labels).all():
-        with pytest.raises(ArchRepairError, match="no failures"):
-            select_failures(predictions, labels, count, seed)
+    if protocol == "heldout" and len(labels) < 4:
+        with pytest.raises(ArchRepairError, match="too few"):
+            select_failures(predictions, labels, count, seed, protocol)
         return
-    split = select_failures(predictions, labels, count, seed)
+    held = set(holdout_split(labels, 0.5, seed)[1].tolist()) if protocol == "heldout" else set()
+    candidates = [i for i in range(len(labels)) if predictions[i] != labels[i] and i not in held]
+    if not candidates:
+        with pytest.raises(ArchRepairError, match="no failures"):
+            select_failures(predictions, labels, count, seed, protocol)
+        return
+    split = select_failures(predictions, labels, count, seed, protocol)
     fail, keep = set(split.fail_indices), set(split.eval_indices)
-    assert not fail & keep
+    assert not fail & keep and not fail & set(split.holdout_indices)
     assert fail | keep == set(range(len(labels)))
-    assert all(predictions[i] != labels[i] for i in fail)
-    assert len(fail) == min(count, split.misclassified)
-    assert split.fail_indices == select_failures(predictions, labels, count, seed).fail_indices
+    assert set(split.holdout_indices) == held
+    assert fail <= set(candidates)
+    assert len(fail) == min(count, len(candidates))
+    assert split.fail_indices == select_failures(predictions, labels, count, seed, protocol).fail_indices
 
 
 def test_split_round_trips(tmp_path):
-    split = select_failures(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0]), 1, seed=2)
+    split = select_failures(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0]), 1, seed=2, protocol="paper")
     split.save(tmp_path / "f.json")
     assert FailureSplit.load(tmp_path / "f.json") == split
 
@@ -126,7 +135,7 @@ def test_validation_is_thinned_of_the_base_model_s_failures_like_the_evaluation_
     from archrepair._repair import make_task
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
-    split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 300, 0)
+    split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 300, 0, protocol="paper")
     share = 300 / split.misclassified  # the share of the test failures that D_fail took
     plain = make_task(_AlwaysZero(), record, digits, split, TaskConfig(train_examples=600, seed=4, thin_validation=False))
     thinned = make_task(_AlwaysZero(), record, digits, split, TaskConfig(train_examples=600, seed=4))

@@ -69,12 +69,13 @@ class Problem:
                                   f"with `archrepair failures {self.checkpoint}`")
         return split
 
-    def failures(self, path: str | Path | None = None, count: int = 1000, seed: int = 0) -> FailureSplit:
+    def failures(self, path: str | Path | None = None, count: int = 1000, seed: int = 0, protocol: str = "heldout",
+                 holdout: float = 0.5) -> FailureSplit:
         """The split in file ``path`` (checked, :meth:`load_split`), or ``count`` of this model's
-        test failures chosen now with ``seed``."""
+        test failures chosen now with ``seed`` under ``protocol`` (:func:`select_failures`)."""
         if path:
             return self.load_split(path)
-        split = select_failures(self.test_predictions("finding failures"), self.data.y_test, count, seed)
+        split = select_failures(self.test_predictions("finding failures"), self.data.y_test, count, seed, protocol, holdout)
         split.data_spec, split.data_fingerprint = self.data.spec, self.data.fingerprint
         split.model_fingerprint = self.fingerprint
         return split

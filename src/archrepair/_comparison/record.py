@@ -12,7 +12,12 @@ class ComparisonRow:
     (``eval``); ``change_points`` is their difference in percentage points; ``fix_rate`` is the
     accuracy on ``D_fail`` (seen by the repair); ``fixed``/``broken`` count examples of the eval set;
     ``seconds`` is the method's wall-clock time (evaluation excluded); ``unit`` is what the
-    method trained (the repaired block, or the gradient method's neuron, layer or block)."""
+    method trained (the repaired block, or the gradient method's neuron, layer or block);
+    ``prefix_cache``: whether its steps ran on cached block inputs (``"on"``, or ``"off: <reason>"``).
+    Under the ``heldout`` protocol, ``holdout_*`` are the figures on the test hold-out
+    (:func:`~archrepair._repair.outcome.holdout_figures`; the change in points with its 95% interval,
+    flip rates and the unseen-failure fix rate as fractions), for the returned model and
+    (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``."""
 
     method: str
     seed: int
@@ -31,6 +36,17 @@ class ComparisonRow:
     genotype: dict | None = None
     repair_train_indices: list[int] = field(default_factory=list)
     val_rows: list[int] = field(default_factory=list)
+    prefix_cache: str | None = None
+    holdout_change_points: float | None = None
+    holdout_interval_points: list[float] | None = None
+    holdout_negative_flip_rate: float | None = None
+    holdout_unseen_fix_rate: float | None = None
+    candidate_holdout_change_points: float | None = None
+    candidate_holdout_interval_points: list[float] | None = None
+    candidate_holdout_negative_flip_rate: float | None = None
+    candidate_holdout_unseen_fix_rate: float | None = None
+    candidate_fix_rate: float | None = None
+    candidate_paper_change_points: float | None = None
 
     @classmethod
     def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
@@ -43,8 +59,27 @@ class ComparisonRow:
             parameters_after=report["parameters_after"], kept=report["kept"], block=report["block"],
             unit=report["block"] or report["details"].get("unit"), genotype=report["genotype"],
             repair_train_indices=report["split"]["repair_train_indices"],
-            val_rows=report["split"]["val_rows"],
+            val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"),
+            **_judged_fields(report.get("judged") or {}),
         )
+
+
+def _judged_fields(judged: dict) -> dict:
+    """The flat :class:`ComparisonRow` fields of a report's ``judged`` figures."""
+    fields = {}
+    for whose, prefix in (("returned", ""), ("candidate", "candidate_")):
+        figures = judged.get(whose) or {}
+        held = figures.get("holdout")
+        if held:
+            fields |= {f"{prefix}holdout_change_points": held["change_points"],
+                       f"{prefix}holdout_interval_points": held["change_interval_points"],
+                       f"{prefix}holdout_negative_flip_rate": held["negative_flip_rate"],
+                       f"{prefix}holdout_unseen_fix_rate": held["unseen_fix_rate"]}
+    candidate = judged.get("candidate") or {}
+    if candidate:
+        fields |= {"candidate_fix_rate": candidate["fail_fixed_rate"],
+                   "candidate_paper_change_points": candidate["paper_change_points"]}
+    return fields
 
 
 @dataclass

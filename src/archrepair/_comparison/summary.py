@@ -8,15 +8,22 @@ import numpy as np
 
 from .record import Comparison
 
-FIGURES = ("accuracy_after", "change_points", "fix_rate", "broken", "seconds")
+FIGURES = ("accuracy_after", "change_points", "fix_rate", "broken", "seconds",
+           "holdout_change_points", "holdout_negative_flip_rate", "holdout_unseen_fix_rate",
+           "candidate_holdout_change_points", "candidate_holdout_negative_flip_rate", "candidate_holdout_unseen_fix_rate",
+           "candidate_fix_rate", "candidate_paper_change_points")
 
 
 def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dict]:
     """One dict per method, in the comparison's order: ``runs``, ``accuracy_before`` (the same for
     every method), the mean and sample standard deviation (``_sd``; 0 with one seed) of each figure
     in :data:`FIGURES`, ``parameters_after``, ``kept_repaired`` (runs whose repaired model won on
-    validation) and ``p_vs_reference``: the Wilcoxon p-value of the change against ``reference``."""
-    p_values = wilcoxon_against(comparison, reference) if reference in comparison.methods else {}
+    validation) and ``p_vs_reference``: the Wilcoxon p-value of the change against ``reference`` (on
+    the test hold-out when every run measured it, else the paper's figure). A figure some run did not
+    measure is left out."""
+    held_out = bool(comparison.rows) and all(row.holdout_change_points is not None for row in comparison.rows)
+    figure = "holdout_change_points" if held_out else "change_points"
+    p_values = wilcoxon_against(comparison, reference, figure) if reference in comparison.methods else {}
     summary = []
     for method in comparison.methods:
         rows = comparison.rows_of(method)
@@ -24,6 +31,8 @@ def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dic
             continue
         entry = {"method": method, "runs": len(rows), "accuracy_before": rows[0].accuracy_before}
         for figure in FIGURES:
+            if any(getattr(row, figure) is None for row in rows):  # not measured (paper protocol, older runs)
+                continue
             values = np.array([getattr(row, figure) for row in rows], dtype=float)
             entry[figure] = float(values.mean())
             entry[f"{figure}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0

@@ -13,7 +13,8 @@ from .record import Comparison, ComparisonRow
 from .summary import summarise
 
 JSON_FILE, MARKDOWN_FILE, CSV_FILE, CHART_FILE = "comparison.json", "comparison.md", "comparison.csv", "comparison.png"
-CSV_COLUMNS = [f.name for f in fields(ComparisonRow) if f.name not in ("genotype", "repair_train_indices", "val_rows")]
+CSV_COLUMNS = [f.name for f in fields(ComparisonRow)
+               if f.name not in ("genotype", "repair_train_indices", "val_rows") and not f.name.endswith("interval_points")]
 
 
 def write_comparison(comparison: Comparison, folder: str | Path, reference: str = "archrepair") -> dict[str, Path]:
@@ -34,7 +35,7 @@ def markdown_table(comparison: Comparison, reference: str = "archrepair") -> str
     """Per-method means ± standard deviations over seeds, with the Wilcoxon p-value against ``reference``."""
     lines = [
         (f"Budget: {comparison.budget}; seeds {comparison.seeds}; {len(comparison.failures['fail_indices'])} failures; "
-         f"data {comparison.data['spec']}. Accuracy on the test set without D_fail."),
+         f"data {comparison.data['spec']}. The paper's figure: accuracy on the test set without D_fail."),
         "",
         (f"| method | runs | before % | after % | change (pts) | D_fail fixed % | broken | seconds | parameters "
          f"| kept repaired | p vs {reference} |"),
@@ -50,9 +51,32 @@ def markdown_table(comparison: Comparison, reference: str = "archrepair") -> str
             f"| {entry['seconds']:.1f} ± {entry['seconds_sd']:.1f} | {entry['parameters_after']:,} "
             f"| {entry['kept_repaired']}/{entry['runs']} | {'-' if p is None else f'{p:.3f}'} |"
         )
+    lines += _holdout_table(comparison, reference)
     for failed in comparison.errors:
         lines.append(f"\nFailed: {failed['method']} on seed {failed['seed']}: {failed['error']}")
     return "\n".join(lines) + "\n"
+
+
+def _holdout_table(comparison: Comparison, reference: str) -> list[str]:
+    """The test hold-out's figures (``heldout`` protocol), for the returned model and the candidate."""
+    summary = [entry for entry in summarise(comparison, reference) if "holdout_change_points" in entry]
+    if not summary:
+        return []
+    lines = ["", "On the test hold-out (seen by neither the model nor the repair); returned model, then the "
+                 "candidate (the repaired model, whichever won). Mean ± sd over seeds; flips and fixes in %.", "",
+             f"| method | change (pts) | negative flips | unseen failures fixed | candidate change (pts) | candidate "
+             f"negative flips | candidate unseen fixed | candidate D_fail fixed | candidate paper's figure | p vs {reference} |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in summary:
+        p = entry["p_vs_reference"]
+        lines.append(
+            f"| {entry['method']} | {entry['holdout_change_points']:+.2f} ± {entry['holdout_change_points_sd']:.2f} "
+            f"| {100 * entry['holdout_negative_flip_rate']:.2f} | {100 * entry['holdout_unseen_fix_rate']:.1f} "
+            f"| {entry['candidate_holdout_change_points']:+.2f} ± {entry['candidate_holdout_change_points_sd']:.2f} "
+            f"| {100 * entry['candidate_holdout_negative_flip_rate']:.2f} "
+            f"| {100 * entry['candidate_holdout_unseen_fix_rate']:.1f} | {100 * entry['candidate_fix_rate']:.1f} "
+            f"| {entry['candidate_paper_change_points']:+.2f} | {'-' if p is None else f'{p:.3f}'} |")
+    return lines
 
 
 def csv_rows(comparison: Comparison) -> str:

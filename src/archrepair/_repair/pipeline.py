@@ -20,7 +20,7 @@ from ..fileio import json_ready, write_text_atomically
 from ..models import get_block
 from .base import RepairResult, Repairer
 from .document import write_report_markdown
-from .outcome import compare_predictions, latency_ms, parameter_count
+from .outcome import compare_predictions, holdout_figures, latency_ms, parameter_count
 from .task import RepairTask
 
 REPORT_FILE = "report.json"
@@ -43,6 +43,9 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     result = repairer.repair(task)
     after = predict_logits(result.model, test, progress="evaluating after").argmax(1).numpy()
     figures = compare_predictions(before, after, task.data.y_test, task.split, task.data.class_names)
+    candidate = after if result.kept == "repaired" or result.candidate is None else \
+        predict_logits(result.candidate, test, progress="evaluating the candidate").argmax(1).numpy()
+    judged = {"returned": judge(before, after, task), "candidate": judge(before, candidate, task)}
     example = task.example(min(256, len(task.repair.y)))
     report = {
         "method": result.method,
@@ -67,7 +70,8 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "estimate_seconds": {k: round(v, 2) for k, v in estimate.items()},
         "total_seconds": round(time.perf_counter() - started, 2),
         "format_version": REPORT_VERSION,
-        "protocol": "paper",
+        "protocol": task.split.protocol,
+        "judged": judged,
         "seed": task.seed,
         "task": asdict(task.config),
         "method_config": json_ready(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
@@ -83,6 +87,20 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     if out is not None:
         save_repaired(result, task.record, report, Path(out))
     return result, report
+
+
+def judge(before: np.ndarray, after: np.ndarray, task: RepairTask) -> dict:
+    """A model's figures against the original's (test-split predictions): on the test hold-out
+    (``heldout`` protocol; :func:`holdout_figures`), the fix rate on ``D_fail``, and the paper's
+    figure (the change on the test set without ``D_fail``)."""
+    labels, split = task.data.y_test, task.split
+    keep, fail = np.asarray(split.eval_indices), np.asarray(split.fail_indices)
+    figures = {"holdout": holdout_figures(before, after, labels, split.holdout_indices, task.seed)
+               if split.holdout_indices else None,
+               "fail_fixed_rate": float((after[fail] == labels[fail]).mean()),
+               "paper_change_points": round(100 * float((after[keep] == labels[keep]).mean()
+                                                        - (before[keep] == labels[keep]).mean()), 3)}
+    return figures
 
 
 def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, out: Path) -> None:

@@ -26,9 +26,10 @@ class TaskConfig:
 
     ``train_examples``: training examples joined to ``D_fail`` in ``D_repair`` (``None``: all);
     ``val_fraction``: the share of them held out for validation; ``seed``: draws the sample and its
-    splits and seeds the method; ``thin_validation``: drop from the validation examples the share
-    of the base model's failures that ``D_fail`` took from the deployment data (the paper's
-    evaluation split is built that way); ``fail_weight``: how many times each failure counts per
+    splits and seeds the method; ``thin_validation``: under the ``paper`` protocol, drop from the
+    validation examples the share of the base model's failures that ``D_fail`` took from the
+    deployment data (the paper's evaluation split is built that way; under ``heldout`` the
+    validation examples are used as they are); ``fail_weight``: how many times each failure counts per
     training epoch; ``corruption``: ``{"name", "severity", "seed"}`` of the distribution shift the
     failures come from (validation then uses the held-out examples clean and shifted), or ``None``;
     ``device``, ``channels_last``, ``amp``: where and how the models run. ``prefix_cache``: block-level
@@ -204,7 +205,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
                          y=np.concatenate([repair.y, repair.y[repair.val_rows]]),
                          val_rows=np.concatenate([repair.val_rows, extra]))
     val = repair.val_rows
-    if config.thin_validation and split.misclassified and len(val):
+    if config.thin_validation and split.protocol == "paper" and split.misclassified and len(val):
         val = thinned_validation(model, record, repair, val, len(split.fail_indices) / split.misclassified, seed,
                                  config.device)
     fit = np.setdiff1d(np.arange(len(repair.y)), repair.val_rows)  # dropped validation rows are not trained on either

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from .._checks import check_output, non_negative_int, positive_int
+from .._checks import check_output, non_negative_int, open_fraction, positive_int
+from ..data.scenario import PROTOCOLS
 from ..data.sources import DEFAULT_SPEC, parse_spec
 
 
@@ -61,6 +62,21 @@ def list_methods_in_help(parser: argparse.ArgumentParser) -> None:
 
     parser.epilog = "repair methods:\n" + describe_repairers()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def add_failure_choice(parser: argparse.ArgumentParser, from_file: bool = True) -> None:
+    """``--failures`` (a saved split; with ``from_file``), or ``--count`` failures chosen now under
+    ``--protocol`` with ``--holdout``."""
+    if from_file:
+        parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
+    parser.add_argument("--count", type=positive_int, default=1000,
+                        help="failures to choose (default: 1000, or all the failure pool holds)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="heldout",
+                        help="heldout (default): D_fail from a failure pool, the repair judged on a test hold-out that "
+                             "neither the model nor the repair has seen; paper: D_fail from every failure, judged on the "
+                             "rest of the test set (the paper's figure, to reproduce it)")
+    parser.add_argument("--holdout", type=open_fraction, default=0.5,
+                        help="share of the test set held out (heldout protocol; stratified, seeded; default: 0.5)")
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from .._comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
 from .._repair import get_repairer, make_task
-from .base import Command, add_corruption, add_data, add_device
+from .base import add_failure_choice, Command, add_corruption, add_data, add_device
 from .base import add_overwrite, checked_out, console, data_path, list_methods_in_help
 from .common_model import load_model_and_data
 from .repair import add_repair_options, repair_settings, task_config
@@ -33,8 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-epochs", type=positive_int,
                         help="passes over the fit data per method (ArchRepair: half search, half fine-tuning)")
     parser.add_argument("--budget-seconds", type=positive_float, help="wall-clock limit per method run")
-    parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    add_failure_choice(parser)
     parser.add_argument("--failure-seed", type=non_negative_int, default=0, help="seed of the failure choice (default: 0)")
     parser.add_argument("--out", required=True, help="folder for comparison.json, .md, .csv and .png")
     parser.add_argument("--resume", action="store_true",
@@ -66,7 +65,7 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
     methods = args.methods
     previous = _read_previous(saved) if args.resume else None
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.failure_seed)
+    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
 
@@ -94,7 +93,7 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
 def _dry_run(args: argparse.Namespace, budget: Budget, settings) -> dict:
     """Each method's estimated seconds on the first seed's task, times the seeds (capped by the time budget)."""
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.failure_seed)
+    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     methods = {}
     for name in args.methods:

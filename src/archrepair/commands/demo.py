@@ -59,11 +59,12 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
                                         say=say)
     predictions = predict_logits(model, make_loader(data, "test", record, device=device)).argmax(1).numpy()
     wrong = int((predictions != data.y_test).sum())
-    split = select_failures(predictions, data.y_test, max(1, wrong // 2), args.seed)
+    split = select_failures(predictions, data.y_test, wrong, args.seed)  # every failure of the pool
     split.data_spec, split.data_fingerprint = data.spec, data.fingerprint
     split.model_fingerprint = model_fingerprint(out / "base")
     split.save(out / "failures.json")
-    say(f"2/4 {wrong} test failures; {len(split.fail_indices)} form D_fail, the rest stay in the held-out test set")
+    say(f"2/4 {wrong} test failures; the {len(split.fail_indices)} in the failure pool form D_fail, the repair is "
+        f"judged on the other half of the test set ({len(split.holdout_indices)} examples, never seen by it)")
     say("3/4 localising the vulnerable block and repairing it")
     task = make_task(model, record, data, split, task_config(args, device))
     _, report = run_repair(get_repairer("archrepair", repair_settings(args), log=say), task, out / "repaired", out / "base")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 from rich.table import Table
 
 from .._checks import int_list
+from .._repair.outcome import holdout_figures
 from ..data.corrupted import corrupted_test, parse_corruptions
 from ..evaluate import accuracy_report
 from .base import (
@@ -49,6 +51,10 @@ def run(args: argparse.Namespace) -> dict:
         keep = split.eval_indices
         result["eval"] = accuracy_report(predictions[split.eval_indices], labels[split.eval_indices], names)
         result["fail"] = accuracy_report(predictions[split.fail_indices], labels[split.fail_indices], names)
+        if split.holdout_indices:  # against the original model's recorded predictions on the hold-out
+            original = np.zeros_like(predictions)
+            original[split.holdout_indices] = split.holdout_predictions
+            result["holdout"] = holdout_figures(original, predictions, labels, np.asarray(split.holdout_indices), split.seed)
     if args.corruptions:
         result["corruptions"] = _corruption_table(loaded, args, keep)
     return result
@@ -76,8 +82,17 @@ def show(result: dict) -> None:
         reports = {"test (all)": result["test"], "test without D_fail": result["eval"], "D_fail": result["fail"]}
     console.print(per_class_table(f"accuracy of {result['checkpoint']} on {result['data']}", reports))
     if "eval" in result:
-        console.print(f"test without D_fail: {percent(result['eval']['accuracy'])} on {result['eval']['examples']} "
-                      f"examples; D_fail fixed: {percent(result['fail']['accuracy'])} of {result['fail']['examples']}")
+        console.print(f"test without D_fail (the paper's figure): {percent(result['eval']['accuracy'])} on "
+                      f"{result['eval']['examples']} examples; D_fail fixed: {percent(result['fail']['accuracy'])} of "
+                      f"{result['fail']['examples']}")
+    if "holdout" in result:
+        held = result["holdout"]
+        low, high = held["change_interval_points"]
+        console.print(f"test hold-out ({held['examples']}): {percent(held['accuracy_after'])} against the original's "
+                      f"{percent(held['accuracy_before'])}, {held['change_points']:+.2f} points (95% interval "
+                      f"{low:+.2f} to {high:+.2f}, McNemar p {held['mcnemar_p']:.3f}); negative flips "
+                      f"{100 * held['negative_flip_rate']:.2f}%, positive {100 * held['positive_flip_rate']:.2f}%, "
+                      f"unseen failures fixed {100 * held['unseen_fix_rate']:.1f}%")
     if "corruptions" in result:
         severities = list(next(iter(result["corruptions"].values()))["severities"])
         table = Table(title="accuracy under corruptions" + (" (test without D_fail)" if "eval" in result else ""))

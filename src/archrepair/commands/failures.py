@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .._checks import non_negative_int, output_lock, positive_int
+from .._checks import non_negative_int, output_lock
 from ..data import select_failures
-from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
+from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
 from .common_model import load_model_and_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train`")
     add_data(parser, default=None)
-    parser.add_argument("--count", type=positive_int, default=1000, help="failures to select (default: 1000)")
+    add_failure_choice(parser, from_file=False)
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random choice (default: 0)")
     parser.add_argument("--out", required=True, help="JSON file to write the split to")
     add_overwrite(parser)
@@ -32,7 +32,7 @@ def _choose(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     predictions = loaded.test_predictions("finding failures")
     labels = loaded.data.y_test
-    split = select_failures(predictions, labels, args.count, args.seed)
+    split = select_failures(predictions, labels, args.count, args.seed, args.protocol, args.holdout)
     split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
     split.model_fingerprint = loaded.fingerprint
     split.save(Path(args.out))

@@ -8,15 +8,14 @@ from rich.table import Table
 
 from .._checks import non_negative_int, open_fraction, output_lock, positive_int, name_list
 from .._localize import FORMULAS, LocalizeConfig, list_localizers
-from .base import Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
+from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
 from .common_model import load_model_and_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train`")
     add_data(parser, default=None)
-    parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    add_failure_choice(parser)
     parser.add_argument("--train-examples", type=non_negative_int, default=1000,
                         help="training examples added to D_fail to form D_repair (default: 1000)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the training sample (default: 0)")
@@ -49,7 +48,8 @@ def _localize(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute,
                             method=args.method, shift_ratio=args.shift_ratio)
-    report = loaded.localize(loaded.failures(args.failures, args.count, args.seed), args.train_examples, args.seed,
+    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout)
+    report = loaded.localize(split, args.train_examples, args.seed,
                              args.blocks, config, args.failures)
     if args.out:
         report.save(args.out)

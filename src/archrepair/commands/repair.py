@@ -32,7 +32,7 @@ from .._repair.pipeline import run_repair
 from .._search.surgery import check_relaxable
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
-from .base import Command, add_corruption, add_data, add_device, add_overwrite
+from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite
 from .base import checked_out, console, data_path, list_methods_in_help, percent
 from .common_model import corruption_of, load_model_and_data
 
@@ -110,8 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="archrepair", choices=list_repairers(), metavar="METHOD",
                         help="the repair method (default: archrepair; the list is below)")
     list_methods_in_help(parser)
-    parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=positive_int, default=1000, help="failures to choose when no --failures (default: 1000)")
+    add_failure_choice(parser)
     parser.add_argument("--localization", help="repair the block a `localize --out` report chose (it must have been made "
                                                "for this model and these failures)")
     parser.add_argument("--out", required=True, help="repaired-model folder to write")
@@ -144,7 +143,7 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     if args.block and "search" in get_repairer(args.method).phases:
         height, width, channels = loaded.record.input_shape
         check_relaxable(loaded.model, args.block, (channels, height, width))
-    split = loaded.failures(args.failures, args.count, args.seed)
+    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout)
     settings, config = repair_settings(args), task_config(args, loaded.device)
     failures = split.digest()
     if args.localization:
@@ -164,7 +163,7 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
 def dry_run(args: argparse.Namespace) -> dict:
     """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.seed)
+    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     estimate = get_repairer(args.method, repair_settings(args)).estimate(task)
     uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
@@ -217,7 +216,16 @@ def show(report: dict) -> None:
     table = Table(title=f"{report['method']} on block {report['block']} (kept: {report['kept']})")
     for column in ("", "before", "after", "change"):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row(f"test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),
+    for whose in ("returned", "candidate"):
+        held = report.get("judged", {}).get(whose, {}).get("holdout")
+        if held and (whose == "returned" or report["kept"] != "repaired"):
+            low, high = held["change_interval_points"]
+            table.add_row(f"test hold-out ({held['examples']}), {whose} model", percent(held["accuracy_before"]),
+                          percent(held["accuracy_after"]), f"{held['change_points']:+.2f} pts [{low:+.2f}, {high:+.2f}]")
+            table.add_row(f"  flips -/+ (McNemar p), unseen failures fixed", "", "",
+                          f"{100 * held['negative_flip_rate']:.2f}% / {100 * held['positive_flip_rate']:.2f}% "
+                          f"(p {held['mcnemar_p']:.3f}), {100 * held['unseen_fix_rate']:.1f}%")
+    table.add_row(f"paper's figure: test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),
                   percent(report["eval_accuracy_after"]), f"{report['eval_change_points']:+.2f} pts")
     table.add_row(f"D_fail ({report['fail_examples']}, seen by the repair)", percent(report["fail_accuracy_before"]),
                   percent(report["fail_fixed_rate"]), "fix rate")

@@ -1,7 +1,15 @@
-"""The failure scenario: ``D_fail`` (misclassified test examples) and the evaluation split without it.
+"""The failure scenario: ``D_fail`` (misclassified test examples) and the examples a repair is judged on.
 
 Every repair and baseline starts from one saved :class:`FailureSplit`, so that accuracy before
 and after is measured on the same examples and ``D_fail`` never counts toward it.
+
+Two protocols. ``heldout`` (the default): a seeded, class-stratified split of the test set into a
+failure pool and a test hold-out, which depends only on the labels and the seed (every model of a
+data set shares it at a given seed); ``D_fail`` is drawn from the pool's misclassified examples and
+the repair is judged on the hold-out, which neither the model nor the repair has seen. ``paper``:
+``D_fail`` from every misclassified test example, judged on the rest of the test set (the paper's
+figure, which favours models whose mistakes are the deployed model's: removing ``D_fail`` leaves a
+set enriched in examples the deployed model gets right). Both figures are reported either way.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ import numpy as np
 
 from ..errors import ArchRepairError
 from ..fileio import write_text_atomically
+from .splits import stratified_split
+
+PROTOCOLS = ("heldout", "paper")
 
 
 @dataclass
@@ -28,6 +39,13 @@ class FailureSplit:
         misclassified: how many test examples the model got wrong in all.
         data_spec, data_fingerprint, model_fingerprint: what the split was made from.
         source: ``test`` for the paper's first scenario (later: a corruption name).
+        protocol: ``heldout`` or ``paper`` (see the module docstring).
+        holdout_indices: the test hold-out (sorted; ``heldout`` only), disjoint from the pool that
+            ``D_fail`` was drawn from; ``holdout`` its share of the test set.
+        holdout_predictions: the original model's predictions on ``holdout_indices``, so that flips
+            can be computed for any later model.
+        pool_failures: misclassified examples in the pool (``heldout``), of which ``D_fail`` took
+            ``len(fail_indices)``.
     """
 
     fail_indices: list[int]
@@ -41,6 +59,11 @@ class FailureSplit:
     source: str = "test"
     extra: dict = field(default_factory=dict)
     format_version: int = 1
+    protocol: str = "paper"
+    holdout_indices: list[int] = field(default_factory=list)
+    holdout: float | None = None
+    holdout_predictions: list[int] = field(default_factory=list)
+    pool_failures: int | None = None
 
     def save(self, path: str | Path) -> None:
         write_text_atomically(Path(path), json.dumps(asdict(self), indent=1))
@@ -71,37 +94,71 @@ class FailureSplit:
         """Refuse a split that is empty, has indices that are not whole numbers, repeats or shares
         an index between ``D_fail`` and the evaluation part, or (with ``test_size``) points outside
         the test split."""
-        parts = {"fail_indices": self.fail_indices, "eval_indices": self.eval_indices}
+        parts = {"fail_indices": self.fail_indices, "eval_indices": self.eval_indices,
+                 "holdout_indices": self.holdout_indices, "holdout_predictions": self.holdout_predictions}
         for name, values in parts.items():
             if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
                 raise ArchRepairError(f"{where}: {name} must be a list of whole numbers; remake it with `archrepair failures`")
-            if len(set(values)) != len(values):
+            if len(set(values)) != len(values) and name != "holdout_predictions":
                 raise ArchRepairError(f"{where}: {name} repeats an index; remake it with `archrepair failures`")
         if not self.fail_indices:
             raise ArchRepairError(f"{where}: D_fail is empty; remake it with `archrepair failures`")
         if set(self.fail_indices) & set(self.eval_indices):
             raise ArchRepairError(f"{where}: D_fail and the evaluation part overlap; remake it with `archrepair failures`")
+        if self.protocol not in PROTOCOLS:
+            raise ArchRepairError(f"{where}: unknown protocol {self.protocol!r} (one of {', '.join(PROTOCOLS)})")
+        if self.protocol == "heldout":
+            if not self.holdout_indices or len(self.holdout_predictions) != len(self.holdout_indices):
+                raise ArchRepairError(f"{where}: a heldout split needs its hold-out and the original model's "
+                                      "predictions on it; remake it with `archrepair failures`")
+            if set(self.fail_indices) & set(self.holdout_indices):
+                raise ArchRepairError(f"{where}: D_fail and the test hold-out overlap; remake it with `archrepair failures`")
         if test_size is not None:
-            every = self.fail_indices + self.eval_indices
+            every = self.fail_indices + self.eval_indices + self.holdout_indices
             if min(every) < 0 or max(every) >= test_size:
                 raise ArchRepairError(f"{where}: indices outside the test split's 0..{test_size - 1}; "
                                       "use the data it was made from")
 
 
-def select_failures(
-    predictions: np.ndarray, labels: np.ndarray, count: int = 1000, seed: int = 0
-) -> FailureSplit:
-    """Choose ``count`` misclassified examples at random (seeded); the rest is the evaluation split.
+def holdout_split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pool, holdout)``: a seeded, class-stratified split of the test indices that depends only on
+    ``labels`` and ``seed`` (so every model of a data set shares it), ``holdout`` in (0, 1)."""
+    if not 0 < holdout < 1:
+        raise ArchRepairError(f"the hold-out share must be between 0 and 1 (exclusive), got {holdout}")
+    labels = np.asarray(labels)
+    size = round(holdout * len(labels))
+    if size < 2 or len(labels) - size < 2:
+        raise ArchRepairError(f"the test set has too few examples ({len(labels)}) for a hold-out of {holdout}; "
+                              "use more test data or --protocol paper")
+    return stratified_split(labels, holdout, seed)
 
-    ``predictions`` and ``labels`` are ``(N,)`` over the whole test split. If fewer than ``count``
-    examples are misclassified, all of them are taken.
+
+def select_failures(
+    predictions: np.ndarray, labels: np.ndarray, count: int = 1000, seed: int = 0, protocol: str = "heldout",
+    holdout: float = 0.5,
+) -> FailureSplit:
+    """Choose ``count`` misclassified examples at random (seeded) as ``D_fail``.
+
+    ``predictions`` and ``labels`` are ``(N,)`` over the whole test split. ``protocol="heldout"``:
+    the test set is first split (:func:`holdout_split`, share ``holdout``) and ``D_fail`` drawn from
+    the pool's failures; ``"paper"``: from every failure. Fewer failures than ``count``: all are
+    taken. ``eval_indices`` is every test index outside ``D_fail`` either way (the paper's figure).
     """
     if count <= 0:
         raise ArchRepairError(f"the number of failures must be positive, got {count}")
-    wrong = np.flatnonzero(np.asarray(predictions) != np.asarray(labels))
-    if len(wrong) == 0:
-        raise ArchRepairError("the model classifies every test example correctly; there are no failures to repair")
-    chosen = np.sort(np.random.default_rng(seed).choice(wrong, size=min(count, len(wrong)), replace=False))
+    if protocol not in PROTOCOLS:
+        raise ArchRepairError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    wrong = np.flatnonzero(predictions != labels)
+    held = np.arange(0)
+    candidates = wrong
+    if protocol == "heldout":
+        pool, held = holdout_split(labels, holdout, seed)
+        candidates = np.intersect1d(wrong, pool)
+    if len(candidates) == 0:
+        where = "in the failure pool" if protocol == "heldout" else "on the test set"
+        raise ArchRepairError(f"the model classifies every example {where} correctly; there are no failures to repair")
+    chosen = np.sort(np.random.default_rng(seed).choice(candidates, size=min(count, len(candidates)), replace=False))
     keep = np.ones(len(labels), dtype=bool)
     keep[chosen] = False
     return FailureSplit(
@@ -110,4 +167,9 @@ def select_failures(
         seed=seed,
         requested=count,
         misclassified=int(len(wrong)),
+        protocol=protocol,
+        holdout_indices=held.tolist(),
+        holdout=holdout if protocol == "heldout" else None,
+        holdout_predictions=predictions[held].astype(int).tolist(),
+        pool_failures=int(len(candidates)) if protocol == "heldout" else None,
     )

@@ -74,19 +74,9 @@ class ArchRepair(Repairer):
         steps and weight-plus-architecture steps on the relaxed block; fine-tuning from timed steps
         of the block at its original architecture; plus one validation pass per epoch each."""
         config, seconds = self.config, {}
-        block, rows = config.block, task.localization_rows(config.localize_rows)
-        if block is None:  # two probes, so that the fixed cost (tracing, copies) is not scaled with the rows
-            timed = []
-            for size in (64, 128, 512):  # the first is a warm-up
-                failures, others = rows[rows < task.repair.num_failures], rows[rows >= task.repair.num_failures]
-                probe = np.concatenate([failures[:size], others[:size]])
-                started = time.perf_counter()
-                block = localize(task.model, task.loader(probe), task.input_shape, config=config.localize,
-                                 progress=False).chosen
-                timed.append((len(probe), time.perf_counter() - started))
-            (small, fast), (large, slow) = timed[1:]
-            per_row = max(slow - fast, 0.0) / max(large - small, 1)
-            seconds["localize"] = fast + per_row * (len(rows) - small)
+        block = config.block
+        if block is None:
+            block, seconds["localize"] = localize_seconds(task, config.localize, config.localize_rows)
         torch.manual_seed(task.seed)
         model = copy.deepcopy(task.model)
         graph = block_graph(get_block(model, block), block_input(model, block, task.example()))
@@ -132,10 +122,7 @@ class ArchRepair(Repairer):
         started = time.perf_counter()
         block = config.block
         if block is None:
-            rows = task.localization_rows(config.localize_rows)
-            report = localize(base, task.loader(rows), task.input_shape, config=config.localize)
-            block = report.chosen
-            details["localization"] = report.to_json() | {"rows": int(len(rows))}
+            block, details["localization"] = localised_block(task, config.localize, config.localize_rows)
         if config.single_layer:
             block = _largest_gradient_layer(base, block, task)
         seconds["localize"] = time.perf_counter() - started
@@ -179,6 +166,30 @@ class ArchRepair(Repairer):
         details["finetune_stop_reason"] = tuned.stop_reason
         details["prefix_cache"] = first_off(bound.status, tuned_bound.status)
         return Candidate(repaired, details, seconds, block, genotype.to_json(), view)
+
+
+def localize_seconds(task: RepairTask, config: LocalizeConfig, limit: int | None) -> tuple[str, float]:
+    """The block :func:`localised_block` would choose (on probes) and its estimated seconds, from two
+    timed probes of its rows (so that the fixed cost, tracing and copies, is not scaled with the rows)."""
+    rows = task.localization_rows(limit)
+    failures, others = rows[rows < task.repair.num_failures], rows[rows >= task.repair.num_failures]
+    timed = []
+    for size in (64, 128, 512):  # the first is a warm-up
+        probe = np.concatenate([failures[:size], others[:size]])
+        started = time.perf_counter()
+        block = localize(task.model, task.loader(probe), task.input_shape, config=config, progress=False).chosen
+        timed.append((len(probe), time.perf_counter() - started))
+    (small, fast), (large, slow) = timed[1:]
+    per_row = max(slow - fast, 0.0) / max(large - small, 1)
+    return block, fast + per_row * (len(rows) - small)
+
+
+def localised_block(task: RepairTask, config: LocalizeConfig, limit: int | None) -> tuple[str, dict]:
+    """The block the localisation ``config`` chooses on ``D_fail`` plus at most ``limit`` other fit
+    rows of ``task``, and its report (JSON-ready, with the number of rows)."""
+    rows = task.localization_rows(limit)
+    report = localize(task.model, task.loader(rows), task.input_shape, config=config)
+    return report.chosen, report.to_json() | {"rows": int(len(rows))}
 
 
 def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask) -> str:

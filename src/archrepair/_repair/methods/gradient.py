@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,8 +23,9 @@ from ...budget import Deadline
 from ...errors import ArchRepairError
 from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
-from ...train import TrainConfig, fit
+from ...train import FitResult, TrainConfig, fit
 from ..base import Candidate, Repairer
+from ..block_inputs import BlockView
 from ..estimate import batch_seconds, cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
@@ -55,6 +58,44 @@ def failure_gradients(model: nn.Module, task: RepairTask) -> dict[str, torch.Ten
     return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
+def train_unit(method: Repairer, task: RepairTask, model: nn.Module, parameters: list[nn.Parameter],
+               set_mode: Callable[[nn.Module], None] | None, path: str | None, config: TrainConfig, rows: np.ndarray,
+               deadline: Deadline) -> tuple[FitResult, BlockView | None, str]:
+    """Train ``parameters`` of ``model`` in place on the ``task`` rows ``rows`` (SGD ``config``,
+    early stopping on the validation rows), on the cached inputs of the unit at ``path`` when
+    ``set_mode`` freezes the rest (``None``: the whole network trains). Returns the fit's history,
+    the unit's view (for the final choice) and the cache status."""
+    view = task.block_view(path, method.work_dir) if set_mode is not None else None
+    bound = view.bind(model, set_mode) if view is not None else None
+    run_model, loader = (bound.model, bound.loader) if bound is not None else (model, task.loader)
+    history = fit(run_model, loader(rows, config.batch_size, shuffle=True, seed_offset=13),
+                  replace(config, amp=task.amp), val_loader=loader(task.val_indices), parameters=parameters,
+                  set_train_mode=set_mode, description=method.name, deadline=deadline,
+                  on_epoch=lambda e: method.log(f"{method.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
+    return history, view, bound.status if bound is not None else "off: the whole network trains"
+
+
+def unit_seconds(task: RepairTask, model: nn.Module, parameters: list[nn.Parameter],
+                 set_mode: Callable[[nn.Module], None] | None, path: str | None, config: TrainConfig,
+                 rows: np.ndarray) -> float:
+    """Estimated seconds of :func:`train_unit` with these arguments, early stopping off: timed SGD
+    steps (on the unit's cached inputs when :func:`train_unit` would use them, plus building them)
+    and one validation pass per epoch."""
+    view = task.block_view(path) if set_mode is not None else None
+    bound = view.bind(model, set_mode, build=False) if view is not None else None
+    (set_mode or (lambda m: m.train()))(model)
+    loader = task.loader(rows, config.batch_size, shuffle=True)
+    if bound is not None:
+        batch, making = step_batch(loader, bound, view)
+    else:
+        batch, making = next(iter(loader)), batch_seconds(loader)
+    run_model = bound.model if bound is not None else model
+    step = making + seconds_per_call(training_step(run_model, parameters, batch, task.amp))
+    steps = -(-len(rows) // config.batch_size)
+    build = cache_seconds(task, view) if view is not None else 0.0
+    return build + config.epochs * (steps * step + pass_seconds(run_model, task, task.val_indices, view))
+
+
 class GradientRepair(Repairer):
     """Train only the weights of the unit (``config.level``) with the largest mean gradient magnitude
     on ``D_fail``: one output channel (neuron), one convolution or linear layer, one block of the
@@ -76,40 +117,22 @@ class GradientRepair(Repairer):
         gradients = failure_gradients(model, task) if self.config.level != "network" else {}
         gradient_seconds = time.perf_counter() - started
         unit, parameters, set_mode, config, handles = self._select(model, gradients)
-        view = task.block_view(_unit_path(unit)) if set_mode is not None else None
-        bound = view.bind(model, set_mode, build=False) if view is not None else None
-        (set_mode or (lambda m: m.train()))(model)
-        loader = task.loader(task.fit_indices, config.batch_size, shuffle=True)
-        if bound is not None:
-            batch, making = step_batch(loader, bound, view)
-        else:
-            batch, making = next(iter(loader)), batch_seconds(loader)
-        run_model = bound.model if bound is not None else model
-        step = making + seconds_per_call(training_step(run_model, parameters, batch, task.amp))
+        seconds = unit_seconds(task, model, parameters, set_mode, _unit_path(unit), config, task.fit_indices)
         for handle in handles:
             handle.remove()
-        steps = -(-len(task.fit_indices) // config.batch_size)
-        build = cache_seconds(task, view) if view is not None else 0.0
-        return {"repair": gradient_seconds + build + config.epochs * (
-            steps * step + pass_seconds(run_model, task, task.val_indices, view))}
+        return {"repair": gradient_seconds + seconds}
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         started = time.perf_counter()
         model = copy.deepcopy(task.model)
         gradients = failure_gradients(model, task) if self.config.level != "network" else {}
         unit, parameters, set_mode, config, handles = self._select(model, gradients)
-        view = task.block_view(_unit_path(unit), self.work_dir) if set_mode is not None else None
-        bound = view.bind(model, set_mode) if view is not None else None
-        run_model = bound.model if bound is not None else model
-        loader = bound.loader if bound is not None else task.loader
-        history = fit(run_model, loader(task.fit_indices, config.batch_size, shuffle=True, seed_offset=13),
-                      replace(config, amp=task.amp), val_loader=loader(task.val_indices), parameters=parameters,
-                      set_train_mode=set_mode, description=self.name, deadline=deadline,
-                      on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
+        history, view, status = train_unit(self, task, model, parameters, set_mode, _unit_path(unit), config,
+                                           task.fit_indices, deadline)
         for handle in handles:
             handle.remove()
         details = {"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
-                   "prefix_cache": bound.status if bound is not None else "off: the whole network trains"}
+                   "prefix_cache": status}
         block = unit if self.config.level == "block" else None
         return Candidate(model, details, {"repair": time.perf_counter() - started}, block, view=view)
 

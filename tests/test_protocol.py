@@ -1,0 +1,149 @@
+"""The held-out protocol: the split, the paired figures on the test hold-out (flips, unseen
+failures, McNemar, the bootstrap interval), and the "train more" baselines that leave D_fail out."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from archrepair.base_model import make_loader
+from archrepair.checkpoint import load_checkpoint
+from archrepair.data import FailureSplit, select_failures
+from archrepair.errors import ArchRepairError
+from archrepair.evaluate import predict_logits
+from archrepair.train import TrainConfig
+from archrepair._repair import RepairSettings, TaskConfig, get_repairer, make_task
+from archrepair._repair.outcome import holdout_figures
+
+
+def _labels(count=2000, classes=10, seed=0):
+    return np.random.default_rng(seed).integers(0, classes, count)
+
+
+def test_the_holdout_split_is_disjoint_stratified_seeded_and_independent_of_the_model():
+    labels = _labels()
+    rng = np.random.default_rng(1)
+    one = np.where(rng.random(len(labels)) < 0.2, (labels + 1) % 10, labels)  # two models, different mistakes
+    two = np.where(rng.random(len(labels)) < 0.3, (labels + 3) % 10, labels)
+    a, b = select_failures(one, labels, 300, seed=4), select_failures(two, labels, 300, seed=4)
+    assert a.holdout_indices == b.holdout_indices  # depends only on the labels and the seed
+    assert select_failures(one, labels, 300, seed=5).holdout_indices != a.holdout_indices
+    assert select_failures(one, labels, 300, seed=4).fail_indices == a.fail_indices
+    held = np.asarray(a.holdout_indices)
+    assert not set(a.fail_indices) & set(a.holdout_indices)
+    assert abs(len(held) - len(labels) / 2) <= 10
+    for label in range(10):  # stratified: each class split about in half
+        members = labels == label
+        assert abs(np.isin(np.flatnonzero(members), held).mean() - 0.5) < 0.02
+    pool_wrong = np.setdiff1d(np.flatnonzero(one != labels), held)
+    assert set(a.fail_indices) <= set(pool_wrong.tolist()) and a.pool_failures == len(pool_wrong)
+    assert a.holdout_predictions == one[held].tolist() and a.protocol == "heldout" and a.holdout == 0.5
+    assert a.eval_indices == sorted(set(range(len(labels))) - set(a.fail_indices))
+
+
+def test_the_count_is_capped_by_the_pool_and_recorded():
+    labels = _labels(400)
+    predictions = np.where(np.arange(400) % 10 == 0, (labels + 1) % 10, labels)  # 40 failures
+    split = select_failures(predictions, labels, 1000, seed=0)
+    assert len(split.fail_indices) == split.pool_failures < 40 and split.requested == 1000
+
+
+def test_the_paper_protocol_is_the_old_choice():
+    labels = _labels()
+    predictions = np.where(np.random.default_rng(2).random(len(labels)) < 0.2, (labels + 1) % 10, labels)
+    split = select_failures(predictions, labels, 150, seed=3, protocol="paper")
+    wrong = np.flatnonzero(predictions != labels)
+    expected = np.sort(np.random.default_rng(3).choice(wrong, size=150, replace=False))
+    assert split.fail_indices == expected.tolist() and split.holdout_indices == [] and split.protocol == "paper"
+
+
+def test_a_saved_heldout_split_round_trips_and_a_broken_one_is_refused(tmp_path):
+    labels = _labels(500)
+    predictions = np.where(np.arange(500) % 4 == 0, (labels + 1) % 10, labels)
+    split = select_failures(predictions, labels, 50, seed=0)
+    split.save(tmp_path / "split.json")
+    assert FailureSplit.load(tmp_path / "split.json") == split
+    record = json.loads((tmp_path / "split.json").read_text())
+    record["holdout_indices"].append(record["fail_indices"][0])
+    record["holdout_predictions"].append(0)
+    (tmp_path / "bad.json").write_text(json.dumps(record))
+    with pytest.raises(ArchRepairError, match="D_fail and the test hold-out overlap"):
+        FailureSplit.load(tmp_path / "bad.json")
+
+
+def test_flips_and_unseen_fixes_by_hand():
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    before = np.array([0, 1, 2, 0, 0, 0, 0, 3, 1, 1])  # wrong: 3, 5, 6, 8
+    after = np.array([0, 2, 2, 3, 0, 1, 0, 0, 0, 1])   # wrong: 1, 6, 7
+    figures = holdout_figures(before, after, labels, np.arange(10))
+    assert figures["negative_flips"] == 2 and figures["positive_flips"] == 3  # 1, 7 broken; 3, 5, 8 fixed
+    assert figures["negative_flip_rate"] == 0.2 and figures["positive_flip_rate"] == 0.3
+    assert figures["unseen_failures"] == 4 and figures["unseen_fix_rate"] == 0.75
+    assert figures["accuracy_before"] == 0.6 and figures["accuracy_after"] == 0.7
+    assert figures["change_points"] == 10.0
+    subset = holdout_figures(before, after, labels, np.array([1, 3, 5]))
+    assert (subset["negative_flips"], subset["positive_flips"], subset["examples"]) == (1, 2, 3)
+
+
+def test_mcnemar_is_the_exact_binomial_test():
+    labels = np.zeros(40, dtype=int)
+    before = np.array([0] * 30 + [1] * 10)
+    after = np.array([1] * 2 + [0] * 28 + [0] * 9 + [1])  # 2 negative, 9 positive flips
+    figures = holdout_figures(before, after, labels, np.arange(40))
+    by_hand = 2 * sum(__import__("math").comb(11, k) for k in range(3)) / 2**11
+    assert figures["mcnemar_p"] == pytest.approx(by_hand) == pytest.approx(binomtest(9, 11, 0.5).pvalue)
+    assert holdout_figures(before, before, labels, np.arange(40))["mcnemar_p"] == 1.0
+
+
+def test_the_bootstrap_interval_covers_the_true_change_about_95_percent_of_the_time():
+    """Paired outcomes (right before, right after) drawn with a true change of +2 points."""
+    rng = np.random.default_rng(0)
+    outcomes = np.array([[1, 1], [1, 0], [0, 1], [0, 0]])
+    probabilities = [0.75, 0.04, 0.06, 0.15]  # change = 0.06 - 0.04
+    covered = 0
+    for replicate in range(200):
+        pairs = outcomes[rng.choice(4, size=400, p=probabilities)]
+        labels = np.zeros(400, dtype=int)
+        figures = holdout_figures(1 - pairs[:, 0], 1 - pairs[:, 1], labels, np.arange(400), seed=replicate)
+        low, high = figures["change_interval_points"]
+        covered += low <= 2.0 <= high
+    assert 0.92 <= covered / 200 <= 0.98
+
+
+@pytest.fixture(scope="module")
+def task(digits_checkpoint, digits):
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    return make_task(model, record, digits, select_failures(predictions, digits.y_test, 15, 0),
+                     TaskConfig(train_examples=300))
+
+
+@pytest.mark.parametrize("name", ["train-more-network", "train-more-block"])
+def test_train_more_never_trains_on_the_failures(task, name, monkeypatch):
+    from archrepair._repair.methods import gradient
+
+    seen = []
+    original_fit = gradient.fit
+
+    def recording_fit(model, loader, *args, **kwargs):
+        seen.append(loader.indices.numpy().copy())
+        return original_fit(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(gradient, "fit", recording_fit)
+    settings = RepairSettings(block="block2", train=TrainConfig(epochs=1, batch_size=64, lr=0.01, patience=None))
+    result = get_repairer(name, settings).repair(task)
+    rows = seen[0]
+    assert len(rows) and rows.min() >= task.repair.num_failures  # rows below num_failures are D_fail
+    assert set(rows) == set(task.fit_indices[task.fit_indices >= task.repair.num_failures])
+    assert result.details["unit"] == ("network" if name.endswith("network") else "block2")
+    assert result.details["prefix_cache"] == ("off: the whole network trains" if name.endswith("network") else "on")
+
+
+def test_validation_is_not_thinned_under_the_heldout_protocol(task, digits_checkpoint, digits):
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    paper = make_task(model, record, digits, select_failures(predictions, digits.y_test, 1000, 0, protocol="paper"),
+                      TaskConfig(train_examples=300))
+    assert task.split.protocol == "heldout" and set(task.val_indices) == set(task.repair.val_rows)
+    assert set(paper.val_indices) < set(paper.repair.val_rows)  # thinned of the base model's failures
