@@ -10,7 +10,13 @@ the accuracy on its evaluation split of:
     further on the training data (the 45,000 rows the base model trained on, no augmentation)
     for --epochs epochs with a cosine learning rate from --lr (SGD, momentum 0.9, batch 64).
 
-    python benchmarks/eval_set_reference.py [--epochs 2] [--lr 0.01]
+Under the ``heldout`` protocol (the default since #14) it also prints, for each seed of
+``--seeds``, every reference model's change on that seed's test hold-out with its paired
+bootstrap 95% interval, and whether the interval holds the model's change on the full test set
+(the calibration check: the hold-out's figure should agree with the full test set's; the paper's
+figure does not).
+
+    python benchmarks/eval_set_reference.py [--epochs 2] [--lr 0.01] [--seeds 0,1,2,3,4,5]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from common import cifar10_spec, load_cached_model, print_headline
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
+from archrepair._repair.outcome import holdout_figures
 from archrepair._repair import TaskConfig, make_task
 from archrepair._search.surgery import trainable_only
 from archrepair.train import TrainConfig, fit
@@ -38,6 +45,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--bases", default="undertrained,converged")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5", help="hold-out splits to check the calibration on")
     args = parser.parse_args()
     data = load_data(cifar10_spec())
     loaded = {kind: load_cached_model(name) for kind, name in MODELS.items()}
@@ -57,6 +65,18 @@ def main() -> None:
             fixed = 100 * (predicted[split.fail_indices] == data.y_test[split.fail_indices]).mean()
             print(f"{base} | {name} | {full:.2f} | {on_eval:.2f} | {change:+.2f} | {fixed:.1f} | {seconds:.0f}", flush=True)
             figures[f"{base}_{key or name}_change_points"] = round(change, 2)
+            full_change = full - 100 * (predictions[base] == data.y_test).mean()
+            agree = []
+            for seed in (int(s) for s in args.seeds.split(",")):
+                held = select_failures(predictions[base], data.y_test, 1000, seed).holdout_indices
+                figure = holdout_figures(predictions[base], predicted, data.y_test, np.asarray(held), seed)
+                low, high = figure["change_interval_points"]
+                agree.append(bool(low <= full_change <= high))
+                print(f"    hold-out seed {seed}: {figure['change_points']:+.2f} [{low:+.2f}, {high:+.2f}] against "
+                      f"{full_change:+.2f} on the full test set: {'agrees' if agree[-1] else 'DISAGREES'}; negative "
+                      f"flips {100 * figure['negative_flip_rate']:.2f}%", flush=True)
+            figures[f"{base}_{key or name}_full_test_change_points"] = round(full_change, 2)
+            figures[f"{base}_{key or name}_holdout_agrees_on_seeds"] = f"{sum(agree)}/{len(agree)}"
 
         for kind in MODELS:
             if kind != base:

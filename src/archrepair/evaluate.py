@@ -21,7 +21,7 @@ def predict(model: nn.Module, loader: BatchLoader, amp: bool = False,
     model.eval()
     outputs, labels = [], []
     batches = tqdm(loader, desc=progress, unit="batch", leave=False, disable=None if progress else True)
-    for images, targets in batches:
+    for images, targets, *_ in batches:  # a loader may yield rows too
         with autocast(loader.device, amp):
             outputs.append(model(images).float().cpu())
         labels.append(targets.cpu())

@@ -123,6 +123,7 @@ def fit(
     description: str = "train",
     deadline: Deadline | None = None,
     settings: dict | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
     """Train ``model`` in place with SGD; restore the best validation state unless stopped at the target.
 
@@ -136,6 +137,8 @@ def fit(
         on_epoch: called with each finished epoch's record.
         deadline: stop after the first step past it (the unfinished epoch is validated and
             counts like any other; ``stop_reason`` is then ``"budget"``).
+        loss_fn: ``(logits, labels, rows, inputs) -> loss`` instead of the cross-entropy (label smoothing
+            then does not apply); ``train_loader`` must yield rows (``with_rows``).
     """
     from tqdm import tqdm
 
@@ -160,13 +163,14 @@ def fit(
         train_loader.set_epoch(epoch)
         loss_sum = correct = seen = 0.0
         bar = tqdm(train_loader, desc=f"{description} {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
-        for step, (images, labels) in enumerate(bar, start=epoch * len(train_loader)):
+        for step, batch in enumerate(bar, start=epoch * len(train_loader)):
+            images, labels = batch[0], batch[1]
             lr = learning_rate(config, step, total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(train_loader.device, config.amp):
                 logits = model(images)
-                loss = criterion(logits.float(), labels)
+                loss = criterion(logits.float(), labels) if loss_fn is None else loss_fn(logits.float(), labels, batch[2], images)
             if not torch.isfinite(loss):
                 raise ArchRepairError(
                     f"the training loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate (--lr)"

@@ -22,6 +22,7 @@ from .._localize import LocalizeConfig
 from .._search import SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Repairer
+from .retain import RetainConfig
 
 
 def default_train() -> TrainConfig:
@@ -44,6 +45,7 @@ class RepairSettings:
     rule: str = "edge"
     train: TrainConfig = field(default_factory=default_train)
     localize_rows: int | None = 5000
+    retain: RetainConfig = field(default_factory=RetainConfig)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class RepairTask:
     search_val: np.ndarray
     config: TaskConfig = field(default_factory=TaskConfig)
     views: dict = field(default_factory=dict, repr=False, compare=False)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def seed(self) -> int:
@@ -107,13 +108,14 @@ class RepairTask:
         return self.config.amp
 
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
-               seed_offset: int = 0, features: FeatureRows | None = None) -> BatchLoader:
+               seed_offset: int = 0, features: FeatureRows | None = None, with_rows: bool = False) -> BatchLoader:
         """Batches of ``repair`` rows ``indices``; a shuffled (training) loader counts each failure
         ``fail_weight`` times per epoch (:class:`FailureWeightedLoader`). ``features``: yield these
-        precomputed rows (a block's cached inputs) instead of images, in the same batches."""
+        precomputed rows (a block's cached inputs) instead of images, in the same batches;
+        ``with_rows``: yield each batch's rows too (for :meth:`original_logits`)."""
         arguments = dict(indices=indices, batch_size=batch_size, shuffle=shuffle, augment=augment,
                          seed=self.seed + seed_offset, device=self.device, channels_last=self.channels_last,
-                         features=features)
+                         features=features, with_rows=with_rows)
         if shuffle and self.fail_weight != 1.0:
             return FailureWeightedLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std,
                                          num_failures=self.repair.num_failures, weight=self.fail_weight, **arguments)
@@ -128,6 +130,15 @@ class RepairTask:
         if view.work_dir is None and view.inputs is None:  # made by an estimate: the run's folder from now on
             view.work_dir = work_dir
         return view
+
+    def original_logits(self) -> torch.Tensor:
+        """The original model's logits ``(N, C)`` (float32, CPU) on every row of ``repair``: from a
+        built block-input cache (the same pass made them), else one evaluation pass, made once."""
+        if "original_logits" not in self.memo:
+            built = [view.inputs for view in self.views.values() if view.inputs is not None]
+            self.memo["original_logits"] = built[0].original_logits if built else predict_logits(
+                self.model, self.loader(np.arange(len(self.repair.y))), self.amp, progress="original logits")
+        return self.memo["original_logits"]
 
     def localization_rows(self, limit: int | None) -> np.ndarray:
         """The fit rows to localise on: every failure, and at most ``limit`` of the other fit rows

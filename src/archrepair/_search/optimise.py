@@ -28,6 +28,8 @@ from ..train import accuracy
 from .discrete import discretise
 from .relaxed import RelaxedBlock
 
+LossFunction = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 @dataclass
 class SearchConfig:
@@ -80,9 +82,12 @@ def search(
     state_path: Path | None = None,
     on_epoch: Callable[[SearchEpoch], None] | None = None,
     deadline: Deadline | None = None,
+    loss_fn: LossFunction | None = None,
 ) -> SearchHistory:
     """Run the search in place on ``block`` (inside ``model``); resumable from ``state_path``.
-    Past ``deadline`` it stops after the current step (``history.stop_reason == "budget"``)."""
+    Past ``deadline`` it stops after the current step (``history.stop_reason == "budget"``).
+    ``loss_fn``: ``(logits, labels, rows, inputs) -> loss`` for both steps instead of the cross-entropy
+    (the loaders must then yield rows)."""
     from tqdm import tqdm
 
     weights = [p for p in block.weight_parameters() if p.requires_grad]
@@ -102,11 +107,12 @@ def search(
         val_batches = _cycle(val_loader, epoch)
         loss_sum = correct = seen = 0.0
         bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
-        for step, (images, labels) in enumerate(bar, start=epoch * len(train_loader)):
+        for step, (images, labels, *rows) in enumerate(bar, start=epoch * len(train_loader)):
             if epoch >= config.warmup_epochs:
-                architecture_step(model, block, *next(val_batches), arch_opt, config)
+                val_images, val_labels, *val_rows = next(val_batches)
+                architecture_step(model, block, val_images, val_labels, arch_opt, config, loss_fn, *val_rows)
             lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
-            logits, loss = weight_step(model, images, labels, weights, weight_opt, lr, config)
+            logits, loss = weight_step(model, images, labels, weights, weight_opt, lr, config, loss_fn, *rows)
             if not torch.isfinite(loss):
                 raise ArchRepairError(f"the search loss became {loss.item()} at epoch {epoch + 1}; lower --search-lr")
             loss_sum += loss.item() * len(labels)
@@ -130,10 +136,12 @@ def search(
 
 
 def architecture_step(model: nn.Module, block: RelaxedBlock, images: torch.Tensor, labels: torch.Tensor,
-                      optimizer: torch.optim.Optimizer, config: SearchConfig) -> torch.Tensor:
+                      optimizer: torch.optim.Optimizer, config: SearchConfig, loss_fn: LossFunction | None = None,
+                      rows: torch.Tensor | None = None) -> torch.Tensor:
     """One architecture step (Adam on the alphas and betas) on a search-validation batch; returns the
     loss. The block's weights are frozen for the pass, so the backward computes the gradients the
-    architecture parameters need and no weight gradients (which the weight step would discard)."""
+    architecture parameters need and no weight gradients (which the weight step would discard).
+    ``loss_fn(logits, labels, rows, images)`` replaces the cross-entropy."""
     weights = [p for p in block.weight_parameters() if p.requires_grad]
     for parameter in weights:
         parameter.requires_grad_(False)
@@ -141,7 +149,7 @@ def architecture_step(model: nn.Module, block: RelaxedBlock, images: torch.Tenso
         optimizer.zero_grad(set_to_none=True)
         with autocast(images.device, config.amp):
             logits = model(images)
-        loss = nn.functional.cross_entropy(logits.float(), labels)
+        loss = _loss(logits.float(), labels, loss_fn, rows, images)
         if config.beta_decay:
             loss = loss + config.beta_decay * torch.stack([torch.logsumexp(alpha, 0) for alpha in block.alphas]).mean()
         loss.backward()
@@ -153,20 +161,27 @@ def architecture_step(model: nn.Module, block: RelaxedBlock, images: torch.Tenso
 
 
 def weight_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, weights: list[nn.Parameter],
-                optimizer: torch.optim.Optimizer, lr: float, config: SearchConfig) -> tuple[torch.Tensor, torch.Tensor]:
+                optimizer: torch.optim.Optimizer, lr: float, config: SearchConfig, loss_fn: LossFunction | None = None,
+                rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One weight step (SGD at ``lr``, gradients clipped to ``config.grad_clip``) on a search-training
-    batch; returns the logits and the loss (the loss is not stepped on when it is not finite)."""
+    batch; returns the logits and the loss (the loss is not stepped on when it is not finite).
+    ``loss_fn(logits, labels, rows, images)`` replaces the cross-entropy."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
     with autocast(images.device, config.amp):
         logits = model(images)
-    loss = nn.functional.cross_entropy(logits.float(), labels)
+    loss = _loss(logits.float(), labels, loss_fn, rows, images)
     if torch.isfinite(loss):
         loss.backward()
         nn.utils.clip_grad_norm_(weights, config.grad_clip)
         optimizer.step()
     return logits, loss
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFunction | None, rows: torch.Tensor | None,
+          images: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits, labels) if loss_fn is None else loss_fn(logits, labels, rows, images)
 
 
 def _cycle(loader: BatchLoader, epoch: int):

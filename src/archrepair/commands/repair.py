@@ -29,6 +29,7 @@ from .._localize import FORMULAS, LocalizationReport, LocalizeConfig, list_local
 from ..errors import ArchRepairError
 from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from .._repair.pipeline import run_repair
+from .._repair.retain import RETAIN_KINDS, RetainConfig
 from .._search.surgery import check_relaxable
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
@@ -72,6 +73,11 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--finetune-epochs", type=positive_int, default=8)
     group.add_argument("--finetune-lr", type=positive_float, default=0.01)
     group.add_argument("--search-batch-size", type=positive_int, default=64)
+    group.add_argument("--retain", choices=RETAIN_KINDS, default="none",
+                       help="regression-aware training of every gradient-trained method: distill = focal distillation "
+                            "towards the original model on the examples it gets right (default: none)")
+    group.add_argument("--retain-weight", type=non_negative_float, default=1.0,
+                       help="weight of the --retain term (default: 1)")
     group.add_argument("--no-prefix-cache", action="store_true",
                        help="run the whole network on every step instead of caching the inputs of the block a "
                             "method trains (the cache is exact; this is for checking it and for timing)")
@@ -90,6 +96,7 @@ def repair_settings(args: argparse.Namespace) -> RepairSettings:
                             arch_lr=args.arch_lr, beta_decay=args.beta_decay, batch_size=args.search_batch_size),
         rule=args.rule,
         localize_rows=args.localize_rows or None,
+        retain=RetainConfig(args.retain, args.retain_weight),
         train=TrainConfig(epochs=args.finetune_epochs, batch_size=args.search_batch_size, lr=args.finetune_lr,
                           weight_decay=5e-4, schedule="cosine", patience=3),
     )

@@ -39,8 +39,11 @@ class BatchLoader:
         features: rows of precomputed model inputs (e.g. a block's cached inputs, ``(N, D)``
             float32 indexed like ``x``) to yield instead of images; then ``augment`` must be
             ``none``. The order, batches and failure draws are the same as with images.
+        with_rows: also yield each batch's row indices (into ``x``), for per-row targets such as
+            stored logits.
 
-    Yields ``images`` float32 ``(B, C, H, W)`` normalised, and ``labels`` int64 ``(B,)``.
+    Yields ``images`` float32 ``(B, C, H, W)`` normalised, and ``labels`` int64 ``(B,)`` (and with
+    ``with_rows`` the rows, int64 ``(B,)``, on the CPU).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class BatchLoader:
         channels_last: bool = False,
         padding: int = 4,
         features: FeatureRows | None = None,
+        with_rows: bool = False,
     ) -> None:
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
@@ -74,6 +78,7 @@ class BatchLoader:
         self.channels_last = channels_last
         self.padding = padding
         self.features = features
+        self.with_rows = with_rows
         self.epoch = 0
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
@@ -95,12 +100,14 @@ class BatchLoader:
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             if self.features is not None:
-                yield self.features.take(rows).to(self.device, non_blocking=True), self.y[rows].to(self.device)
-                continue
-            images = self.x[rows].to(self.device, non_blocking=True)
-            if self.augment != "none":
-                images = self._augment(images, generator)
-            yield self._normalise(images), self.y[rows].to(self.device, non_blocking=True)
+                inputs = self.features.take(rows).to(self.device, non_blocking=True)
+            else:
+                inputs = self.x[rows].to(self.device, non_blocking=True)
+                if self.augment != "none":
+                    inputs = self._augment(inputs, generator)
+                inputs = self._normalise(inputs)
+            labels = self.y[rows].to(self.device, non_blocking=True)
+            yield (inputs, labels, rows) if self.with_rows else (inputs, labels)
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
         images = images.permute(0, 3, 1, 2).float().div_(255.0)

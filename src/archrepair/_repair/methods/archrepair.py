@@ -29,6 +29,7 @@ from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer, first_off
 from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
+from ..retain import RetainConfig, retain_loss, teacher
 from ..task import RepairTask
 
 
@@ -48,6 +49,7 @@ class ArchRepairConfig:
     single_layer: bool = False
     finetune: TrainConfig = field(default_factory=default_train)
     localize_rows: int | None = 5000
+    retain: RetainConfig = field(default_factory=RetainConfig)
 
 
 class ArchRepair(Repairer):
@@ -137,11 +139,15 @@ class ArchRepair(Repairer):
         set_mode = trainable_only(model, relaxed)
         view = task.block_view(block, work)
         bound = view.bind(model, set_mode)
-        history = search(bound.model, relaxed, bound.loader(task.search_train, config.search.batch_size, shuffle=True),
-                         bound.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7),
+        loss_fn = self._retain(task, block, view, bound.status)
+        rows = loss_fn is not None
+        history = search(bound.model, relaxed,
+                         bound.loader(task.search_train, config.search.batch_size, shuffle=True, with_rows=rows),
+                         bound.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7,
+                                      with_rows=rows),
                          replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
                          on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
-                         deadline=deadline)
+                         deadline=deadline, loss_fn=loss_fn)
         genotype = discretise(relaxed, config.rule)
         seconds["search"] = time.perf_counter() - started
         details["search"] = [asdict(e) for e in history.epochs]
@@ -155,17 +161,27 @@ class ArchRepair(Repairer):
         replace_block(repaired, block, discrete)
         set_mode = trainable_only(repaired, discrete)
         tuned_bound = view.bind(repaired, set_mode)
+        if tuned_bound.status != bound.status:  # the teacher must take the fine-tuning's batches
+            loss_fn = self._retain(task, block, view, tuned_bound.status)
         tuned = fit(tuned_bound.model,
-                    tuned_bound.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13),
+                    tuned_bound.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13,
+                                       with_rows=rows),
                     replace(config.finetune, amp=task.amp), val_loader=tuned_bound.loader(task.val_indices),
                     set_train_mode=set_mode, state_path=work / "finetune.pt" if work else None, description="fine-tune",
                     on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
-                    deadline=deadline)
+                    deadline=deadline, loss_fn=loss_fn)
         seconds["finetune"] = time.perf_counter() - started
         details["finetune"] = [asdict(e) for e in tuned.history]
         details["finetune_stop_reason"] = tuned.stop_reason
         details["prefix_cache"] = first_off(bound.status, tuned_bound.status)
         return Candidate(repaired, details, seconds, block, genotype.to_json(), view)
+
+    def _retain(self, task: RepairTask, block: str, view, status: str):
+        """The regression-aware loss of the search and fine-tuning, ``None`` when off."""
+        if not self.config.retain.active:
+            return None
+        return retain_loss(self.config.retain, task.original_logits(),
+                           teacher(task.model, block, view if status == "on" else None))
 
 
 def localize_seconds(task: RepairTask, config: LocalizeConfig, limit: int | None) -> tuple[str, float]:
@@ -205,7 +221,7 @@ def _largest_gradient_layer(model: torch.nn.Module, block: str, task: RepairTask
 def _config(settings: RepairSettings, **changes) -> ArchRepairConfig:
     return ArchRepairConfig(block=settings.block, localize=settings.localize, space=settings.space,
                             search=settings.search, rule=settings.rule, finetune=settings.train,
-                            localize_rows=settings.localize_rows, **changes)
+                            localize_rows=settings.localize_rows, retain=settings.retain, **changes)
 
 
 @register_repairer("archrepair", "localise the block, search its architecture and weights, fine-tune (the paper)")

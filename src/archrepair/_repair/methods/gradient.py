@@ -26,6 +26,7 @@ from ..._search.surgery import trainable_only
 from ...train import FitResult, TrainConfig, fit
 from ..base import Candidate, Repairer
 from ..block_inputs import BlockView
+from ..retain import RetainConfig, retain_loss, teacher
 from ..estimate import batch_seconds, cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
@@ -36,11 +37,13 @@ LEVELS = ("neuron", "layer", "block", "network")
 @dataclass
 class GradientConfig:
     """``level``: what trains (one of :data:`LEVELS`); ``train``: its SGD settings (early stopping
-    on the validation split); ``blocks``: the block list of the block level (default: the model's)."""
+    on the validation split); ``blocks``: the block list of the block level (default: the model's);
+    ``retain``: regression-aware training (:mod:`..retain`)."""
 
     level: str = "block"
     train: TrainConfig = field(default_factory=default_train)
     blocks: list[str] | None = None
+    retain: RetainConfig = field(default_factory=RetainConfig)
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -60,17 +63,22 @@ def failure_gradients(model: nn.Module, task: RepairTask) -> dict[str, torch.Ten
 
 def train_unit(method: Repairer, task: RepairTask, model: nn.Module, parameters: list[nn.Parameter],
                set_mode: Callable[[nn.Module], None] | None, path: str | None, config: TrainConfig, rows: np.ndarray,
-               deadline: Deadline) -> tuple[FitResult, BlockView | None, str]:
+               deadline: Deadline, retain: RetainConfig) -> tuple[FitResult, BlockView | None, str]:
     """Train ``parameters`` of ``model`` in place on the ``task`` rows ``rows`` (SGD ``config``,
-    early stopping on the validation rows), on the cached inputs of the unit at ``path`` when
-    ``set_mode`` freezes the rest (``None``: the whole network trains). Returns the fit's history,
-    the unit's view (for the final choice) and the cache status."""
+    early stopping on the validation rows, the ``retain`` term when active), on the cached inputs
+    of the unit at ``path`` when ``set_mode`` freezes the rest (``None``: the whole network trains).
+    Returns the fit's history, the unit's view (for the final choice) and the cache status."""
     view = task.block_view(path, method.work_dir) if set_mode is not None else None
     bound = view.bind(model, set_mode) if view is not None else None
     run_model, loader = (bound.model, bound.loader) if bound is not None else (model, task.loader)
-    history = fit(run_model, loader(rows, config.batch_size, shuffle=True, seed_offset=13),
+    loss_fn = None
+    if retain.active:
+        cached = bound is not None and bound.status == "on"
+        reference = teacher(task.model, path if set_mode is not None else None, view if cached else None)
+        loss_fn = retain_loss(retain, task.original_logits(), reference)
+    history = fit(run_model, loader(rows, config.batch_size, shuffle=True, seed_offset=13, with_rows=loss_fn is not None),
                   replace(config, amp=task.amp), val_loader=loader(task.val_indices), parameters=parameters,
-                  set_train_mode=set_mode, description=method.name, deadline=deadline,
+                  set_train_mode=set_mode, description=method.name, deadline=deadline, loss_fn=loss_fn,
                   on_epoch=lambda e: method.log(f"{method.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
     return history, view, bound.status if bound is not None else "off: the whole network trains"
 
@@ -128,7 +136,7 @@ class GradientRepair(Repairer):
         gradients = failure_gradients(model, task) if self.config.level != "network" else {}
         unit, parameters, set_mode, config, handles = self._select(model, gradients)
         history, view, status = train_unit(self, task, model, parameters, set_mode, _unit_path(unit), config,
-                                           task.fit_indices, deadline)
+                                           task.fit_indices, deadline, self.config.retain)
         for handle in handles:
             handle.remove()
         details = {"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
@@ -185,7 +193,7 @@ def _unit_path(unit: str) -> str:
 
 def _level(level: str):
     def build(settings: RepairSettings) -> GradientRepair:
-        return GradientRepair(GradientConfig(level, settings.train))
+        return GradientRepair(GradientConfig(level, settings.train, retain=settings.retain))
 
     return build
 

@@ -26,6 +26,7 @@ from ..._search.surgery import trainable_only
 from ...train import TrainConfig
 from ..base import Candidate, Repairer
 from ..registry import RepairSettings, default_train, register_repairer
+from ..retain import RetainConfig
 from ..task import RepairTask
 from .archrepair import localised_block, localize_seconds
 from .gradient import train_unit, unit_seconds
@@ -34,13 +35,15 @@ from .gradient import train_unit, unit_seconds
 @dataclass
 class TrainMoreConfig:
     """``level``: ``network`` or ``block``; ``train``: the weight training; ``block``: train this
-    block (``None``: localise with ``localize`` on ``D_fail`` plus at most ``localize_rows`` rows)."""
+    block (``None``: localise with ``localize`` on ``D_fail`` plus at most ``localize_rows`` rows);
+    ``retain``: regression-aware training (:mod:`..retain`)."""
 
     level: str = "block"
     train: TrainConfig = field(default_factory=default_train)
     block: str | None = None
     localize: LocalizeConfig = field(default_factory=LocalizeConfig)
     localize_rows: int | None = 5000
+    retain: RetainConfig = field(default_factory=RetainConfig)
 
 
 class TrainMore(Repairer):
@@ -73,7 +76,7 @@ class TrainMore(Repairer):
             block, details["localization"] = localised_block(task, self.config.localize, self.config.localize_rows)
         parameters, set_mode = self._trained(model, block)
         history, view, status = train_unit(self, task, model, parameters, set_mode, block, self.config.train, rows,
-                                           deadline)
+                                           deadline, self.config.retain)
         details |= {"unit": block or "network", "rows": int(len(rows)), "history": [asdict(e) for e in history.history],
                     "stop_reason": history.stop_reason, "prefix_cache": status}
         return Candidate(model, details, {"repair": time.perf_counter() - started}, block, view=view)
@@ -93,9 +96,10 @@ def _rows(task: RepairTask) -> np.ndarray:
 
 @register_repairer("train-more-network", "baseline: the whole network trained on D_repair without D_fail")
 def train_more_network(settings: RepairSettings) -> TrainMore:
-    return TrainMore(TrainMoreConfig("network", settings.train))
+    return TrainMore(TrainMoreConfig("network", settings.train, retain=settings.retain))
 
 
 @register_repairer("train-more-block", "baseline: the localised block trained on D_repair without D_fail")
 def train_more_block(settings: RepairSettings) -> TrainMore:
-    return TrainMore(TrainMoreConfig("block", settings.train, settings.block, settings.localize, settings.localize_rows))
+    return TrainMore(TrainMoreConfig("block", settings.train, settings.block, settings.localize, settings.localize_rows,
+                                     settings.retain))
