@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from .._checks import check_same_settings
 from ..device import autocast
-from ..errors import ArchRepairError
 from ..fileio import write_text_atomically
 from ..models import get_block
 from .block_split import BlockSplit, CacheOff, eval_mode, restored_modes, split_at_block
@@ -213,9 +212,9 @@ class BlockView:
         """One ``(B, D)`` float32 batch of frontier values; records their shapes on first use."""
         for name, value in zip(self.split.frontier, frontier):
             if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != batch:
-                raise ArchRepairError(f"the value {name!r} before block {self.block} is not one row per example")
+                raise CacheOff(f"the value {name!r} before the block is not one row per example")
             if not value.is_floating_point():
-                raise ArchRepairError(f"the value {name!r} before block {self.block} is not a floating-point tensor")
+                raise CacheOff(f"the value {name!r} before the block is not a floating-point tensor")
         if not self.shapes:
             self.shapes = [tuple(value.shape[1:]) for value in frontier]
         return pack(frontier)
