@@ -55,7 +55,7 @@ def pass_seconds(model: nn.Module, task: RepairTask, rows: np.ndarray, view: Blo
     return seconds * len(rows) / len(probe)
 
 
-def step_batch(loader, bound: BoundBlock, view: BlockView) -> tuple[tuple[torch.Tensor, torch.Tensor], float]:
+def step_batch(loader, bound: BoundBlock, view: BlockView | None) -> tuple[tuple[torch.Tensor, torch.Tensor], float]:
     """One training batch of ``loader`` as ``bound.model`` takes it (cached rows when the view is
     on), and the seconds to make one (a cached batch is a row gather: counted as 0)."""
     images, labels = next(iter(loader))
@@ -64,10 +64,10 @@ def step_batch(loader, bound: BoundBlock, view: BlockView) -> tuple[tuple[torch.
     return (view.pack_images(images), labels), 0.0
 
 
-def cache_seconds(task: RepairTask, view: BlockView) -> float:
+def cache_seconds(task: RepairTask, view: BlockView | None) -> float:
     """Seconds to build ``view``'s cache (one pass of the original model over ``D_repair``), 0 when
-    it is off or built."""
-    if view.status != "on" or view.inputs is not None:
+    there is none, or it is off or built."""
+    if view is None or view.status != "on" or view.inputs is not None:
         return 0.0
     return pass_seconds(task.model, task, np.arange(len(task.repair.y)))
 

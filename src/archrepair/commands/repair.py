@@ -28,6 +28,7 @@ from ..fileio import write_text_atomically
 from .._localize import FORMULAS, LocalizationReport, LocalizeConfig, list_localizers
 from ..errors import ArchRepairError
 from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
+from .._repair.base import first_off
 from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
 from .._search.surgery import check_relaxable
@@ -188,7 +189,7 @@ def _cache_status(task) -> str:
     statuses = [view.status for view in task.views.values()]
     if not statuses:
         return "off: the method trains no single block" if task.config.prefix_cache else "off: turned off (--no-prefix-cache)"
-    return next((status for status in statuses if status != "on"), "on")
+    return first_off(*statuses)
 
 
 def _localised_block(path: str, model: str, failures: str) -> str:

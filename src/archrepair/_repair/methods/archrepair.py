@@ -85,8 +85,9 @@ class ArchRepair(Repairer):
         relaxed = RelaxedBlock(graph, config.space).to(task.device)
         replace_block(model, block, relaxed)
         view = task.block_view(block)
-        bound = view.bind(model, trainable_only(model, relaxed), build=False)
-        trainable_only(model, relaxed)(model)
+        set_mode = trainable_only(model, relaxed)
+        bound = view.bind(model, set_mode, build=False)
+        set_mode(model)
         search_config = replace(config.search, amp=task.amp)
         weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
         weight_opt = torch.optim.SGD(weights or [torch.zeros(1, requires_grad=True)], lr=1e-6)

@@ -25,9 +25,9 @@ from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
 from ...train import FitResult, TrainConfig, fit
 from ..base import Candidate, Repairer
-from ..block_inputs import BlockView
+from ..block_inputs import BlockView, BoundBlock
 from ..retain import RetainConfig, retain_loss, teacher
-from ..estimate import batch_seconds, cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
+from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -68,19 +68,17 @@ def train_unit(method: Repairer, task: RepairTask, model: nn.Module, parameters:
     early stopping on the validation rows, the ``retain`` term when active), on the cached inputs
     of the unit at ``path`` when ``set_mode`` freezes the rest (``None``: the whole network trains).
     Returns the fit's history, the unit's view (for the final choice) and the cache status."""
-    view = task.block_view(path, method.work_dir) if set_mode is not None else None
-    bound = view.bind(model, set_mode) if view is not None else None
-    run_model, loader = (bound.model, bound.loader) if bound is not None else (model, task.loader)
+    view, bound = _bind_unit(task, model, set_mode, path, method.work_dir)
     loss_fn = None
     if retain.active:
-        cached = bound is not None and bound.status == "on"
-        reference = teacher(task.model, path if set_mode is not None else None, view if cached else None)
+        reference = teacher(task.model, path if view is not None else None, view if bound.status == "on" else None)
         loss_fn = retain_loss(retain, task.original_logits(), reference)
-    history = fit(run_model, loader(rows, config.batch_size, shuffle=True, seed_offset=13, with_rows=loss_fn is not None),
-                  replace(config, amp=task.amp), val_loader=loader(task.val_indices), parameters=parameters,
+    history = fit(bound.model, bound.loader(rows, config.batch_size, shuffle=True, seed_offset=13,
+                                            with_rows=loss_fn is not None),
+                  replace(config, amp=task.amp), val_loader=bound.loader(task.val_indices), parameters=parameters,
                   set_train_mode=set_mode, description=method.name, deadline=deadline, loss_fn=loss_fn,
                   on_epoch=lambda e: method.log(f"{method.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
-    return history, view, bound.status if bound is not None else "off: the whole network trains"
+    return history, view, bound.status
 
 
 def unit_seconds(task: RepairTask, model: nn.Module, parameters: list[nn.Parameter],
@@ -89,19 +87,23 @@ def unit_seconds(task: RepairTask, model: nn.Module, parameters: list[nn.Paramet
     """Estimated seconds of :func:`train_unit` with these arguments, early stopping off: timed SGD
     steps (on the unit's cached inputs when :func:`train_unit` would use them, plus building them)
     and one validation pass per epoch."""
-    view = task.block_view(path) if set_mode is not None else None
-    bound = view.bind(model, set_mode, build=False) if view is not None else None
+    view, bound = _bind_unit(task, model, set_mode, path, build=False)
     (set_mode or (lambda m: m.train()))(model)
-    loader = task.loader(rows, config.batch_size, shuffle=True)
-    if bound is not None:
-        batch, making = step_batch(loader, bound, view)
-    else:
-        batch, making = next(iter(loader)), batch_seconds(loader)
-    run_model = bound.model if bound is not None else model
-    step = making + seconds_per_call(training_step(run_model, parameters, batch, task.amp))
+    batch, making = step_batch(task.loader(rows, config.batch_size, shuffle=True), bound, view)
+    step = making + seconds_per_call(training_step(bound.model, parameters, batch, task.amp))
     steps = -(-len(rows) // config.batch_size)
-    build = cache_seconds(task, view) if view is not None else 0.0
-    return build + config.epochs * (steps * step + pass_seconds(run_model, task, task.val_indices, view))
+    return cache_seconds(task, view) + config.epochs * (
+        steps * step + pass_seconds(bound.model, task, task.val_indices, view))
+
+
+def _bind_unit(task: RepairTask, model: nn.Module, set_mode: Callable[[nn.Module], None] | None, path: str | None,
+               work_dir=None, build: bool = True) -> tuple[BlockView | None, BoundBlock]:
+    """The view of the unit at ``path`` and ``model`` bound to it; the whole network (``set_mode``
+    ``None``) has no view and runs on images."""
+    if set_mode is None:
+        return None, BoundBlock(model, task.loader, "off: the whole network trains")
+    view = task.block_view(path, work_dir)
+    return view, view.bind(model, set_mode, build)
 
 
 class GradientRepair(Repairer):
