@@ -208,3 +208,9 @@ def test_the_cache_is_off_when_something_outside_the_block_trains(task_parts):
     assert "before the block has trainable parameters" in view.bind(model, set_mode).status
     frozen = copy.deepcopy(task.model)
     assert view.bind(frozen, trainable_only(frozen, get_block(frozen, "block2"))).status == "on"
+
+
+def test_cache_memory_sizes_parse_with_binary_units():
+    from archrepair._checks import byte_size
+
+    assert [byte_size(text) for text in ("4G", "512m", "0", "1.5K", "2048")] == [4 * 2**30, 512 * 2**20, 0, 1536, 2048]
