@@ -1,7 +1,7 @@
 """Repairs judged under the held-out protocol, every method on the same wall-clock budget (#14).
 
     python benchmarks/repair_heldout.py [--models undertrained,converged] [--seeds 0,1,2,3,4,5]
-        [--budget-seconds 120] [--count 750] [--train-examples 5000]
+        [--budget-seconds 60] [--count 750] [--train-examples 5000]
 
 For each shared ResNet-18 w0.25 model and seed: the seed's held-out split (``--count`` failures
 from the failure pool, the same count for both models so that rows compare), ``D_repair`` with
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +86,25 @@ def table(rows: list[dict], kind: str) -> dict:
     return figures
 
 
+def wait_while(pause_file: str | None) -> None:
+    """Sleep while ``pause_file`` exists (saying so once)."""
+    if pause_file and Path(pause_file).exists():
+        print(f"paused while {pause_file} exists", flush=True)
+        while Path(pause_file).exists():
+            time.sleep(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="undertrained,converged")
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--methods", default=METHODS)
-    parser.add_argument("--budget-seconds", type=float, default=120.0)
+    parser.add_argument("--budget-seconds", type=float, default=60.0)
     parser.add_argument("--count", type=int, default=750)
     parser.add_argument("--train-examples", type=int, default=5000)
     parser.add_argument("--retain-grid", default="0.3,1,3")
+    parser.add_argument("--pause-file", help="between runs, wait while this file exists (so that other work can use "
+                                             "the CPU without sharing it with a timed run)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "repair_heldout.jsonl"))
     args = parser.parse_args()
     out, grid = Path(args.out), [float(value) for value in args.retain_grid.split(",")]
@@ -110,6 +121,7 @@ def main() -> None:
             for name in args.methods.split(","):
                 if (kind, seed, name) in finished:
                     continue
+                wait_while(args.pause_file)
                 row = row_of(kind, seed, name, run_method(name, task, args.budget_seconds, grid))
                 with out.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")

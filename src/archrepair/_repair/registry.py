@@ -36,7 +36,9 @@ class RepairSettings:
     ``block`` to repair (``None``: localise with ``localize``), the search's ``space``, ``search``
     and discretisation ``rule`` (methods that search), ``train``, the weight training of every
     method (ArchRepair's fine-tuning; the gradient methods' training), and ``localize_rows``: the
-    localisation runs on ``D_fail`` plus at most this many other fit rows (``None``: all)."""
+    localisation runs on ``D_fail`` plus at most this many other fit rows (``None``: all);
+    ``retain``: regression-aware training; ``layer``: the layer a layer-patching method changes
+    (``arachne``; ``None``: its default)."""
 
     block: str | None = None
     localize: LocalizeConfig = field(default_factory=LocalizeConfig)
@@ -46,6 +48,7 @@ class RepairSettings:
     train: TrainConfig = field(default_factory=default_train)
     localize_rows: int | None = 5000
     retain: RetainConfig = field(default_factory=RetainConfig)
+    layer: str | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     (:class:`TaskConfig`), for ``repair``, ``compare`` and ``demo``."""
     group = parser.add_argument_group("repair settings (every method)")
     group.add_argument("--block", help="repair this block instead of the localised one")
+    group.add_argument("--layer", help="the linear layer a layer-patching method changes (arachne; default: the "
+                                       "model's last nn.Linear)")
     group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
     group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
     group.add_argument("--localize-method", choices=list_localizers(), default="spectrum",
@@ -98,6 +100,7 @@ def repair_settings(args: argparse.Namespace) -> RepairSettings:
         rule=args.rule,
         localize_rows=args.localize_rows or None,
         retain=RetainConfig(args.retain, args.retain_weight),
+        layer=args.layer,
         train=TrainConfig(epochs=args.finetune_epochs, batch_size=args.search_batch_size, lr=args.finetune_lr,
                           weight_decay=5e-4, schedule="cosine", patience=3),
     )

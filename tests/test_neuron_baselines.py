@@ -1,0 +1,119 @@
+"""The paper's neuron-level baselines (Arachne, Apricot, MODE): properties that a wrong
+implementation would fail."""
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from archrepair.base_model import make_loader
+from archrepair.budget import Budget
+from archrepair.checkpoint import load_checkpoint
+from archrepair.data import select_failures
+from archrepair.evaluate import predict_logits
+from archrepair._repair import TaskConfig, get_repairer, make_task
+from archrepair._repair.methods.arachne import (
+    Arachne, ArachneConfig, fitness_of, localise, pareto_front, stratified_sample,
+)
+from archrepair._repair.pipeline import run_repair
+
+
+@pytest.fixture(scope="module")
+def digits_task(digits_checkpoint, digits):
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    split = select_failures(predictions, digits.y_test, 40, 0)
+    return make_task(model, record, digits, split, TaskConfig(train_examples=600))
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    rng = np.random.default_rng(0)
+    costs = rng.random((300, 2))
+    front = set(pareto_front(costs).tolist())
+    for index, point in enumerate(costs):
+        dominated = np.any(np.all(costs >= point, 1) & np.any(costs > point, 1))
+        assert (index in front) == (not dominated)
+
+
+def test_stratified_sample_keeps_class_shares():
+    rows = np.arange(1000)
+    labels = np.repeat([0, 1, 2], [500, 300, 200])
+    sample = stratified_sample(rows, labels, 100, seed=1)
+    assert len(sample) == 100 and len(set(sample)) == 100
+    assert np.bincount(labels[sample]).tolist() == [50, 30, 20]
+
+
+def test_fitness_counts_correct_rows_and_weights_failures_by_alpha():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    labels = torch.tensor([0, 0, 0])
+    negative = torch.tensor([False, False, True])
+    loss = nn.functional.cross_entropy(logits[1:2], labels[1:2]).item()
+    # positives: one correct + 1/(L+1) for the wrong one; the negative is right: alpha * 1
+    assert fitness_of(logits, labels, negative, alpha=10.0) == pytest.approx(1 + 1 / (loss + 1) + 10.0, rel=1e-6)
+
+
+def test_a_broken_output_weight_is_on_the_front_and_the_front_is_small():
+    torch.manual_seed(0)
+    classes, width = 10, 64
+    labels = torch.arange(classes).repeat_interleave(60)
+    inputs = torch.rand(len(labels), width) * 0.3
+    inputs[torch.arange(len(labels)), labels] += 1.0  # feature c signals class c
+    layer = nn.Linear(width, classes, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(0.05 * torch.randn(classes, width))
+        layer.weight[torch.arange(classes), torch.arange(classes)] = 4.0
+        layer.weight[3, 3] = -4.0  # the fault: class 3 is now always wrong
+    wrong = layer(inputs).argmax(1) != labels
+    assert wrong.sum() >= 55 and set(labels[wrong].tolist()) == {3}
+    order = torch.cat([torch.nonzero(wrong).flatten(), torch.nonzero(~wrong).flatten()])
+    features = SimpleNamespace(layer=layer, inputs=inputs[order], layer_inputs=inputs[order], forward=layer)
+    positions, _ = localise(features, labels[order], int(wrong.sum()), seed=0)
+    assert [3, 3] in positions.tolist()
+    assert len(positions) <= 30
+
+
+@pytest.mark.parametrize("search", ["de", "pso"])
+def test_arachne_changes_only_front_weights_and_its_best_fitness_never_decreases(search, digits_task):
+    repairer = Arachne(ArachneConfig(search=search, population=12, generations=15))
+    candidate = repairer.train(digits_task, Budget().deadline())
+    details = candidate.details
+    curve = details["fitness"]
+    assert all(later >= earlier for earlier, later in zip(curve, curve[1:]))
+    positions = {tuple(p) for p in details["positions"]}
+    before, after = digits_task.model.state_dict(), candidate.model.state_dict()
+    for name, value in after.items():
+        changed = torch.nonzero(value != before[name]).tolist()
+        if name == f"{details['layer']}.weight":
+            assert {tuple(index) for index in changed} <= positions and changed
+        else:
+            assert not changed, name
+    assert details["prefix_cache"] == "on" and details["negatives"] >= 1
+    assert 1 <= details["positives"] <= ArachneConfig().positives
+
+
+def test_arachne_stops_at_the_deadline_and_refuses_a_convolution(digits_task):
+    from archrepair.errors import ArchRepairError
+
+    candidate = Arachne().train(digits_task, Budget(seconds=1e-6).deadline())
+    assert candidate.details["stop_reason"] == "budget" and candidate.details["generations"] == 1
+    conv = next(name for name, m in digits_task.model.named_modules() if isinstance(m, nn.Conv2d))
+    with pytest.raises(ArchRepairError, match="patches nn.Linear"):
+        Arachne(ArachneConfig(layer=conv)).train(digits_task, Budget().deadline())
+
+
+def test_arachne_without_the_cache_gives_the_same_patch(digits_checkpoint, digits):
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    split = select_failures(predictions, digits.y_test, 40, 0)
+    results = []
+    for cache in (True, False):
+        task = make_task(copy.deepcopy(model), record, digits, split, TaskConfig(train_examples=600, prefix_cache=cache))
+        result, report = run_repair(get_repairer("arachne", budget=Budget(seconds=60)), task)
+        results.append(result.details)
+    on, off = results
+    assert on["prefix_cache"] == "on" and off["prefix_cache"].startswith("off")
+    assert on["positions"] == off["positions"]
+    np.testing.assert_allclose(on["fitness"], off["fitness"], rtol=1e-5)
