@@ -117,3 +117,33 @@ def test_arachne_without_the_cache_gives_the_same_patch(digits_checkpoint, digit
     assert on["prefix_cache"] == "on" and off["prefix_cache"].startswith("off")
     assert on["positions"] == off["positions"]
     np.testing.assert_allclose(on["fitness"], off["fitness"], rtol=1e-5)
+
+
+def test_apricot_adjustment_equals_the_formula_by_hand():
+    from archrepair._repair.methods.apricot import adjust
+
+    weights = torch.tensor([1.0, 2.0])
+    reduced = torch.tensor([[0.0, 0.0], [4.0, 4.0], [2.0, -2.0]])
+    correct = torch.tensor([True, False, True])
+    mean_c, mean_i = torch.tensor([1.0, -1.0]), torch.tensor([4.0, 4.0])
+    step = (2 / 3) * (weights - mean_c) - (1 / 3) * (weights - mean_i)
+    torch.testing.assert_close(adjust(weights, reduced, correct, 0.1), weights - 0.1 * step)
+    torch.testing.assert_close(adjust(weights, reduced, correct, 0.1, "replication"), weights + 0.1 * step)
+    two = adjust(weights, reduced[:2], correct[:2], 1.0)  # p_C = p_I = 1/2: a step toward w̄_C, away from w̄_I
+    torch.testing.assert_close(two, weights - 0.5 * (weights - reduced[0]) + 0.5 * (weights - reduced[1]))
+    assert adjust(weights, reduced, torch.ones(3, dtype=torch.bool), 0.1) is None
+    assert adjust(weights, reduced, torch.zeros(3, dtype=torch.bool), 0.1) is None
+
+
+def test_apricot_restores_the_best_state_when_validation_drops(digits_task):
+    from archrepair._repair.methods.apricot import Apricot, ApricotConfig
+    from archrepair.train import TrainConfig
+
+    config = ApricotConfig(reduced_models=3, eta=50.0, rounds=1, round_epochs=0, chunk=5,
+                           train=TrainConfig(epochs=1, batch_size=64, lr=0.05))
+    candidate = Apricot(config).train(digits_task, Budget().deadline())
+    details = candidate.details
+    assert details["adjusted"] >= 1 and details["restored"] >= 1 and details["kept"] == 0
+    assert max(details["validation"][1:]) <= details["validation"][0]
+    for name, value in candidate.model.named_parameters():  # every wrecking step was undone
+        torch.testing.assert_close(value, dict(digits_task.model.named_parameters())[name], rtol=0, atol=1e-6)
