@@ -170,7 +170,8 @@ def test_dry_runs_estimate_every_phase_and_write_nothing(digits_checkpoint, tmp_
         estimate = _json(capsys, main(["repair", str(digits_checkpoint), "--method", method, *common, "--dry-run",
                                        "--out", str(tmp_path / "r"), "--json"]))
         phases = {"archrepair": {"search", "finetune"}, "archrepair-fixed-arch": {"search", "finetune"},
-                  "archrepair-layer": {"search", "finetune"}}.get(method, {"repair"})
+                  "archrepair-layer": {"search", "finetune"}, "arachne": {"localise", "search"},
+                  "apricot": {"reduced_models", "adjust"}, "mode": {"diagnose", "retrain"}}.get(method, {"repair"})
         assert phases <= set(estimate["estimate_seconds"]) and estimate["total_seconds"] > 0, (method, estimate)
     compared = _json(capsys, main(["compare", str(digits_checkpoint), "--methods", "archrepair,block-gradient",
                                    "--seeds", "2", *common, "--dry-run", "--out", str(tmp_path / "c"), "--json"]))

@@ -16,8 +16,9 @@ from archrepair.data import select_failures
 from archrepair.evaluate import predict_logits
 from archrepair._repair import TaskConfig, get_repairer, make_task
 from archrepair._repair.methods.arachne import (
-    Arachne, ArachneConfig, fitness_of, localise, pareto_front, stratified_sample,
+    Arachne, ArachneConfig, fitness_of, localise, pareto_front,
 )
+from archrepair.data.splits import stratified_sample
 from archrepair._repair.pipeline import run_repair
 
 
@@ -147,3 +148,57 @@ def test_apricot_restores_the_best_state_when_validation_drops(digits_task):
     assert max(details["validation"][1:]) <= details["validation"][0]
     for name, value in candidate.model.named_parameters():  # every wrecking step was undone
         torch.testing.assert_close(value, dict(digits_task.model.named_parameters())[name], rtol=0, atol=1e-6)
+
+
+def test_mode_differential_map_and_layer_choice_by_hand():
+    from archrepair._repair.methods.mode import chosen_layer, differential_map
+
+    features = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 4.0], [5.0, 5.0]])
+    labels = np.array([1, 1, 1, 0, 0])
+    predicted = np.array([1, 1, 0, 1, 0])  # rows 0-1 right, row 2 a false negative, row 3 a false positive
+    torch.testing.assert_close(differential_map(features, labels, predicted, 1, overfitting=False),
+                               torch.tensor([2.0, 0.0]) - torch.tensor([0.0, 4.0]))
+    torch.testing.assert_close(differential_map(features, labels, predicted, 1, overfitting=True),
+                               torch.tensor([0.0, 2.0]) - torch.tensor([2.0, 0.0]))
+    accuracies = [np.array([0.2, 0.5]), np.array([0.4, 0.5]), np.array([0.9, 0.9])]
+    assert chosen_layer(accuracies, 0, ["a", "b", "c"]) == "c"  # always improving: the last block
+    assert chosen_layer(accuracies, 1, ["a", "b", "c"]) == "a"  # flat from the first block on
+
+
+def test_mode_selects_inputs_more_similar_to_the_differential_map_than_a_random_draw(digits_task):
+    from archrepair._repair.methods.mode import Mode, block_features, probe_accuracy, standardised
+    from archrepair.models import default_blocks
+
+    task, mode = digits_task, Mode()
+    blocks = default_blocks(task.model)
+    features = {b: standardised(v) for b, v in block_features(task.model, task, task.fit_indices, blocks).items()}
+    labels = torch.as_tensor(task.repair.y[task.fit_indices], dtype=torch.long)
+    accuracies = [probe_accuracy(features[b], labels, 10, 50, 0) for b in blocks]
+    predicted = task.original_logits().argmax(1).numpy()
+    failures = task.fit_indices[task.fit_indices < task.repair.num_failures]
+    label = int(np.bincount(task.repair.y[failures]).argmax())
+    plan = mode._plan(label, features, accuracies, blocks, task, predicted, batch=60)
+    from archrepair._repair.methods.mode import differential_map
+
+    position = {row: i for i, row in enumerate(task.fit_indices)}
+    layer = features[plan["layer"]]
+    direction = differential_map(layer, task.repair.y[task.fit_indices], predicted[task.fit_indices], label,
+                                 plan["kind"] == "overfitting")
+    score = lambda rows: float((layer[[position[r] for r in rows]] @ direction).mean())  # noqa: E731
+    mine = task.fit_indices[task.repair.y[task.fit_indices] == label]
+    rng = np.random.default_rng(0)
+    random_scores = [score(rng.choice(mine, len(plan["chosen"]), replace=False)) for _ in range(200)]
+    assert len(plan["chosen"]) == 30 and set(plan["chosen"]) <= set(mine)
+    sign = 1 if plan["kind"] == "underfitting" else -1
+    assert sign * score(plan["chosen"]) > max(sign * s for s in random_scores)
+
+
+@pytest.mark.parametrize("name", ["arachne", "apricot", "mode"])
+def test_each_neuron_level_method_stops_at_its_budget(name, digits_task):
+    import time
+
+    started = time.perf_counter()
+    result, report = run_repair(get_repairer(name, budget=Budget(seconds=0.5)), digits_task)
+    assert time.perf_counter() - started < 15
+    assert result.details["stop_reason"] == "budget"
+    assert report["method"] == name and "image_passes" in result.details

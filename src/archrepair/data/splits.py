@@ -23,6 +23,18 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(rest), np.sort(part)
 
 
+def stratified_sample(rows: np.ndarray, labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """At most ``size`` of ``rows`` (sorted), each class in proportion to its share (seeded)."""
+    if len(rows) <= size:
+        return np.sort(rows)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = np.floor(counts * size / len(rows)).astype(int)
+    quotas[np.argsort(-(counts * size / len(rows) - quotas))[:size - quotas.sum()]] += 1
+    chosen = [rng.choice(rows[labels == c], size=q, replace=False) for c, q in zip(classes, quotas)]
+    return np.sort(np.concatenate(chosen))
+
+
 def indices_digest(indices: np.ndarray) -> str:
     """sha256 (hex) of sorted int64 indices: recorded beside a split so that a split recomputed
     later (another library version, another thread count) is checked to be the same one."""

@@ -39,6 +39,7 @@ from ...errors import ArchRepairError
 from ...evaluate import predict_logits
 from ...train import TrainConfig, accuracy_and_loss, fit
 from ..base import Candidate, Repairer
+from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -97,6 +98,25 @@ class Apricot(Repairer):
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """An epoch budget bounds the rounds (each ends with one fine-tuning epoch)."""
         self.config = replace(self.config, rounds=epochs)
+
+    def estimate(self, task: RepairTask) -> dict[str, float]:
+        """Timed SGD steps of the whole network scaled to the rDLMs' epochs; per round, a prediction
+        and a validation pass per chunk, one fine-tuning epoch and its validation; the rounds given,
+        else as many as the patience allows without improvement."""
+        config, fit_rows = self.config, task.fit_indices
+        model = copy.deepcopy(task.model).train()
+        parameters = list(model.requires_grad_(True).parameters())
+        loader = task.loader(fit_rows, config.train.batch_size, shuffle=True)
+        step = seconds_per_call(training_step(model, parameters, next(iter(loader)), task.amp)) + batch_seconds(loader)
+        reduced_steps = -(-round(config.reduced_share * len(fit_rows)) // config.train.batch_size)
+        failing = self._failing_rows(task)
+        chunks = -(-len(failing) // config.chunk)
+        validation = pass_seconds(task.model, task, task.val_indices)
+        rounds = config.rounds or -(-config.patience // (chunks + 1))
+        per_round = (chunks * validation + pass_seconds(task.model, task, failing)
+                     + config.round_epochs * (len(loader) * step + validation))
+        return {"reduced_models": config.reduced_models * config.reduced_epochs * reduced_steps * step
+                + config.reduced_models * pass_seconds(task.model, task, failing), "adjust": rounds * per_round}
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         started, config = time.perf_counter(), self.config

@@ -37,9 +37,11 @@ import torch
 from torch import nn
 
 from ...budget import Deadline
+from ...data.splits import stratified_sample
 from ...errors import ArchRepairError
 from ..base import Candidate, Repairer
-from ..layer_features import LayerFeatures, last_linear
+from ..estimate import pass_seconds, seconds_per_call
+from ..layer_features import LayerFeatures, last_linear, linear_layer
 from ..registry import RepairSettings, register_repairer
 from ..task import RepairTask
 
@@ -68,18 +70,6 @@ class ArachneConfig:
             raise ArchRepairError(f"unknown Arachne search {self.search!r}; choose one of {', '.join(SEARCHES)}")
         if self.population < 4 or self.generations < 1 or self.positives < 1:
             raise ArchRepairError("Arachne needs a population of at least 4, at least 1 generation and 1 positive")
-
-
-def stratified_sample(rows: np.ndarray, labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """At most ``size`` of ``rows`` (sorted), each class in proportion to its share (seeded)."""
-    if len(rows) <= size:
-        return np.sort(rows)
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quotas = np.floor(counts * size / len(rows)).astype(int)
-    quotas[np.argsort(-(counts * size / len(rows) - quotas))[:size - quotas.sum()]] += 1
-    chosen = [rng.choice(rows[labels == c], size=q, replace=False) for c, q in zip(classes, quotas)]
-    return np.sort(np.concatenate(chosen))
 
 
 def pareto_front(costs: np.ndarray) -> np.ndarray:
@@ -154,6 +144,22 @@ class Arachne(Repairer):
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """Arachne has no epochs: it stops after its generations, its stopping rule or the deadline."""
         self.log(f"{self.name}: an epoch budget does not apply; it runs at most {self.config.generations} generations")
+
+    def estimate(self, task: RepairTask) -> dict[str, float]:
+        """The localisation: one pass over ``D_repair`` (the cache, or the hook capture); the search:
+        a timed fitness evaluation on as many rows as ``I_neg`` and ``I_pos`` hold, times the
+        evaluations of every generation (the stopping rule off)."""
+        model = copy.deepcopy(task.model).eval()
+        layer = linear_layer(model, self.config.layer or last_linear(model))
+        failures = int((task.fit_indices < task.repair.num_failures).sum())
+        rows = failures + min(self.config.positives, len(task.fit_indices) - failures)
+        inputs = torch.randn(rows, layer.in_features, device=task.device)
+        labels = torch.zeros(rows, dtype=torch.long, device=task.device)
+        negative = torch.zeros(rows, dtype=torch.bool, device=task.device)
+        with torch.no_grad():
+            evaluation = seconds_per_call(lambda: fitness_of(layer(inputs), labels, negative, self.config.alpha))
+        passes = pass_seconds(task.model, task, np.arange(len(task.repair.y)))
+        return {"localise": passes, "search": evaluation * self.config.population * (self.config.generations + 1)}
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         started, config = time.perf_counter(), self.config
