@@ -1,0 +1,174 @@
+"""Repair runs under the held-out protocol, shared by the benchmarks that compare methods on the
+shared ResNet-18 w0.25 models (``repair_heldout.py``, ``baselines_neuron.py``).
+
+One store of JSON lines (``results/heldout_rows.jsonl``): a row per (model, seed, method, settings),
+appended as soon as the run finishes, so that an interrupted benchmark resumes and two benchmarks
+that need the same run share it. For each model and seed: the seed's held-out split (``--count``
+failures from the failure pool, the same count for both models so that rows compare), ``D_repair``
+with ``--train-examples`` training examples, and each method with ``--budget-seconds`` of wall time
+(epochs as many as fit; early stopping on). ``NAME+distill`` is NAME with ``--retain distill`` at the
+λ of ``--retain-grid`` whose candidate validates best (chosen by validation, never by the hold-out).
+Seeds run in the outer loop, so every model has its first seeds early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, cifar10_spec, load_cached_model
+
+MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged"}
+STORE = ROOT / "benchmarks" / "results" / "heldout_rows.jsonl"
+
+
+def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> None:
+    parser.add_argument("--models", default="undertrained,converged")
+    parser.add_argument("--seeds", default=seeds)
+    parser.add_argument("--methods", default=methods)
+    parser.add_argument("--budget-seconds", type=float, default=60.0)
+    parser.add_argument("--count", type=int, default=750)
+    parser.add_argument("--train-examples", type=int, default=5000)
+    parser.add_argument("--retain-grid", default="0.3,1,3")
+    parser.add_argument("--pause-file", help="between runs, wait while this file exists (so that other work can use "
+                                             "the CPU without sharing it with a timed run)")
+    parser.add_argument("--out", default=str(STORE))
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """What makes two runs of a method comparable (recorded with every row)."""
+    return {"budget_seconds": args.budget_seconds, "count": args.count, "train_examples": args.train_examples,
+            "retain_grid": args.retain_grid}
+
+
+def ensure_rows(args: argparse.Namespace) -> list[dict]:
+    """Every row ``args`` asks for: from the store, or run now (and appended to it)."""
+    from archrepair.base_model import make_loader
+    from archrepair.data import load_data, select_failures
+    from archrepair.evaluate import predict_logits
+    from archrepair._repair import TaskConfig, make_task
+
+    out, settings = Path(args.out), settings_of(args)
+    stored = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    stored = [row for row in stored if row.get("settings") == settings]
+    kinds, seeds, methods = args.models.split(","), [int(s) for s in args.seeds.split(",")], args.methods.split(",")
+    wanted = {(kind, seed, method) for kind in kinds for seed in seeds for method in methods}
+    have = {(row["model"], row["seed"], row["method"]) for row in stored}
+    data, loaded = None, {}
+    for seed in seeds:
+        for kind in kinds:
+            missing = [method for method in methods if (kind, seed, method) not in have]
+            if not missing:
+                continue
+            if data is None:
+                data = load_data(cifar10_spec())
+            if kind not in loaded:
+                model, record = load_cached_model(MODELS[kind])
+                predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
+                loaded[kind] = model, record, predictions
+            model, record, predictions = loaded[kind]
+            split = select_failures(predictions, data.y_test, args.count, seed)
+            task = make_task(model, record, data, split, TaskConfig(args.train_examples or None, seed=seed))
+            for method in missing:
+                wait_while(args.pause_file)
+                row = row_of(kind, seed, method, run_method(method, task, args), settings)
+                with out.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                stored.append(row)
+                held = row["judged"]["candidate"]["holdout"]
+                print(f"{kind} seed {seed} {method}: candidate {held['change_points']:+.2f} "
+                      f"{held['change_interval_points']}, negative flips {100 * held['negative_flip_rate']:.2f}%, "
+                      f"kept {row['kept']}, {row['seconds']:.0f} s", flush=True)
+    return [row for row in stored if (row["model"], row["seed"], row["method"]) in wanted]
+
+
+def run_method(name: str, task, args: argparse.Namespace) -> dict:
+    """One method's report; ``+distill``: the grid's λ with the best candidate validation accuracy."""
+    from archrepair.budget import Budget
+    from archrepair._repair import RepairSettings, get_repairer
+    from archrepair._repair.pipeline import run_repair
+    from archrepair._repair.retain import RetainConfig
+
+    base, _, retain = name.partition("+")
+    weights = [float(value) for value in args.retain_grid.split(",")] if retain else [0.0]
+    best = None
+    for weight in weights:
+        settings = RepairSettings(retain=RetainConfig("distill" if retain else "none", weight))
+        _, report = run_repair(get_repairer(base, settings, Budget(seconds=args.budget_seconds)), task)
+        report["retain_weight"] = weight
+        if best is None or report["val_accuracy_repaired"] > best["val_accuracy_repaired"]:
+            best = report
+    return best
+
+
+def row_of(kind: str, seed: int, name: str, report: dict, settings: dict) -> dict:
+    details = report["details"]
+    histories = [key for key in ("search", "finetune", "history") if key in details]
+    return {"model": kind, "seed": seed, "method": name, "settings": settings, "kept": report["kept"],
+            "judged": report["judged"], "seconds": sum(report["phase_seconds"].values()),
+            "retain_weight": report.get("retain_weight"), "block": report.get("block"),
+            "epochs": {key: len(details[key]) for key in histories}, "image_passes": details.get("image_passes")}
+
+
+def figure(row: dict, whose: str, key: str) -> float:
+    """A figure of ``whose`` (``returned`` or ``candidate``) model: on the test hold-out, else overall."""
+    judged = row["judged"][whose]
+    return judged["holdout"][key] if key in judged["holdout"] else judged[key]
+
+
+def method_table(rows: list[dict], kind: str) -> dict:
+    """Print the model's table (mean ± sd over seeds); returns the candidates' headline figures."""
+    figures = {}
+    print(f"\n{kind}: mean ± sd over seeds; hold-out change in points, flips and fixes in %")
+    print("method | runs | change | mean interval | negative flips | unseen fixed | D_fail fixed | paper's figure | "
+          "candidate change | candidate negative flips | candidate D_fail fixed | seconds | image passes")
+    for method in dict.fromkeys(row["method"] for row in rows if row["model"] == kind):
+        mine = [row for row in rows if row["model"] == kind and row["method"] == method]
+
+        def stat(whose, key, scale=1.0):
+            values = np.array([scale * figure(row, whose, key) for row in mine])
+            return values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+
+        change = stat("returned", "change_points")
+        interval = np.mean([figure(row, "returned", "change_interval_points") for row in mine], 0)
+        flips, unseen = stat("returned", "negative_flip_rate", 100), stat("returned", "unseen_fix_rate", 100)
+        fixed, paper = stat("returned", "fail_fixed_rate", 100), stat("returned", "paper_change_points")
+        candidate, candidate_flips = stat("candidate", "change_points"), stat("candidate", "negative_flip_rate", 100)
+        candidate_fixed = stat("candidate", "fail_fixed_rate", 100)
+        seconds = np.mean([row["seconds"] for row in mine])
+        passes = [row["image_passes"] for row in mine if row.get("image_passes") is not None]
+        passes_text = f"{np.mean(passes):.1f}" if passes else "-"
+        print(f"{method} | {len(mine)} | {change[0]:+.2f} ± {change[1]:.2f} | [{interval[0]:+.2f}, {interval[1]:+.2f}] | "
+              f"{flips[0]:.2f} | {unseen[0]:.1f} | {fixed[0]:.1f} | {paper[0]:+.2f} | {candidate[0]:+.2f} ± "
+              f"{candidate[1]:.2f} | {candidate_flips[0]:.2f} | {candidate_fixed[0]:.1f} | {seconds:.0f} | {passes_text}")
+        figures[f"{kind}_{method}_candidate_change_points"] = round(float(candidate[0]), 2)
+        figures[f"{kind}_{method}_candidate_negative_flip_percent"] = round(float(candidate_flips[0]), 2)
+    return figures
+
+
+def paired(rows: list[dict], reference: str, other: str, whose: str = "returned",
+           key: str = "change_points") -> tuple[np.ndarray, list[tuple[str, int]]]:
+    """``reference`` minus ``other`` on ``key`` per (model, seed) both have, and those pairs."""
+    by = {(row["model"], row["seed"], row["method"]): row for row in rows}
+    pairs = sorted({(m, s) for m, s, name in by if name == reference} & {(m, s) for m, s, name in by if name == other})
+    return np.array([figure(by[(*p, reference)], whose, key) - figure(by[(*p, other)], whose, key) for p in pairs]), pairs
+
+
+def wilcoxon_p(differences: np.ndarray) -> float | None:
+    """The exact two-sided Wilcoxon signed-rank p of ``differences`` (``None`` below 2 pairs or all zero)."""
+    from scipy.stats import wilcoxon
+
+    if len(differences) < 2 or not np.any(differences):
+        return None
+    return float(wilcoxon(differences, method="exact").pvalue)
+
+
+def wait_while(pause_file: str | None) -> None:
+    """Sleep while ``pause_file`` exists (saying so once)."""
+    if pause_file and Path(pause_file).exists():
+        print(f"paused while {pause_file} exists", flush=True)
+        while Path(pause_file).exists():
+            time.sleep(2)
