@@ -110,6 +110,8 @@ def test_a_user_module_from_a_file_is_imported_and_its_residual_units_are_relaxe
     assert made["blocks"] == ["stage1", "stage2"] and made["user_code"]
     record = json.loads((tmp_path / "mine" / "model.json").read_text())
     assert record["architecture"] == "external" and record["arguments"]["factory"].endswith("mynet.py:build")
+    chosen = _run(capsys, "failures", tmp_path / "mine", "--count", "10", "--out", tmp_path / "f.json")
+    assert chosen["validation_examples"] > 0  # its training hold-out is unknown: validation from the test set
     located = _run(capsys, "localize", tmp_path / "mine", "--count", "10", "--train-examples", "50", "--level", "5")
     assert set(located["ranking_reweighted"]) == {"stage1", "stage2"}
     report = _run(capsys, "repair", tmp_path / "mine", "--block", "stage2", *FAST, "--out", tmp_path / "r")

@@ -179,3 +179,40 @@ def test_distillation_keeps_what_the_original_got_right(task, name, weight):
         finally:
             task.config.fail_weight = 1.0
     assert flips[weight] <= 0.01 and flips[weight] < flips[0.0], flips
+
+
+def test_a_validation_part_of_the_test_set_is_disjoint_stratified_and_independent_of_the_model():
+    labels = _labels()
+    rng = np.random.default_rng(2)
+    one = np.where(rng.random(len(labels)) < 0.2, (labels + 1) % 10, labels)
+    two = np.where(rng.random(len(labels)) < 0.3, (labels + 3) % 10, labels)
+    a, b = select_failures(one, labels, 300, 4, validation=0.1), select_failures(two, labels, 300, 4, validation=0.1)
+    assert a.validation_indices == b.validation_indices and a.validation == 0.1
+    assert a.holdout_indices == select_failures(one, labels, 300, 4).holdout_indices  # the hold-out is unchanged
+    part = set(a.validation_indices)
+    assert abs(len(part) - 0.1 * len(labels)) <= 10
+    assert not part & set(a.fail_indices) and not part & set(a.holdout_indices) and not part & set(a.eval_indices)
+    for label in range(10):
+        assert abs(np.isin(np.flatnonzero(labels == label), a.validation_indices).mean() - 0.1) < 0.02
+    with pytest.raises(ArchRepairError, match="validation share"):
+        select_failures(one, labels, 300, 4, holdout=0.5, validation=0.6)
+
+
+def test_a_model_with_an_unknown_training_holdout_validates_on_the_test_sets_validation_part(digits_checkpoint, digits):
+    import dataclasses
+
+    from archrepair._repair.task import test_validation_share
+
+    model, record = load_checkpoint(digits_checkpoint)
+    imported = dataclasses.replace(record, training=None)
+    assert test_validation_share(record, digits, "heldout") == 0.0  # archrepair train records its hold-out
+    assert test_validation_share(imported, digits, "heldout") == 0.1
+    assert test_validation_share(imported, digits, "paper") == 0.0
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    split = select_failures(predictions, digits.y_test, 15, 0, validation=0.1)
+    task = make_task(model, imported, digits, split, TaskConfig(train_examples=300))
+    rows = task.repair.val_rows
+    assert len(rows) == len(split.validation_indices) and set(task.val_indices) == set(rows)
+    np.testing.assert_array_equal(task.repair.x[rows], digits.x_test[split.validation_indices])
+    np.testing.assert_array_equal(task.repair.y[rows], digits.y_test[split.validation_indices])
+    assert len(task.fit_indices) == len(split.fail_indices) + 300 and not set(task.fit_indices) & set(rows)

@@ -21,6 +21,7 @@ from ._localize import LocalizationReport, LocalizeConfig
 from ._localize import localize as localize_batches
 from ._repair import RepairResult, RepairSettings, TaskConfig, get_repairer, make_task
 from ._repair.pipeline import run_repair
+from ._repair.task import test_validation_share
 from .base_model import make_loader
 from .budget import Budget
 from .checkpoint import ModelRecord, load_checkpoint, model_fingerprint
@@ -70,12 +71,16 @@ class Problem:
         return split
 
     def failures(self, path: str | Path | None = None, count: int = 1000, seed: int = 0, protocol: str = "heldout",
-                 holdout: float = 0.5) -> FailureSplit:
+                 holdout: float = 0.5, validation: float | None = None) -> FailureSplit:
         """The split in file ``path`` (checked, :meth:`load_split`), or ``count`` of this model's
-        test failures chosen now with ``seed`` under ``protocol`` (:func:`select_failures`)."""
+        test failures chosen now with ``seed`` under ``protocol`` (:func:`select_failures`), with a
+        ``validation`` share of the test set held out when the model's training hold-out is unknown
+        (``None``: :func:`test_validation_share` decides)."""
         if path:
             return self.load_split(path)
-        split = select_failures(self.test_predictions("finding failures"), self.data.y_test, count, seed, protocol, holdout)
+        share = test_validation_share(self.record, self.data, protocol, validation)
+        split = select_failures(self.test_predictions("finding failures"), self.data.y_test, count, seed, protocol,
+                                holdout, share)
         split.data_spec, split.data_fingerprint = self.data.spec, self.data.fingerprint
         split.model_fingerprint = self.fingerprint
         return split

@@ -188,7 +188,9 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     """Build ``D_repair`` from ``split`` and ``config.train_examples`` training examples,
     ``config.val_fraction`` of which are held out for validation: drawn from the base model's own
     held-out split when its record says which one that was (:func:`base_validation_indices`),
-    else from the sample. The fit part (all of ``D_fail`` and the other training examples) is
+    else from the sample. A split with a validation part of the test set (``validation_indices``,
+    made for a model whose training hold-out is unknown, :func:`test_validation_share`) validates
+    there instead, and every sampled training example is fit. The fit part (all of ``D_fail`` and the other training examples) is
     halved (stratified, seeded) for the search.
 
     ``config.corruption``: the distribution shift the failures come from. The validation examples
@@ -204,8 +206,15 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     """
     config = config or TaskConfig()
     seed = config.seed
-    repair = repair_set(data, split, config.train_examples, seed, config.val_fraction,
-                        base_validation_indices(record, data))
+    test_validation = np.asarray(split.validation_indices, dtype=np.int64)
+    if len(test_validation):  # the split holds a validation part of the test set: validate there
+        repair = repair_set(data, split, config.train_examples, seed, 0.0)
+        repair = replace(repair, x=np.concatenate([repair.x, data.x_test[test_validation]]),
+                         y=np.concatenate([repair.y, data.y_test[test_validation]]),
+                         val_rows=len(repair.y) + np.arange(len(test_validation)))
+    else:
+        repair = repair_set(data, split, config.train_examples, seed, config.val_fraction,
+                            base_validation_indices(record, data))
     if config.corruption is not None and len(repair.val_rows):
         from ..data.corruptions import corrupt
 
@@ -231,6 +240,17 @@ def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet,
     wrong = rows[predict_logits(model, loader).argmax(1).numpy() != repair.y[rows]]
     dropped = np.random.default_rng(seed + 3).choice(wrong, size=round(share * len(wrong)), replace=False)
     return np.setdiff1d(rows, dropped)
+
+
+def test_validation_share(record: ModelRecord, data: ImageData, protocol: str, requested: float | None = None) -> float:
+    """The share of the test set a ``heldout`` split holds out for validation: ``requested`` when
+    given, else 0.1 when the model's own training hold-out is unknown (an imported model: its
+    training examples may all have been trained on), else 0 (validation uses that hold-out)."""
+    if protocol != "heldout":
+        return 0.0
+    if requested is not None:
+        return requested
+    return 0.1 if base_validation_indices(record, data) is None else 0.0
 
 
 def base_validation_indices(record: ModelRecord, data: ImageData) -> np.ndarray | None:

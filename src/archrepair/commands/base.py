@@ -77,6 +77,10 @@ def add_failure_choice(parser: argparse.ArgumentParser, from_file: bool = True) 
                              "rest of the test set (the paper's figure, to reproduce it)")
     parser.add_argument("--holdout", type=open_fraction, default=0.5,
                         help="share of the test set held out (heldout protocol; stratified, seeded; default: 0.5)")
+    parser.add_argument("--test-validation", type=open_fraction, default=None, metavar="SHARE",
+                        help="share of the test set held out for validation (heldout protocol; never in D_fail or "
+                             "any evaluation); default: 0.1 when the model's own training hold-out is unknown "
+                             "(an imported model), else none")
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

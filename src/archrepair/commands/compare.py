@@ -65,7 +65,8 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
     methods = args.methods
     previous = _read_previous(saved) if args.resume else None
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout)
+    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout,
+                           args.test_validation)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
 
@@ -93,7 +94,8 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
 def _dry_run(args: argparse.Namespace, budget: Budget, settings) -> dict:
     """Each method's estimated seconds on the first seed's task, times the seeds (capped by the time budget)."""
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout)
+    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout,
+                           args.test_validation)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     methods = {}
     for name in args.methods:

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from .._checks import non_negative_int, output_lock
-from ..data import select_failures
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
 from .common_model import load_model_and_data
 
@@ -32,9 +31,7 @@ def _choose(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     predictions = loaded.test_predictions("finding failures")
     labels = loaded.data.y_test
-    split = select_failures(predictions, labels, args.count, args.seed, args.protocol, args.holdout)
-    split.data_spec, split.data_fingerprint = loaded.data.spec, loaded.data.fingerprint
-    split.model_fingerprint = loaded.fingerprint
+    split = loaded.failures(None, args.count, args.seed, args.protocol, args.holdout, args.test_validation)
     split.save(Path(args.out))
     keep = split.eval_indices
     return {
@@ -42,6 +39,7 @@ def _choose(args: argparse.Namespace) -> dict:
         "misclassified": split.misclassified, "test_examples": len(labels),
         "test_accuracy": float((predictions == labels).mean()),
         "eval_examples": len(keep), "eval_accuracy": float((predictions[keep] == labels[keep]).mean()),
+        "validation_examples": len(split.validation_indices),
     }
 
 
@@ -51,6 +49,9 @@ def show(result: dict) -> None:
         f"seed {result['seed']}). Test accuracy {percent(result['test_accuracy'])} on all {result['test_examples']}; "
         f"{percent(result['eval_accuracy'])} on the {result['eval_examples']} without D_fail (the figure repairs report)."
     )
+    if result.get("validation_examples"):
+        console.print(f"{result['validation_examples']} test examples held out for validation (the model's own training "
+                      "hold-out is unknown); never in D_fail or any evaluation")
     if result["failures"] < result["requested"]:
         console.print(f"[yellow]only {result['failures']} misclassified examples; asked for {result['requested']}[/]")
 

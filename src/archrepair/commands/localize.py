@@ -48,7 +48,8 @@ def _localize(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute,
                             method=args.method, shift_ratio=args.shift_ratio)
-    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout)
+    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
+                           args.test_validation)
     report = loaded.localize(split, args.train_examples, args.seed,
                              args.blocks, config, args.failures)
     if args.out:

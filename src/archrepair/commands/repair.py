@@ -154,7 +154,8 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     if args.block and "search" in get_repairer(args.method).phases:
         height, width, channels = loaded.record.input_shape
         check_relaxable(loaded.model, args.block, (channels, height, width))
-    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout)
+    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
+                           args.test_validation)
     settings, config = repair_settings(args), task_config(args, loaded.device)
     failures = split.digest()
     if args.localization:
@@ -174,7 +175,8 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
 def dry_run(args: argparse.Namespace) -> dict:
     """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout)
+    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
+                           args.test_validation)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     estimate = get_repairer(args.method, repair_settings(args)).estimate(task)
     uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})

@@ -46,6 +46,10 @@ class FailureSplit:
             can be computed for any later model.
         pool_failures: misclassified examples in the pool (``heldout``), of which ``D_fail`` took
             ``len(fail_indices)``.
+        validation_indices: a seeded, stratified part of the pool held out for validation (early
+            stopping and the final choice) when the model's own training hold-out is unknown
+            (``heldout`` only; an imported model); never in ``D_fail`` or any evaluation;
+            ``validation`` its share of the test set.
     """
 
     fail_indices: list[int]
@@ -64,6 +68,8 @@ class FailureSplit:
     holdout: float | None = None
     holdout_predictions: list[int] = field(default_factory=list)
     pool_failures: int | None = None
+    validation_indices: list[int] = field(default_factory=list)
+    validation: float | None = None
 
     def save(self, path: str | Path) -> None:
         write_text_atomically(Path(path), json.dumps(asdict(self), indent=1))
@@ -95,7 +101,8 @@ class FailureSplit:
         an index between ``D_fail`` and the evaluation part, or (with ``test_size``) points outside
         the test split."""
         parts = {"fail_indices": self.fail_indices, "eval_indices": self.eval_indices,
-                 "holdout_indices": self.holdout_indices, "holdout_predictions": self.holdout_predictions}
+                 "holdout_indices": self.holdout_indices, "holdout_predictions": self.holdout_predictions,
+                 "validation_indices": self.validation_indices}
         for name, values in parts.items():
             if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
                 raise ArchRepairError(f"{where}: {name} must be a list of whole numbers; remake it with `archrepair failures`")
@@ -113,8 +120,12 @@ class FailureSplit:
                                       "predictions on it; remake it with `archrepair failures`")
             if set(self.fail_indices) & set(self.holdout_indices):
                 raise ArchRepairError(f"{where}: D_fail and the test hold-out overlap; remake it with `archrepair failures`")
+        used = set(self.fail_indices) | set(self.eval_indices) | set(self.holdout_indices)
+        if set(self.validation_indices) & used:
+            raise ArchRepairError(f"{where}: the validation part overlaps D_fail or an evaluation part; remake it with "
+                                  "`archrepair failures`")
         if test_size is not None:
-            every = self.fail_indices + self.eval_indices + self.holdout_indices
+            every = self.fail_indices + self.eval_indices + self.holdout_indices + self.validation_indices
             if min(every) < 0 or max(every) >= test_size:
                 raise ArchRepairError(f"{where}: indices outside the test split's 0..{test_size - 1}; "
                                       "use the data it was made from")
@@ -135,14 +146,17 @@ def holdout_split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.nda
 
 def select_failures(
     predictions: np.ndarray, labels: np.ndarray, count: int = 1000, seed: int = 0, protocol: str = "heldout",
-    holdout: float = 0.5,
+    holdout: float = 0.5, validation: float = 0.0,
 ) -> FailureSplit:
     """Choose ``count`` misclassified examples at random (seeded) as ``D_fail``.
 
     ``predictions`` and ``labels`` are ``(N,)`` over the whole test split. ``protocol="heldout"``:
     the test set is first split (:func:`holdout_split`, share ``holdout``) and ``D_fail`` drawn from
     the pool's failures; ``"paper"``: from every failure. Fewer failures than ``count``: all are
-    taken. ``eval_indices`` is every test index outside ``D_fail`` either way (the paper's figure).
+    taken. ``validation`` (``heldout`` only): that share of the test set is taken from the pool
+    (stratified; it too depends only on the labels and the seed) as ``validation_indices``, for a
+    model whose own training hold-out is unknown. ``eval_indices`` is every test index outside
+    ``D_fail`` and the validation part (the paper's figure).
     """
     if count <= 0:
         raise ArchRepairError(f"the number of failures must be positive, got {count}")
@@ -152,8 +166,15 @@ def select_failures(
     wrong = np.flatnonzero(predictions != labels)
     held = np.arange(0)
     candidates = wrong
+    validating = np.arange(0)
     if protocol == "heldout":
         pool, held = holdout_split(labels, holdout, seed)
+        if validation > 0:
+            if not 0 < validation < 1 - holdout:
+                raise ArchRepairError(f"the validation share must be between 0 and {1 - holdout:g} (what the hold-out "
+                                      f"leaves), got {validation}")
+            rest, part = stratified_split(labels[pool], validation / (1 - holdout), seed + 1)
+            pool, validating = np.sort(pool[rest]), np.sort(pool[part])
         candidates = np.intersect1d(wrong, pool)
     if len(candidates) == 0:
         where = "in the failure pool" if protocol == "heldout" else "on the test set"
@@ -161,6 +182,7 @@ def select_failures(
     chosen = np.sort(np.random.default_rng(seed).choice(candidates, size=min(count, len(candidates)), replace=False))
     keep = np.ones(len(labels), dtype=bool)
     keep[chosen] = False
+    keep[validating] = False
     return FailureSplit(
         fail_indices=chosen.tolist(),
         eval_indices=np.flatnonzero(keep).tolist(),
@@ -172,4 +194,6 @@ def select_failures(
         holdout=holdout if protocol == "heldout" else None,
         holdout_predictions=predictions[held].astype(int).tolist(),
         pool_failures=int(len(candidates)) if protocol == "heldout" else None,
+        validation_indices=validating.tolist(),
+        validation=validation if len(validating) else None,
     )
