@@ -214,3 +214,25 @@ def test_cache_memory_sizes_parse_with_binary_units():
     from archrepair._checks import byte_size
 
     assert [byte_size(text) for text in ("4G", "512m", "0", "1.5K", "2048")] == [4 * 2**30, 512 * 2**20, 0, 1536, 2048]
+
+
+class _BatchScaled(nn.Module):
+    """A value before the block that is one number per batch (not per example) and is read after it."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.block, self.head = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Linear(4, 10)
+
+    def forward(self, x):
+        h = self.stem(x)
+        scale = h.mean()
+        return self.head(self.block(h).mean((2, 3))) * scale
+
+
+def test_a_value_before_the_block_that_is_not_one_row_per_example_turns_the_cache_off(task_parts):
+    model, record, data, split = task_parts
+    task = make_task(_BatchScaled().eval(), record, data, split, TaskConfig(train_examples=100))
+    bound = task.block_view("block").bind(task.model)
+    assert bound.status.startswith("off:") and "not one row per example" in bound.status
+    images, _ = next(iter(bound.loader(task.val_indices[:8])))
+    torch.testing.assert_close(bound.model(images), task.model(images))  # the full model on images instead
