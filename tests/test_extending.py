@@ -171,7 +171,9 @@ def test_dry_runs_estimate_every_phase_and_write_nothing(digits_checkpoint, tmp_
                                        "--out", str(tmp_path / "r"), "--json"]))
         phases = {"archrepair": {"search", "finetune"}, "archrepair-fixed-arch": {"search", "finetune"},
                   "archrepair-layer": {"search", "finetune"}, "arachne": {"localise", "search"},
-                  "apricot": {"reduced_models", "adjust"}, "mode": {"diagnose", "retrain"}}.get(method, {"repair"})
+                  "apricot": {"reduced_models", "adjust"}, "mode": {"diagnose", "retrain"},
+                  "augmix": {"guide", "train"}, "deeprepair": {"guide", "train"}, "fewshot-recon": {"guide", "train"},
+                  "bn-adapt": {"adapt"}, "bn-adapt-pool": {"adapt"}, "sensei": {"train"}}.get(method, {"repair"})
         assert phases <= set(estimate["estimate_seconds"]) and estimate["total_seconds"] > 0, (method, estimate)
     compared = _json(capsys, main(["compare", str(digits_checkpoint), "--methods", "archrepair,block-gradient",
                                    "--seeds", "2", *common, "--dry-run", "--out", str(tmp_path / "c"), "--json"]))

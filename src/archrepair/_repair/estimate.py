@@ -89,6 +89,18 @@ def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: 
     return step
 
 
+def batch_step_seconds(model: nn.Module, loader, amp: bool) -> float:
+    """Seconds of one training step of ``model`` on a batch of ``loader``, making the batch included
+    (for loaders that transform their batches: augmentation views, a search for worst variants)."""
+    iterator = iter(loader)
+    batch = next(iterator)  # warm-up
+    started = time.perf_counter()
+    batch = next(iterator, batch)
+    making = time.perf_counter() - started
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    return making + seconds_per_call(training_step(model, parameters, batch[:2], amp))
+
+
 def batch_seconds(loader, batches: int = 3) -> float:
     """Seconds to produce one batch of ``loader`` (gather, normalise, move), the part of a training
     step that timing one resident batch leaves out."""

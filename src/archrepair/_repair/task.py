@@ -108,17 +108,19 @@ class RepairTask:
         return self.config.amp
 
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
-               seed_offset: int = 0, features: FeatureRows | None = None, with_rows: bool = False) -> BatchLoader:
+               seed_offset: int = 0, features: FeatureRows | None = None, with_rows: bool = False,
+               fail_weight: float | None = None) -> BatchLoader:
         """Batches of ``repair`` rows ``indices``; a shuffled (training) loader counts each failure
-        ``fail_weight`` times per epoch (:class:`FailureWeightedLoader`). ``features``: yield these
-        precomputed rows (a block's cached inputs) instead of images, in the same batches;
-        ``with_rows``: yield each batch's rows too (for :meth:`original_logits`)."""
+        ``fail_weight`` times per epoch (``None``: the task's; :class:`FailureWeightedLoader`).
+        ``features``: yield these precomputed rows (a block's cached inputs) instead of images, in
+        the same batches; ``with_rows``: yield each batch's rows too (for :meth:`original_logits`)."""
         arguments = dict(indices=indices, batch_size=batch_size, shuffle=shuffle, augment=augment,
                          seed=self.seed + seed_offset, device=self.device, channels_last=self.channels_last,
                          features=features, with_rows=with_rows)
-        if shuffle and self.fail_weight != 1.0:
+        weight = self.fail_weight if fail_weight is None else fail_weight
+        if shuffle and weight != 1.0:
             return FailureWeightedLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std,
-                                         num_failures=self.repair.num_failures, weight=self.fail_weight, **arguments)
+                                         num_failures=self.repair.num_failures, weight=weight, **arguments)
         return BatchLoader(self.repair.x, self.repair.y, self.record.mean, self.record.std, **arguments)
 
     def block_view(self, block: str, work_dir: Path | None = None) -> BlockView:
