@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> 
     parser.add_argument("--count", type=int, default=750)
     parser.add_argument("--train-examples", type=int, default=5000)
     parser.add_argument("--retain-grid", default="0.3,1,3")
+    parser.add_argument("--corruption", help="the robustness scenario: D_fail from this corruption of the test set "
+                                             "(Table 7); rows then hold accuracy on the hold-out's images clean and "
+                                             "under all 15 corruptions")
+    parser.add_argument("--severity", type=int, default=3)
+    parser.add_argument("--others-sample", type=int, default=2000,
+                        help="hold-out images the 14 other corruptions are evaluated on (the target and clean: all)")
     parser.add_argument("--pause-file", help="between runs, wait while this file exists (so that other work can use "
                                              "the CPU without sharing it with a timed run)")
     parser.add_argument("--out", default=str(STORE))
@@ -40,8 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> 
 
 def settings_of(args: argparse.Namespace) -> dict:
     """What makes two runs of a method comparable (recorded with every row)."""
-    return {"budget_seconds": args.budget_seconds, "count": args.count, "train_examples": args.train_examples,
-            "retain_grid": args.retain_grid}
+    settings = {"budget_seconds": args.budget_seconds, "count": args.count, "train_examples": args.train_examples,
+                "retain_grid": args.retain_grid}
+    if getattr(args, "corruption", None):
+        settings |= {"corruption": args.corruption, "severity": args.severity, "others_sample": args.others_sample}
+    return settings
 
 
 def ensure_rows(args: argparse.Namespace) -> list[dict]:
@@ -57,7 +66,7 @@ def ensure_rows(args: argparse.Namespace) -> list[dict]:
     kinds, seeds, methods = args.models.split(","), [int(s) for s in args.seeds.split(",")], args.methods.split(",")
     wanted = {(kind, seed, method) for kind in kinds for seed in seeds for method in methods}
     have = {(row["model"], row["seed"], row["method"]) for row in stored}
-    data, loaded = None, {}
+    data, loaded, shifted = None, {}, None
     for seed in seeds:
         for kind in kinds:
             missing = [method for method in methods if (kind, seed, method) not in have]
@@ -65,16 +74,26 @@ def ensure_rows(args: argparse.Namespace) -> list[dict]:
                 continue
             if data is None:
                 data = load_data(cifar10_spec())
+                if args.corruption:
+                    shifted = ShiftedTest(data, args.corruption, args.severity)
+                    data = shifted.target
             if kind not in loaded:
                 model, record = load_cached_model(MODELS[kind])
                 predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
                 loaded[kind] = model, record, predictions
             model, record, predictions = loaded[kind]
             split = select_failures(predictions, data.y_test, args.count, seed)
-            task = make_task(model, record, data, split, TaskConfig(args.train_examples or None, seed=seed))
+            shift = {"name": args.corruption, "severity": args.severity, "seed": 0} if args.corruption else None
+            task = make_task(model, record, data, split, TaskConfig(args.train_examples or None, seed=seed,
+                                                                    corruption=shift))
             for method in missing:
                 wait_while(args.pause_file)
-                row = row_of(kind, seed, method, run_method(method, task, args), settings)
+                result, report = run_method(method, task, args)
+                row = row_of(kind, seed, method, report, settings)
+                if shifted is not None:
+                    started = time.perf_counter()
+                    row["shift_table"] = shifted.table(model, result, record, split, args.others_sample, seed)
+                    row["shift_table_seconds"] = time.perf_counter() - started
                 with out.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 stored.append(row)
@@ -85,8 +104,8 @@ def ensure_rows(args: argparse.Namespace) -> list[dict]:
     return [row for row in stored if (row["model"], row["seed"], row["method"]) in wanted]
 
 
-def run_method(name: str, task, args: argparse.Namespace) -> dict:
-    """One method's report; ``+distill``: the grid's λ with the best candidate validation accuracy."""
+def run_method(name: str, task, args: argparse.Namespace):
+    """One method's result and report; ``+distill``: the grid's λ with the best candidate validation accuracy."""
     from archrepair.budget import Budget
     from archrepair._repair import RepairSettings, get_repairer
     from archrepair._repair.pipeline import run_repair
@@ -97,10 +116,10 @@ def run_method(name: str, task, args: argparse.Namespace) -> dict:
     best = None
     for weight in weights:
         settings = RepairSettings(retain=RetainConfig("distill" if retain else "none", weight))
-        _, report = run_repair(get_repairer(base, settings, Budget(seconds=args.budget_seconds)), task)
+        result, report = run_repair(get_repairer(base, settings, Budget(seconds=args.budget_seconds)), task)
         report["retain_weight"] = weight
-        if best is None or report["val_accuracy_repaired"] > best["val_accuracy_repaired"]:
-            best = report
+        if best is None or report["val_accuracy_repaired"] > best[1]["val_accuracy_repaired"]:
+            best = result, report
     return best
 
 
@@ -164,6 +183,41 @@ def wilcoxon_p(differences: np.ndarray) -> float | None:
     if len(differences) < 2 or not np.any(differences):
         return None
     return float(wilcoxon(differences, method="exact").pvalue)
+
+
+class ShiftedTest:
+    """The robustness scenario's test images: ``target`` (the data with its test split under the
+    corruption) and, for the Table 7 row, the test split clean and under all 15 corruptions at the
+    same severity (generated once, seed 0)."""
+
+    def __init__(self, clean, name: str, severity: int) -> None:
+        from archrepair.data.corrupted import corrupted_test
+        from archrepair.data.corruptions import NAMES, corrupt_many
+
+        self.clean, self.name = clean, name
+        self.target = corrupted_test(clean, name, severity)
+        self.sets = {"clean": clean.x_test} | {n: images for (n, _), images in
+                                               corrupt_many(clean.x_test, [(n, severity) for n in NAMES], seed=0)}
+
+    def table(self, original, result, record, split, others_sample: int, seed: int) -> dict:
+        """Accuracy (%) of the original, returned and candidate models on the hold-out's images,
+        clean and under each corruption (the 14 others on a seeded sample of ``others_sample``)."""
+        from dataclasses import replace
+
+        from archrepair.base_model import make_loader
+        from archrepair.evaluate import predict_logits
+
+        held = np.asarray(split.holdout_indices)
+        sample = np.sort(np.random.default_rng(seed).choice(held, min(others_sample, len(held)), replace=False))
+        table = {}
+        for name, images in self.sets.items():
+            rows = held if name in ("clean", self.name) else sample
+            loader = make_loader(replace(self.clean, x_test=images, _fingerprint=None), "test", record, indices=rows)
+            labels = self.clean.y_test[rows]
+            table[name] = {who: round(100 * float((predict_logits(model, loader).argmax(1).numpy() == labels).mean()), 2)
+                           for who, model in (("original", original), ("returned", result.model),
+                                              ("candidate", result.candidate))}
+        return table
 
 
 def wait_while(pause_file: str | None) -> None:

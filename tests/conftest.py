@@ -51,6 +51,21 @@ def digits_checkpoint(tmp_path_factory, digits):
     return out
 
 
+@pytest.fixture(scope="module")
+def digits_task(digits_checkpoint, digits):
+    """A repair task on the digits model: 40 of its pool's failures, 400 training examples."""
+    from archrepair.base_model import make_loader
+    from archrepair.checkpoint import load_checkpoint
+    from archrepair.data import select_failures
+    from archrepair.evaluate import predict_logits
+    from archrepair._repair import TaskConfig, make_task
+
+    model, record = load_checkpoint(digits_checkpoint)
+    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
+    return make_task(model, record, digits, select_failures(predictions, digits.y_test, 40, 0),
+                     TaskConfig(train_examples=400))
+
+
 @pytest.fixture
 def cli(capsys):
     """Run ``archrepair ARGS``; returns (exit status, stdout, stderr)."""

@@ -8,22 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from archrepair.base_model import make_loader
 from archrepair.budget import Budget
-from archrepair.checkpoint import load_checkpoint
-from archrepair.data import select_failures
-from archrepair.evaluate import predict_logits
-from archrepair._repair import TaskConfig, get_repairer, make_task
+from archrepair._repair import get_repairer
 from archrepair._repair.augment import OPS, apply_ops, augmix, jensen_shannon, mix, style_transfer
 from archrepair._repair.pipeline import run_repair
-
-
-@pytest.fixture(scope="module")
-def digits_task(digits_checkpoint, digits):
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    return make_task(model, record, digits, select_failures(predictions, digits.y_test, 40, 0),
-                     TaskConfig(train_examples=400))
 
 
 def test_jsd_loss_equals_the_formula_by_hand():
@@ -70,8 +58,6 @@ def test_the_style_stand_in_takes_the_references_statistics():
 
 
 def test_deeprepair_style_references_are_one_per_class_and_cluster_of_dfail():
-    from sklearn.cluster import KMeans
-
     from archrepair._repair.methods.augmix import style_bank
 
     rng = np.random.default_rng(0)

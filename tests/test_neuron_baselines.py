@@ -22,14 +22,6 @@ from archrepair.data.splits import stratified_sample
 from archrepair._repair.pipeline import run_repair
 
 
-@pytest.fixture(scope="module")
-def digits_task(digits_checkpoint, digits):
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, digits.y_test, 40, 0)
-    return make_task(model, record, digits, split, TaskConfig(train_examples=600))
-
-
 def test_pareto_front_keeps_exactly_the_undominated_points():
     rng = np.random.default_rng(0)
     costs = rng.random((300, 2))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -123,6 +123,21 @@ class Repairer(ABC):
         for index, phase in enumerate(self.phases):
             last = index == len(self.phases) - 1
             self.set_phase_epochs(phase, budget.epochs - share * index if last else share)
+
+
+class ConfiguredRepairer(Repairer):
+    """A method with one configuration dataclass, ``config`` (``config_type()`` when not given), whose
+    ``train`` field (a :class:`~archrepair.train.TrainConfig`) is its weight training: an epoch budget
+    sets its epochs. Methods whose budget means something else override :meth:`set_phase_epochs`."""
+
+    config_type: type = object
+
+    def __init__(self, config=None, log: Callable[[str], None] | None = None) -> None:
+        super().__init__(log)
+        self.config = config if config is not None else self.config_type()
+
+    def set_phase_epochs(self, phase: str, epochs: int) -> None:
+        self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
 
 
 def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockView | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -11,14 +12,16 @@ from sklearn.model_selection import train_test_split
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``range(len(labels))`` into (rest, part) with ``part`` about ``fraction`` of the examples.
 
-    Stratified by label when every class has at least two members; both outputs are sorted
-    int64 index arrays.
+    Stratified by label when every class has at least two members and both parts can hold one of
+    each (else a plain seeded split); both outputs are sorted int64 index arrays.
     """
     indices = np.arange(len(labels))
     if fraction <= 0:
         return indices, indices[:0]
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
+    classes, part = int((counts > 0).sum()), math.ceil(fraction * len(labels))
+    stratified = counts[counts > 0].min() >= 2 and classes <= part <= len(labels) - classes
+    stratify = labels if stratified else None
     rest, part = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(rest), np.sort(part)
 

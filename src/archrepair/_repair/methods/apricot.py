@@ -38,7 +38,7 @@ from ...budget import Deadline
 from ...errors import ArchRepairError
 from ...evaluate import predict_logits
 from ...train import TrainConfig, accuracy_and_loss, fit
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer
 from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
@@ -84,16 +84,15 @@ def adjust(weights: torch.Tensor, reduced: torch.Tensor, correct: torch.Tensor, 
     return weights - eta * step if sign == "toward" else weights + eta * step
 
 
-class Apricot(Repairer):
+class Apricot(ConfiguredRepairer):
     """Adjust the whole network's weights toward the reduced models that get a failure right; see
     the module docstring."""
+
+    config_type = ApricotConfig
 
     name = "apricot"
     phases = ("repair",)
 
-    def __init__(self, config: ApricotConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or ApricotConfig()
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """An epoch budget bounds the rounds (each ends with one fine-tuning epoch)."""

@@ -39,7 +39,7 @@ from torch import nn
 from ...budget import Deadline
 from ...data.splits import stratified_sample
 from ...errors import ArchRepairError
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer
 from ..estimate import pass_seconds, seconds_per_call
 from ..layer_features import LayerFeatures, last_linear, linear_layer
 from ..registry import RepairSettings, register_repairer
@@ -130,16 +130,15 @@ def fitness_of(logits: torch.Tensor, labels: torch.Tensor, negative: torch.Tenso
     return float(scores[~negative].sum() + alpha * scores[negative].sum())
 
 
-class Arachne(Repairer):
+class Arachne(ConfiguredRepairer):
     """Patch the few weights of one linear layer that the bidirectional localisation finds, by a
     search on the official fitness; see the module docstring."""
+
+    config_type = ArachneConfig
 
     name = "arachne"
     phases = ("search",)
 
-    def __init__(self, config: ArachneConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or ArachneConfig()
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """Arachne has no epochs: it stops after its generations, its stopping rule or the deadline."""

@@ -40,7 +40,7 @@ from ...budget import Deadline
 from ...hooks import run_with_hooks
 from ...train import TrainConfig, fit
 from ..augment import OPS, Op, augmix, denormalised, jensen_shannon, normalised, style_transfer
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer
 from ..estimate import batch_step_seconds, pass_seconds
 from ..layer_features import last_linear
 from ..registry import RepairSettings, default_train, register_repairer
@@ -126,17 +126,13 @@ def _corruption_like() -> dict[str, Op]:
     return {"noise": noise, "blur": blur, "contrast_loss": contrast, "haze": haze}
 
 
-class AugMixRepair(Repairer):
+class AugMixRepair(ConfiguredRepairer):
     """Fine-tune the whole network on AugMix views with the JSD loss; see the module docstring."""
+
+    config_type = AugMixConfig
 
     name = "augmix"
 
-    def __init__(self, config: AugMixConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or AugMixConfig()
-
-    def set_phase_epochs(self, phase: str, epochs: int) -> None:
-        self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """The guide: a pass over ``D_fail`` and, for the few-shot weights, one over the guide sample

@@ -24,7 +24,7 @@ from ...errors import ArchRepairError
 from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
 from ...train import FitResult, TrainConfig, fit
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer, Repairer
 from ..block_inputs import BlockView, BoundBlock
 from ..retain import RetainConfig, retain_loss, teacher
 from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
@@ -106,18 +106,16 @@ def _bind_unit(task: RepairTask, model: nn.Module, set_mode: Callable[[nn.Module
     return view, view.bind(model, set_mode, build)
 
 
-class GradientRepair(Repairer):
+class GradientRepair(ConfiguredRepairer):
     """Train only the weights of the unit (``config.level``) with the largest mean gradient magnitude
     on ``D_fail``: one output channel (neuron), one convolution or linear layer, one block of the
     model's block list, or everything (network, BatchNorm statistics too)."""
 
-    def __init__(self, config: GradientConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or GradientConfig()
-        self.name = f"{self.config.level}-gradient"
+    config_type = GradientConfig
 
-    def set_phase_epochs(self, phase: str, epochs: int) -> None:
-        self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
+    def __init__(self, config: GradientConfig | None = None, log=None) -> None:
+        super().__init__(config, log)
+        self.name = f"{self.config.level}-gradient"
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """The failure gradients (timed as they are), then timed SGD steps of the chosen unit, one

@@ -45,7 +45,7 @@ from ...errors import ArchRepairError
 from ...hooks import run_with_hooks
 from ...models import default_blocks, get_block
 from ...train import TrainConfig, accuracy_and_loss, fit
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer
 from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
@@ -139,16 +139,15 @@ def select_inputs(scores: np.ndarray, rows: np.ndarray, count: int, similar: boo
     return rows[order[:count]]
 
 
-class Mode(Repairer):
+class Mode(ConfiguredRepairer):
     """Retrain the whole network on inputs chosen, label by label, by differential heat maps in
     feature space; see the module docstring."""
+
+    config_type = ModeConfig
 
     name = "mode"
     phases = ("repair",)
 
-    def __init__(self, config: ModeConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or ModeConfig()
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         self.config = replace(self.config, epochs=epochs)

@@ -32,7 +32,7 @@ from torch import nn
 from ...budget import Deadline
 from ...train import TrainConfig, fit
 from ..augment import affine, denormalised, normalised
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer
 from ..block_split import eval_mode
 from ..estimate import batch_step_seconds, pass_seconds
 from ..registry import RepairSettings, default_train, register_repairer
@@ -173,17 +173,13 @@ class WorstVariants:
         return variants[picks]
 
 
-class Sensei(Repairer):
+class Sensei(ConfiguredRepairer):
     """Train the whole network on each example's worst variant; see the module docstring."""
+
+    config_type = SenseiConfig
 
     name = "sensei"
 
-    def __init__(self, config: SenseiConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or SenseiConfig()
-
-    def set_phase_epochs(self, phase: str, epochs: int) -> None:
-        self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """Timed batches (the search, rendering and scoring included) and SGD steps, scaled to the

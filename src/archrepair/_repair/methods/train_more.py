@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from torch import nn
@@ -24,7 +24,7 @@ from ..._localize import LocalizeConfig
 from ...models import get_block
 from ..._search.surgery import trainable_only
 from ...train import TrainConfig
-from ..base import Candidate, Repairer
+from ..base import Candidate, ConfiguredRepairer
 from ..registry import RepairSettings, default_train, register_repairer
 from ..retain import RetainConfig
 from ..task import RepairTask
@@ -46,16 +46,14 @@ class TrainMoreConfig:
     retain: RetainConfig = field(default_factory=RetainConfig)
 
 
-class TrainMore(Repairer):
+class TrainMore(ConfiguredRepairer):
     """Train the network or the localised block on ``D_repair``'s fit rows without ``D_fail``."""
 
-    def __init__(self, config: TrainMoreConfig | None = None, log=None) -> None:
-        super().__init__(log)
-        self.config = config or TrainMoreConfig()
-        self.name = f"train-more-{self.config.level}"
+    config_type = TrainMoreConfig
 
-    def set_phase_epochs(self, phase: str, epochs: int) -> None:
-        self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
+    def __init__(self, config: TrainMoreConfig | None = None, log=None) -> None:
+        super().__init__(config, log)
+        self.name = f"train-more-{self.config.level}"
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """The localisation (block level, from timed probes), then timed SGD steps and a validation
