@@ -59,6 +59,7 @@ def test_every_registered_method_runs_and_returns_the_common_result(name, digits
     assert isinstance(result, RepairResult) and result.method == name
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched
+    assert result.details["image_passes"] > 0  # every method states its cost in whole-image passes
     if name == "archrepair-layer":
         assert result.block.startswith("block2.") and result.block.count(".") == 1
     if name == "archrepair-fixed-arch":

@@ -164,6 +164,12 @@ def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockV
                         val_loss_repaired=repaired_loss, candidate=repaired.eval(), **fields)
 
 
+def image_passes(task: RepairTask, images: float) -> float:
+    """``images`` that went through the model's input (its first layer), as passes over the task's
+    fit rows: what a method's epochs cost in whole-image work (a cached block input counts once)."""
+    return round(images / max(len(task.fit_indices), 1), 3)
+
+
 def first_off(*statuses: str) -> str:
     """The cache status a report gives for several phases: the first ``"off: ..."``, else ``"on"``."""
     return next((status for status in statuses if status != "on"), "on")

@@ -38,7 +38,7 @@ from ...budget import Deadline
 from ...errors import ArchRepairError
 from ...evaluate import predict_logits
 from ...train import TrainConfig, accuracy_and_loss, fit
-from ..base import Candidate, ConfiguredRepairer
+from ..base import Candidate, ConfiguredRepairer, image_passes
 from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
@@ -176,12 +176,12 @@ class Apricot(ConfiguredRepairer):
         vector_to_parameters(best, model.parameters())
         self.log(f"{self.name}: {counts['adjusted']} adjustments, {counts['skipped']} skipped, {rounds} rounds, "
                  f"validation {curve[0]:.4f} -> {best_accuracy:.4f} ({stop_reason})")
-        fit_rows = max(len(task.fit_indices), 1)
-        passes = (config.reduced_models * config.reduced_epochs * config.reduced_share
-                  + (config.reduced_models + 1) * len(failing) / fit_rows + rounds * config.round_epochs)
+        fit_rows = len(task.fit_indices)
+        images = (config.reduced_models * config.reduced_epochs * config.reduced_share * fit_rows
+                  + (config.reduced_models + 1) * len(failing) + rounds * config.round_epochs * fit_rows)
         details = {"reduced_models": config.reduced_models, "from_scratch": config.from_scratch, "sign": config.sign,
                    "failing_examples": int(len(failing)), **counts, "rounds": rounds, "validation": curve,
-                   "stop_reason": stop_reason, "image_passes": round(passes, 3), "prefix_cache": "off: the whole network trains"}
+                   "stop_reason": stop_reason, "image_passes": image_passes(task, images), "prefix_cache": "off: the whole network trains"}
         return Candidate(model, details, {"reduced_models": made - started, "adjust": time.perf_counter() - made})
 
     def _reduced_models(self, task: RepairTask, model: nn.Module, deadline: Deadline) -> list[nn.Module]:

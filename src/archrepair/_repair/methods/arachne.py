@@ -39,7 +39,7 @@ from torch import nn
 from ...budget import Deadline
 from ...data.splits import stratified_sample
 from ...errors import ArchRepairError
-from ..base import Candidate, ConfiguredRepairer
+from ..base import Candidate, ConfiguredRepairer, image_passes
 from ..estimate import pass_seconds, seconds_per_call
 from ..layer_features import LayerFeatures, last_linear, linear_layer
 from ..registry import RepairSettings, register_repairer
@@ -188,14 +188,12 @@ class Arachne(ConfiguredRepairer):
         fitness(best)  # leave the best patch in the layer
         self.log(f"{self.name}: {len(positions)} weights patched, fitness {start_fitness:.2f} -> {curve[-1]:.2f} "
                  f"in {len(curve) - 1} generations ({stop_reason})")
-        passes = len(task.repair.y) / max(len(task.fit_indices), 1) if features.status == "on" else (
-            len(rows) / max(len(task.fit_indices), 1))
         details = {"layer": path, "search": config.search, "positions": positions.tolist(),
                    "original_values": original.tolist(), "patched_values": [float(v) for v in best],
                    "front_costs": costs.tolist(), "fitness_original": start_fitness, "fitness": curve,
                    "generations": len(curve) - 1, "evaluations": evaluations, "stop_reason": stop_reason,
                    "negatives": int(len(negatives)), "positives": int(len(positives)),
-                   "alpha": config.alpha, "image_passes": round(passes, 3), "prefix_cache": features.status}
+                   "alpha": config.alpha, "image_passes": image_passes(task, len(task.repair.y) if features.status == "on" else len(rows)), "prefix_cache": features.status}
         view = task.block_view(path) if features.status == "on" else None
         now = time.perf_counter()
         return Candidate(model, details, {"localise": localised - started, "search": now - localised}, view=view)

@@ -26,7 +26,7 @@ from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, b
 from ..._search.optimise import architecture_step, weight_step
 from ..._search.surgery import block_input, trainable_only
 from ...train import TrainConfig, fit
-from ..base import Candidate, Repairer, first_off
+from ..base import Candidate, Repairer, first_off, image_passes
 from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..retain import RetainConfig, retain_loss, teacher
@@ -175,6 +175,13 @@ class ArchRepair(Repairer):
         details["finetune"] = [asdict(e) for e in tuned.history]
         details["finetune_stop_reason"] = tuned.stop_reason
         details["prefix_cache"] = first_off(bound.status, tuned_bound.status)
+        located = details.get("localization", {}).get("rows", 0)
+        if details["prefix_cache"] == "on":
+            images = located + len(task.repair.y)
+        else:
+            images = located + len(history.epochs) * (len(task.search_train) + len(task.search_val)) + \
+                tuned.epochs_run * (len(task.fit_indices) + len(task.val_indices))
+        details["image_passes"] = image_passes(task, images)
         return Candidate(repaired, details, seconds, block, genotype.to_json(), view)
 
     def _retain(self, task: RepairTask, block: str, view, status: str):

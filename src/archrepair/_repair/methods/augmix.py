@@ -40,7 +40,7 @@ from ...budget import Deadline
 from ...hooks import run_with_hooks
 from ...train import TrainConfig, fit
 from ..augment import OPS, Op, augmix, denormalised, jensen_shannon, normalised, style_transfer
-from ..base import Candidate, ConfiguredRepairer
+from ..base import Candidate, ConfiguredRepairer, image_passes
 from ..estimate import batch_step_seconds, pass_seconds
 from ..layer_features import last_linear
 from ..registry import RepairSettings, default_train, register_repairer
@@ -181,9 +181,8 @@ class AugMixRepair(ConfiguredRepairer):
         history = fit(model, views, replace(config.train, amp=task.amp), val_loader=task.loader(task.val_indices),
                       description=self.name, deadline=deadline, loss_fn=loss_fn,
                       on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
-        rows_per_epoch = len(loader.indices) / max(len(task.fit_indices), 1)
         details |= {"history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
-                    "image_passes": round(3 * rows_per_epoch * history.epochs_run, 3), "views": 3,
+                    "image_passes": image_passes(task, 3 * len(loader.indices) * history.epochs_run), "views": 3,
                     "prefix_cache": "off: the whole network trains"}
         return Candidate(model, details, {"guide": guided - started, "train": time.perf_counter() - guided})
 

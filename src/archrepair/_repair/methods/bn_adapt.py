@@ -22,7 +22,7 @@ from torch import nn
 from ...budget import Deadline
 from ...data import BatchLoader
 from ...errors import ArchRepairError
-from ..base import Candidate, Repairer
+from ..base import Candidate, Repairer, image_passes
 from ..estimate import pass_seconds
 from ..registry import RepairSettings, register_repairer
 from ..task import RepairTask
@@ -92,7 +92,7 @@ class BatchNormAdaptation(Repairer):
             source = "D_repair's corrupted rows (D_fail)" if task.config.corruption is not None else "D_repair's fit rows"
         seen = adapt_batchnorm(model, batches, deadline)
         self.log(f"{self.name}: BatchNorm statistics re-estimated on {seen} images of {source}")
-        details = {"images": seen, "source": source, "image_passes": round(seen / max(len(task.fit_indices), 1), 3),
+        details = {"images": seen, "source": source, "image_passes": image_passes(task, seen),
                    "stop_reason": "budget" if deadline.expired() else "done", "prefix_cache": "off: no training"}
         return Candidate(model, details, {"adapt": time.perf_counter() - started})
 

@@ -24,7 +24,7 @@ from ...errors import ArchRepairError
 from ...models import default_blocks, get_block
 from ..._search.surgery import trainable_only
 from ...train import FitResult, TrainConfig, fit
-from ..base import Candidate, ConfiguredRepairer, Repairer
+from ..base import Candidate, ConfiguredRepairer, Repairer, image_passes
 from ..block_inputs import BlockView, BoundBlock
 from ..retain import RetainConfig, retain_loss, teacher
 from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
@@ -79,6 +79,14 @@ def train_unit(method: Repairer, task: RepairTask, model: nn.Module, parameters:
                   set_train_mode=set_mode, description=method.name, deadline=deadline, loss_fn=loss_fn,
                   on_epoch=lambda e: method.log(f"{method.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
     return history, view, bound.status
+
+
+def unit_image_passes(task: RepairTask, history: FitResult, rows: np.ndarray, status: str) -> float:
+    """Image passes of :func:`train_unit`: the cache's one pass over ``D_repair`` when on, else every
+    epoch's training rows and validation rows."""
+    if status == "on":
+        return image_passes(task, len(task.repair.y))
+    return image_passes(task, history.epochs_run * (len(rows) + len(task.val_indices)))
 
 
 def unit_seconds(task: RepairTask, model: nn.Module, parameters: list[nn.Parameter],
@@ -140,7 +148,7 @@ class GradientRepair(ConfiguredRepairer):
         for handle in handles:
             handle.remove()
         details = {"unit": unit, "history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
-                   "prefix_cache": status}
+                   "prefix_cache": status, "image_passes": unit_image_passes(task, history, task.fit_indices, status)}
         block = unit if self.config.level == "block" else None
         return Candidate(model, details, {"repair": time.perf_counter() - started}, block, view=view)
 

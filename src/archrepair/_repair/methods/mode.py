@@ -45,7 +45,7 @@ from ...errors import ArchRepairError
 from ...hooks import run_with_hooks
 from ...models import default_blocks, get_block
 from ...train import TrainConfig, accuracy_and_loss, fit
-from ..base import Candidate, ConfiguredRepairer
+from ..base import Candidate, ConfiguredRepairer, image_passes
 from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
@@ -224,7 +224,7 @@ class Mode(ConfiguredRepairer):
                  f"{best[0]:.4f} ({stop_reason})")
         details = {"buggy_labels": buggy, "plans": [{k: v for k, v in plan.items() if k != "chosen"} for plan in plans], "probe_accuracy": {b: a.tolist() for b, a in zip(blocks, accuracies)},
                    "rounds": records, "stop_reason": stop_reason,
-                   "image_passes": round(1 + trained_rows / max(len(fit_rows), 1), 3),
+                   "image_passes": image_passes(task, len(fit_rows) + trained_rows),
                    "prefix_cache": "off: the whole network trains"}
         return Candidate(model, details, {"diagnose": diagnosed - started, "retrain": time.perf_counter() - diagnosed})
 

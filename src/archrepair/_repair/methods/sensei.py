@@ -32,7 +32,7 @@ from torch import nn
 from ...budget import Deadline
 from ...train import TrainConfig, fit
 from ..augment import affine, denormalised, normalised
-from ..base import Candidate, ConfiguredRepairer
+from ..base import Candidate, ConfiguredRepairer, image_passes
 from ..block_split import eval_mode
 from ..estimate import batch_step_seconds, pass_seconds
 from ..registry import RepairSettings, default_train, register_repairer
@@ -199,10 +199,9 @@ class Sensei(ConfiguredRepairer):
         history = fit(model, variants, replace(config.train, amp=task.amp), val_loader=task.loader(task.val_indices),
                       description=self.name, deadline=deadline,
                       on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
-        fit_rows = max(len(task.fit_indices), 1)
         details = {"history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
                    "space": population.names, "selective": config.selective,
-                   "image_passes": round((variants.scored + history.epochs_run * len(loader.indices)) / fit_rows, 3),
+                   "image_passes": image_passes(task, variants.scored + history.epochs_run * len(loader.indices)),
                    "prefix_cache": "off: the whole network trains"}
         return Candidate(model, details, {"train": time.perf_counter() - started})
 

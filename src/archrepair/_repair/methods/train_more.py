@@ -29,7 +29,7 @@ from ..registry import RepairSettings, default_train, register_repairer
 from ..retain import RetainConfig
 from ..task import RepairTask
 from .archrepair import localised_block, localize_seconds
-from .gradient import train_unit, unit_seconds
+from .gradient import train_unit, unit_image_passes, unit_seconds
 
 
 @dataclass
@@ -76,7 +76,8 @@ class TrainMore(ConfiguredRepairer):
         history, view, status = train_unit(self, task, model, parameters, set_mode, block, self.config.train, rows,
                                            deadline, self.config.retain)
         details |= {"unit": block or "network", "rows": int(len(rows)), "history": [asdict(e) for e in history.history],
-                    "stop_reason": history.stop_reason, "prefix_cache": status}
+                    "stop_reason": history.stop_reason, "prefix_cache": status,
+                    "image_passes": unit_image_passes(task, history, rows, status)}
         return Candidate(model, details, {"repair": time.perf_counter() - started}, block, view=view)
 
     def _trained(self, model: nn.Module, block: str | None):
