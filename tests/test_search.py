@@ -135,3 +135,60 @@ def test_the_architecture_step_moves_the_alphas_as_a_pass_with_weight_gradients_
     start = RelaxedBlock(block_graph(get_block(base, "layer2"), block_input(base, "layer2", images)),
                          SearchSpace(partial_channels=1))
     assert not torch.equal(moved[0], torch.cat([a.detach().flatten() for a in start.architecture_parameters()]))
+
+
+class _SpikeOrFlat(torch.nn.Module):
+    """A one-convolution block (1x1) read through a global average and a linear head: it sees only
+    an image's mean, so it cannot tell one bright spot from the same brightness spread evenly."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1))
+        self.head = torch.nn.Linear(1, 2)
+        with torch.no_grad():  # a fixed head that reads a larger mean as class 1
+            self.head.weight.copy_(torch.tensor([[-2.0], [2.0]]))
+            self.head.bias.zero_()
+
+    def forward(self, x):
+        return self.head(self.block(x).mean((2, 3)))
+
+
+def _spike_or_flat(count: int, seed: int):
+    """Images ``(N, 8, 8, 1)`` uint8: class 1 one spot of 255, class 0 every pixel 4 (the same mean)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 2
+    images = np.full((count, 8, 8, 1), 4, dtype=np.uint8)
+    for index in np.flatnonzero(labels):
+        images[index] = 0
+        images[index, rng.integers(8), rng.integers(8), 0] = 255
+    return images, labels
+
+
+@pytest.mark.parametrize("architecture_steps", [True, False])
+def test_the_search_moves_to_an_operation_that_can_do_what_the_original_cannot(architecture_steps):
+    from archrepair._search import SearchConfig, search
+    from archrepair.data import BatchLoader
+
+    torch.manual_seed(0)
+    model = _SpikeOrFlat()
+    images, labels = _spike_or_flat(256, 0)
+    loader = BatchLoader(images, labels, [0.05], [0.2], batch_size=32, shuffle=True)
+    val_loader = BatchLoader(*_spike_or_flat(128, 1), [0.05], [0.2], batch_size=32, shuffle=True)
+    graph = block_graph(model.block, torch.zeros(2, 1, 8, 8))
+    space = SearchSpace(candidates=("none", "skip_connect", "max_pool_3x3"), partial_channels=1, original_logit=1.0)
+    relaxed = RelaxedBlock(graph, space)
+    start = [p.detach().clone() for p in relaxed.architecture_parameters()]
+    model.block = relaxed  # only the block searches and trains
+    epochs = 12
+    config = SearchConfig(epochs=epochs, warmup_epochs=0 if architecture_steps else epochs, lr=0.05, arch_lr=0.1,
+                          beta_decay=0.0)  # with the default 0.5 the mixture solves it and the original keeps the lead
+    search(model, relaxed, loader, val_loader, config, lambda m: m.train())
+    after = [p.detach() for p in relaxed.architecture_parameters()]
+    if not architecture_steps:  # the architecture step off: its parameters never move, bit for bit
+        assert all(torch.equal(a, b) for a, b in zip(start, after))
+        return
+    weights = dict(zip(relaxed.edges["0_1"].names, torch.softmax(relaxed.alphas[0].detach(), 0).tolist()))
+    assert weights["max_pool_3x3"] == max(weights.values()) and weights["max_pool_3x3"] > 0.5
+    assert [edge["op"] for edge in discretise(relaxed).edges] == ["max_pool_3x3"]
