@@ -53,8 +53,10 @@ def settings_of(args: argparse.Namespace) -> dict:
     return settings
 
 
-def ensure_rows(args: argparse.Namespace) -> list[dict]:
-    """Every row ``args`` asks for: from the store, or run now (and appended to it)."""
+def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = None) -> list[dict]:
+    """Every row ``args`` asks for: from the store, or run now (and appended to it). A method named
+    ``NAME@VARIANT`` runs NAME with the setting overrides ``variants[VARIANT]`` (:func:`run_method`),
+    recorded in its row; ``train_examples`` among them builds its own task."""
     from archrepair.base_model import make_loader
     from archrepair.data import load_data, select_failures
     from archrepair.evaluate import predict_logits
@@ -62,7 +64,12 @@ def ensure_rows(args: argparse.Namespace) -> list[dict]:
 
     out, settings = Path(args.out), settings_of(args)
     stored = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    stored = [row for row in stored if row.get("settings") == settings]
+    variants = variants or {}
+
+    def overrides(method: str) -> dict | None:
+        return variants[method.partition("@")[2]] if "@" in method else None
+
+    stored = [row for row in stored if row.get("settings") == settings and row.get("variant") == overrides(row["method"])]
     kinds, seeds, methods = args.models.split(","), [int(s) for s in args.seeds.split(",")], args.methods.split(",")
     wanted = {(kind, seed, method) for kind in kinds for seed in seeds for method in methods}
     have = {(row["model"], row["seed"], row["method"]) for row in stored}
@@ -84,12 +91,19 @@ def ensure_rows(args: argparse.Namespace) -> list[dict]:
             model, record, predictions = loaded[kind]
             split = select_failures(predictions, data.y_test, args.count, seed)
             shift = {"name": args.corruption, "severity": args.severity, "seed": 0} if args.corruption else None
-            task = make_task(model, record, data, split, TaskConfig(args.train_examples or None, seed=seed,
-                                                                    corruption=shift))
+            tasks = {}
             for method in missing:
+                changes = overrides(method) or {}
+                examples = changes.get("train_examples", args.train_examples)
+                if examples not in tasks:
+                    tasks[examples] = make_task(model, record, data, split, TaskConfig(examples or None, seed=seed,
+                                                                                       corruption=shift))
+                task = tasks[examples]
                 wait_while(args.pause_file)
-                result, report = run_method(method, task, args)
-                row = row_of(kind, seed, method, report, settings)
+                result, report = run_method(method, task, args, changes)
+                row = row_of(kind, seed, method, report, settings) | {"variant": overrides(method)}
+                if result.block is not None and result.genotype is not None:
+                    row |= search_record(task, result, report)
                 if shifted is not None:
                     started = time.perf_counter()
                     row["shift_table"] = shifted.table(model, result, record, split, args.others_sample, seed)
@@ -104,18 +118,30 @@ def ensure_rows(args: argparse.Namespace) -> list[dict]:
     return [row for row in stored if (row["model"], row["seed"], row["method"]) in wanted]
 
 
-def run_method(name: str, task, args: argparse.Namespace):
-    """One method's result and report; ``+distill``: the grid's λ with the best candidate validation accuracy."""
+SPACE_FIELDS = ("original_logit", "partial_channels", "edge_normalisation")
+SEARCH_FIELDS = ("epochs", "warmup_epochs", "arch_lr", "beta_decay", "failures_in_architecture_split")
+
+
+def run_method(name: str, task, args: argparse.Namespace, changes: dict | None = None):
+    """One method's result and report; ``+distill``: the grid's λ with the best candidate validation
+    accuracy. ``changes``: overrides of the search space (``SPACE_FIELDS``), the search
+    (``SEARCH_FIELDS``) and ``rule``; ``train_examples`` is the task's (see :func:`ensure_rows`)."""
+    from dataclasses import replace
+
     from archrepair.budget import Budget
     from archrepair._repair import RepairSettings, get_repairer
     from archrepair._repair.pipeline import run_repair
     from archrepair._repair.retain import RetainConfig
 
-    base, _, retain = name.partition("+")
+    changes = changes or {}
+    base, _, retain = name.partition("@")[0].partition("+")
     weights = [float(value) for value in args.retain_grid.split(",")] if retain else [0.0]
     best = None
     for weight in weights:
         settings = RepairSettings(retain=RetainConfig("distill" if retain else "none", weight))
+        settings = replace(settings, space=replace(settings.space, **{k: v for k, v in changes.items() if k in SPACE_FIELDS}),
+                           search=replace(settings.search, **{k: v for k, v in changes.items() if k in SEARCH_FIELDS}),
+                           rule=changes.get("rule", settings.rule))
         result, report = run_repair(get_repairer(base, settings, Budget(seconds=args.budget_seconds)), task)
         report["retain_weight"] = weight
         if best is None or report["val_accuracy_repaired"] > best[1]["val_accuracy_repaired"]:
@@ -123,10 +149,35 @@ def run_method(name: str, task, args: argparse.Namespace):
     return best
 
 
+def search_record(task, result, report: dict) -> dict:
+    """What a block-level repair's search found: the candidate's genotype, whether it differs from
+    the original block (an edge whose operation is not ``original``, or an original edge dropped), the
+    architecture weights per search epoch, and the block's parameters and latency, original against
+    candidate."""
+    from archrepair.models import get_block
+    from archrepair._repair.outcome import latency_ms, parameter_count
+    from archrepair._search import block_graph
+    from archrepair._search.surgery import block_input
+
+    genotype = report["genotype"]
+    example = task.example()
+    originals = set(block_graph(get_block(task.model, result.block),
+                                block_input(task.model, result.block, example)).edges)
+    kept = {(e["source"], e["target"]) for e in genotype["edges"] if e["op"] == "original"}
+    changed = any(e["op"] != "original" for e in genotype["edges"]) or kept != originals
+    trajectory = [epoch.get("weights", []) for epoch in report["details"].get("search", [])]
+    blocks = {"original": get_block(task.model, result.block), "candidate": get_block(result.candidate, result.block)}
+    inputs = block_input(task.model, result.block, example)
+    return {"genotype": genotype, "genotype_changed": changed, "search_weights": trajectory,
+            "block_parameters": {k: parameter_count(b) for k, b in blocks.items()},
+            "block_latency_ms": {k: round(latency_ms(b, inputs), 3) for k, b in blocks.items()}}
+
+
 def row_of(kind: str, seed: int, name: str, report: dict, settings: dict) -> dict:
     details = report["details"]
     histories = [key for key in ("search", "finetune", "history") if key in details]
     return {"model": kind, "seed": seed, "method": name, "settings": settings, "kept": report["kept"],
+            "val_accuracy_original": report["val_accuracy_original"], "val_accuracy_repaired": report["val_accuracy_repaired"],
             "judged": report["judged"], "seconds": sum(report["phase_seconds"].values()),
             "retain_weight": report.get("retain_weight"), "block": report.get("block"),
             "epochs": {key: len(details[key]) for key in histories}, "image_passes": details.get("image_passes")}

@@ -192,3 +192,16 @@ def test_the_search_moves_to_an_operation_that_can_do_what_the_original_cannot(a
     weights = dict(zip(relaxed.edges["0_1"].names, torch.softmax(relaxed.alphas[0].detach(), 0).tolist()))
     assert weights["max_pool_3x3"] == max(weights.values()) and weights["max_pool_3x3"] > 0.5
     assert [edge["op"] for edge in discretise(relaxed).edges] == ["max_pool_3x3"]
+
+
+def test_failures_can_be_kept_out_of_the_architecture_half(digits_task):
+    from archrepair._repair.methods.archrepair import search_halves
+    from archrepair._search import SearchConfig
+
+    task = digits_task
+    weights, architecture = search_halves(task, SearchConfig())
+    assert (weights < task.repair.num_failures).any() and (architecture < task.repair.num_failures).any()
+    weights, architecture = search_halves(task, SearchConfig(failures_in_architecture_split=False))
+    assert not (architecture < task.repair.num_failures).any()
+    failures = task.fit_indices[task.fit_indices < task.repair.num_failures]
+    assert set(failures) <= set(weights) and set(weights) | set(architecture) == set(task.fit_indices)

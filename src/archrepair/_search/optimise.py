@@ -36,7 +36,9 @@ class SearchConfig:
     """Weight steps: SGD ``lr`` (cosine to 0), ``momentum``, ``weight_decay``, ``grad_clip``.
     Architecture steps: Adam ``arch_lr``, betas (0.5, 0.999), ``arch_weight_decay``; from epoch
     ``warmup_epochs`` on. ``beta_decay``: the Beta-DARTS regularisation weight (0 turns it off).
-    ``amp``: forward passes in mixed precision (float16 on CUDA, bfloat16 on CPU)."""
+    ``amp``: forward passes in mixed precision (float16 on CUDA, bfloat16 on CPU).
+    ``failures_in_architecture_split``: ``D_fail``'s rows stay in both halves of the search data
+    (``False``: they all go to the weight half, so the architecture is chosen on other examples)."""
 
     epochs: int = 6
     warmup_epochs: int = 1
@@ -49,6 +51,7 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     beta_decay: float = 0.5
     amp: bool = False
+    failures_in_architecture_split: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.warmup_epochs < 0:
@@ -57,12 +60,16 @@ class SearchConfig:
 
 @dataclass
 class SearchEpoch:
+    """One search epoch; ``architecture``: the discretised genotype then; ``weights``: every edge's
+    softmax architecture weights then (``Genotype.alphas``: the trajectory of the search)."""
+
     epoch: int
     train_loss: float
     train_accuracy: float
     val_accuracy: float
     architecture: str
     seconds: float
+    weights: list = field(default_factory=list)
 
 
 @dataclass
@@ -122,8 +129,9 @@ def search(
             if deadline is not None and deadline.expired():
                 history.stop_reason = "budget"
                 break
+        genotype = discretise(block)
         record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), accuracy(model, val_loader, config.amp),
-                             discretise(block).describe(), time.perf_counter() - tick)
+                             genotype.describe(), time.perf_counter() - tick, genotype.alphas)
         history.epochs.append(record)
         history.seconds = time.perf_counter() - started
         if state_path is not None:

@@ -73,6 +73,8 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--original-logit", type=finite_float, default=5.0,
                        help="initial logit of the original operation (and of none elsewhere)")
     group.add_argument("--rule", choices=RULES, default="edge", help="discretisation: edge (paper) or top2 (PC-DARTS)")
+    group.add_argument("--failures-weight-half-only", action="store_true",
+                       help="search: every D_fail row in the weight steps' half, none in the architecture steps' half")
     group.add_argument("--finetune-epochs", type=positive_int, default=8)
     group.add_argument("--finetune-lr", type=positive_float, default=0.01)
     group.add_argument("--search-batch-size", type=positive_int, default=64)
@@ -96,7 +98,8 @@ def repair_settings(args: argparse.Namespace) -> RepairSettings:
         space=SearchSpace(partial_channels=args.partial_channels, edge_normalisation=not args.no_edge_normalisation,
                           original_logit=args.original_logit),
         search=SearchConfig(epochs=args.search_epochs, warmup_epochs=args.warmup_epochs, lr=args.search_lr,
-                            arch_lr=args.arch_lr, beta_decay=args.beta_decay, batch_size=args.search_batch_size),
+                            arch_lr=args.arch_lr, beta_decay=args.beta_decay, batch_size=args.search_batch_size,
+                            failures_in_architecture_split=not args.failures_weight_half_only),
         rule=args.rule,
         localize_rows=args.localize_rows or None,
         retain=RetainConfig(args.retain, args.retain_weight),

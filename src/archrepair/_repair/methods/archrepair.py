@@ -92,16 +92,17 @@ class ArchRepair(Repairer):
         weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
         weight_opt = torch.optim.SGD(weights or [torch.zeros(1, requires_grad=True)], lr=1e-6)
         arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=1e-6)
-        batch, making = step_batch(task.loader(task.search_train, config.search.batch_size, shuffle=True), bound, view)
+        weight_rows, architecture_rows = search_halves(task, config.search)
+        batch, making = step_batch(task.loader(weight_rows, config.search.batch_size, shuffle=True), bound, view)
         weight_only = making + seconds_per_call(
             lambda: weight_step(bound.model, *batch, weights, weight_opt, 1e-6, search_config))
         both = weight_only + making + seconds_per_call(
             lambda: architecture_step(bound.model, relaxed, *batch, arch_opt, search_config))
-        steps = -(-len(task.search_train) // config.search.batch_size)
+        steps = -(-len(weight_rows) // config.search.batch_size)
         warmup = min(config.search.warmup_epochs, config.search.epochs)
         seconds["search"] = cache_seconds(task, view) + \
             steps * (warmup * weight_only + (config.search.epochs - warmup) * both) + \
-            config.search.epochs * pass_seconds(bound.model, task, task.search_val, view)
+            config.search.epochs * pass_seconds(bound.model, task, architecture_rows, view)
         repaired = copy.deepcopy(task.model)
         replace_block(repaired, block, DiscreteBlock(discretise(RelaxedBlock(graph, config.space)), graph.edges))
         set_mode = trainable_only(repaired, get_block(repaired, block))
@@ -142,9 +143,10 @@ class ArchRepair(Repairer):
         bound = view.bind(model, set_mode)
         loss_fn = self._retain(task, block, view, bound.status)
         rows = loss_fn is not None
+        weight_rows, architecture_rows = search_halves(task, config.search)
         history = search(bound.model, relaxed,
-                         bound.loader(task.search_train, config.search.batch_size, shuffle=True, with_rows=rows),
-                         bound.loader(task.search_val, config.search.batch_size, shuffle=True, seed_offset=7,
+                         bound.loader(weight_rows, config.search.batch_size, shuffle=True, with_rows=rows),
+                         bound.loader(architecture_rows, config.search.batch_size, shuffle=True, seed_offset=7,
                                       with_rows=rows),
                          replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
                          on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
@@ -190,6 +192,15 @@ class ArchRepair(Repairer):
             return None
         return retain_loss(self.config.retain, task.original_logits(),
                            teacher(task.model, block, view if status == "on" else None))
+
+
+def search_halves(task: RepairTask, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the weight steps and of the architecture steps: the task's two halves of the fit
+    rows, or, without ``failures_in_architecture_split``, every ``D_fail`` row in the weight half."""
+    if config.failures_in_architecture_split:
+        return task.search_train, task.search_val
+    failing = task.search_val < task.repair.num_failures
+    return np.sort(np.concatenate([task.search_train, task.search_val[failing]])), task.search_val[~failing]
 
 
 def localize_seconds(task: RepairTask, config: LocalizeConfig, limit: int | None) -> tuple[str, float]:
