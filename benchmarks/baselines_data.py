@@ -1,6 +1,6 @@
 """The paper's data-level baselines, AugMix and BatchNorm adaptation beside ArchRepair (#17).
 
-    python benchmarks/baselines_data.py [--seeds 0,1,2,3] [--budget-seconds 60] [--corruption gaussian_noise]
+    python benchmarks/baselines_data.py [--seeds 0,1,2,3] [--budget-seconds 120] [--corruption gaussian_noise]
         [--severity 3] [--pause-file PATH]
 
 Two scenarios on both shared ResNet-18 w0.25 models, under the held-out protocol and one wall-clock

@@ -1,6 +1,6 @@
 """The paper's neuron-level baselines beside ArchRepair and whole-network fine-tuning (#16).
 
-    python benchmarks/baselines_neuron.py [--seeds 0,1,2,3] [--budget-seconds 60] [--pause-file PATH]
+    python benchmarks/baselines_neuron.py [--seeds 0,1,2,3] [--budget-seconds 120] [--pause-file PATH]
 
 On both shared ResNet-18 w0.25 models, under the held-out protocol and one wall-clock budget for
 every method: ``arachne``, ``apricot``, ``mode``, ``archrepair`` and ``network-gradient`` (runs shared

@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> 
     parser.add_argument("--models", default="undertrained,converged")
     parser.add_argument("--seeds", default=seeds)
     parser.add_argument("--methods", default=methods)
-    parser.add_argument("--budget-seconds", type=float, default=60.0)
+    parser.add_argument("--budget-seconds", type=float, default=120.0,
+                        help="wall-clock seconds per method run (default 120: ArchRepair's default schedule, 6 search "
+                             "and up to 8 fine-tuning epochs on 5,000 rows, fits in it on 2 cores; at 60 it reached 5 "
+                             "search epochs and 1 fine-tuning epoch)")
     parser.add_argument("--count", type=int, default=750)
     parser.add_argument("--train-examples", type=int, default=5000)
     parser.add_argument("--retain-grid", default="0.3,1,3")
@@ -42,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> 
     parser.add_argument("--pause-file", help="between runs, wait while this file exists (so that other work can use "
                                              "the CPU without sharing it with a timed run)")
     parser.add_argument("--out", default=str(STORE))
+    parser.add_argument("--report-only", action="store_true", help="print the tables from the stored rows; run nothing")
 
 
 def settings_of(args: argparse.Namespace) -> dict:
@@ -77,7 +81,7 @@ def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = Non
     for seed in seeds:
         for kind in kinds:
             missing = [method for method in methods if (kind, seed, method) not in have]
-            if not missing:
+            if not missing or args.report_only:
                 continue
             if data is None:
                 data = load_data(cifar10_spec())

@@ -1,7 +1,7 @@
 """Repairs judged under the held-out protocol, every method on the same wall-clock budget (#14).
 
     python benchmarks/repair_heldout.py [--models undertrained,converged] [--seeds 0,1,2,3,4,5]
-        [--budget-seconds 60] [--count 750] [--train-examples 5000] [--pause-file PATH]
+        [--budget-seconds 120] [--count 750] [--train-examples 5000] [--pause-file PATH]
 
 Runs (or reads from the shared store, see ``heldout_rows.py``) every method of ``--methods`` on
 both shared models and every seed; prints one table per model (mean ± sd over seeds of the returned
