@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from common import print_headline
-from heldout_rows import add_arguments, ensure_rows, method_table, paired, wilcoxon_p
+from heldout_rows import add_arguments, paired, rows_and_tables, wilcoxon_p
 
 METHODS = "archrepair,network-gradient,arachne,apricot,mode"
 PAPER_TABLE5_RESNET18 = {"archrepair": 88.53 - 85.00, "arachne": 85.09 - 85.00, "apricot": 86.78 - 85.00,
@@ -27,10 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, METHODS, "0,1,2,3")
     args = parser.parse_args()
-    rows = ensure_rows(args)
-    headline = {}
-    for kind in args.models.split(","):
-        headline |= method_table(rows, kind)
+    rows, headline = rows_and_tables(args)
     for whose in ("returned", "candidate"):
         print(f"\nArchRepair against each method, {whose} models' hold-out change paired over (model, seed) "
               "(the Wilcoxon test drops zero differences: runs where both kept the original):")

@@ -126,6 +126,14 @@ SPACE_FIELDS = ("original_logit", "partial_channels", "edge_normalisation")
 SEARCH_FIELDS = ("epochs", "warmup_epochs", "arch_lr", "beta_decay", "failures_in_architecture_split")
 
 
+def rows_and_tables(args: argparse.Namespace, variants: dict[str, dict] | None = None) -> tuple[list[dict], dict]:
+    """:func:`ensure_rows`, then each model's table (:func:`method_table`); the rows and the headline figures."""
+    rows, headline = ensure_rows(args, variants), {}
+    for kind in args.models.split(","):
+        headline |= method_table(rows, kind)
+    return rows, headline
+
+
 def run_method(name: str, task, args: argparse.Namespace, changes: dict | None = None):
     """One method's result and report; ``+distill``: the grid's λ with the best candidate validation
     accuracy. ``changes``: overrides of the search space (``SPACE_FIELDS``), the search

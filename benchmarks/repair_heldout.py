@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 from common import print_headline
-from heldout_rows import add_arguments, ensure_rows, figure, method_table, paired, wilcoxon_p
+from heldout_rows import add_arguments, figure, paired, rows_and_tables, wilcoxon_p
 
 METHODS = ("archrepair,archrepair-fixed-arch,block-gradient,network-gradient,train-more-block,train-more-network,"
            "archrepair+distill,network-gradient+distill")
@@ -62,10 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, METHODS, "0,1,2,3,4,5")
     args = parser.parse_args()
-    rows = ensure_rows(args)
-    headline = {}
+    rows, headline = rows_and_tables(args)
     for kind in args.models.split(","):
-        headline |= method_table(rows, kind)
         headline |= comparisons(rows, kind)
     print_headline(headline)
 

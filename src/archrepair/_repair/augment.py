@@ -166,17 +166,18 @@ def jensen_shannon(logits: torch.Tensor, views: int = 3) -> torch.Tensor:
     return sum(nn.functional.kl_div(mixture, p, reduction="batchmean") for p in probabilities) / views
 
 
+def _per_channel(values, like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+
+
 def denormalised(images: torch.Tensor, mean, std) -> torch.Tensor:
     """Normalised images back in ``[0, 1]`` (``mean``, ``std``: per channel)."""
-    shape = (1, -1, 1, 1)
-    return images * torch.as_tensor(std, dtype=images.dtype, device=images.device).view(shape) + \
-        torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(shape)
+    return images * _per_channel(std, images) + _per_channel(mean, images)
 
 
 def normalised(images: torch.Tensor, mean, std) -> torch.Tensor:
-    shape = (1, -1, 1, 1)
-    return (images - torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(shape)) / \
-        torch.as_tensor(std, dtype=images.dtype, device=images.device).view(shape)
+    """Images in ``[0, 1]`` normalised as the loaders do (``mean``, ``std``: per channel)."""
+    return (images - _per_channel(mean, images)) / _per_channel(std, images)
 
 
 __all__ = ["OPS", "affine", "apply_ops", "augmix", "denormalised", "jensen_shannon", "mix", "normalised", "style_transfer"]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..budget import Budget, Deadline
+from ..data import FailureSplit
 from ..errors import ArchRepairError
 from ..train import accuracy_and_loss
 from .block_inputs import BlockView
@@ -102,6 +103,10 @@ class Repairer(ABC):
         """Train a copy of ``task.model`` (never the model itself) on ``task``'s fit rows, stopping
         at ``deadline``; early stopping may use ``task.val_indices``."""
 
+    def check(self, model: nn.Module, input_shape: tuple[int, int, int], split: FailureSplit) -> None:
+        """Raise :class:`ArchRepairError`, before any work, when this method's settings cannot apply
+        to ``model`` (``input_shape``: ``(C, H, W)``) or to ``split``; nothing to check by default."""
+
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """Estimated seconds of each phase on ``task`` (early stopping off), from a few timed steps
         on copies of the model; ``{}`` for a method that cannot say."""
@@ -152,7 +157,7 @@ def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockV
     def validate(model: nn.Module) -> tuple[float, float]:
         bound = view.bind(model) if view is not None else None
         if bound is None:
-            return accuracy_and_loss(model, task.loader(task.val_indices), task.amp)
+            return task.validate(model)
         return accuracy_and_loss(bound.model, bound.loader(task.val_indices), task.amp)
 
     original_val, original_loss = validate(task.model)

@@ -7,6 +7,7 @@ Each method's :meth:`~archrepair._repair.base.Repairer.estimate` uses these help
 
 from __future__ import annotations
 
+import copy
 import resource
 import time
 from collections.abc import Callable
@@ -87,6 +88,16 @@ def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: 
         optimizer.step()
 
     return step
+
+
+def network_step_seconds(task: RepairTask, batch_size: int) -> tuple[float, int]:
+    """Seconds of one SGD step of the whole network (a copy of ``task.model``) on a batch of
+    ``batch_size`` fit rows, making the batch included, and the steps of one epoch over the fit rows."""
+    model = copy.deepcopy(task.model).train()
+    parameters = list(model.requires_grad_(True).parameters())
+    loader = task.loader(task.fit_indices, batch_size, shuffle=True)
+    step = seconds_per_call(training_step(model, parameters, next(iter(loader)), task.amp)) + batch_seconds(loader)
+    return step, len(loader)
 
 
 def batch_step_seconds(model: nn.Module, loader, amp: bool) -> float:

@@ -20,7 +20,6 @@ from torch import nn
 
 from ..errors import ArchRepairError
 from ..hooks import run_with_hooks
-from .block_split import eval_mode
 from .task import RepairTask
 
 
@@ -58,7 +57,7 @@ class LayerFeatures:
         self.status = bound.status
         if bound.status == "on":
             self.inputs = view.cached_inputs().take(torch.as_tensor(self.rows)).float()
-            self._suffix = bound.model
+            self._from_inputs = bound.model
             captured = []
             hook = self.layer.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].detach()))
             try:
@@ -69,19 +68,18 @@ class LayerFeatures:
             return
         captured, outputs = [], []
         hook = (self.layer, lambda module, inputs: captured.append(inputs[0].detach().flatten(1)))
-        with eval_mode(model), torch.no_grad():
-            for images, _ in task.loader(self.rows):
-                outputs.append(run_with_hooks(model, images, pre_hooks=[hook]))
+        for images, _ in task.loader(self.rows):  # the model is in eval mode (above)
+            outputs.append(run_with_hooks(model, images, pre_hooks=[hook]))
         self.inputs = torch.cat(captured).float() if captured else torch.zeros(0, self.layer.in_features)
         if outputs and not torch.allclose(self.layer(self.inputs[:len(outputs[0])]), outputs[0], atol=1e-4):
             raise ArchRepairError(f"layer {path!r} is not the model's last operation and the block-input cache is "
                                   f"{self.status}; patch the last linear layer or let the cache run")
-        self._suffix = None
+        self._from_inputs = self.layer
         self.layer_inputs = self.inputs
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """The model's logits ``(B, classes)`` from layer inputs ``(B, D)`` (autograd as the caller sets it)."""
-        return (self._suffix or self.layer)(inputs).float()
+        return self._from_inputs(inputs).float()
 
     @torch.no_grad()
     def logits(self) -> torch.Tensor:

@@ -17,6 +17,7 @@ from ..data.splits import indices_digest
 from ..errors import ArchRepairError
 from ..data.repair_set import RepairSet, repair_set
 from ..evaluate import predict_logits
+from ..train import accuracy_and_loss
 from .block_inputs import BlockView
 
 
@@ -142,11 +143,25 @@ class RepairTask:
                 self.model, self.loader(np.arange(len(self.repair.y))), self.amp, progress="original logits")
         return self.memo["original_logits"]
 
+    @property
+    def fit_failures(self) -> np.ndarray:
+        """The fit rows of ``D_fail`` (rows below ``repair.num_failures``: every failure)."""
+        return self.fit_indices[self.fit_indices < self.repair.num_failures]
+
+    @property
+    def fit_others(self) -> np.ndarray:
+        """The fit rows that are training examples (not ``D_fail``)."""
+        return self.fit_indices[self.fit_indices >= self.repair.num_failures]
+
+    def validate(self, model: nn.Module) -> tuple[float, float]:
+        """Accuracy in [0, 1] and mean cross-entropy of ``model`` (the whole network, on images) on
+        the validation rows."""
+        return accuracy_and_loss(model, self.loader(self.val_indices), self.amp)
+
     def localization_rows(self, limit: int | None) -> np.ndarray:
         """The fit rows to localise on: every failure, and at most ``limit`` of the other fit rows
         (a seeded sample, sorted; ``None``: all of them)."""
-        failures = self.fit_indices[self.fit_indices < self.repair.num_failures]
-        others = self.fit_indices[self.fit_indices >= self.repair.num_failures]
+        failures, others = self.fit_failures, self.fit_others
         if limit is not None and len(others) > limit:
             others = np.sort(np.random.default_rng(self.seed + 5).choice(others, size=limit, replace=False))
         return np.concatenate([failures, others])

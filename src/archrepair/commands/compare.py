@@ -67,6 +67,9 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
     loaded = load_model_and_data(args)
     split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout,
                            args.test_validation)
+    height, width, channels = loaded.record.input_shape
+    for name in methods:  # settings a method cannot apply to this model fail before any run
+        get_repairer(name, settings, budget).check(loaded.model, (channels, height, width), split)
     say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
 

@@ -31,7 +31,6 @@ from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, 
 from .._repair.base import first_off
 from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
-from .._search.surgery import check_relaxable
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite
@@ -154,20 +153,19 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
     loaded = load_model_and_data(args)
-    if args.block and "search" in get_repairer(args.method).phases:
-        height, width, channels = loaded.record.input_shape
-        check_relaxable(loaded.model, args.block, (channels, height, width))
     split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
                            args.test_validation)
     settings, config = repair_settings(args), task_config(args, loaded.device)
     failures = split.digest()
     if args.localization:
         settings.block = _localised_block(args.localization, loaded.fingerprint, failures)
+    repairer = get_repairer(args.method, settings, log=log)
+    height, width, channels = loaded.record.input_shape
+    repairer.check(loaded.model, (channels, height, width), split)  # before the work folder is written
     resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
                 "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": failures}
     _check_work(work, resolved, args.resume)
     task = make_task(loaded.model, loaded.record, loaded.data, split, config)
-    repairer = get_repairer(args.method, settings, log=log)
     repairer.work_dir = work
     _, report = run_repair(repairer, task, out, args.checkpoint)
     shutil.rmtree(work, ignore_errors=True)
@@ -238,7 +236,7 @@ def show(report: dict) -> None:
             low, high = held["change_interval_points"]
             table.add_row(f"test hold-out ({held['examples']}), {whose} model", percent(held["accuracy_before"]),
                           percent(held["accuracy_after"]), f"{held['change_points']:+.2f} pts [{low:+.2f}, {high:+.2f}]")
-            table.add_row(f"  flips -/+ (McNemar p), unseen failures fixed", "", "",
+            table.add_row("  flips -/+ (McNemar p), unseen failures fixed", "", "",
                           f"{100 * held['negative_flip_rate']:.2f}% / {100 * held['positive_flip_rate']:.2f}% "
                           f"(p {held['mcnemar_p']:.3f}), {100 * held['unseen_fix_rate']:.1f}%")
     table.add_row(f"paper's figure: test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),

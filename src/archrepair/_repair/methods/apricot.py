@@ -37,9 +37,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ...budget import Deadline
 from ...errors import ArchRepairError
 from ...evaluate import predict_logits
-from ...train import TrainConfig, accuracy_and_loss, fit
+from ...train import TrainConfig, fit
 from ..base import Candidate, ConfiguredRepairer, image_passes
-from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
+from ..estimate import network_step_seconds, pass_seconds
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -89,10 +89,8 @@ class Apricot(ConfiguredRepairer):
     the module docstring."""
 
     config_type = ApricotConfig
-
     name = "apricot"
     phases = ("repair",)
-
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """An epoch budget bounds the rounds (each ends with one fine-tuning epoch)."""
@@ -103,17 +101,14 @@ class Apricot(ConfiguredRepairer):
         and a validation pass per chunk, one fine-tuning epoch and its validation; the rounds given,
         else as many as the patience allows without improvement."""
         config, fit_rows = self.config, task.fit_indices
-        model = copy.deepcopy(task.model).train()
-        parameters = list(model.requires_grad_(True).parameters())
-        loader = task.loader(fit_rows, config.train.batch_size, shuffle=True)
-        step = seconds_per_call(training_step(model, parameters, next(iter(loader)), task.amp)) + batch_seconds(loader)
+        step, steps_per_epoch = network_step_seconds(task, config.train.batch_size)
         reduced_steps = -(-round(config.reduced_share * len(fit_rows)) // config.train.batch_size)
         failing = self._failing_rows(task)
         chunks = -(-len(failing) // config.chunk)
         validation = pass_seconds(task.model, task, task.val_indices)
         rounds = config.rounds or -(-config.patience // (chunks + 1))
         per_round = (chunks * validation + pass_seconds(task.model, task, failing)
-                     + config.round_epochs * (len(loader) * step + validation))
+                     + config.round_epochs * (steps_per_epoch * step + validation))
         return {"reduced_models": config.reduced_models * config.reduced_epochs * reduced_steps * step
                 + config.reduced_models * pass_seconds(task.model, task, failing), "adjust": rounds * per_round}
 
@@ -211,7 +206,7 @@ class Apricot(ConfiguredRepairer):
 
     @staticmethod
     def _validate(task: RepairTask, model: nn.Module) -> float:
-        return accuracy_and_loss(model, task.loader(task.val_indices), task.amp)[0]
+        return task.validate(model)[0]
 
 
 @register_repairer("apricot", "baseline: move the weights toward reduced models that classify each failure right "

@@ -135,14 +135,16 @@ class Arachne(ConfiguredRepairer):
     search on the official fitness; see the module docstring."""
 
     config_type = ArachneConfig
-
     name = "arachne"
     phases = ("search",)
-
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """Arachne has no epochs: it stops after its generations, its stopping rule or the deadline."""
         self.log(f"{self.name}: an epoch budget does not apply; it runs at most {self.config.generations} generations")
+
+    def check(self, model, input_shape, split) -> None:
+        """The layer to patch must be a linear layer of the model."""
+        linear_layer(model, self.config.layer or last_linear(model))
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """The localisation: one pass over ``D_repair`` (the cache, or the hook capture); the search:
@@ -150,7 +152,7 @@ class Arachne(ConfiguredRepairer):
         evaluations of every generation (the stopping rule off)."""
         model = copy.deepcopy(task.model).eval()
         layer = linear_layer(model, self.config.layer or last_linear(model))
-        failures = int((task.fit_indices < task.repair.num_failures).sum())
+        failures = len(task.fit_failures)
         rows = failures + min(self.config.positives, len(task.fit_indices) - failures)
         inputs = torch.randn(rows, layer.in_features, device=task.device)
         labels = torch.zeros(rows, dtype=torch.long, device=task.device)

@@ -24,7 +24,7 @@ from ..._localize import LocalizeConfig, localize
 from ...models import get_block, replace_block
 from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
 from ..._search.optimise import architecture_step, weight_step
-from ..._search.surgery import block_input, trainable_only
+from ..._search.surgery import block_input, check_relaxable, trainable_only
 from ...train import TrainConfig, fit
 from ..base import Candidate, Repairer, first_off, image_passes
 from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch, training_step
@@ -70,6 +70,11 @@ class ArchRepair(Repairer):
             self.config = replace(config, search=replace(config.search, epochs=epochs, warmup_epochs=warmup))
         else:
             self.config = replace(config, finetune=replace(config.finetune, epochs=epochs))
+
+    def check(self, model, input_shape, split) -> None:
+        """A given block must be one the search can relax."""
+        if self.config.block:
+            check_relaxable(model, self.config.block, input_shape)
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """Localisation from a timed pass over a sample of its rows; the search from timed weight

@@ -130,9 +130,7 @@ class AugMixRepair(ConfiguredRepairer):
     """Fine-tune the whole network on AugMix views with the JSD loss; see the module docstring."""
 
     config_type = AugMixConfig
-
     name = "augmix"
-
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """The guide: a pass over ``D_fail`` and, for the few-shot weights, one over the guide sample
@@ -140,7 +138,7 @@ class AugMixRepair(ConfiguredRepairer):
         views (augmentation included) and SGD steps, scaled to the epochs, and a validation pass each."""
         config = self.config
         model = copy.deepcopy(task.model).requires_grad_(True).train()
-        failures = task.fit_indices[task.fit_indices < task.repair.num_failures]
+        failures = task.fit_failures
         guide = pass_seconds(model, task, failures) if config.guide != "none" else 0.0
         if config.guide == "weights":
             guide += (len(OPS) + 4) * pass_seconds(model, task, task.fit_indices[:config.guide_rows])
@@ -188,7 +186,7 @@ class AugMixRepair(ConfiguredRepairer):
 
     def _style_op(self, task: RepairTask) -> tuple[Op, dict]:
         """The style operation and what the bank holds: references from ``D_fail``'s clusters."""
-        failures = task.fit_indices[task.fit_indices < task.repair.num_failures]
+        failures = task.fit_failures
         picked, per_class = style_bank(task.repair.x[failures], task.repair.y[failures], self.config.clusters, task.seed)
         references = torch.from_numpy(task.repair.x[failures[picked]]).permute(0, 3, 1, 2).float() / 255.0
 
@@ -209,8 +207,8 @@ class AugMixRepair(ConfiguredRepairer):
         """Sampling weights of ``names``: softmax of minus the distance between the mean penultimate
         features of a training sample through each operation and those of ``D_fail``."""
         layer = model.get_submodule(last_linear(model))
-        failures = task.fit_indices[task.fit_indices < task.repair.num_failures]
-        others = task.fit_indices[task.fit_indices >= task.repair.num_failures]
+        failures = task.fit_failures
+        others = task.fit_others
         sample = np.sort(np.random.default_rng(task.seed + 47).choice(others, min(len(others), self.config.guide_rows),
                                                                       replace=False))
 

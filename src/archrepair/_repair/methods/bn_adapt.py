@@ -68,6 +68,11 @@ class BatchNormAdaptation(Repairer):
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         """One pass over the target rows is all it does; an epoch budget changes nothing."""
 
+    def check(self, model, input_shape, split) -> None:
+        """The pool variant needs the heldout protocol."""
+        if self.pool and split.protocol != "heldout":
+            raise ArchRepairError("bn-adapt-pool needs the heldout protocol: its pool is what the test hold-out leaves")
+
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """One evaluation pass over the target rows (the pool: about as many as the fit rows or more)."""
         rows = len(task.data.y_test) // 2 if self.pool else len(task.fit_indices)
@@ -78,16 +83,13 @@ class BatchNormAdaptation(Repairer):
         model = copy.deepcopy(task.model)
         if self.pool:
             split = task.split
-            if split.protocol != "heldout":
-                raise ArchRepairError("bn-adapt-pool needs the heldout protocol: its pool is what the test hold-out leaves")
+            self.check(task.model, task.input_shape, split)
             pool = np.setdiff1d(np.arange(len(task.data.y_test)), split.holdout_indices + split.validation_indices)
             batches = BatchLoader(task.data.x_test, task.data.y_test, task.record.mean, task.record.std, indices=pool,
                                   batch_size=256, device=task.device, channels_last=task.channels_last)
             source = "the failure pool's test images (unlabelled)"
         else:
-            rows = task.fit_indices
-            if task.config.corruption is not None:
-                rows = rows[rows < task.repair.num_failures]
+            rows = task.fit_failures if task.config.corruption is not None else task.fit_indices
             batches = task.loader(rows)
             source = "D_repair's corrupted rows (D_fail)" if task.config.corruption is not None else "D_repair's fit rows"
         seen = adapt_batchnorm(model, batches, deadline)

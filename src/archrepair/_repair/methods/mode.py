@@ -44,9 +44,9 @@ from ...data.splits import stratified_sample
 from ...errors import ArchRepairError
 from ...hooks import run_with_hooks
 from ...models import default_blocks, get_block
-from ...train import TrainConfig, accuracy_and_loss, fit
+from ...train import TrainConfig, fit
 from ..base import Candidate, ConfiguredRepairer, image_passes
-from ..estimate import batch_seconds, pass_seconds, seconds_per_call, training_step
+from ..estimate import network_step_seconds, pass_seconds
 from ..registry import RepairSettings, default_train, register_repairer
 from ..task import RepairTask
 
@@ -144,10 +144,8 @@ class Mode(ConfiguredRepairer):
     feature space; see the module docstring."""
 
     config_type = ModeConfig
-
     name = "mode"
     phases = ("repair",)
-
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         self.config = replace(self.config, epochs=epochs)
@@ -157,11 +155,8 @@ class Mode(ConfiguredRepairer):
         retraining: one pass over the buggy labels with every label's rounds kept (timed SGD steps of
         the whole network and a validation pass per round), or the epoch budget's rows."""
         config, fit_rows = self.config, task.fit_indices
-        model = copy.deepcopy(task.model).train()
-        parameters = list(model.requires_grad_(True).parameters())
-        loader = task.loader(fit_rows, config.train.batch_size, shuffle=True)
-        step = seconds_per_call(training_step(model, parameters, next(iter(loader)), task.amp)) + batch_seconds(loader)
-        failures = task.repair.y[fit_rows[fit_rows < task.repair.num_failures]]
+        step, _ = network_step_seconds(task, config.train.batch_size)
+        failures = task.repair.y[task.fit_failures]
         batch = max(2, round(config.round_share * len(fit_rows)))
         rounds = len(np.unique(failures)) * config.label_rounds
         if config.epochs is not None:
@@ -175,7 +170,7 @@ class Mode(ConfiguredRepairer):
         blocks = config.blocks or default_blocks(model)
         fit_rows, labels = task.fit_indices, task.repair.y
         predicted = task.original_logits().argmax(1).numpy()
-        failures = fit_rows[fit_rows < task.repair.num_failures]
+        failures = task.fit_failures
         buggy = [int(c) for c in np.argsort(-np.bincount(labels[failures], minlength=task.record.num_classes),
                                             kind="stable") if (labels[failures] == c).any()]
         features = {block: standardised(values) for block, values in block_features(model, task, fit_rows, blocks).items()}
@@ -190,30 +185,38 @@ class Mode(ConfiguredRepairer):
         batch = max(2, round(config.round_share * len(fit_rows)))
         trained_rows, records, stop_reason, passes = 0, [], "unchanged", 0
         plans = [self._plan(label, features, accuracies, blocks, task, predicted, batch) for label in buggy]
+
+        def label_rounds(plan: dict) -> bool:
+            """Up to ``label_rounds`` rounds for one label, until one is undone; whether any was kept."""
+            nonlocal best, best_state, trained_rows, stop_reason
+            kept_any = False
+            for round_ in range(config.label_rounds):
+                selected = np.union1d(plan["chosen"], failures[labels[failures] == plan["label"]])
+                padding = rng.choice(fit_rows, size=max(batch - len(selected), 0), replace=False)
+                rows = np.concatenate([selected, padding])
+                fit(model, task.loader(rows, config.train.batch_size, shuffle=True, seed_offset=37 + len(records)),
+                    replace(config.train, epochs=1, patience=None, amp=task.amp), description=self.name,
+                    deadline=deadline)
+                trained_rows += len(rows)
+                score = self._validate(task, model)
+                kept = score > best
+                records.append({"pass": passes, "label": plan["label"], "kind": plan["kind"], "layer": plan["layer"],
+                                "round": round_, "rows": int(len(rows)), "selected": int(len(selected)),
+                                "val_accuracy": score[0], "kept": kept})
+                if kept:
+                    best, best_state, kept_any = score, copy.deepcopy(model.state_dict()), True
+                else:
+                    model.load_state_dict(best_state)
+                if deadline.expired() or (config.epochs is not None and trained_rows >= config.epochs * len(fit_rows)):
+                    stop_reason = "budget"
+                if stop_reason == "budget" or not kept:
+                    break
+            return kept_any
+
         while stop_reason == "unchanged":
             kept_in_pass = False
             for plan in plans:
-                for round_ in range(config.label_rounds):
-                    selected = np.union1d(plan["chosen"], failures[labels[failures] == plan["label"]])
-                    padding = rng.choice(fit_rows, size=max(batch - len(selected), 0), replace=False)
-                    rows = np.concatenate([selected, padding])
-                    fit(model, task.loader(rows, config.train.batch_size, shuffle=True, seed_offset=37 + len(records)),
-                        replace(config.train, epochs=1, patience=None, amp=task.amp), description=self.name,
-                        deadline=deadline)
-                    trained_rows += len(rows)
-                    score = self._validate(task, model)
-                    kept = score > best
-                    records.append({"pass": passes, "label": plan["label"], "kind": plan["kind"], "layer": plan["layer"],
-                                    "round": round_, "rows": int(len(rows)), "selected": int(len(selected)),
-                                    "val_accuracy": score[0], "kept": kept})
-                    if kept:
-                        best, best_state, kept_in_pass = score, copy.deepcopy(model.state_dict()), True
-                    else:
-                        model.load_state_dict(best_state)
-                    if deadline.expired() or (config.epochs is not None and trained_rows >= config.epochs * len(fit_rows)):
-                        stop_reason = "budget"
-                    if stop_reason == "budget" or not kept:
-                        break
+                kept_in_pass |= label_rounds(plan)
                 if stop_reason == "budget":
                     break
             passes += 1
@@ -222,8 +225,8 @@ class Mode(ConfiguredRepairer):
         model.load_state_dict(best_state)
         self.log(f"{self.name}: {len(records)} rounds in {passes} passes over labels {buggy}, validation accuracy "
                  f"{best[0]:.4f} ({stop_reason})")
-        details = {"buggy_labels": buggy, "plans": [{k: v for k, v in plan.items() if k != "chosen"} for plan in plans], "probe_accuracy": {b: a.tolist() for b, a in zip(blocks, accuracies)},
-                   "rounds": records, "stop_reason": stop_reason,
+        details = {"buggy_labels": buggy, "plans": [{k: v for k, v in plan.items() if k != "chosen"} for plan in plans],
+                   "probe_accuracy": {b: a.tolist() for b, a in zip(blocks, accuracies)}, "rounds": records, "stop_reason": stop_reason,
                    "image_passes": image_passes(task, len(fit_rows) + trained_rows),
                    "prefix_cache": "off: the whole network trains"}
         return Candidate(model, details, {"diagnose": diagnosed - started, "retrain": time.perf_counter() - diagnosed})
@@ -243,7 +246,7 @@ class Mode(ConfiguredRepairer):
     @staticmethod
     def _validate(task: RepairTask, model: nn.Module) -> tuple[float, float]:
         """Validation accuracy and negated mean loss: larger is better (ties broken by the loss)."""
-        accuracy, loss = accuracy_and_loss(model, task.loader(task.val_indices), task.amp)
+        accuracy, loss = task.validate(model)
         return accuracy, -loss
 
     @staticmethod
@@ -253,7 +256,7 @@ class Mode(ConfiguredRepairer):
             rows = rows[task.repair.y[rows] == label]
             return float((predicted[rows] == label).mean()) if len(rows) else 0.0
 
-        training = task.fit_indices[task.fit_indices >= task.repair.num_failures]
+        training = task.fit_others
         return accuracy(training) - accuracy(task.val_indices)
 
 

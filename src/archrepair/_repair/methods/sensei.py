@@ -177,9 +177,7 @@ class Sensei(ConfiguredRepairer):
     """Train the whole network on each example's worst variant; see the module docstring."""
 
     config_type = SenseiConfig
-
     name = "sensei"
-
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
         """Timed batches (the search, rendering and scoring included) and SGD steps, scaled to the

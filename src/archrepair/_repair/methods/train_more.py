@@ -90,7 +90,7 @@ class TrainMore(ConfiguredRepairer):
 
 def _rows(task: RepairTask) -> np.ndarray:
     """The fit rows of ``task`` without ``D_fail`` (rows below ``num_failures``)."""
-    return task.fit_indices[task.fit_indices >= task.repair.num_failures]
+    return task.fit_others
 
 
 @register_repairer("train-more-network", "baseline: the whole network trained on D_repair without D_fail")
