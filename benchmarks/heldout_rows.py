@@ -73,7 +73,19 @@ def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = Non
     def overrides(method: str) -> dict | None:
         return variants[method.partition("@")[2]] if "@" in method else None
 
-    stored = [row for row in stored if row.get("settings") == settings and row.get("variant") == overrides(row["method"])]
+    configurations: dict[str, str] = {}
+
+    def configuration(method: str) -> str:
+        if method not in configurations:
+            configurations[method] = configuration_of(method, overrides(method))
+        return configurations[method]
+
+    def comparable(row: dict) -> bool:  # same settings; a known variant, same overrides; today's defaults
+        known = "@" not in row["method"] or row["method"].partition("@")[2] in variants
+        return (row.get("settings") == settings and known and row.get("variant") == overrides(row["method"])
+                and row.get("configuration") == configuration(row["method"]))
+
+    stored = [row for row in stored if comparable(row)]
     kinds, seeds, methods = args.models.split(","), [int(s) for s in args.seeds.split(",")], args.methods.split(",")
     wanted = {(kind, seed, method) for kind in kinds for seed in seeds for method in methods}
     have = {(row["model"], row["seed"], row["method"]) for row in stored}
@@ -105,7 +117,8 @@ def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = Non
                 task = tasks[examples]
                 wait_while(args.pause_file)
                 result, report = run_method(method, task, args, changes)
-                row = row_of(kind, seed, method, report, settings) | {"variant": overrides(method)}
+                row = row_of(kind, seed, method, report, settings) | {"variant": overrides(method),
+                                                                      "configuration": configuration(method)}
                 if result.block is not None and result.genotype is not None:
                     row |= search_record(task, result, report)
                 if shifted is not None:
@@ -134,26 +147,50 @@ def rows_and_tables(args: argparse.Namespace, variants: dict[str, dict] | None =
     return rows, headline
 
 
-def run_method(name: str, task, args: argparse.Namespace, changes: dict | None = None):
-    """One method's result and report; ``+distill``: the grid's λ with the best candidate validation
-    accuracy. ``changes``: overrides of the search space (``SPACE_FIELDS``), the search
-    (``SEARCH_FIELDS``) and ``rule``; ``train_examples`` is the task's (see :func:`ensure_rows`)."""
+def method_settings(name: str, changes: dict | None = None, weight: float = 0.0):
+    """The :class:`RepairSettings` that ``name`` (``NAME[+distill][@VARIANT]``) runs with, at retain
+    weight ``weight``. ``changes``: overrides of the search space (``SPACE_FIELDS``), the search
+    (``SEARCH_FIELDS``) and ``rule``."""
     from dataclasses import replace
 
-    from archrepair.budget import Budget
-    from archrepair._repair import RepairSettings, get_repairer
-    from archrepair._repair.pipeline import run_repair
+    from archrepair._repair import RepairSettings
     from archrepair._repair.retain import RetainConfig
 
-    changes = changes or {}
+    changes, distill = changes or {}, "+distill" in name
+    settings = RepairSettings(retain=RetainConfig("distill" if distill else "none", weight))
+    return replace(settings, space=replace(settings.space, **{k: v for k, v in changes.items() if k in SPACE_FIELDS}),
+                   search=replace(settings.search, **{k: v for k, v in changes.items() if k in SEARCH_FIELDS}),
+                   rule=changes.get("rule", settings.rule))
+
+
+def configuration_of(name: str, changes: dict | None = None) -> str:
+    """A short fingerprint of the configuration ``name`` runs with (the method's defaults with the
+    variant's overrides, before its budget sets its epochs): stored with each row, so that a row run
+    under other defaults is not reused after a default changes."""
+    import hashlib
+    from dataclasses import asdict, is_dataclass
+
+    from archrepair._repair import get_repairer
+    from archrepair.fileio import json_ready
+
+    config = getattr(get_repairer(name.partition("@")[0].partition("+")[0], method_settings(name, changes)), "config", None)
+    text = json.dumps(json_ready(asdict(config)) if is_dataclass(config) else None, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_method(name: str, task, args: argparse.Namespace, changes: dict | None = None):
+    """One method's result and report; ``+distill``: the grid's λ with the best candidate validation
+    accuracy. ``changes``: see :func:`method_settings`; ``train_examples`` is the task's (see
+    :func:`ensure_rows`)."""
+    from archrepair.budget import Budget
+    from archrepair._repair import get_repairer
+    from archrepair._repair.pipeline import run_repair
+
     base, _, retain = name.partition("@")[0].partition("+")
     weights = [float(value) for value in args.retain_grid.split(",")] if retain else [0.0]
     best = None
     for weight in weights:
-        settings = RepairSettings(retain=RetainConfig("distill" if retain else "none", weight))
-        settings = replace(settings, space=replace(settings.space, **{k: v for k, v in changes.items() if k in SPACE_FIELDS}),
-                           search=replace(settings.search, **{k: v for k, v in changes.items() if k in SEARCH_FIELDS}),
-                           rule=changes.get("rule", settings.rule))
+        settings = method_settings(name, changes, weight)
         result, report = run_repair(get_repairer(base, settings, Budget(seconds=args.budget_seconds)), task)
         report["retain_weight"] = weight
         if best is None or report["val_accuracy_repaired"] > best[1]["val_accuracy_repaired"]:

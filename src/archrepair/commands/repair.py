@@ -66,11 +66,13 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warmup-epochs", type=non_negative_int, default=1, help="search epochs before architecture steps")
     group.add_argument("--search-lr", type=positive_float, default=0.02, help="SGD rate of the block weights in the search")
     group.add_argument("--arch-lr", type=positive_float, default=0.03, help="Adam rate of the architecture parameters (default: 0.03)")
-    group.add_argument("--beta-decay", type=non_negative_float, default=0.5, help="Beta-DARTS regularisation weight (0: off)")
+    group.add_argument("--beta-decay", type=non_negative_float, default=SearchConfig.beta_decay,
+                       help=f"Beta-DARTS regularisation weight (default: {SearchConfig.beta_decay}; 0: off)")
     group.add_argument("--partial-channels", type=positive_int, default=4, help="PC-DARTS k (1: all channels)")
     group.add_argument("--no-edge-normalisation", action="store_true")
-    group.add_argument("--original-logit", type=finite_float, default=5.0,
-                       help="initial logit of the original operation (and of none elsewhere)")
+    group.add_argument("--original-logit", type=finite_float, default=SearchSpace.original_logit,
+                       help=f"initial logit of the original operation (and of none elsewhere; default: "
+                            f"{SearchSpace.original_logit})")
     group.add_argument("--rule", choices=RULES, default="edge", help="discretisation: edge (paper) or top2 (PC-DARTS)")
     group.add_argument("--failures-weight-half-only", action="store_true",
                        help="search: every D_fail row in the weight steps' half, none in the architecture steps' half")
