@@ -31,7 +31,7 @@ import copy
 
 import numpy as np
 from common import print_headline
-from heldout_rows import add_arguments, ensure_rows, figure, method_table, paired, wilcoxon_p
+from heldout_rows import add_arguments, ensure_rows, figure, method_table, paired_summary
 
 CELLS = {  # name: (model, corruption, methods)
     "primary": ("undertrained", None, "archrepair,archrepair-fixed-arch,archrepair-layer"),
@@ -40,19 +40,9 @@ CELLS = {  # name: (model, corruption, methods)
 }
 
 
-def difference(rows: list[dict], other: str, whose: str) -> dict:
-    """ArchRepair minus ``other`` on the hold-out change of ``whose`` model, per seed, with its summary."""
-    values, pairs = paired(rows, "archrepair", other, whose)
-    if not len(pairs):
-        return {}
-    return {"per_seed": [round(float(v), 2) for v in values], "mean": round(float(values.mean()), 2),
-            "sd": round(float(values.std(ddof=1)), 2) if len(values) > 1 else 0.0,
-            "better_in": f"{int((values > 0).sum())}/{len(values)}", "p": wilcoxon_p(values)}
-
-
 def describe(name: str, other: str, whose: str, summary: dict) -> str:
     p = "-" if summary["p"] is None else f"{summary['p']:.3f}"
-    return (f"{name} | {other} | {whose} | {', '.join(f'{v:+.2f}' for v in summary['per_seed'])} | "
+    return (f"{name} | {other} | {whose} | {', '.join(f'{v:+.2f}' for v in summary['per_pair'])} | "
             f"{summary['mean']:+.2f} ± {summary['sd']:.2f} | {summary['better_in']} | {p}")
 
 
@@ -74,7 +64,7 @@ def main() -> None:
         headline[f"{name}_genotype_changed"] = f"{changed}/{len(mine)}"
         for other in ("archrepair-fixed-arch", "archrepair-layer"):
             for whose in ("candidate", "returned"):
-                summary = difference(rows, other, whose)
+                summary = paired_summary(rows, other, whose)
                 if summary:
                     lines.append(describe(name, other, whose, summary))
                     headline[f"{name}_minus_{other}_{whose}"] = {k: summary[k] for k in ("mean", "better_in", "p")}

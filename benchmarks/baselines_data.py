@@ -28,31 +28,12 @@ import copy
 
 import numpy as np
 from common import print_headline
-from heldout_rows import add_arguments, ensure_rows, method_table, paired, wilcoxon_p
+from heldout_rows import add_arguments, against_archrepair, ensure_rows, method_table
 
 CLEAN_METHODS = "archrepair,network-gradient,deeprepair,sensei,fewshot-recon,augmix,bn-adapt"
 SHIFT_METHODS = "archrepair,deeprepair,sensei,augmix,bn-adapt"
 PAPER_TABLE5 = {"archrepair": 3.53, "deeprepair": 1.68, "sensei": 0.07, "fewshot-recon": 1.21}
 PAPER_TABLE7_MEAN = {"archrepair": 77.76 - 69.24, "deeprepair": 75.59 - 69.24, "sensei": 72.98 - 69.24}
-
-
-def against_archrepair(rows: list[dict], methods: list[str], paper: dict, key: str = "change_points") -> dict:
-    """Print and return ArchRepair minus each method (returned models, hold-out ``key``) per (model, seed)."""
-    figures = {}
-    print("method | pairs | mean difference (points) | ArchRepair better in | Wilcoxon p | paper's delta")
-    for other in methods:
-        if other == "archrepair":
-            continue
-        differences, pairs = paired(rows, "archrepair", other, key=key)
-        if not len(pairs):
-            continue
-        p, spread = wilcoxon_p(differences), differences.std(ddof=1) if len(pairs) > 1 else 0.0
-        print(f"{other} | {len(pairs)} | {differences.mean():+.2f} ± {spread:.2f} | {int((differences > 0).sum())}/"
-              f"{len(pairs)} | {p if p is None else round(p, 4)} | "
-              f"{'-' if other not in paper else f'{paper[other]:+.2f}'}")
-        figures[f"archrepair_minus_{other}"] = round(float(differences.mean()), 2)
-        figures[f"archrepair_vs_{other}_p"] = p
-    return figures
 
 
 def shift_layout(rows: list[dict], target: str) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from common import print_headline
-from heldout_rows import add_arguments, paired, rows_and_tables, wilcoxon_p
+from heldout_rows import add_arguments, against_archrepair, rows_and_tables
 
 METHODS = "archrepair,network-gradient,arachne,apricot,mode"
 PAPER_TABLE5_RESNET18 = {"archrepair": 88.53 - 85.00, "arachne": 85.09 - 85.00, "apricot": 86.78 - 85.00,
@@ -31,20 +31,7 @@ def main() -> None:
     for whose in ("returned", "candidate"):
         print(f"\nArchRepair against each method, {whose} models' hold-out change paired over (model, seed) "
               "(the Wilcoxon test drops zero differences: runs where both kept the original):")
-        print("method | pairs | mean difference (points) | ArchRepair better in | Wilcoxon p | paper's Table 5 delta")
-        for other in args.methods.split(","):
-            if other == "archrepair":
-                continue
-            differences, pairs = paired(rows, "archrepair", other, whose)
-            if not len(pairs):
-                continue
-            p = wilcoxon_p(differences)
-            paper = PAPER_TABLE5_RESNET18.get(other)
-            spread = differences.std(ddof=1) if len(pairs) > 1 else 0.0
-            print(f"{other} | {len(pairs)} | {differences.mean():+.2f} ± {spread:.2f} | {int((differences > 0).sum())}/"
-                  f"{len(pairs)} | {p if p is None else round(p, 4)} | {'-' if paper is None else f'{paper:+.2f}'}")
-            headline[f"{whose}_archrepair_minus_{other}_points"] = round(float(differences.mean()), 2)
-            headline[f"{whose}_archrepair_vs_{other}_wilcoxon_p"] = p
+        headline |= against_archrepair(rows, args.methods.split(","), PAPER_TABLE5_RESNET18, whose)
     print(f"(paper's Table 5 delta for ArchRepair itself: {PAPER_TABLE5_RESNET18['archrepair']:+.2f})")
     print_headline(headline)
 

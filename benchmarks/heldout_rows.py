@@ -285,6 +285,37 @@ def wilcoxon_p(differences: np.ndarray) -> float | None:
     return float(wilcoxon(differences, method="exact").pvalue)
 
 
+def paired_summary(rows: list[dict], other: str, whose: str = "returned", key: str = "change_points",
+                   reference: str = "archrepair") -> dict:
+    """``reference`` minus ``other`` (:func:`paired`): the per-pair differences, their mean and sd,
+    how often ``reference`` is better, and the exact Wilcoxon p; empty without pairs."""
+    values, pairs = paired(rows, reference, other, whose, key)
+    if not len(pairs):
+        return {}
+    return {"per_pair": [round(float(v), 2) for v in values], "mean": round(float(values.mean()), 2),
+            "sd": round(float(values.std(ddof=1)), 2) if len(values) > 1 else 0.0,
+            "better_in": f"{int((values > 0).sum())}/{len(values)}", "p": wilcoxon_p(values)}
+
+
+def against_archrepair(rows: list[dict], methods: list[str], paper: dict, whose: str = "returned",
+                       key: str = "change_points") -> dict:
+    """Print ArchRepair minus each of ``methods`` (``whose`` models' hold-out ``key``, paired over
+    (model, seed)) beside the paper's delta; returns the means and p-values as headline figures."""
+    figures = {}
+    print("method | pairs | mean difference (points) | ArchRepair better in | Wilcoxon p | paper's delta")
+    for other in methods:
+        summary = {} if other == "archrepair" else paired_summary(rows, other, whose, key)
+        if not summary:
+            continue
+        p = summary["p"]
+        print(f"{other} | {len(summary['per_pair'])} | {summary['mean']:+.2f} ± {summary['sd']:.2f} | "
+              f"{summary['better_in']} | {p if p is None else round(p, 4)} | "
+              f"{'-' if other not in paper else f'{paper[other]:+.2f}'}")
+        figures[f"{whose}_archrepair_minus_{other}_points"] = summary["mean"]
+        figures[f"{whose}_archrepair_vs_{other}_wilcoxon_p"] = p
+    return figures
+
+
 class ShiftedTest:
     """The robustness scenario's test images: ``target`` (the data with its test split under the
     corruption) and, for the Table 7 row, the test split clean and under all 15 corruptions at the
