@@ -51,19 +51,38 @@ def digits_checkpoint(tmp_path_factory, digits):
     return out
 
 
-@pytest.fixture(scope="module")
-def digits_task(digits_checkpoint, digits):
-    """A repair task on the digits model: 40 of its pool's failures, 400 training examples."""
+@pytest.fixture(scope="session")
+def digits_split(digits_checkpoint, digits):
+    """``(count, **options) -> FailureSplit``: ``count`` failures of the digits model's test set, seed 0
+    (``options``: ``select_failures``'s, e.g. ``protocol``, ``validation``)."""
     from archrepair.base_model import make_loader
     from archrepair.checkpoint import load_checkpoint
     from archrepair.data import select_failures
     from archrepair.evaluate import predict_logits
-    from archrepair._repair import TaskConfig, make_task
 
     model, record = load_checkpoint(digits_checkpoint)
     predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    return make_task(model, record, digits, select_failures(predictions, digits.y_test, 40, 0),
-                     TaskConfig(train_examples=400))
+    return lambda count, **options: select_failures(predictions, digits.y_test, count, 0, **options)
+
+
+@pytest.fixture(scope="session")
+def digits_task_of(digits_checkpoint, digits, digits_split):
+    """``(failures, train_examples, **split_options) -> RepairTask`` on a freshly loaded digits model."""
+    from archrepair.checkpoint import load_checkpoint
+    from archrepair._repair import TaskConfig, make_task
+
+    def make(failures: int, train_examples: int, **split_options):
+        model, record = load_checkpoint(digits_checkpoint)
+        return make_task(model, record, digits, digits_split(failures, **split_options),
+                         TaskConfig(train_examples=train_examples))
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def digits_task(digits_task_of):
+    """A repair task on the digits model: 40 of its pool's failures, 400 training examples."""
+    return digits_task_of(40, 400)
 
 
 @pytest.fixture

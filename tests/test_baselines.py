@@ -5,24 +5,18 @@ import time
 import pytest
 import torch
 
-from archrepair.base_model import make_loader
 from archrepair.budget import Budget
-from archrepair.checkpoint import load_checkpoint
-from archrepair.data import select_failures
-from archrepair.evaluate import predict_logits
 from archrepair._repair import (
-    FineTune, FineTuneConfig, GradientConfig, RepairResult, RepairSettings, TaskConfig, get_repairer, list_repairers,
-    make_task,
+    FineTune, FineTuneConfig, GradientConfig, RepairResult, RepairSettings, get_repairer, list_repairers,
 )
 from archrepair._search import SearchConfig
 from archrepair._repair.pipeline import run_repair
 from archrepair.train import TrainConfig
 
 
-def test_finetune_returns_the_common_result_and_report(digits_checkpoint, digits):
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), TaskConfig(train_examples=300))
+def test_finetune_returns_the_common_result_and_report(digits_task_of, digits):
+    task = digits_task_of(10, 300)
+    model = task.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result, report = run_repair(FineTune(FineTuneConfig(TrainConfig(epochs=2, batch_size=64, lr=0.01))), task)
     assert isinstance(result, RepairResult) and result.method == "network-gradient"  # the old FineTune path
@@ -46,10 +40,9 @@ def test_a_wall_clock_deadline_stops_training_after_the_step_that_passes_it(digi
 
 
 @pytest.mark.parametrize("name", list_repairers())
-def test_every_registered_method_runs_and_returns_the_common_result(name, digits_checkpoint, digits):
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), TaskConfig(train_examples=200))
+def test_every_registered_method_runs_and_returns_the_common_result(name, digits_task_of, digits):
+    task = digits_task_of(10, 200)
+    model = task.model
     config = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
                             train=TrainConfig(epochs=1, batch_size=64, lr=0.01))
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -66,16 +59,15 @@ def test_every_registered_method_runs_and_returns_the_common_result(name, digits
         assert all(e["op"] == "original" for e in result.genotype["edges"])
 
 
-def test_neuron_level_changes_one_output_channel_only(digits_checkpoint, digits):
+def test_neuron_level_changes_one_output_channel_only(digits_task_of):
     import copy
 
     from archrepair._repair import GradientRepair
     from archrepair._repair.gradient import failure_gradients
     from archrepair.train import fit
 
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    task = make_task(model, record, digits, select_failures(predictions, digits.y_test, 10, 0), TaskConfig(train_examples=200))
+    task = digits_task_of(10, 200)
+    model = task.model
     tuned = copy.deepcopy(model)
     repairer = GradientRepair(GradientConfig("neuron", TrainConfig(epochs=2, batch_size=64, lr=0.05, patience=None)))
     unit, parameters, set_mode, config, handles = repairer._select(tuned, failure_gradients(tuned, task))

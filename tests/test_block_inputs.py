@@ -12,9 +12,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from archrepair import get_model
-from archrepair.base_model import make_loader
 from archrepair.checkpoint import load_checkpoint
-from archrepair.data import select_failures
 from archrepair.errors import ArchRepairError
 from archrepair.evaluate import predict_logits
 from archrepair.models import default_blocks, get_block, replace_block
@@ -140,10 +138,9 @@ def test_a_model_the_cache_cannot_handle_says_why(model, reason):
 
 
 @pytest.fixture(scope="module")
-def task_parts(digits_checkpoint, digits):
+def task_parts(digits_checkpoint, digits, digits_split):
     model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    return model, record, digits, select_failures(predictions, digits.y_test, 15, 0)
+    return model, record, digits, digits_split(15)
 
 
 def _task(parts, **config):

@@ -26,14 +26,9 @@ TINY = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epoch
 
 
 @pytest.fixture(scope="module")
-def digits_task(digits_checkpoint, digits):
-    from archrepair.base_model import make_loader
-    from archrepair.data import select_failures
-    from archrepair.evaluate import predict_logits
-
+def digits_task(digits_checkpoint, digits_split):
     model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    return model, record, select_failures(predictions, digits.y_test, 10, 0)
+    return model, record, digits_split(10)
 
 
 @pytest.mark.parametrize("name", ["archrepair", "block-gradient", "network-gradient"])

@@ -9,11 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from archrepair.base_model import make_loader
 from archrepair.budget import Budget
 from archrepair.checkpoint import load_checkpoint
-from archrepair.data import select_failures
-from archrepair.evaluate import predict_logits
 from archrepair._repair import TaskConfig, get_repairer, make_task
 from archrepair._repair.methods.arachne import (
     Arachne, ArachneConfig, fitness_of, localise, pareto_front,
@@ -97,10 +94,9 @@ def test_arachne_stops_at_the_deadline_and_refuses_a_convolution(digits_task):
         Arachne(ArachneConfig(layer=conv)).train(digits_task, Budget().deadline())
 
 
-def test_arachne_without_the_cache_gives_the_same_patch(digits_checkpoint, digits):
+def test_arachne_without_the_cache_gives_the_same_patch(digits_checkpoint, digits, digits_split):
     model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, digits.y_test, 40, 0)
+    split = digits_split(40)
     results = []
     for cache in (True, False):
         task = make_task(copy.deepcopy(model), record, digits, split, TaskConfig(train_examples=600, prefix_cache=cache))

@@ -8,11 +8,9 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from archrepair.base_model import make_loader
 from archrepair.checkpoint import load_checkpoint
 from archrepair.data import FailureSplit, select_failures
 from archrepair.errors import ArchRepairError
-from archrepair.evaluate import predict_logits
 from archrepair.train import TrainConfig
 from archrepair._repair import RepairSettings, TaskConfig, get_repairer, make_task
 from archrepair._repair.outcome import holdout_figures
@@ -113,11 +111,8 @@ def test_the_bootstrap_interval_covers_the_true_change_about_95_percent_of_the_t
 
 
 @pytest.fixture(scope="module")
-def task(digits_checkpoint, digits):
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    return make_task(model, record, digits, select_failures(predictions, digits.y_test, 15, 0),
-                     TaskConfig(train_examples=300))
+def task(digits_task_of):
+    return digits_task_of(15, 300)
 
 
 @pytest.mark.parametrize("name", ["train-more-network", "train-more-block"])
@@ -141,11 +136,8 @@ def test_train_more_never_trains_on_the_failures(task, name, monkeypatch):
     assert result.details["prefix_cache"] == ("off: the whole network trains" if name.endswith("network") else "on")
 
 
-def test_validation_is_not_thinned_under_the_heldout_protocol(task, digits_checkpoint, digits):
-    model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    paper = make_task(model, record, digits, select_failures(predictions, digits.y_test, 1000, 0, protocol="paper"),
-                      TaskConfig(train_examples=300))
+def test_validation_is_not_thinned_under_the_heldout_protocol(task, digits_task_of):
+    paper = digits_task_of(1000, 300, protocol="paper")
     assert task.split.protocol == "heldout" and set(task.val_indices) == set(task.repair.val_rows)
     assert set(paper.val_indices) < set(paper.repair.val_rows)  # thinned of the base model's failures
 
@@ -198,7 +190,7 @@ def test_a_validation_part_of_the_test_set_is_disjoint_stratified_and_independen
         select_failures(one, labels, 300, 4, holdout=0.5, validation=0.6)
 
 
-def test_a_model_with_an_unknown_training_holdout_validates_on_the_test_sets_validation_part(digits_checkpoint, digits):
+def test_a_model_with_an_unknown_training_holdout_validates_on_the_test_sets_validation_part(digits_checkpoint, digits, digits_split):
     import dataclasses
 
     from archrepair._repair.task import test_validation_share
@@ -208,8 +200,7 @@ def test_a_model_with_an_unknown_training_holdout_validates_on_the_test_sets_val
     assert test_validation_share(record, digits, "heldout") == 0.0  # archrepair train records its hold-out
     assert test_validation_share(imported, digits, "heldout") == 0.1
     assert test_validation_share(imported, digits, "paper") == 0.0
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, digits.y_test, 15, 0, validation=0.1)
+    split = digits_split(15, validation=0.1)
     task = make_task(model, imported, digits, split, TaskConfig(train_examples=300))
     rows = task.repair.val_rows
     assert len(rows) == len(split.validation_indices) and set(task.val_indices) == set(rows)

@@ -22,8 +22,6 @@ import archrepair
 from archrepair.base_model import make_loader
 from archrepair.checkpoint import ModelRecord, load_checkpoint, model_fingerprint, save_checkpoint
 from archrepair.cli import main
-from archrepair.data import select_failures
-from archrepair.evaluate import predict_logits
 from archrepair.models import get_block, get_model, replace_block
 from archrepair._repair import ArchRepair, ArchRepairConfig, RepairResult, TaskConfig, make_task
 from archrepair._repair.pipeline import save_repaired
@@ -114,10 +112,9 @@ def test_every_method_runs_at_28_pixels(gray28, tmp_path, capsys):
     assert result["errors"] == [] and [e["method"] for e in result["summary"]] == list_repairers()
 
 
-def test_amp_on_cpu_runs_the_search_and_fine_tuning_in_bfloat16(digits_checkpoint, digits):
+def test_amp_on_cpu_runs_the_search_and_fine_tuning_in_bfloat16(digits_checkpoint, digits, digits_split):
     model, record = load_checkpoint(digits_checkpoint)
-    predictions = predict_logits(model, make_loader(digits, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, digits.y_test, 15, 0)
+    split = digits_split(15)
     config = ArchRepairConfig(block="block2", search=SearchConfig(epochs=2, warmup_epochs=1),
                               finetune=TrainConfig(epochs=1, batch_size=64, lr=0.01, patience=None))
     runs = {}
