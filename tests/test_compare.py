@@ -26,14 +26,14 @@ TINY = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epoch
 
 
 @pytest.fixture(scope="module")
-def digits_task(digits_checkpoint, digits_split):
+def digits_problem(digits_checkpoint, digits_split):
     model, record = load_checkpoint(digits_checkpoint)
     return model, record, digits_split(10)
 
 
 @pytest.mark.parametrize("name", ["archrepair", "block-gradient", "network-gradient"])
-def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_task, digits):
-    model, record, split = digits_task
+def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_problem, digits):
+    model, record, split = digits_problem
     task = make_task(model, record, digits, split, TaskConfig(train_examples=600))
     long = RepairSettings(block="block2", search=SearchConfig(epochs=400, warmup_epochs=0),
                           train=TrainConfig(epochs=400, batch_size=32, lr=0.01, patience=None))
@@ -66,8 +66,8 @@ def test_the_epoch_budget_sets_every_method_s_passes():
 
 
 @pytest.fixture(scope="module")
-def comparison(digits_task, digits):
-    model, record, split = digits_task
+def comparison(digits_problem, digits):
+    model, record, split = digits_problem
     return compare_methods(model, record, digits, split, ["archrepair", "network-gradient"], [0, 1], Budget(epochs=2),
                            TINY, TaskConfig(train_examples=200))
 
@@ -139,8 +139,8 @@ def test_compare_command_rejects_an_unknown_method(cli, digits_checkpoint, tmp_p
     assert status == 1 and "unknown repair method 'magic'" in stderr
 
 
-def test_an_interrupted_comparison_resumes_with_its_finished_runs(digits_task, digits, tmp_path):
-    model, record, split = digits_task
+def test_an_interrupted_comparison_resumes_with_its_finished_runs(digits_problem, digits, tmp_path):
+    model, record, split = digits_problem
     args = (model, record, digits, split, ["archrepair", "block-gradient"], [0, 1], Budget(epochs=2), TINY)
     full = compare_methods(*args, TaskConfig(train_examples=200))
     interrupted = Comparison.from_json(full.to_json())
