@@ -62,12 +62,67 @@ def test_original_selected_reproduces_the_block(description, build, block, parti
         assert (discrete(inputs) - get_block(model, block)(inputs)).abs().max() <= 1e-5
 
 
+def _edge_by_edge(block: RelaxedBlock, x: torch.Tensor) -> torch.Tensor:
+    """The relaxed block as Eq. 7-8 write it: every edge alone, every operation through its own module."""
+    nodes = [x]
+    for j in range(1, len(block.shapes)):
+        incoming = [e for e, (_, k) in enumerate(block.pairs) if k == j]
+        scale = len(incoming) * torch.softmax(block.betas[j], 0)
+        total = 0
+        for position, e in enumerate(incoming):
+            i = block.pairs[e][0]
+            edge, weights = block.edges[f"{i}_{j}"], torch.softmax(block.alphas[e], 0)
+            source = nodes[i]
+            active = [n for n in edge.names if n not in ("none", "original")]
+            mixed = sum(weights[edge.names.index(n)] * edge.ops[n](source[:, : edge.split]) for n in active)
+            if edge.partial:
+                share = sum(weights[edge.names.index(n)] for n in active)
+                mixed = torch.cat([mixed, share * edge.bypass(source[:, edge.split:])], 1)
+            if edge.original is not None:
+                mixed = mixed + weights[edge.names.index("original")] * edge.original(source)
+            total = total + scale[position] * mixed
+        nodes.append(block.node_activations[j - 1](total))
+    return nodes[-1]
+
+
+@pytest.mark.parametrize("description,build,block", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("partial_channels", [1, 4])
+def test_edges_leaving_a_node_run_together_exactly_as_edge_by_edge(description, build, block, partial_channels):
+    """Outputs, every gradient (operation weights, alphas, betas, the original modules) and the
+    running statistics after a training-mode pass equal the edge-by-edge computation."""
+    torch.manual_seed(0)
+    model = _trained_like(build())
+    inputs = block_input(model, block, torch.randn(6, 3, 32, 32))
+    graph = block_graph(copy.deepcopy(get_block(model, block)), inputs)
+    together = RelaxedBlock(graph, SearchSpace(partial_channels=partial_channels)).train()
+    with torch.no_grad():
+        for alpha in together.architecture_parameters():
+            alpha.normal_()  # every operation weighs
+    alone = copy.deepcopy(together)
+    outputs = [together(inputs), _edge_by_edge(alone, inputs)]
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+    target = torch.randn_like(outputs[0])
+    for output in outputs:
+        (output * target).sum().backward()
+    for (name, mine), theirs in zip(together.named_parameters(), alone.parameters()):
+        assert (mine.grad is None) == (theirs.grad is None), name
+        if mine.grad is not None:
+            scale = float(theirs.grad.abs().max())  # summation order differs: float error grows with the scale
+            torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-4 * scale + 1e-7, msg=name)
+    for (name, mine), theirs in zip(together.named_buffers(), alone.buffers()):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6, msg=name)
+    together.eval(), alone.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(together(inputs), _edge_by_edge(alone, inputs), rtol=1e-4, atol=1e-5)
+
+
 def test_discretising_the_default_start_gives_the_original_architecture():
     model = _trained_like(get_model("resnet18", width=0.125))
     graph = block_graph(copy.deepcopy(model.layer3), block_input(model, "layer3", torch.randn(2, 3, 32, 32)))
     relaxed = RelaxedBlock(graph, SearchSpace())
     assert discretise(relaxed).is_original(graph.edges)
     assert len(relaxed.pairs) == 10  # K = 4 operation layers -> 5 nodes -> all 10 pairs
+    assert [[len(group) for group in groups] for groups in relaxed.leaving] == [[4], [3], [2], [1], []]  # run together
 
 
 def test_search_start_is_within_one_point_of_the_original(digits_checkpoint, digits):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .edge_group import group_key, mixed_outputs
 from .graph import ACTIVATIONS, BlockGraph
 from .operations import CANDIDATES, ORIGINAL, build_operation, edge_stride
 
@@ -59,22 +60,7 @@ class MixedEdge(nn.Module):
         self.c_out, self.stride = c_out, stride
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        mixed = None
-        active = weights.new_zeros(())
-        for index, name in enumerate(self.names):
-            if name in ("none", ORIGINAL):
-                continue
-            term = weights[index] * self.ops[name](x[:, : self.split])
-            mixed = term if mixed is None else mixed + term
-            active = active + weights[index]
-        if mixed is None:
-            n, _, h, w = x.shape
-            mixed = x.new_zeros(n, self.c_out, -(-h // self.stride), -(-w // self.stride))
-        elif self.partial:
-            mixed = torch.cat([mixed, active * self.bypass(x[:, self.split :])], 1)
-        if self.original is not None:
-            mixed = mixed + weights[self.names.index(ORIGINAL)] * self.original(x)
-        return mixed
+        return mixed_outputs([self], x, [weights])[0]
 
 
 class RelaxedBlock(nn.Module):
@@ -108,6 +94,13 @@ class RelaxedBlock(nn.Module):
         incoming = [sum(1 for _, j in self.pairs if j == node) for node in range(len(self.shapes))]
         self.betas = nn.ParameterList([nn.Parameter(torch.zeros(max(n, 1))) for n in incoming])
         self.node_activations = nn.ModuleList([ACTIVATIONS[name]() for name in self.activations])
+        self.leaving: list[list[list[int]]] = []  # per node: groups of edge indices that run together
+        for node in range(len(self.shapes)):
+            groups: dict[tuple, list[int]] = {}
+            for e, (i, _) in enumerate(self.pairs):
+                if i == node:
+                    groups.setdefault(group_key(self.edges[f"{i}_{self.pairs[e][1]}"]), []).append(e)
+            self.leaving.append(list(groups.values()))
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.edges.parameters())
@@ -126,16 +119,25 @@ class RelaxedBlock(nn.Module):
         return result
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Node by node; the edges leaving a node run together, grouped by :func:`group_key`."""
         nodes = [x]
-        for j in range(1, len(self.shapes)):
-            indices = [e for e, (_, k) in enumerate(self.pairs) if k == j]
-            scale = len(indices) * torch.softmax(self.betas[j], 0) if self.space.edge_normalisation else None
-            total = None
-            for position, e in enumerate(indices):
-                i = self.pairs[e][0]
-                term = self.edges[f"{i}_{j}"](nodes[i], torch.softmax(self.alphas[e], 0))
-                if scale is not None:
-                    term = scale[position] * term
-                total = term if total is None else total + term
-            nodes.append(self.node_activations[j - 1](total))
+        arriving: list[list[tuple[int, torch.Tensor]]] = [[] for _ in self.shapes]
+        for node in range(len(self.shapes)):
+            if node > 0:
+                terms = sorted(arriving[node], key=lambda item: item[0])
+                scale = len(terms) * torch.softmax(self.betas[node], 0) if self.space.edge_normalisation else None
+                total = None
+                for position, (_, term) in enumerate(terms):
+                    term = scale[position] * term if scale is not None else term
+                    total = term if total is None else total + term
+                nodes.append(self.node_activations[node - 1](total))
+            for group in self.leaving[node]:
+                weights = [torch.softmax(self.alphas[e], 0) for e in group]
+                outputs = mixed_outputs([self.edges[self._name(e)] for e in group], nodes[node], weights)
+                for e, output in zip(group, outputs):
+                    arriving[self.pairs[e][1]].append((e, output))
         return nodes[-1]
+
+    def _name(self, e: int) -> str:
+        i, j = self.pairs[e]
+        return f"{i}_{j}"
