@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +24,17 @@ def shared_data_dir() -> Path:
 def cifar10_spec() -> str:
     """Data spec of the shared full CIFAR-10 (JPEG q75 copy)."""
     return f"imagefolder:{shared_data_dir() / 'cifar10' / 'cifar10-jpeg-q75.tar.gz'}"
+
+
+@functools.cache
+def code_commit() -> str:
+    """The commit the library code ran at (``+changes`` when ``src/`` differs from it), so a row
+    can be traced to its code; ``unknown`` outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return (commit + ("+changes" if git("status", "--porcelain", "src") else "")) if commit else "unknown"
 
 
 def print_headline(figures: dict) -> None:

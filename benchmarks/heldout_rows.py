@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, cifar10_spec, load_cached_model
+from common import ROOT, cifar10_spec, code_commit, load_cached_model
 
 MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged"}
 STORE = ROOT / "benchmarks" / "results" / "heldout_rows.jsonl"
@@ -118,7 +118,8 @@ def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = Non
                 wait_while(args.pause_file)
                 result, report = run_method(method, task, args, changes)
                 row = row_of(kind, seed, method, report, settings) | {"variant": overrides(method),
-                                                                      "configuration": configuration(method)}
+                                                                      "configuration": configuration(method),
+                                                                      "commit": code_commit()}
                 if result.block is not None and result.genotype is not None:
                     row |= search_record(task, result, report)
                 if shifted is not None:
