@@ -116,6 +116,20 @@ def test_edges_leaving_a_node_run_together_exactly_as_edge_by_edge(description, 
         torch.testing.assert_close(together(inputs), _edge_by_edge(alone, inputs), rtol=1e-4, atol=1e-5)
 
 
+def test_layers_the_grouping_does_not_know_and_unequal_structures_run_module_by_module():
+    from archrepair._search.edge_group import _run_together
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 5, 5)
+    unknown = [torch.nn.Sequential(torch.nn.GELU(), torch.nn.Conv2d(4, 6, 3, 2, 2, 2), torch.nn.GroupNorm(2, 6))
+               for _ in range(3)]  # GELU and GroupNorm: per edge; the conv: grouped, stride = dilation = 2
+    unequal = [torch.nn.Sequential(torch.nn.Conv2d(4, 6, 1)), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Conv2d(4, 6, 1))]
+    for modules in (unknown, unequal):
+        output, stacked = _run_together(modules, x)
+        assert stacked
+        torch.testing.assert_close(output, torch.cat([module(x) for module in modules], 1), rtol=1e-5, atol=1e-6)
+
+
 def test_discretising_the_default_start_gives_the_original_architecture():
     model = _trained_like(get_model("resnet18", width=0.125))
     graph = block_graph(copy.deepcopy(model.layer3), block_input(model, "layer3", torch.randn(2, 3, 32, 32)))

@@ -70,8 +70,8 @@ def _run_together(modules: Sequence[nn.Module], x: torch.Tensor) -> tuple[torch.
     (``stacked`` False: no parameters touched it) or the modules' outputs stacked along the
     channels, ``(N, E * C', H', W')``."""
     layers = [_leaves(module) for module in modules]
-    if any(len(sequence) != len(layers[0]) for sequence in layers):
-        return torch.cat([module(x) for module in modules], 1), True
+    if any([type(layer) for layer in sequence] != [type(layer) for layer in layers[0]] for sequence in layers):
+        return torch.cat([module(x) for module in modules], 1), True  # not the same structure: one by one
     stacked = False
     for group in zip(*layers):
         kind = group[0]
