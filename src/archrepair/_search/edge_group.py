@@ -126,8 +126,9 @@ def _samples_every_dilation(conv: nn.Conv2d) -> bool:
     ``w[t] x_d[o + t - (k - 1) / 2]`` on ``x_d = x[::d]``, a plain stride-1 convolution of ``x_d``
     with padding ``(k - 1) / 2`` (the same ``ceil(H / d)`` outputs). On CPU the dilated kernel costs
     several times the plain one (the stride-2 ``dil_conv_3x3`` of a reducing edge: about 6x)."""
-    return isinstance(conv.padding, tuple) and all(d > 1 and s == d and k % 2 == 1 and p == d * (k - 1) // 2
-               for d, s, k, p in zip(conv.dilation, conv.stride, conv.kernel_size, conv.padding))
+    return isinstance(conv.padding, tuple) and all(
+        d > 1 and s == d and k % 2 == 1 and p == d * (k - 1) // 2
+        for d, s, k, p in zip(conv.dilation, conv.stride, conv.kernel_size, conv.padding))
 
 
 def _stacked_batch_norm(group: Sequence[nn.BatchNorm2d], x: torch.Tensor) -> torch.Tensor:

@@ -94,13 +94,10 @@ class RelaxedBlock(nn.Module):
         incoming = [sum(1 for _, j in self.pairs if j == node) for node in range(len(self.shapes))]
         self.betas = nn.ParameterList([nn.Parameter(torch.zeros(max(n, 1))) for n in incoming])
         self.node_activations = nn.ModuleList([ACTIVATIONS[name]() for name in self.activations])
-        self.leaving: list[list[list[int]]] = []  # per node: groups of edge indices that run together
-        for node in range(len(self.shapes)):
-            groups: dict[tuple, list[int]] = {}
-            for e, (i, _) in enumerate(self.pairs):
-                if i == node:
-                    groups.setdefault(group_key(self.edges[f"{i}_{self.pairs[e][1]}"]), []).append(e)
-            self.leaving.append(list(groups.values()))
+        groups: list[dict[tuple, list[int]]] = [{} for _ in self.shapes]
+        for e, (i, j) in enumerate(self.pairs):
+            groups[i].setdefault(group_key(self.edges[f"{i}_{j}"]), []).append(e)
+        self.leaving = [list(by_key.values()) for by_key in groups]  # per node: edge indices that run together
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.edges.parameters())
@@ -121,23 +118,20 @@ class RelaxedBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Node by node; the edges leaving a node run together, grouped by :func:`group_key`."""
         nodes = [x]
-        arriving: list[list[tuple[int, torch.Tensor]]] = [[] for _ in self.shapes]
+        arriving: list[list[torch.Tensor]] = [[] for _ in self.shapes]  # in source order: the order of pairs
         for node in range(len(self.shapes)):
             if node > 0:
-                terms = sorted(arriving[node], key=lambda item: item[0])
+                terms = arriving[node]
                 scale = len(terms) * torch.softmax(self.betas[node], 0) if self.space.edge_normalisation else None
                 total = None
-                for position, (_, term) in enumerate(terms):
+                for position, term in enumerate(terms):
                     term = scale[position] * term if scale is not None else term
                     total = term if total is None else total + term
                 nodes.append(self.node_activations[node - 1](total))
             for group in self.leaving[node]:
                 weights = [torch.softmax(self.alphas[e], 0) for e in group]
-                outputs = mixed_outputs([self.edges[self._name(e)] for e in group], nodes[node], weights)
-                for e, output in zip(group, outputs):
-                    arriving[self.pairs[e][1]].append((e, output))
+                targets = [self.pairs[e][1] for e in group]
+                outputs = mixed_outputs([self.edges[f"{node}_{j}"] for j in targets], nodes[node], weights)
+                for j, output in zip(targets, outputs):
+                    arriving[j].append(output)
         return nodes[-1]
-
-    def _name(self, e: int) -> str:
-        i, j = self.pairs[e]
-        return f"{i}_{j}"
