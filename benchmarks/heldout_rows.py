@@ -158,7 +158,9 @@ def method_settings(name: str, changes: dict | None = None, weight: float = 0.0)
     from archrepair._repair.retain import RetainConfig
 
     changes, distill = changes or {}, "+distill" in name
-    settings = RepairSettings(retain=RetainConfig("distill" if distill else "none", weight))
+    # localisation on D_fail and up to 5,000 other rows (every fit row here), as every stored row ran
+    # before the library's default became 1,000
+    settings = RepairSettings(retain=RetainConfig("distill" if distill else "none", weight), localize_rows=5000)
     return replace(settings, space=replace(settings.space, **{k: v for k, v in changes.items() if k in SPACE_FIELDS}),
                    search=replace(settings.search, **{k: v for k, v in changes.items() if k in SEARCH_FIELDS}),
                    rule=changes.get("rule", settings.rule))

@@ -86,7 +86,8 @@ def compare_cache(kind: str, seed: int, lr: float, task, args) -> dict:
         _, reports[cached] = run_repair(archrepair(lr, args), task)
         reports[cached]["wall_seconds"] = time.perf_counter() - started
         print(row(kind, seed, f"archrepair cache {'on' if cached else 'off'}", lr, reports[cached]) +
-              f" | phases {reports[cached]['phase_seconds']} | cache {reports[cached]['prefix_cache']}", flush=True)
+              f" | phases {reports[cached]['phase_seconds']} | estimated {reports[cached]['estimate_seconds']}"
+              f" | search {search_split(reports[cached])} | cache {reports[cached]['prefix_cache']}", flush=True)
     on, off = reports[True], reports[False]
     return {"time_ratio": on["wall_seconds"] / off["wall_seconds"],
             "method_time_ratio": sum(on["phase_seconds"].values()) / sum(off["phase_seconds"].values()),
@@ -94,6 +95,16 @@ def compare_cache(kind: str, seed: int, lr: float, task, args) -> dict:
             "same_block": on["block"] == off["block"],
             "change_difference_points": abs(on["eval_change_points"] - off["eval_change_points"]),
             "candidate_val_difference": abs(on["val_accuracy_repaired"] - off["val_accuracy_repaired"])}
+
+
+def search_split(report: dict) -> dict:
+    """Where the search's seconds went, summed over its epochs: weight steps, architecture steps,
+    the per-epoch validation passes and the rest (batches of the weight half, book-keeping)."""
+    epochs = report["details"].get("search", [])
+    parts = {part: sum(epoch.get(f"{part}_seconds", 0.0) for epoch in epochs)
+             for part in ("weight", "architecture", "validation")}
+    parts["rest"] = sum(epoch["seconds"] for epoch in epochs) - sum(parts.values())
+    return {part: round(seconds, 1) for part, seconds in parts.items()}
 
 
 def row(kind, seed, method, lr, report, selected=""):

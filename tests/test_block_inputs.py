@@ -173,10 +173,24 @@ def test_a_cache_over_its_memory_cap_spills_to_a_file_and_gives_the_same_repair(
     rows = torch.as_tensor(np.arange(len(spilled.repair.y))[::-1].copy())
     torch.testing.assert_close(inputs.take(rows), in_memory.views["block2"].inputs.take(rows))
     full = predict_logits(spilled.model, spilled.loader(np.arange(len(spilled.repair.y))))
-    torch.testing.assert_close(inputs.original_logits, full, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(view.original_logits(), full, rtol=1e-4, atol=1e-5)
     a, b = _repair(in_memory), _repair(spilled)
     for (name, x), y in zip(a.candidate.state_dict().items(), b.candidate.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+def test_building_the_cache_runs_only_the_part_before_the_block(task_parts):
+    task = _task(task_parts)
+    head = list(task.model.children())[-1]
+    calls = []
+    handle = head.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        task.block_view("block2").cached_inputs()
+        assert not calls  # the original logits are not made until asked for
+        logits = task.original_logits()
+        assert calls and logits.shape == (len(task.repair.y), 10)
+    finally:
+        handle.remove()
 
 
 def test_a_stale_cache_is_refused_on_resume(task_parts, tmp_path):

@@ -3,6 +3,7 @@ kind, the start is close to the original, discretising before any step gives the
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torchvision import models as tvm
@@ -253,14 +254,30 @@ def test_the_search_moves_to_an_operation_that_can_do_what_the_original_cannot(a
     epochs = 12
     config = SearchConfig(epochs=epochs, warmup_epochs=0 if architecture_steps else epochs, lr=0.05, arch_lr=0.1,
                           beta_decay=0.0)  # with the default 0.5 the mixture solves it and the original keeps the lead
-    search(model, relaxed, loader, val_loader, config, lambda m: m.train())
+    score_loader = BatchLoader(*_spike_or_flat(40, 2), [0.05], [0.2], batch_size=16)
+    history = search(model, relaxed, loader, val_loader, config, lambda m: m.train(), score_loader=score_loader)
     after = [p.detach() for p in relaxed.architecture_parameters()]
+    assert history.epochs[-1].val_accuracy == accuracy(model, score_loader)  # the epoch reports the scored rows
+    for epoch in history.epochs:  # where each epoch's seconds went
+        parts = [epoch.weight_seconds, epoch.architecture_seconds, epoch.validation_seconds]
+        assert epoch.weight_seconds > 0 and epoch.validation_seconds > 0 and sum(parts) <= epoch.seconds
+        assert (epoch.architecture_seconds > 0) == architecture_steps
     if not architecture_steps:  # the architecture step off: its parameters never move, bit for bit
         assert all(torch.equal(a, b) for a, b in zip(start, after))
         return
     weights = dict(zip(relaxed.edges["0_1"].names, torch.softmax(relaxed.alphas[0].detach(), 0).tolist()))
     assert weights["max_pool_3x3"] == max(weights.values()) and weights["max_pool_3x3"] > 0.5
     assert [edge["op"] for edge in discretise(relaxed).edges] == ["max_pool_3x3"]
+
+
+def test_each_search_epoch_scores_a_fixed_seeded_sample_of_the_architecture_half():
+    from archrepair._repair.methods.archrepair import SCORE_ROWS, scored_rows
+
+    rows = np.arange(10, 10 + 3 * SCORE_ROWS)
+    chosen = scored_rows(rows, seed=0)
+    assert len(chosen) == SCORE_ROWS and set(chosen) <= set(rows) and (np.diff(chosen) > 0).all()
+    assert np.array_equal(chosen, scored_rows(rows, seed=0)) and not np.array_equal(chosen, scored_rows(rows, seed=1))
+    assert np.array_equal(scored_rows(rows[:100], seed=0), rows[:100])
 
 
 def test_failures_can_be_kept_out_of_the_architecture_half(digits_task):

@@ -5,7 +5,9 @@ Repair uses no augmentation, so the block's inputs never change; caching them re
 forward pass from every step (and from every validation pass). The cut is made with torch.fx
 (:mod:`.block_split`); when it cannot be made or would not be exact the view is off and says why
 (``"off: <reason>"``), and the method runs the full model on images as before. The original model's
-logits on every row come from the same pass (:attr:`BlockInputs.original_logits`).
+logits on every row come from its suffix over the cached inputs, when a method asks for them
+(:meth:`BlockView.original_logits`: regression-aware training, MODE), so that the pass that builds
+the cache runs only the part before the block.
 
 Memory: rows are packed as one ``(N, D)`` float32 array; up to ``TaskConfig.cache_memory`` bytes it
 lives in memory (on the task's device), above it in a memory-mapped file in the work folder (or a
@@ -49,12 +51,11 @@ BUILD_BATCH = 256
 
 class BlockInputs:
     """The frontier values of every row of ``D_repair``, packed ``(N, D)`` float32 (a tensor, or a
-    memory-mapped array when spilled), and ``original_logits`` ``(N, classes)`` of the original
-    model. ``take(rows)`` gives a batch ``(B, D)`` (:class:`~archrepair.data.loader.FeatureRows`)."""
+    memory-mapped array when spilled). ``take(rows)`` gives a batch ``(B, D)``
+    (:class:`~archrepair.data.loader.FeatureRows`)."""
 
-    def __init__(self, values: torch.Tensor | np.ndarray, original_logits: torch.Tensor, spilled_to: Path | None) -> None:
+    def __init__(self, values: torch.Tensor | np.ndarray, spilled_to: Path | None) -> None:
         self.values = values
-        self.original_logits = original_logits
         self.spilled_to = spilled_to
 
     def take(self, rows: torch.Tensor) -> torch.Tensor:
@@ -160,6 +161,20 @@ class BlockView:
             self.inputs = self._build()
         return self.inputs
 
+    def original_logits(self) -> torch.Tensor:
+        """The original model's logits ``(N, classes)`` (float32, on the CPU) on every row of
+        ``D_repair``: its block and what follows, run over the cached inputs (the cache is built
+        first if need be). The caller keeps them (:meth:`RepairTask.original_logits`)."""
+        inputs, model = self.cached_inputs(), self.task.model
+        suffix = PackedSuffix(self.split.suffix(model), self.shapes, self.task.channels_last)
+        rows = torch.arange(len(self.task.repair.y))
+        logits = []
+        with eval_mode(model), torch.no_grad(), autocast(self.task.device, self.task.amp):
+            for start in range(0, len(rows), BUILD_BATCH):
+                packed = inputs.take(rows[start:start + BUILD_BATCH]).to(self.task.device)
+                logits.append(suffix(packed).float().cpu())
+        return torch.cat(logits)
+
     def key(self) -> dict:
         """What the cache was made from; a resumed run must match it."""
         task = self.task
@@ -182,17 +197,16 @@ class BlockView:
             saved = json.loads(key_path.read_text())
             check_same_settings(saved.get("key", {}), key, f"with the cached block inputs in {str(key_path)!r}")
         model = task.model
-        prefix, suffix = self.split.prefix(model), self.split.suffix(model)
+        prefix = self.split.prefix(model)
         rows = len(task.repair.y)
         values: torch.Tensor | np.ndarray | None = None
-        logits, offset, spilled_to = [], 0, None
+        offset, spilled_to = 0, None
         batches = tqdm(task.loader(np.arange(rows), batch_size=BUILD_BATCH), desc=f"caching the inputs of {self.block}",
                        unit="batch", leave=False, disable=None)
         with eval_mode(model), torch.no_grad():
             for images, _ in batches:
                 with autocast(task.device, task.amp):
                     frontier = prefix(images)
-                    output = suffix(*frontier)
                 packed = self._pack(frontier, len(images))
                 if values is None:
                     values, spilled_to = self._allocate(rows, packed.shape[1])
@@ -200,13 +214,12 @@ class BlockView:
                     values[offset:offset + len(images)] = packed.to(values.device)
                 else:
                     values[offset:offset + len(images)] = packed.cpu().numpy()
-                logits.append(output.float().cpu())
                 offset += len(images)
         if isinstance(values, np.memmap):
             values.flush()
         if key_path is not None:
             write_text_atomically(key_path, json.dumps({"key": key, "spilled": spilled_to is not None}))
-        return BlockInputs(values, torch.cat(logits), spilled_to)
+        return BlockInputs(values, spilled_to)
 
     def _pack(self, frontier: tuple[torch.Tensor, ...], batch: int) -> torch.Tensor:
         """One ``(B, D)`` float32 batch of frontier values; records their shapes on first use."""

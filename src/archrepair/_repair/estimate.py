@@ -66,11 +66,15 @@ def step_batch(loader, bound: BoundBlock, view: BlockView | None) -> tuple[tuple
 
 
 def cache_seconds(task: RepairTask, view: BlockView | None) -> float:
-    """Seconds to build ``view``'s cache (one pass of the original model over ``D_repair``), 0 when
-    there is none, or it is off or built."""
+    """Seconds to build ``view``'s cache (one pass of the part before the block over ``D_repair``,
+    timed on a probe of at most PROBE_ROWS rows and scaled), 0 when there is none, or it is off or
+    built."""
     if view is None or view.status != "on" or view.inputs is not None:
         return 0.0
-    return pass_seconds(task.model, task, np.arange(len(task.repair.y)))
+    rows = len(task.repair.y)
+    probe = [images for images, _ in task.loader(np.arange(min(rows, PROBE_ROWS)))]
+    seconds = seconds_per_call(lambda: [view.pack_images(images) for images in probe], calls=1)
+    return seconds * rows / sum(len(images) for images in probe)
 
 
 def training_step(model: nn.Module, parameters: list[nn.Parameter], batch, amp: bool) -> Callable[[], None]:

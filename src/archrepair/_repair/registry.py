@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..budget import Budget
 from .._registry import Registry
-from .._localize import LocalizeConfig
+from .._localize import LOCALIZE_ROWS, LocalizeConfig
 from .._search import SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import Repairer
@@ -46,7 +46,7 @@ class RepairSettings:
     search: SearchConfig = field(default_factory=SearchConfig)
     rule: str = "edge"
     train: TrainConfig = field(default_factory=default_train)
-    localize_rows: int | None = 5000
+    localize_rows: int | None = LOCALIZE_ROWS
     retain: RetainConfig = field(default_factory=RetainConfig)
     layer: str | None = None
 

@@ -135,11 +135,11 @@ class RepairTask:
         return view
 
     def original_logits(self) -> torch.Tensor:
-        """The original model's logits ``(N, C)`` (float32, CPU) on every row of ``repair``: from a
-        built block-input cache (the same pass made them), else one evaluation pass, made once."""
+        """The original model's logits ``(N, C)`` (float32, CPU) on every row of ``repair``, made once:
+        over a built block-input cache (the part after the block only), else one evaluation pass."""
         if "original_logits" not in self.memo:
-            built = [view.inputs for view in self.views.values() if view.inputs is not None]
-            self.memo["original_logits"] = built[0].original_logits if built else predict_logits(
+            built = [view for view in self.views.values() if view.inputs is not None]
+            self.memo["original_logits"] = built[0].original_logits() if built else predict_logits(
                 self.model, self.loader(np.arange(len(self.repair.y))), self.amp, progress="original logits")
         return self.memo["original_logits"]
 

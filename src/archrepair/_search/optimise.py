@@ -61,7 +61,10 @@ class SearchConfig:
 @dataclass
 class SearchEpoch:
     """One search epoch; ``architecture``: the discretised genotype then; ``weights``: every edge's
-    softmax architecture weights then (``Genotype.alphas``: the trajectory of the search)."""
+    softmax architecture weights then (``Genotype.alphas``: the trajectory of the search).
+    ``seconds`` splits into ``weight_seconds`` (weight steps), ``architecture_seconds``
+    (architecture steps, their batches included), ``validation_seconds`` (the epoch's accuracy pass)
+    and the rest (batches of the weight half, book-keeping); on CUDA the split is approximate."""
 
     epoch: int
     train_loss: float
@@ -70,6 +73,9 @@ class SearchEpoch:
     architecture: str
     seconds: float
     weights: list = field(default_factory=list)
+    weight_seconds: float = 0.0
+    architecture_seconds: float = 0.0
+    validation_seconds: float = 0.0
 
 
 @dataclass
@@ -90,11 +96,13 @@ def search(
     on_epoch: Callable[[SearchEpoch], None] | None = None,
     deadline: Deadline | None = None,
     loss_fn: LossFunction | None = None,
+    score_loader: BatchLoader | None = None,
 ) -> SearchHistory:
     """Run the search in place on ``block`` (inside ``model``); resumable from ``state_path``.
     Past ``deadline`` it stops after the current step (``history.stop_reason == "budget"``).
     ``loss_fn``: ``(logits, labels, rows, inputs) -> loss`` for both steps instead of the cross-entropy
-    (the loaders must then yield rows)."""
+    (the loaders must then yield rows). ``score_loader``: the rows whose accuracy each epoch reports
+    (``SearchEpoch.val_accuracy``; default: all of ``val_loader``)."""
     from tqdm import tqdm
 
     weights = [p for p in block.weight_parameters() if p.requires_grad]
@@ -113,13 +121,18 @@ def search(
         train_loader.set_epoch(epoch)
         val_batches = _cycle(val_loader, epoch)
         loss_sum = correct = seen = 0.0
+        spent = {"weight": 0.0, "architecture": 0.0}
         bar = tqdm(train_loader, desc=f"search {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
         for step, (images, labels, *rows) in enumerate(bar, start=epoch * len(train_loader)):
             if epoch >= config.warmup_epochs:
+                clock = time.perf_counter()
                 val_images, val_labels, *val_rows = next(val_batches)
                 architecture_step(model, block, val_images, val_labels, arch_opt, config, loss_fn, *val_rows)
+                spent["architecture"] += time.perf_counter() - clock
             lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / max(total_steps, 1)))
+            clock = time.perf_counter()
             logits, loss = weight_step(model, images, labels, weights, weight_opt, lr, config, loss_fn, *rows)
+            spent["weight"] += time.perf_counter() - clock
             if not torch.isfinite(loss):
                 raise ArchRepairError(f"the search loss became {loss.item()} at epoch {epoch + 1}; lower --search-lr")
             loss_sum += loss.item() * len(labels)
@@ -130,8 +143,12 @@ def search(
                 history.stop_reason = "budget"
                 break
         genotype = discretise(block)
-        record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), accuracy(model, val_loader, config.amp),
-                             genotype.describe(), time.perf_counter() - tick, genotype.alphas)
+        clock = time.perf_counter()
+        val_accuracy = accuracy(model, score_loader or val_loader, config.amp)
+        validation = time.perf_counter() - clock
+        record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_accuracy, genotype.describe(),
+                             time.perf_counter() - tick, genotype.alphas, spent["weight"], spent["architecture"],
+                             validation)
         history.epochs.append(record)
         history.seconds = time.perf_counter() - started
         if state_path is not None:

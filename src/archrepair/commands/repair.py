@@ -25,7 +25,7 @@ from .._checks import (
 )
 from .._repair.estimate import peak_memory_mb
 from ..fileio import write_text_atomically
-from .._localize import FORMULAS, LocalizationReport, LocalizeConfig, list_localizers
+from .._localize import FORMULAS, LOCALIZE_ROWS, LocalizationReport, LocalizeConfig, list_localizers
 from ..errors import ArchRepairError
 from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from .._repair.base import first_off
@@ -49,9 +49,9 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
     group.add_argument("--localize-method", choices=list_localizers(), default="spectrum",
                        help="what picks the block: spectrum (the paper's) or shift (damaged weights) (default: spectrum)")
-    group.add_argument("--localize-rows", type=non_negative_int, default=5000,
+    group.add_argument("--localize-rows", type=non_negative_int, default=LOCALIZE_ROWS,
                        help="localise on D_fail plus at most this many other training rows of D_repair (default: "
-                            "5000; 0: all)")
+                            f"{LOCALIZE_ROWS}; 0: all)")
     group.add_argument("--train-examples", type=non_negative_int, default=5000,
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
     group.add_argument("--val-fraction", type=open_fraction, default=0.2,

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ...budget import Deadline
-from ..._localize import LocalizeConfig, localize
+from ..._localize import LOCALIZE_ROWS, LocalizeConfig, localize
 from ...models import get_block, replace_block
 from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
 from ..._search.optimise import architecture_step, weight_step
@@ -31,6 +31,11 @@ from ..estimate import cache_seconds, pass_seconds, seconds_per_call, step_batch
 from ..registry import RepairSettings, default_train, register_repairer
 from ..retain import RetainConfig, retain_loss, teacher
 from ..task import RepairTask
+
+SCORE_ROWS = 2048
+"""Rows of the architecture half whose accuracy each search epoch reports (a figure that is logged and
+recorded, never used to decide): on the whole training set, scoring all of its ~20,000 rows took
+10-28% of the search's time (``benchmarks/repair_cifar10.py --compare-cache``)."""
 
 
 @dataclass
@@ -48,7 +53,7 @@ class ArchRepairConfig:
     rule: str = "edge"
     single_layer: bool = False
     finetune: TrainConfig = field(default_factory=default_train)
-    localize_rows: int | None = 5000
+    localize_rows: int | None = LOCALIZE_ROWS
     retain: RetainConfig = field(default_factory=RetainConfig)
 
 
@@ -107,7 +112,7 @@ class ArchRepair(Repairer):
         warmup = min(config.search.warmup_epochs, config.search.epochs)
         seconds["search"] = cache_seconds(task, view) + \
             steps * (warmup * weight_only + (config.search.epochs - warmup) * both) + \
-            config.search.epochs * pass_seconds(bound.model, task, architecture_rows, view)
+            config.search.epochs * pass_seconds(bound.model, task, scored_rows(architecture_rows, task.seed), view)
         repaired = copy.deepcopy(task.model)
         replace_block(repaired, block, DiscreteBlock(discretise(RelaxedBlock(graph, config.space)), graph.edges))
         set_mode = trainable_only(repaired, get_block(repaired, block))
@@ -155,7 +160,8 @@ class ArchRepair(Repairer):
                                       with_rows=rows),
                          replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
                          on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
-                         deadline=deadline, loss_fn=loss_fn)
+                         deadline=deadline, loss_fn=loss_fn,
+                         score_loader=bound.loader(scored_rows(architecture_rows, task.seed)))
         genotype = discretise(relaxed, config.rule)
         seconds["search"] = time.perf_counter() - started
         details["search"] = [asdict(e) for e in history.epochs]
@@ -197,6 +203,14 @@ class ArchRepair(Repairer):
             return None
         return retain_loss(self.config.retain, task.original_logits(),
                            teacher(task.model, block, view if status == "on" else None))
+
+
+def scored_rows(architecture_rows: np.ndarray, seed: int) -> np.ndarray:
+    """The rows of the architecture half whose accuracy each search epoch reports: all of them, or a
+    seeded sample of SCORE_ROWS (sorted), the same in every epoch."""
+    if len(architecture_rows) <= SCORE_ROWS:
+        return architecture_rows
+    return np.sort(np.random.default_rng(seed + 11).choice(architecture_rows, size=SCORE_ROWS, replace=False))
 
 
 def search_halves(task: RepairTask, config: SearchConfig) -> tuple[np.ndarray, np.ndarray]:

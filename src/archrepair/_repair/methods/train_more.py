@@ -20,7 +20,7 @@ import numpy as np
 from torch import nn
 
 from ...budget import Deadline
-from ..._localize import LocalizeConfig
+from ..._localize import LOCALIZE_ROWS, LocalizeConfig
 from ...models import get_block
 from ..._search.surgery import trainable_only
 from ...train import TrainConfig
@@ -42,7 +42,7 @@ class TrainMoreConfig:
     train: TrainConfig = field(default_factory=default_train)
     block: str | None = None
     localize: LocalizeConfig = field(default_factory=LocalizeConfig)
-    localize_rows: int | None = 5000
+    localize_rows: int | None = LOCALIZE_ROWS
     retain: RetainConfig = field(default_factory=RetainConfig)
 
 
@@ -95,7 +95,8 @@ def _rows(task: RepairTask) -> np.ndarray:
 
 @register_repairer("train-more-network", "baseline: the whole network trained on D_repair without D_fail")
 def train_more_network(settings: RepairSettings) -> TrainMore:
-    return TrainMore(TrainMoreConfig("network", settings.train, retain=settings.retain))
+    return TrainMore(TrainMoreConfig("network", settings.train, None, settings.localize, settings.localize_rows,
+                                     settings.retain))
 
 
 @register_repairer("train-more-block", "baseline: the localised block trained on D_repair without D_fail")
