@@ -193,6 +193,14 @@ def test_building_the_cache_runs_only_the_part_before_the_block(task_parts):
         handle.remove()
 
 
+def test_evaluating_at_a_block_leaves_every_module_of_the_model_in_eval_mode(task_parts):
+    task = _task(task_parts)
+    bound = task.block_view("block2").bind(task.model)
+    predict_logits(bound.model, bound.loader(task.val_indices))
+    task.original_logits()
+    assert not any(module.training for module in task.model.modules())
+
+
 def test_a_stale_cache_is_refused_on_resume(task_parts, tmp_path):
     work = tmp_path / "work"
     _task(task_parts).block_view("block2", work).cached_inputs()

@@ -42,6 +42,7 @@ from .._checks import check_same_settings
 from ..device import autocast
 from ..fileio import write_text_atomically
 from ..models import get_block
+from ..evaluate import predict_logits
 from .block_split import BlockSplit, CacheOff, eval_mode, restored_modes, split_at_block
 
 CACHE_FILE = "block_inputs.npy"
@@ -83,6 +84,7 @@ class PackedSuffix(nn.Module):
         self.shapes = shapes
         self.sizes = [math.prod(shape) for shape in shapes]
         self.channels_last = channels_last
+        self.training = graph_module.training  # the model's mode, as the graph module took it (not nn.Module's True)
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
         values, offset = [], 0
@@ -165,15 +167,12 @@ class BlockView:
         """The original model's logits ``(N, classes)`` (float32, on the CPU) on every row of
         ``D_repair``: its block and what follows, run over the cached inputs (the cache is built
         first if need be). The caller keeps them (:meth:`RepairTask.original_logits`)."""
-        inputs, model = self.cached_inputs(), self.task.model
-        suffix = PackedSuffix(self.split.suffix(model), self.shapes, self.task.channels_last)
-        rows = torch.arange(len(self.task.repair.y))
-        logits = []
-        with eval_mode(model), torch.no_grad(), autocast(self.task.device, self.task.amp):
-            for start in range(0, len(rows), BUILD_BATCH):
-                packed = inputs.take(rows[start:start + BUILD_BATCH]).to(self.task.device)
-                logits.append(suffix(packed).float().cpu())
-        return torch.cat(logits)
+        task = self.task
+        inputs = self.cached_inputs()
+        suffix = PackedSuffix(self.split.suffix(task.model), self.shapes, task.channels_last)
+        with restored_modes(task.model):
+            return predict_logits(suffix, task.loader(np.arange(len(task.repair.y)), BUILD_BATCH, features=inputs),
+                                  task.amp, progress="original logits")
 
     def key(self) -> dict:
         """What the cache was made from; a resumed run must match it."""

@@ -144,7 +144,7 @@ def search(
                 break
         genotype = discretise(block)
         clock = time.perf_counter()
-        val_accuracy = accuracy(model, score_loader or val_loader, config.amp)
+        val_accuracy = accuracy(model, val_loader if score_loader is None else score_loader, config.amp)
         validation = time.perf_counter() - clock
         record = SearchEpoch(epoch, loss_sum / max(seen, 1), correct / max(seen, 1), val_accuracy, genotype.describe(),
                              time.perf_counter() - tick, genotype.alphas, spent["weight"], spent["architecture"],

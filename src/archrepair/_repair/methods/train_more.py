@@ -95,8 +95,8 @@ def _rows(task: RepairTask) -> np.ndarray:
 
 @register_repairer("train-more-network", "baseline: the whole network trained on D_repair without D_fail")
 def train_more_network(settings: RepairSettings) -> TrainMore:
-    return TrainMore(TrainMoreConfig("network", settings.train, None, settings.localize, settings.localize_rows,
-                                     settings.retain))
+    return TrainMore(TrainMoreConfig("network", settings.train, localize=settings.localize,
+                                     localize_rows=settings.localize_rows, retain=settings.retain))
 
 
 @register_repairer("train-more-block", "baseline: the localised block trained on D_repair without D_fail")
