@@ -246,7 +246,7 @@ def method_table(rows: list[dict], kind: str) -> dict:
     figures = {}
     print(f"\n{kind}: mean ± sd over seeds; hold-out change in points, flips and fixes in %")
     print("method | runs | change | mean interval | negative flips | unseen fixed | D_fail fixed | paper's figure | "
-          "candidate change | candidate negative flips | candidate D_fail fixed | seconds | image passes")
+          "candidate change | candidate negative flips | candidate D_fail fixed | seconds | image passes | epochs reached")
     for method in dict.fromkeys(row["method"] for row in rows if row["model"] == kind):
         mine = [row for row in rows if row["model"] == kind and row["method"] == method]
 
@@ -265,10 +265,21 @@ def method_table(rows: list[dict], kind: str) -> dict:
         passes_text = f"{np.mean(passes):.1f}" if passes else "-"
         print(f"{method} | {len(mine)} | {change[0]:+.2f} ± {change[1]:.2f} | [{interval[0]:+.2f}, {interval[1]:+.2f}] | "
               f"{flips[0]:.2f} | {unseen[0]:.1f} | {fixed[0]:.1f} | {paper[0]:+.2f} | {candidate[0]:+.2f} ± "
-              f"{candidate[1]:.2f} | {candidate_flips[0]:.2f} | {candidate_fixed[0]:.1f} | {seconds:.0f} | {passes_text}")
+              f"{candidate[1]:.2f} | {candidate_flips[0]:.2f} | {candidate_fixed[0]:.1f} | {seconds:.0f} | {passes_text} | "
+              f"{epochs_reached(mine)}")
         figures[f"{kind}_{method}_candidate_change_points"] = round(float(candidate[0]), 2)
         figures[f"{kind}_{method}_candidate_negative_flip_percent"] = round(float(candidate_flips[0]), 2)
     return figures
+
+
+def epochs_reached(rows: list[dict]) -> str:
+    """The mean epochs per phase over ``rows`` (``row["epochs"]``: phase -> epochs trained; a method's
+    single training history is named ``history``), e.g. ``search 6.0, finetune 4.8``; ``-`` when none."""
+    phases = list(dict.fromkeys(phase for row in rows for phase in row.get("epochs") or {}))
+    if not phases:
+        return "-"
+    means = {phase: np.mean([(row.get("epochs") or {}).get(phase, 0) for row in rows]) for phase in phases}
+    return ", ".join(f"{means[p]:.1f}" if p == "history" else f"{p} {means[p]:.1f}" for p in phases)
 
 
 def paired(rows: list[dict], reference: str, other: str, whose: str = "returned",
