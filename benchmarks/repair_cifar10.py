@@ -18,7 +18,9 @@ before and after (same examples), the fix rate on D_fail, broken examples, time,
 
 ``--compare-cache`` runs ArchRepair alone, with the cached block inputs and without them (same
 task, same seed), and prints the wall-time ratio, whether the kept/original decision and the
-architecture are the same, and the difference of the accuracy changes.
+architecture are the same, and the difference of the accuracy changes. ``--cache-order on,off,off,on``
+repeats the pair in mirrored order: the ratio of the summed times is then insensitive to a linear
+drift of the machine's speed (on this 2-core machine sequential runs differ by up to 30%).
 """
 
 from __future__ import annotations
@@ -77,24 +79,35 @@ def network_epoch_seconds(task, steps: int = 20, warmup: int = 3) -> float:
 
 
 def compare_cache(kind: str, seed: int, lr: float, task, args) -> dict:
-    """ArchRepair on ``task`` with the prefix cache and without: time ratio and agreement."""
-    reports = {}
-    for cached in (True, False):
+    """ArchRepair on ``task`` with the prefix cache and without, in the order ``args.cache_order``
+    (e.g. on, off, off, on: a drift of the machine's speed that is linear in time cancels): the ratio
+    of the summed wall times, and whether every run agrees with the first."""
+    runs = []
+    for setting in args.cache_order.split(","):
+        cached = setting == "on"
         task.config.prefix_cache = cached
         task.views.clear()
         started = time.perf_counter()
-        _, reports[cached] = run_repair(archrepair(lr, args), task)
-        reports[cached]["wall_seconds"] = time.perf_counter() - started
-        print(row(kind, seed, f"archrepair cache {'on' if cached else 'off'}", lr, reports[cached]) +
-              f" | phases {reports[cached]['phase_seconds']} | estimated {reports[cached]['estimate_seconds']}"
-              f" | search {search_split(reports[cached])} | cache {reports[cached]['prefix_cache']}", flush=True)
-    on, off = reports[True], reports[False]
-    return {"time_ratio": on["wall_seconds"] / off["wall_seconds"],
-            "method_time_ratio": sum(on["phase_seconds"].values()) / sum(off["phase_seconds"].values()),
-            "same_decision": on["kept"] == off["kept"], "same_genotype": on["genotype"] == off["genotype"],
-            "same_block": on["block"] == off["block"],
-            "change_difference_points": abs(on["eval_change_points"] - off["eval_change_points"]),
-            "candidate_val_difference": abs(on["val_accuracy_repaired"] - off["val_accuracy_repaired"])}
+        _, report = run_repair(archrepair(lr, args), task)
+        report["wall_seconds"] = time.perf_counter() - started
+        runs.append((cached, report))
+        print(row(kind, seed, f"archrepair cache {setting}", lr, report) +
+              f" | phases {report['phase_seconds']} | estimated {report['estimate_seconds']}"
+              f" | search {search_split(report)} | cache {report['prefix_cache']}", flush=True)
+
+    def total(cached: bool, key) -> float:
+        return sum(key(report) for on, report in runs if on == cached)
+
+    first = runs[0][1]
+    return {"time_ratio": total(True, lambda r: r["wall_seconds"]) / total(False, lambda r: r["wall_seconds"]),
+            "method_time_ratio": total(True, lambda r: sum(r["phase_seconds"].values()))
+            / total(False, lambda r: sum(r["phase_seconds"].values())),
+            "same_decision": all(r["kept"] == first["kept"] for _, r in runs),
+            "same_genotype": all(r["genotype"] == first["genotype"] for _, r in runs),
+            "same_block": all(r["block"] == first["block"] for _, r in runs),
+            "change_difference_points": max(abs(r["eval_change_points"] - first["eval_change_points"]) for _, r in runs),
+            "candidate_val_difference": max(abs(r["val_accuracy_repaired"] - first["val_accuracy_repaired"])
+                                            for _, r in runs)}
 
 
 def search_split(report: dict) -> dict:
@@ -132,7 +145,12 @@ def main() -> None:
                         help="validate on every held-out example (results before 2026-11-30 were made so)")
     parser.add_argument("--compare-cache", action="store_true",
                         help="ArchRepair with and without the cached block inputs, side by side (no fine-tuning baseline)")
+    parser.add_argument("--cache-order", default="on,off",
+                        help="with --compare-cache: the runs in order, e.g. on,off,off,on to cancel a drift of the "
+                             "machine's speed")
     args = parser.parse_args()
+    if set(args.cache_order.split(",")) != {"on", "off"}:
+        parser.error(f"--cache-order takes on and off, comma-separated, both present; got {args.cache_order!r}")
     grid = [float(v) for v in args.grid.split(",")]
     data = load_data(cifar10_spec())
     print("model | seed | method | lr | val acc | eval before % | eval after % | change pts | D_fail fixed % | "

@@ -29,10 +29,12 @@ from common import print_headline
 BLOCKS = ["layer1", "layer2", "layer3", "layer4"]
 
 
-def measure(kind: str, block: str | None, width: float, batch: int, steps: int, device: str,
-            profile: bool = False) -> dict:
-    """Run in a child process: build the configuration, time ``steps`` steps, report time and memory
-    (and with ``profile``, the operators taking the most self time over ``steps`` more steps)."""
+def build_step(kind: str, block: str | None, width: float, batch: int, device: str):
+    """One configuration's training step on a random batch, as ``(step, weights)``: ``step()`` runs
+    it, ``weights`` are the parameters it trains. ``kind``: ``network`` (every weight), ``block``
+    (the block's weights, the rest frozen), ``relaxed`` (an architecture step then a weight step of
+    the relaxed block), ``relaxed-plain`` (the architecture pass computing weight gradients too);
+    ``-cached`` on ``block`` or ``relaxed``: on the cached inputs of the block (the repair's path)."""
     import torch
     from torch import nn
 
@@ -90,6 +92,16 @@ def measure(kind: str, block: str | None, width: float, batch: int, steps: int, 
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    return step, weights
+
+
+def measure(kind: str, block: str | None, width: float, batch: int, steps: int, device: str,
+            profile: bool = False) -> dict:
+    """Run in a child process: build the configuration, time ``steps`` steps, report time and memory
+    (and with ``profile``, the operators taking the most self time over ``steps`` more steps)."""
+    import torch
+
+    step, weights = build_step(kind, block, width, batch, device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,0 +1,111 @@
+"""How far caching can take block-level repair: FLOP floors beside drift-robust time ratios (#13).
+
+    python benchmarks/step_floor.py [--width 0.25] [--batch 64] [--pairs 30]
+
+ResNet-18 (CIFAR variant) at the given width, the steps of ``step_cost.py`` (``build_step``: the
+functions the repair runs). For each configuration against one network-level step:
+
+* the FLOP ratio (``torch.utils.flop_counter``: convolutions and matrix products, forward and
+  backward, of one step): what the step costs if every operation ran as efficiently as the
+  network's; the cached block steps of each block, the cached relaxed ``layer4`` search step
+  (architecture pass plus weight pass), and the forward pass of the part before each block (what
+  the uncached path adds per batch);
+* the time ratio measured *interleaved* in one process (network step, then the configuration,
+  ``--pairs`` times; median of the per-pair ratios), so that a drift of the machine's speed, which
+  on this 2-core machine moves sequential runs by up to 30%, touches both sides alike.
+
+The block-level Table 1 repair trains ``layer2`` (the block the failure gradients pick), so its
+cached step's FLOP ratio is the floor of its time ratio before any set-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from common import print_headline
+from step_cost import BLOCKS, build_step
+
+INTERLEAVED = [("block-cached", "layer2"), ("block-cached", "layer4"), ("relaxed-cached", "layer4")]
+
+
+def flops(step) -> int:
+    """FLOPs of one call of ``step`` (convolutions and matrix products, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def prefix_flops(block: str, width: float, batch: int) -> int:
+    """FLOPs of the forward pass of the part of the network before ``block``."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from archrepair._repair.block_split import split_at_block
+    from archrepair.models import get_model
+
+    model = get_model("resnet18", num_classes=10, width=width).eval()
+    prefix = split_at_block(model, block).prefix(model)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        prefix(torch.randn(batch, 3, 32, 32))
+    return counter.get_total_flops()
+
+
+def interleaved_ratio(network, other, pairs: int) -> tuple[float, float, float]:
+    """Median over ``pairs`` of (time of ``other()`` / time of the ``network()`` step just before it),
+    and the median seconds of each; two warm-up calls each first."""
+    for _ in range(2):
+        network(), other()
+    ratios, network_seconds, other_seconds = [], [], []
+    for _ in range(pairs):
+        started = time.perf_counter()
+        network()
+        middle = time.perf_counter()
+        other()
+        ended = time.perf_counter()
+        network_seconds.append(middle - started)
+        other_seconds.append(ended - middle)
+        ratios.append((ended - middle) / (middle - started))
+    return statistics.median(ratios), statistics.median(network_seconds), statistics.median(other_seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=30)
+    args = parser.parse_args()
+    network, _ = build_step("network", None, args.width, args.batch, "cpu")
+    network_flops = flops(network)
+    print(f"network-level step: {network_flops / 1e9:.2f} GFLOP (batch {args.batch})")
+    headline = {}
+    print("block | cached block step FLOPs / network | prefix forward FLOPs / network")
+    for block in BLOCKS:
+        step, _ = build_step("block-cached", block, args.width, args.batch, "cpu")
+        block_ratio = flops(step) / network_flops
+        prefix_ratio = prefix_flops(block, args.width, args.batch) / network_flops
+        print(f"{block} | {block_ratio:.3f} | {prefix_ratio:.3f}")
+        headline[f"{block}_block_cached_flop_ratio"] = round(block_ratio, 3)
+        headline[f"{block}_prefix_forward_flop_ratio"] = round(prefix_ratio, 3)
+    relaxed, _ = build_step("relaxed-cached", "layer4", args.width, args.batch, "cpu")
+    relaxed_ratio = flops(relaxed) / network_flops
+    uncached = relaxed_ratio + 2 * headline["layer4_prefix_forward_flop_ratio"]  # two batches per step
+    print(f"relaxed layer4 search step, cached: {relaxed_ratio:.3f} of a network step's FLOPs "
+          f"(uncached: {uncached:.3f}, ratio {relaxed_ratio / uncached:.2f})")
+    headline["layer4_relaxed_cached_flop_ratio"] = round(relaxed_ratio, 3)
+    headline["layer4_relaxed_cached_to_uncached_flop_ratio"] = round(relaxed_ratio / uncached, 3)
+    print(f"interleaved with a network step, {args.pairs} pairs each (median of per-pair ratios):")
+    print("configuration | block | time ratio | network step ms | its step ms")
+    for kind, block in INTERLEAVED:
+        step, _ = build_step(kind, block, args.width, args.batch, "cpu")
+        ratio, network_seconds, seconds = interleaved_ratio(network, step, args.pairs)
+        print(f"{kind} | {block} | {ratio:.3f} | {1000 * network_seconds:.1f} | {1000 * seconds:.1f}", flush=True)
+        headline[f"{block}_{kind.replace('-', '_')}_interleaved_time_ratio"] = round(ratio, 3)
+    print_headline(headline)
+
+
+if __name__ == "__main__":
+    main()
