@@ -33,7 +33,8 @@ def build_step(kind: str, block: str | None, width: float, batch: int, device: s
     """One configuration's training step on a random batch, as ``(step, weights)``: ``step()`` runs
     it, ``weights`` are the parameters it trains. ``kind``: ``network`` (every weight), ``block``
     (the block's weights, the rest frozen), ``relaxed`` (an architecture step then a weight step of
-    the relaxed block), ``relaxed-plain`` (the architecture pass computing weight gradients too);
+    the relaxed block), ``relaxed-weights`` (the weight step alone, as in the search's warm-up),
+    ``relaxed-plain`` (the architecture pass computing weight gradients too);
     ``-cached`` on ``block`` or ``relaxed``: on the cached inputs of the block (the repair's path)."""
     import torch
     from torch import nn
@@ -79,7 +80,8 @@ def build_step(kind: str, block: str | None, width: float, batch: int, device: s
 
     def step() -> None:
         if kind.startswith("relaxed") and kind != "relaxed-plain":
-            architecture_step(model, relaxed, images, labels, arch_opt, config)
+            if not kind.startswith("relaxed-weights"):
+                architecture_step(model, relaxed, images, labels, arch_opt, config)
             weight_step(model, images, labels, weights, weight_opt, 0.01, config)
         else:
             if arch_opt is not None:  # relaxed-plain: the architecture pass computes weight gradients too
