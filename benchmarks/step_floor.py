@@ -103,21 +103,25 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=int, default=1)
     parser.add_argument("--finetune-epochs", type=int, default=3)
     args = parser.parse_args()
+    counts = (args.batch, args.pairs, args.fit_rows, args.repair_rows, args.search_epochs, args.finetune_epochs)
+    if args.width <= 0 or min(counts) < 1 or not 0 <= args.warmup_epochs < args.search_epochs:
+        parser.error("--width must be above 0, --batch, --pairs, the row counts and the epochs at least 1, and "
+                     "--warmup-epochs from 0 to --search-epochs - 1")
     network, _ = build_step("network", None, args.width, args.batch, "cpu")
     network_flops = flops(network)
     print(f"network-level step: {network_flops / 1e9:.2f} GFLOP (batch {args.batch})")
-    headline = {}
+    headline, block_ratio, prefix_ratio = {}, {}, {}
     print("block | cached block step FLOPs / network | prefix forward FLOPs / network")
     for block in BLOCKS:
         step, _ = build_step("block-cached", block, args.width, args.batch, "cpu")
-        block_ratio = flops(step) / network_flops
-        prefix_ratio = prefix_flops(block, args.width, args.batch) / network_flops
-        print(f"{block} | {block_ratio:.3f} | {prefix_ratio:.3f}")
-        headline[f"{block}_block_cached_flop_ratio"] = round(block_ratio, 3)
-        headline[f"{block}_prefix_forward_flop_ratio"] = round(prefix_ratio, 3)
+        block_ratio[block] = flops(step) / network_flops
+        prefix_ratio[block] = prefix_flops(block, args.width, args.batch) / network_flops
+        print(f"{block} | {block_ratio[block]:.3f} | {prefix_ratio[block]:.3f}")
+        headline[f"{block}_block_cached_flop_ratio"] = round(block_ratio[block], 3)
+        headline[f"{block}_prefix_forward_flop_ratio"] = round(prefix_ratio[block], 3)
     relaxed, _ = build_step("relaxed-cached", "layer4", args.width, args.batch, "cpu")
     relaxed_ratio = flops(relaxed) / network_flops
-    uncached = relaxed_ratio + 2 * headline["layer4_prefix_forward_flop_ratio"]  # two batches per step
+    uncached = relaxed_ratio + 2 * prefix_ratio["layer4"]  # two batches per step
     print(f"relaxed layer4 search step, cached: {relaxed_ratio:.3f} of a network step's FLOPs "
           f"(uncached: {uncached:.3f}, ratio {relaxed_ratio / uncached:.2f})")
     headline["layer4_relaxed_cached_flop_ratio"] = round(relaxed_ratio, 3)
@@ -125,7 +129,7 @@ def main() -> None:
     weights_only, _ = build_step("relaxed-weights-cached", "layer4", args.width, args.batch, "cpu")
     cached_run, uncached_run = whole_run_floor(
         {"relaxed": relaxed_ratio, "relaxed_weights": flops(weights_only) / network_flops,
-         "block": headline["layer4_block_cached_flop_ratio"], "prefix": headline["layer4_prefix_forward_flop_ratio"]}, args)
+         "block": block_ratio["layer4"], "prefix": prefix_ratio["layer4"]}, args)
     print(f"whole run on layer4 ({args.fit_rows:,} fit rows, {args.search_epochs} search epochs with "
           f"{args.warmup_epochs} warm-up, {args.finetune_epochs} fine-tuning): cached {cached_run:,.0f}, uncached "
           f"{uncached_run:,.0f} network steps' FLOPs: ratio {cached_run / uncached_run:.2f}")

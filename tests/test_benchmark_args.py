@@ -1,0 +1,27 @@
+"""Benchmark scripts refuse bad options with one line of error before any work (#13's additions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("script,arguments,message", [
+    ("repair_cifar10.py", ["--compare-cache", "--cache-order", "on,of"], "--cache-order takes on and off"),
+    ("repair_cifar10.py", ["--compare-cache", "--cache-order", "on,on"], "both present"),
+    ("step_floor.py", ["--pairs", "0"], "at least 1"),
+    ("step_floor.py", ["--warmup-epochs", "3", "--search-epochs", "3"], "--warmup-epochs from 0"),
+    ("step_floor.py", ["--width", "0"], "--width must be above 0"),
+])
+def test_a_benchmark_refuses_a_bad_option_in_one_line_without_a_traceback(script, arguments, message):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{script}: error:") and message in last
+    assert "Traceback" not in result.stderr and not result.stdout
