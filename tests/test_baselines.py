@@ -23,7 +23,8 @@ def test_finetune_returns_the_common_result_and_report(digits_task_of, digits):
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     assert 0 <= report["fail_fixed_rate"] <= 1 and report["fail_accuracy_before"] == 0.0
     better = (result.val_accuracy_repaired, -result.val_loss_repaired) > (result.val_accuracy_original, -result.val_loss_original)
-    assert report["kept"] == ("repaired" if better else "original")
+    assert report["keep"]["decision_old_rule"] == ("repaired" if better else "original")
+    assert report["kept"] == report["keep"]["decision"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

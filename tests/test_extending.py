@@ -163,6 +163,7 @@ def test_every_registered_method_repairs_and_saves_through_the_command_line(digi
 
 
 def test_dry_runs_estimate_every_phase_and_write_nothing(digits_checkpoint, tmp_path, capsys):
+    from archrepair._repair.methods.auto import FAILURE_CANDIDATES
     from archrepair.repair import list_repairers
 
     common = ["--count", "10", "--train-examples", "150", "--search-epochs", "2", "--finetune-epochs", "2", "--level", "10"]
@@ -173,7 +174,8 @@ def test_dry_runs_estimate_every_phase_and_write_nothing(digits_checkpoint, tmp_
                   "archrepair-layer": {"search", "finetune"}, "arachne": {"localise", "search"},
                   "apricot": {"reduced_models", "adjust"}, "mode": {"diagnose", "retrain"},
                   "augmix": {"guide", "train"}, "deeprepair": {"guide", "train"}, "fewshot-recon": {"guide", "train"},
-                  "bn-adapt": {"adapt"}, "bn-adapt-pool": {"adapt"}, "sensei": {"train"}}.get(method, {"repair"})
+                  "bn-adapt": {"adapt"}, "bn-adapt-pool": {"adapt"}, "sensei": {"train"},
+                  "auto": {spec.name for spec in FAILURE_CANDIDATES}}.get(method, {"repair"})
         assert phases <= set(estimate["estimate_seconds"]) and estimate["total_seconds"] > 0, (method, estimate)
     compared = _json(capsys, main(["compare", str(digits_checkpoint), "--methods", "archrepair,block-gradient",
                                    "--seeds", "2", *common, "--dry-run", "--out", str(tmp_path / "c"), "--json"]))

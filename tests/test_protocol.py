@@ -202,8 +202,14 @@ def test_a_model_with_an_unknown_training_holdout_validates_on_the_test_sets_val
     assert test_validation_share(imported, digits, "paper") == 0.0
     split = digits_split(15, validation=0.1)
     task = make_task(model, imported, digits, split, TaskConfig(train_examples=300))
-    rows = task.repair.val_rows
-    assert len(rows) == len(split.validation_indices) and set(task.val_indices) == set(rows)
-    np.testing.assert_array_equal(task.repair.x[rows], digits.x_test[split.validation_indices])
-    np.testing.assert_array_equal(task.repair.y[rows], digits.y_test[split.validation_indices])
+    rows, keep = task.repair.val_rows, task.keep
+    assert set(task.val_indices) == set(rows)
+    # half of the validation part stops early, the other half is the keep rule's; together, all of it
+    assert keep.source == "half of the test set's validation part" and abs(len(keep) - len(rows)) <= 10
+    assert not set(keep.indices) & (set(split.holdout_indices) | set(split.fail_indices))
+    stopping = np.setdiff1d(split.validation_indices, keep.indices)
+    assert len(stopping) == len(rows) and len(stopping) + len(keep) == len(split.validation_indices)
+    np.testing.assert_array_equal(task.repair.x[rows], digits.x_test[stopping])
+    np.testing.assert_array_equal(task.repair.y[rows], digits.y_test[stopping])
+    np.testing.assert_array_equal(keep.x, digits.x_test[keep.indices])
     assert len(task.fit_indices) == len(split.fail_indices) + 300 and not set(task.fit_indices) & set(rows)

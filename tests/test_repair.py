@@ -15,7 +15,7 @@ from archrepair._repair.pipeline import run_repair
 from archrepair._search import MixedEdge, RelaxedBlock, SearchConfig
 from archrepair.train import TrainConfig
 
-FAST = ["--search-epochs", "2", "--warmup-epochs", "1", "--finetune-epochs", "2", "--train-examples", "300",
+FAST = ["--method", "archrepair", "--search-epochs", "2", "--warmup-epochs", "1", "--finetune-epochs", "2", "--train-examples", "300",
         "--level", "20", "--count", "15"]
 
 
@@ -52,7 +52,9 @@ def test_saved_repair_reloads_as_a_plain_model(cli, digits_checkpoint, digits, t
     report = json.loads(out)
     better = (report["val_accuracy_repaired"], -report["val_loss_repaired"]) > (report["val_accuracy_original"],
                                                                                 -report["val_loss_original"])
-    assert report["kept"] == ("repaired" if better else "original")
+    keep = report["keep"]  # the keep rule decides; the old validation rule is recorded beside it
+    assert keep["decision_old_rule"] == ("repaired" if better else "original") and report["kept"] == keep["decision"]
+    assert keep["rule"] == "mcnemar" and report["kept"] == ("repaired" if keep["p_value"] <= keep["level"] else "original")
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     model = archrepair.load(tmp_path / "fixed")
     assert not any(isinstance(m, (MixedEdge, RelaxedBlock)) for m in model.modules())

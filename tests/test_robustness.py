@@ -91,7 +91,7 @@ def gray28(tmp_path_factory, digits):
 
 @pytest.mark.parametrize("block", ["layer1", "layer2", "layer3", "layer4"])
 def test_repair_at_28_pixels_works_for_every_block(gray28, tmp_path, block, capsys):
-    status = main(["repair", str(gray28 / "model"), "--block", block, "--count", "10", "--train-examples", "40",
+    status = main(["repair", str(gray28 / "model"), "--method", "archrepair", "--block", block, "--count", "10", "--train-examples", "40",
                    "--search-epochs", "1", "--warmup-epochs", "0", "--finetune-epochs", "1", "--search-batch-size", "16",
                    "--partial-channels", "1", "--out", str(tmp_path / "r"), "--json"])
     assert status == 0, capsys.readouterr().err

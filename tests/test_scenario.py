@@ -69,7 +69,12 @@ def test_repair_task_validates_on_training_examples_only(digits):
     failures = set(range(task.repair.num_failures))
     assert failures <= set(task.fit_indices.tolist())  # every failure is trained on
     assert not failures & set(task.val_indices.tolist())  # and none is used to choose
-    assert len(task.val_indices) == 60 and len(task.fit_indices) == 20 + 240
+    # no training hold-out is known: the 60 validation rows are halved, early stopping and keep rule
+    assert len(task.val_indices) == 30 and len(task.keep) == 30 and len(task.fit_indices) == 20 + 240
+    assert task.keep.source == "half of the validation rows"
+    unused = np.setdiff1d(np.arange(len(task.repair.y)), np.concatenate([task.fit_indices, task.val_indices]))
+    assert set(task.repair.train_indices[unused - 20].tolist()) == set(task.keep.indices.tolist())  # neither fit nor val
+    np.testing.assert_array_equal(task.keep.x, task.repair.x[unused])
     assert sorted(task.search_train.tolist() + task.search_val.tolist()) == task.fit_indices.tolist()
 
 
@@ -161,19 +166,26 @@ class _FavoursZero(torch.nn.Module):
         return self.margin * torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.long), 10).float()
 
 
-def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digits):
+@pytest.mark.parametrize("protocol", ["paper", "heldout"])
+def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digits, protocol):
+    """The old rule (the paper's, and recorded beside the keep rule): ties by the lower loss. Under
+    ``heldout`` the same predictions have no discordant keep row, so the original stays."""
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
     from archrepair._repair import make_task
     from archrepair._repair.base import keep_better
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
-    split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 20, 0)
+    split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 20, 0, protocol=protocol)
     sure, unsure = _FavoursZero(1.0), _FavoursZero(0.01)  # same predictions; about 90% of labels are not 0,
     task = make_task(sure, record, digits, split, TaskConfig(train_examples=300, seed=0))  # so the unsure one has the lower loss
     result = keep_better("test", task, unsure)
     assert result.val_accuracy_original == result.val_accuracy_repaired
-    assert result.val_loss_repaired < result.val_loss_original and result.kept == "repaired"
+    assert result.val_loss_repaired < result.val_loss_original and result.keep["decision_old_rule"] == "repaired"
+    assert result.kept == ("repaired" if protocol == "paper" else "original")
+    if protocol == "heldout":
+        assert result.keep["candidate_only_right"] == result.keep["original_only_right"] == 0
+        assert result.keep["p_value"] == 1.0
     task = make_task(unsure, record, digits, split, TaskConfig(train_examples=300, seed=0))
     assert keep_better("test", task, sure).kept == "original"
 

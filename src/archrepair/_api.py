@@ -19,7 +19,7 @@ import torch
 from ._comparison import Comparison, compare_methods
 from ._localize import LocalizationReport, LocalizeConfig
 from ._localize import localize as localize_batches
-from ._repair import RepairResult, RepairSettings, TaskConfig, get_repairer, make_task
+from ._repair import DEFAULT_METHOD, RepairResult, RepairSettings, TaskConfig, get_repairer, make_task
 from ._repair.pipeline import run_repair
 from ._repair.task import test_validation_share
 from .base_model import make_loader
@@ -128,7 +128,7 @@ def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data
     return problem.localize(problem.failures(failures, count, seed), train_examples, seed, blocks, config, failures)
 
 
-def repair(checkpoint: str | Path, failures: str | Path | None = None, *, method: str = "archrepair",
+def repair(checkpoint: str | Path, failures: str | Path | None = None, *, method: str = DEFAULT_METHOD,
            out: str | Path | None = None, data: str | None = None, count: int = 1000,
            settings: RepairSettings | None = None, task: TaskConfig | None = None, budget: Budget | None = None,
            log: Callable[[str], None] | None = None) -> tuple[RepairResult, dict]:

@@ -57,6 +57,7 @@ finite_float = _bounded(float, float("-inf"), float("inf"), low_open=True, high_
 open_fraction = _bounded(float, 0, 1, low_open=True, high_open=True, what="a fraction between 0 and 1 (exclusive)")
 fraction_below_one = _bounded(float, 0, 1, high_open=True, what="a fraction from 0 up to (not including) 1")
 accuracy_fraction = _bounded(float, 0, 1, low_open=True, what="an accuracy above 0 and at most 1 (e.g. 0.8)")
+level_fraction = _bounded(float, 0, 1, low_open=True, what="a level above 0 and at most 1 (e.g. 0.05)")
 
 
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

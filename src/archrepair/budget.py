@@ -15,23 +15,37 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from .errors import ArchRepairError
 
 
 @dataclass(frozen=True)
 class Deadline:
-    """An absolute point on ``time.perf_counter()``'s clock (seconds); ``None``: never."""
+    """An absolute point on ``clock``'s time line (seconds; ``time.perf_counter`` unless a test injects
+    another); ``at`` ``None``: never."""
 
     at: float | None = None
+    clock: Callable[[], float] = field(default=time.perf_counter, compare=False, repr=False)
 
     @classmethod
-    def after(cls, seconds: float | None) -> Deadline:
-        return cls(None if seconds is None else time.perf_counter() + seconds)
+    def after(cls, seconds: float | None, clock: Callable[[], float] = time.perf_counter) -> Deadline:
+        return cls(None if seconds is None else clock() + seconds, clock)
 
     def expired(self) -> bool:
-        return self.at is not None and time.perf_counter() >= self.at
+        return self.at is not None and self.clock() >= self.at
+
+    def left(self) -> float | None:
+        """Seconds until the deadline (0 once past it), ``None`` without one."""
+        return None if self.at is None else max(self.at - self.clock(), 0.0)
+
+    def sooner(self, seconds: float | None) -> Deadline:
+        """The earlier of this deadline and ``seconds`` from now (``None``: this one)."""
+        if seconds is None:
+            return self
+        at = self.clock() + seconds
+        return Deadline(at if self.at is None else min(self.at, at), self.clock)
 
 
 @dataclass(frozen=True)
@@ -48,9 +62,9 @@ class Budget:
         if self.seconds is not None and self.seconds <= 0:
             raise ArchRepairError(f"the time budget must be positive, got {self.seconds} s")
 
-    def deadline(self) -> Deadline:
-        """The deadline of a run that starts now."""
-        return Deadline.after(self.seconds)
+    def deadline(self, clock: Callable[[], float] = time.perf_counter) -> Deadline:
+        """The deadline of a run that starts now (on ``clock``)."""
+        return Deadline.after(self.seconds, clock)
 
     def describe(self) -> str:
         parts = [f"{self.epochs} epochs" if self.epochs else "", f"{self.seconds:g} s" if self.seconds else ""]

@@ -17,7 +17,9 @@ class ComparisonRow:
     Under the ``heldout`` protocol, ``holdout_*`` are the figures on the test hold-out
     (:func:`~archrepair._repair.outcome.holdout_figures`; the change in points with its 95% interval,
     flip rates and the unseen-failure fix rate as fractions), for the returned model and
-    (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``."""
+    (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``. ``keep``: the
+    final choice's record (:func:`~archrepair._repair.keep.keep_decision`: discordant counts, p-value,
+    the decision under the keep rule and under the old validation rule)."""
 
     method: str
     seed: int
@@ -47,6 +49,7 @@ class ComparisonRow:
     candidate_holdout_unseen_fix_rate: float | None = None
     candidate_fix_rate: float | None = None
     candidate_paper_change_points: float | None = None
+    keep: dict | None = None
 
     @classmethod
     def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
@@ -59,7 +62,7 @@ class ComparisonRow:
             parameters_after=report["parameters_after"], kept=report["kept"], block=report["block"],
             unit=report["block"] or report["details"].get("unit"), genotype=report["genotype"],
             repair_train_indices=report["split"]["repair_train_indices"],
-            val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"),
+            val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"), keep=report.get("keep"),
             **_judged_fields(report.get("judged") or {}),
         )
 

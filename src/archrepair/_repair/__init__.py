@@ -7,11 +7,11 @@ from .base import Candidate, RepairResult, Repairer, keep_better
 from .finetune import FineTune, FineTuneConfig
 from .methods.archrepair import ArchRepair, ArchRepairConfig
 from .methods.gradient import LEVELS, GradientConfig, GradientRepair
-from .registry import RepairSettings, describe_repairers, get_repairer, list_repairers, register_repairer
+from .registry import DEFAULT_METHOD, RepairSettings, describe_repairers, get_repairer, list_repairers, register_repairer
 from .task import RepairTask, TaskConfig, make_task
 
 __all__ = [
-    "LEVELS", "ArchRepair", "ArchRepairConfig", "Candidate", "FineTune", "FineTuneConfig", "GradientConfig",
+    "DEFAULT_METHOD", "LEVELS", "ArchRepair", "ArchRepairConfig", "Candidate", "FineTune", "FineTuneConfig", "GradientConfig",
     "GradientRepair", "RepairResult", "RepairSettings", "RepairTask", "Repairer", "TaskConfig", "describe_repairers",
     "get_repairer", "keep_better", "list_repairers", "make_task", "register_repairer",
 ]

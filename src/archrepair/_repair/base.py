@@ -10,19 +10,23 @@ A method writes only what is its own: :meth:`Repairer.train` (train a copy of th
 from __future__ import annotations
 
 import copy
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..budget import Budget, Deadline
-from ..data import FailureSplit
+from ..data import BatchLoader, FailureSplit
 from ..errors import ArchRepairError
+from ..evaluate import predict_logits
 from ..train import accuracy_and_loss
 from .block_inputs import BlockView
+from .keep import describe, keep_decision
 from .task import RepairTask
 
 
@@ -45,8 +49,9 @@ class Candidate:
 @dataclass
 class RepairResult:
     """A repaired model and what the method did. ``kept`` says whether the repaired model or the
-    original won on the validation split (accuracy, ties broken by the mean cross-entropy
-    ``val_loss_*``), and ``model`` is the winner; ``candidate`` is the
+    original won by the keep rule (``keep``: its record, :func:`.keep.keep_decision`, with the old
+    rule's decision on the validation split beside it: accuracy, ties broken by the mean
+    cross-entropy ``val_loss_*``), and ``model`` is the winner; ``candidate`` is the
     repaired model whichever won (to study what the repair did); ``details`` holds
     method-specific records (the searched architecture, the localisation, per-phase histories);
     ``phase_seconds`` times each phase."""
@@ -63,6 +68,7 @@ class RepairResult:
     candidate: nn.Module | None = None
     val_loss_original: float | None = None
     val_loss_repaired: float | None = None
+    keep: dict = field(default_factory=dict)
 
 
 class Repairer(ABC):
@@ -70,8 +76,8 @@ class Repairer(ABC):
     modifies ``task.model``.
 
     The template :meth:`repair` seeds torch with the task's seed, starts the deadline of
-    ``budget.seconds``, calls :meth:`train`, and keeps the better model by validation
-    (:func:`keep_better`). ``phases`` names what the epoch budget is spent on, in order; the budget
+    ``budget.seconds``, calls :meth:`train`, and decides between the original and the candidate by
+    the keep rule (:func:`keep_better`). ``phases`` names what the epoch budget is spent on, in order; the budget
     is split evenly between them (the last takes the remainder) and each share handed to
     :meth:`set_phase_epochs`. ``work_dir``: where a resumable method keeps its per-epoch state.
     """
@@ -83,10 +89,11 @@ class Repairer(ABC):
         self.log = log or (lambda message: None)
         self.budget = Budget()
         self.work_dir: Path | None = None
+        self.clock: Callable[[], float] = time.perf_counter  # what the deadline reads (a test may inject one)
 
     def repair(self, task: RepairTask) -> RepairResult:
         """Repair ``task.model`` on ``task``'s data (the template every method shares)."""
-        deadline = self.budget.deadline()
+        deadline = self.budget.deadline(self.clock)
         torch.manual_seed(task.seed)
         candidate = self.train(task, deadline)
         for parameter in candidate.model.parameters():
@@ -95,7 +102,7 @@ class Repairer(ABC):
                              details=candidate.details, block=candidate.block, genotype=candidate.genotype)
         self.log(f"validation accuracy (mean loss): original {result.val_accuracy_original:.4f} "
                  f"({result.val_loss_original:.4f}), repaired {result.val_accuracy_repaired:.4f} "
-                 f"({result.val_loss_repaired:.4f}) -> keep {result.kept}")
+                 f"({result.val_loss_repaired:.4f}); {describe(result.keep)}")
         return result
 
     @abstractmethod
@@ -147,26 +154,48 @@ class ConfiguredRepairer(Repairer):
 
 def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockView | None = None,
                 **fields) -> RepairResult:
-    """The result of ``method``: ``repaired`` if its accuracy on the task's validation split is higher
-    than the original model's, or equal with a lower mean cross-entropy (small validation splits
-    tie often), else a copy of the original (eval mode either way). ``view``: the cached inputs both
-    models share (the repaired model differs from the original only from its block on). ``fields``
-    fill the rest of :class:`RepairResult` (phase seconds, details, block, genotype). The repaired
-    model stays available as ``candidate`` either way."""
-
-    def validate(model: nn.Module) -> tuple[float, float]:
-        bound = view.bind(model) if view is not None else None
-        if bound is None:
-            return task.validate(model)
-        return accuracy_and_loss(bound.model, bound.loader(task.val_indices), task.amp)
-
-    original_val, original_loss = validate(task.model)
-    repaired_val, repaired_loss = validate(repaired)
-    kept = "repaired" if (repaired_val, -repaired_loss) > (original_val, -original_loss) else "original"
+    """The result of ``method``: ``repaired`` or a copy of the original (eval mode either way), by the
+    keep rule (:mod:`.keep`): under the ``heldout`` protocol ``repaired`` is kept only when it beats
+    the original at level ``task.config.keep_level`` on the task's keep rows (one-sided exact
+    McNemar); under ``paper`` (no keep rows), when its accuracy on the validation rows is higher, or
+    equal with a lower mean cross-entropy (the old rule, recorded either way in ``keep``). ``view``:
+    the cached inputs both models share (the repaired model differs from the original only from its
+    block on). ``fields`` fill the rest of :class:`RepairResult` (phase seconds, details, block,
+    genotype). The repaired model stays available as ``candidate`` either way."""
+    original_val, original_loss = validate(task, task.model, view)
+    repaired_val, repaired_loss = validate(task, repaired, view)
+    old_rule = "repaired" if (repaired_val, -repaired_loss) > (original_val, -original_loss) else "original"
+    right = (None, None) if task.keep is None else (keep_right(task, task.model), keep_right(task, repaired))
+    keep = keep_decision(*right, task.config.keep_level, old_rule, task.keep.source if task.keep is not None else "")
+    kept = keep["decision"]
     model = repaired if kept == "repaired" else copy.deepcopy(task.model)
     return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,
                         val_accuracy_repaired=repaired_val, val_loss_original=original_loss,
-                        val_loss_repaired=repaired_loss, candidate=repaired.eval(), **fields)
+                        val_loss_repaired=repaired_loss, candidate=repaired.eval(), keep=keep, **fields)
+
+
+def validate(task: RepairTask, model: nn.Module, view: BlockView | None = None) -> tuple[float, float]:
+    """Accuracy in [0, 1] and mean cross-entropy of ``model`` on the task's validation rows, on the
+    cached inputs of ``view`` when it can bind ``model`` (which then differs from the original only
+    from the view's block on)."""
+    bound = view.bind(model) if view is not None else None
+    if bound is None:
+        return task.validate(model)
+    return accuracy_and_loss(bound.model, bound.loader(task.val_indices), task.amp)
+
+
+def keep_right(task: RepairTask, model: nn.Module) -> np.ndarray:
+    """``(N,)`` booleans: which of the task's keep rows ``model`` classifies correctly (the original
+    model's are computed once per task)."""
+    if model is task.model and "keep_right" in task.memo:
+        return task.memo["keep_right"]
+    keep = task.keep
+    loader = BatchLoader(keep.x, keep.y, task.record.mean, task.record.std, indices=np.arange(len(keep)),
+                         device=task.device, channels_last=task.channels_last)
+    right = predict_logits(model, loader, task.amp).argmax(1).numpy() == keep.y
+    if model is task.model:
+        task.memo["keep_right"] = right
+    return right
 
 
 def image_passes(task: RepairTask, images: float) -> float:

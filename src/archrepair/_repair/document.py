@@ -40,11 +40,17 @@ def markdown(report: dict) -> str:
     why = (f"validation accuracy {100 * report['val_accuracy_repaired']:.2f}% (mean loss "
            f"{report['val_loss_repaired']:.4f}) for the repaired model against {100 * report['val_accuracy_original']:.2f}% "
            f"({report['val_loss_original']:.4f}) for the original, on {report['val_examples']} validation examples")
+    keep = report.get("keep") or {}
+    if keep.get("rule") == "mcnemar":
+        why = (f"on {keep['rows']} keep rows that no training or choice saw ({keep['rows_from']}), the candidate alone "
+               f"is right on {keep['candidate_only_right']} and the original alone on {keep['original_only_right']}: "
+               f"one-sided McNemar p {keep['p_value']:.3g} against the level {keep['level']:g}; by validation "
+               f"accuracy alone (the paper's rule) the {keep['decision_old_rule']} model would have been kept; {why}")
     if kept == "repaired":
         lines.append(f"**Kept: the repaired model** ({why}).")
     else:
         lines.append(f"**Kept: the original model**: the saved model is the input model, so every figure after "
-                     f"equals the one before; the repaired candidate lost on validation ({why}). What the candidate "
+                     f"equals the one before; the repaired candidate did not show a gain ({why}). What the candidate "
                      "was is shown below.")
     lines += ["", "| | before | after | change |", "|---|---|---|---|"]
     for label, before, after, kind in PROTOCOL_ROWS.get(report.get("protocol", "paper"), PROTOCOL_ROWS["paper"]):

@@ -25,6 +25,10 @@ from .base import Repairer
 from .retain import RetainConfig
 
 
+DEFAULT_METHOD = "auto"
+"""The method ``repair`` runs and ``compare`` leads with when none is named."""
+
+
 def default_train() -> TrainConfig:
     """The weight training every method shares: SGD 0.01, batch 64, cosine, 8 epochs, patience 3."""
     return TrainConfig(epochs=8, batch_size=64, lr=0.01, weight_decay=5e-4, schedule="cosine", patience=3)
@@ -93,5 +97,5 @@ def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budg
     return repairer
 
 
-__all__ = ["MethodEntry", "RepairSettings", "describe_repairers", "get_repairer", "list_repairers",
+__all__ = ["DEFAULT_METHOD", "MethodEntry", "RepairSettings", "describe_repairers", "get_repairer", "list_repairers",
            "register_repairer"]

@@ -19,6 +19,7 @@ from ..data.repair_set import RepairSet, repair_set
 from ..evaluate import predict_logits
 from ..train import accuracy_and_loss
 from .block_inputs import BlockView
+from .keep import KEEP_LEVEL, MIN_SPARE_ROWS, KeepRows
 
 
 @dataclass
@@ -36,7 +37,8 @@ class TaskConfig:
     ``device``, ``channels_last``, ``amp``: where and how the models run. ``prefix_cache``: block-level
     methods run the frozen part before their block once per example and train on its cached output
     (:mod:`.block_inputs`); ``cache_memory``: bytes the cache may hold in memory before it spills to
-    a memory-mapped file."""
+    a memory-mapped file. ``keep_level``: ``α`` of the final choice between the original and the
+    candidate under the ``heldout`` protocol (:mod:`.keep`; 1 keeps every candidate)."""
 
     train_examples: int | None = 5000
     val_fraction: float = 0.2
@@ -49,8 +51,11 @@ class TaskConfig:
     amp: bool = False
     prefix_cache: bool = True
     cache_memory: int = 4 * 2**30
+    keep_level: float = KEEP_LEVEL
 
     def __post_init__(self) -> None:
+        if not 0 < self.keep_level <= 1:
+            raise ArchRepairError(f"the keep level must be in (0, 1], got {self.keep_level}")
         if self.cache_memory < 0:
             raise ArchRepairError(f"the cache memory must be 0 bytes or more, got {self.cache_memory}")
         if self.fail_weight < 0:
@@ -70,8 +75,9 @@ class RepairTask:
     original and the repaired block; never failures, and where known never seen by the base
     model, so that the choice measures how well a model generalises rather than how many of the
     failures it has memorised; thinned of the base model's failures like the evaluation split, see
-    :func:`make_task`) and the rows dropped from it partition it;
-    ``search_train`` and ``search_val`` halve ``fit_indices`` for the architecture search. Batches
+    :func:`make_task`) and the rows dropped from it partition it (with the reserved keep rows, if any);
+    ``search_train`` and ``search_val`` halve ``fit_indices`` for the architecture search; ``keep``:
+    the rows the final choice decides on (:mod:`.keep`; ``None`` under the ``paper`` protocol). Batches
     land on ``device``; ``amp``: every method's forward passes run in mixed precision (float16 on
     CUDA, bfloat16 on CPU)."""
 
@@ -85,6 +91,7 @@ class RepairTask:
     search_train: np.ndarray
     search_val: np.ndarray
     config: TaskConfig = field(default_factory=TaskConfig)
+    keep: KeepRows | None = None
     views: dict = field(default_factory=dict, repr=False, compare=False)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -210,9 +217,15 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     there instead, and every sampled training example is fit. The fit part (all of ``D_fail`` and the other training examples) is
     halved (stratified, seeded) for the search.
 
+    Under the ``heldout`` protocol the task also holds the **keep rows** (:mod:`.keep`), which no
+    method sees: the base model's held-out training examples that validation did not take (when at
+    least ``MIN_SPARE_ROWS``), else half of the test set's validation part (the other half validates),
+    else half of the validation rows (seeded, stratified; those rows are then neither fit nor
+    validation rows).
+
     ``config.corruption``: the distribution shift the failures come from. The validation examples
-    are then used twice, as they are and corrupted, so that the choice of model weighs the shifted
-    data and the clean data alike.
+    (and the keep rows) are then used twice, as they are and corrupted, so that the choice of model
+    weighs the shifted data and the clean data alike.
 
     ``config.thin_validation``: build the validation split the way the evaluation split is built.
     The reported accuracy is measured on the deployment data without ``D_fail``, which removed a
@@ -223,8 +236,15 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     """
     config = config or TaskConfig()
     seed = config.seed
+    heldout = split.protocol == "heldout"
     test_validation = np.asarray(split.validation_indices, dtype=np.int64)
+    keep, reserved = None, np.zeros(0, dtype=np.int64)
     if len(test_validation):  # the split holds a validation part of the test set: validate there
+        if heldout and len(test_validation) >= 4:
+            stop_part, keep_part = stratified_split(data.y_test[test_validation], 0.5, seed + 7)
+            keep = KeepRows(data.x_test[test_validation[keep_part]], data.y_test[test_validation[keep_part]],
+                            "half of the test set's validation part", np.sort(test_validation[keep_part]))
+            test_validation = np.sort(test_validation[stop_part])
         repair = repair_set(data, split, config.train_examples, seed, 0.0)
         repair = replace(repair, x=np.concatenate([repair.x, data.x_test[test_validation]]),
                          y=np.concatenate([repair.y, data.y_test[test_validation]]),
@@ -232,22 +252,39 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     else:
         repair = repair_set(data, split, config.train_examples, seed, config.val_fraction,
                             base_validation_indices(record, data))
-    if config.corruption is not None and len(repair.val_rows):
+        spare = repair.spare_pool
+        if heldout and len(spare) >= MIN_SPARE_ROWS:
+            keep = KeepRows(data.x_train[spare], data.y_train[spare], "the base model's training hold-out", spare)
+        elif heldout and len(repair.val_rows) >= 4:
+            stop_part, keep_part = stratified_split(repair.y[repair.val_rows], 0.5, seed + 7)
+            reserved = np.sort(repair.val_rows[keep_part])
+            keep = KeepRows(repair.x[reserved], repair.y[reserved], "half of the validation rows",
+                            repair.train_indices[reserved - repair.num_failures])
+            repair = replace(repair, val_rows=np.sort(repair.val_rows[stop_part]))
+    if config.corruption is not None:
         from ..data.corruptions import corrupt
 
         shift = config.corruption
-        shifted = np.asarray(corrupt(repair.x[repair.val_rows], shift["name"], shift["severity"], shift.get("seed", 0)))
-        extra = len(repair.y) + np.arange(len(repair.val_rows))
-        repair = replace(repair, x=np.concatenate([repair.x, shifted]),
-                         y=np.concatenate([repair.y, repair.y[repair.val_rows]]),
-                         val_rows=np.concatenate([repair.val_rows, extra]))
+
+        def shifted(images: np.ndarray) -> np.ndarray:
+            return np.asarray(corrupt(images, shift["name"], shift["severity"], shift.get("seed", 0)))
+
+        if len(repair.val_rows):
+            extra = len(repair.y) + np.arange(len(repair.val_rows))
+            repair = replace(repair, x=np.concatenate([repair.x, shifted(repair.x[repair.val_rows])]),
+                             y=np.concatenate([repair.y, repair.y[repair.val_rows]]),
+                             val_rows=np.concatenate([repair.val_rows, extra]))
+        if keep is not None:
+            keep = replace(keep, x=np.concatenate([keep.x, shifted(keep.x)]), y=np.concatenate([keep.y, keep.y]),
+                           shifted=True)
     val = repair.val_rows
     if config.thin_validation and split.protocol == "paper" and split.misclassified and len(val):
         val = thinned_validation(model, record, repair, val, len(split.fail_indices) / split.misclassified, seed,
                                  config.device)
-    fit = np.setdiff1d(np.arange(len(repair.y)), repair.val_rows)  # dropped validation rows are not trained on either
+    # dropped validation rows and reserved keep rows are not trained on either
+    fit = np.setdiff1d(np.arange(len(repair.y)), np.concatenate([repair.val_rows, reserved]))
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
-    return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], config)
+    return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], config, keep=keep)
 
 
 def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet, rows: np.ndarray, share: float,

@@ -8,19 +8,19 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .._checks import name_list, non_negative_int, output_lock, positive_float, positive_int
+from .._checks import name_list, non_negative_int, output_lock, positive_int
 from ..budget import Budget
 from .._comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
 from .._comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
-from .._repair import get_repairer, make_task
+from .._repair import DEFAULT_METHOD, get_repairer, make_task
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device
 from .base import add_overwrite, checked_out, console, data_path, list_methods_in_help
 from .common_model import load_model_and_data
-from .repair import add_repair_options, repair_settings, task_config
+from .repair import add_budget, add_repair_options, budget_of, repair_settings, task_config
 
-DEFAULT_METHODS = "archrepair,neuron-gradient,layer-gradient,block-gradient,network-gradient"
+DEFAULT_METHODS = f"{DEFAULT_METHOD},archrepair,train-more-block,block-gradient,network-gradient"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated repair methods (default: {DEFAULT_METHODS}; the list is below)")
     list_methods_in_help(parser)
     parser.add_argument("--seeds", type=positive_int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
-    parser.add_argument("--budget-epochs", type=positive_int,
-                        help="passes over the fit data per method (ArchRepair: half search, half fine-tuning)")
-    parser.add_argument("--budget-seconds", type=positive_float, help="wall-clock limit per method run")
+    add_budget(parser, "per method run")
     add_failure_choice(parser)
     parser.add_argument("--failure-seed", type=non_negative_int, default=0, help="seed of the failure choice (default: 0)")
     parser.add_argument("--out", required=True, help="folder for comparison.json, .md, .csv and .png")
@@ -47,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    budget = Budget(args.budget_epochs, args.budget_seconds)
+    budget = budget_of(args)
     settings = repair_settings(args)
     for name in args.methods:
         get_repairer(name, settings, budget)  # an unknown method or an impossible budget fails before any work

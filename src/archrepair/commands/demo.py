@@ -18,7 +18,7 @@ from ..checkpoint import model_fingerprint
 from ..data import load_data, select_failures
 from ..device import resolve_device
 from ..evaluate import predict_logits
-from .._repair import get_repairer, make_task
+from .._repair import DEFAULT_METHOD, get_repairer, make_task
 from .._repair.pipeline import run_repair
 from ..train import TrainConfig
 from .base import Command, add_overwrite, checked_out, percent
@@ -67,7 +67,8 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
         f"judged on the other half of the test set ({len(split.holdout_indices)} examples, never seen by it)")
     say("3/4 localising the vulnerable block and repairing it")
     task = make_task(model, record, data, split, task_config(args, device))
-    _, report = run_repair(get_repairer("archrepair", repair_settings(args), log=say), task, out / "repaired", out / "base")
+    _, report = run_repair(get_repairer(DEFAULT_METHOD, repair_settings(args), log=say), task, out / "repaired",
+                           out / "base")
     say("4/4 done")
     report["out"] = str(out / "repaired")
     return report

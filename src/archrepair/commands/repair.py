@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .._checks import (
     byte_size,
+    level_fraction,
     check_same_settings,
     finite_float,
     non_negative_float,
@@ -27,7 +28,9 @@ from .._repair.estimate import peak_memory_mb
 from ..fileio import write_text_atomically
 from .._localize import FORMULAS, LOCALIZE_ROWS, LocalizationReport, LocalizeConfig, list_localizers
 from ..errors import ArchRepairError
-from .._repair import RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
+from ..budget import Budget
+from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
+from .._repair.keep import KEEP_LEVEL
 from .._repair.base import first_off
 from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
@@ -87,6 +90,10 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-prefix-cache", action="store_true",
                        help="run the whole network on every step instead of caching the inputs of the block a "
                             "method trains (the cache is exact; this is for checking it and for timing)")
+    group.add_argument("--keep-level", type=level_fraction, default=KEEP_LEVEL,
+                       help="under the heldout protocol the repaired model is kept only when it beats the original at "
+                            "this level on rows no training or choice saw (one-sided exact McNemar test); 1 keeps "
+                            f"every candidate (default: {KEEP_LEVEL}; --protocol paper keeps the validation rule)")
     group.add_argument("--cache-memory", type=byte_size, default="4G",
                        help="memory the cached block inputs may take before they spill to a memory-mapped file in "
                             "the work folder (default: 4G)")
@@ -116,14 +123,30 @@ def task_config(args: argparse.Namespace, device) -> TaskConfig:
         thin_validation=not args.plain_validation, fail_weight=args.fail_weight,
         corruption=corruption_of(args), device=str(device), channels_last=getattr(args, "channels_last", False),
         amp=getattr(args, "amp", False), prefix_cache=not args.no_prefix_cache, cache_memory=args.cache_memory,
+        keep_level=args.keep_level,
     )
+
+
+def add_budget(parser: argparse.ArgumentParser, per: str) -> None:
+    """``--budget-epochs`` and ``--budget-seconds`` (:class:`~archrepair.budget.Budget`), ``per`` what."""
+    parser.add_argument("--budget-epochs", type=positive_int,
+                        help=f"passes over the fit data {per}, split over a method's phases (ArchRepair: half search, "
+                             "half fine-tuning; auto: dealt out over its candidates)")
+    parser.add_argument("--budget-seconds", type=positive_float,
+                        help=f"wall-clock limit {per}, checked after every step (default: none; auto then trains "
+                             "every candidate to its own schedule, the architecture search included)")
+
+
+def budget_of(args: argparse.Namespace) -> Budget:
+    return Budget(args.budget_epochs, args.budget_seconds)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder written by `archrepair train` (never modified)")
     add_data(parser, default=None)
-    parser.add_argument("--method", default="archrepair", choices=list_repairers(), metavar="METHOD",
-                        help="the repair method (default: archrepair; the list is below)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=list_repairers(), metavar="METHOD",
+                        help=f"the repair method (default: {DEFAULT_METHOD}; the list is below)")
+    add_budget(parser, "of the repair")
     list_methods_in_help(parser)
     add_failure_choice(parser)
     parser.add_argument("--localization", help="repair the block a `localize --out` report chose (it must have been made "
@@ -161,10 +184,11 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     failures = split.digest()
     if args.localization:
         settings.block = _localised_block(args.localization, loaded.fingerprint, failures)
-    repairer = get_repairer(args.method, settings, log=log)
+    repairer = get_repairer(args.method, settings, budget_of(args), log=log)
     height, width, channels = loaded.record.input_shape
     repairer.check(loaded.model, (channels, height, width), split)  # before the work folder is written
     resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
+                "budget": asdict(repairer.budget),
                 "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": failures}
     _check_work(work, resolved, args.resume)
     task = make_task(loaded.model, loaded.record, loaded.data, split, config)
@@ -181,9 +205,10 @@ def dry_run(args: argparse.Namespace) -> dict:
     split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
                            args.test_validation)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
-    estimate = get_repairer(args.method, repair_settings(args)).estimate(task)
+    estimate = get_repairer(args.method, repair_settings(args), budget_of(args)).estimate(task)
     uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
-    without = get_repairer(args.method, repair_settings(args)).estimate(uncached) if task.config.prefix_cache else estimate
+    without = get_repairer(args.method, repair_settings(args), budget_of(args)).estimate(uncached) \
+        if task.config.prefix_cache else estimate
     return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
             "total_seconds": round(sum(estimate.values()), 3),
             "estimate_seconds_without_cache": {k: round(v, 3) for k, v in without.items()},

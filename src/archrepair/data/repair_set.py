@@ -17,13 +17,16 @@ class RepairSet:
     """Images ``(N, H, W, C)`` uint8 and labels ``(N,)``; the first ``num_failures`` rows are
     ``D_fail``, the next are the training examples ``train_indices`` (indices into the training
     split, in row order), and any rows after those are shifted copies of validation rows (see
-    ``make_task``). ``val_rows`` (rows of ``x``, never failures) are held out for validation."""
+    ``make_task``). ``val_rows`` (rows of ``x``, never failures) are held out for validation.
+    ``spare_pool``: training indices of the validation pool that no row took (sorted; empty without a
+    pool), which the keep rule decides on (:mod:`archrepair._repair.keep`)."""
 
     x: np.ndarray
     y: np.ndarray
     num_failures: int
     train_indices: np.ndarray
     val_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    spare_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def repair_set(data: ImageData, split: FailureSplit, train_examples: int | None = 1000, seed: int = 0,
@@ -54,10 +57,12 @@ def repair_set(data: ImageData, split: FailureSplit, train_examples: int | None 
         val_part = np.sort(rng.choice(pool, size=val_count, replace=False))
         chosen = np.concatenate([fit_part, val_part])
         val_rows = len(fail) + fit_count + np.arange(val_count)
+    spare = np.zeros(0, dtype=np.int64) if validation_pool is None else np.setdiff1d(validation_pool, chosen)
     return RepairSet(
         x=np.concatenate([data.x_test[fail], data.x_train[chosen]]),
         y=np.concatenate([data.y_test[fail], data.y_train[chosen]]),
         num_failures=len(fail),
         train_indices=chosen,
         val_rows=np.asarray(val_rows, dtype=np.int64),
+        spare_pool=np.asarray(spare, dtype=np.int64),
     )

@@ -4,4 +4,4 @@ Adding a method: write ``methods/<name>.py`` with a :class:`~archrepair._repair.
 subclass and a builder decorated with ``@register_repairer``, and import it here.
 """
 
-from . import archrepair, gradient, train_more, arachne, apricot, mode, augmix, sensei, bn_adapt  # noqa: F401, I001  (registration, in listing order)
+from . import auto, archrepair, gradient, train_more, arachne, apricot, mode, augmix, sensei, bn_adapt  # noqa: F401, I001  (registration, in listing order)

@@ -201,7 +201,8 @@ def _unit_path(unit: str) -> str:
 
 def _level(level: str):
     def build(settings: RepairSettings) -> GradientRepair:
-        return GradientRepair(GradientConfig(level, settings.train, retain=settings.retain))
+        blocks = [settings.block] if settings.block and level == "block" else None  # --block: that block
+        return GradientRepair(GradientConfig(level, settings.train, blocks, retain=settings.retain))
 
     return build
 

@@ -1,0 +1,205 @@
+"""``auto``, the default repair: the candidates the held-out bench found worth running for the
+scenario, trained one after another within one budget; the best by validation is the candidate,
+and the keep rule (:mod:`..keep`) decides between it and the original model, as for every method.
+
+Why these candidates (``benchmarks/README.md``; 120 s per run, the shared CIFAR-10 ResNet-18s,
+hold-out figures): training the localised block more on the training rows, without the failures
+(``train-more-block``), gained +2.06 points where the paper's search gained +0.88; training the
+block with the largest failure gradient with the failures (``block-gradient``) +2.44; focal
+distillation towards the original halves the negative flips; for failures under a distribution
+shift, AugMix-style training with the Jensen-Shannon consistency loss led (+11.6 points on the
+shifted images against +9.0 for the search). The paper's architecture search is the last candidate:
+it runs only when at least ``min_seconds`` of the budget are left (always without a time budget).
+
+Budget: with ``budget.seconds``, each candidate may use its ``share`` of what is left when it starts
+(``remaining · share / Σ shares of the candidates still to run``; ``share`` 0: what the others
+leave), so time a candidate does not use (early stopping) goes to the next. An epoch budget is
+dealt out over the candidates in order, one epoch at a time. The split, each candidate's seconds,
+epochs, validation accuracy and loss, and the candidates skipped (and why) are in
+``details["candidates"]``.
+
+Example:
+    >>> result = get_repairer("auto", budget=Budget(seconds=120)).repair(task)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from ...budget import Budget, Deadline
+from ..base import Candidate, Repairer, validate
+from ..registry import RepairSettings, get_repairer, register_repairer
+from ..retain import RetainConfig
+from ..task import RepairTask
+from .archrepair import localised_block
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One candidate: the registered ``method`` it trains with, the task's failure weight replaced by
+    ``fail_weight`` (``None``: the task's), focal distillation at ``retain_weight`` (0: none),
+    ``share`` of the time left when it starts (see the module docstring), and the fewest seconds it
+    needs (``min_seconds``; with less left it is skipped)."""
+
+    name: str
+    method: str
+    fail_weight: float | None = None
+    retain_weight: float = 0.0
+    share: float = 1.0
+    min_seconds: float = 0.0
+
+
+LOCALISING = ("train-more-block", "archrepair")
+"""Methods that train the localised block: localised once and shared; a method that finds its own
+block (``block-gradient``: the largest failure gradient) keeps its choice unless a block is given."""
+
+FAILURE_CANDIDATES = (
+    CandidateSpec("train-more-block", "train-more-block"),
+    CandidateSpec("block-gradient+distill", "block-gradient", retain_weight=3.0),
+    CandidateSpec("block-gradient-w3+distill", "block-gradient", fail_weight=3.0, retain_weight=10.0),
+    CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, share=0.0, min_seconds=60.0),
+)
+SHIFT_CANDIDATES = (
+    CandidateSpec("augmix", "augmix"),
+    CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, share=0.0, min_seconds=60.0),
+)
+
+
+@dataclass
+class AutoConfig:
+    """``failures``: the candidates for failures from the deployment data as it is; ``shift``: for
+    failures under a distribution shift (the task's ``corruption``); ``settings``: what every
+    candidate's method is built from (a given ``block`` is every block-level candidate's block)."""
+
+    failures: tuple[CandidateSpec, ...] = FAILURE_CANDIDATES
+    shift: tuple[CandidateSpec, ...] = SHIFT_CANDIDATES
+    settings: RepairSettings = field(default_factory=RepairSettings)
+
+
+class AutoRepair(Repairer):
+    """Train the scenario's candidates in turn within one budget; return the best by validation."""
+
+    name = "auto"
+    phases = ("candidates",)
+
+    def __init__(self, config: AutoConfig | None = None, log=None) -> None:
+        super().__init__(log)
+        self.config = config or AutoConfig()
+
+    def apply_budget(self, budget: Budget) -> None:
+        """Keep the budget whole: :meth:`train` deals it out over the scenario's candidates."""
+        self.budget = budget
+
+    def candidates(self, task: RepairTask) -> tuple[CandidateSpec, ...]:
+        """The candidates of ``task``'s scenario."""
+        return self.config.shift if task.config.corruption is not None else self.config.failures
+
+    def check(self, model, input_shape, split) -> None:
+        for spec in self.config.failures + self.config.shift:
+            get_repairer(spec.method, self._settings(spec)).check(model, input_shape, split)
+
+    def estimate(self, task: RepairTask) -> dict[str, float]:
+        """Each candidate's own estimate (from its method), the time budget capping their sum."""
+        seconds, left = {}, self.budget.seconds
+        for spec, epochs in zip(self.candidates(task), self._epoch_shares(task)):
+            if epochs == 0 or (left is not None and left < spec.min_seconds):
+                continue
+            method = get_repairer(spec.method, self._settings(spec), Budget(epochs=epochs) if epochs else None)
+            own = sum(method.estimate(self._task_of(task, spec)).values())
+            seconds[spec.name] = own if left is None else min(own, left)
+            left = None if left is None else left - seconds[spec.name]
+        return seconds
+
+    def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
+        specs, clock = self.candidates(task), deadline.clock
+        settings, details, seconds = self.config.settings, {}, {}
+        localised = settings.block
+        started = clock()
+        if localised is None and any(spec.method in LOCALISING for spec in specs):
+            localised, details["localization"] = localised_block(task, settings.localize, settings.localize_rows)
+            seconds["localize"] = clock() - started
+        records, best, best_score = [], None, None
+        epochs = self._epoch_shares(task)
+        for index, spec in enumerate(specs):
+            left = deadline.left()
+            record = {"name": spec.name, "method": spec.method, "fail_weight": spec.fail_weight,
+                      "retain_weight": spec.retain_weight}
+            if epochs[index] == 0 or (left is not None and left < max(spec.min_seconds, 1e-9)):
+                why = "no epoch of the budget left" if epochs[index] == 0 else \
+                    f"{left:.1f} s of the budget left, it needs {spec.min_seconds:g} s"
+                records.append(record | {"status": f"skipped: {why}"})
+                self.log(f"auto: {spec.name} skipped ({why})")
+                continue
+            runnable = [s for s in specs[index:] if s.share > 0]
+            share = None if left is None or spec.share == 0 else left * spec.share / sum(s.share for s in runnable)
+            block = localised if spec.method in LOCALISING else settings.block
+            method = get_repairer(spec.method, replace(self._settings(spec), block=block),
+                                  Budget(epochs=epochs[index]) if epochs[index] else None, log=self.log)
+            method.work_dir = self.work_dir / spec.name if self.work_dir else None
+            self.log(f"auto: candidate {index + 1}/{len(specs)} {spec.name}"
+                     + (f" ({share:.0f} s of {left:.0f} s left)" if share is not None else ""))
+            tick = clock()
+            torch.manual_seed(task.seed)
+            candidate = method.train(self._task_of(task, spec), deadline.sooner(share))
+            seconds[spec.name] = clock() - tick
+            accuracy, loss = validate(task, candidate.model, candidate.view)
+            record |= {"status": "ran", "share_seconds": None if share is None else round(share, 2),
+                       "seconds": round(seconds[spec.name], 2), "val_accuracy": accuracy, "val_loss": loss,
+                       "block": candidate.block or candidate.details.get("unit"),
+                       "new_operations": _new_operations(candidate.genotype),
+                       "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes")}
+            records.append(record)
+            self.log(f"auto: {spec.name} validation {accuracy:.4f} (loss {loss:.4f}), {seconds[spec.name]:.1f} s")
+            if best_score is None or (accuracy, -loss) > best_score:
+                best, best_score, chosen = candidate, (accuracy, -loss), spec.name
+        if best is None:  # the budget ran out before any candidate: the original, unchanged
+            best, chosen = Candidate(copy.deepcopy(task.model)), None
+        passes = [r["image_passes"] for r in records if r.get("image_passes") is not None]
+        details = best.details | details | {
+            "scenario": "shift" if task.config.corruption is not None else "failures", "chosen": chosen,
+            "candidates": records, "image_passes": round(sum(passes), 3) if passes else None}
+        return Candidate(best.model, details, seconds, best.block, best.genotype, best.view)
+
+    def _settings(self, spec: CandidateSpec) -> RepairSettings:
+        settings = self.config.settings
+        if spec.retain_weight > 0:
+            settings = replace(settings, retain=RetainConfig("distill", spec.retain_weight, settings.retain.temperature))
+        return settings
+
+    @staticmethod
+    def _task_of(task: RepairTask, spec: CandidateSpec) -> RepairTask:
+        """``task`` with the candidate's failure weight (sharing its cached block inputs)."""
+        if spec.fail_weight is None:
+            return task
+        return replace(task, config=replace(task.config, fail_weight=spec.fail_weight))
+
+    def _epoch_shares(self, task: RepairTask) -> list[int | None]:
+        """Each candidate's epochs: ``None`` (its own schedule) without an epoch budget, else the
+        budget dealt out in order (a method with two phases needs two)."""
+        specs, total = self.candidates(task), self.budget.epochs
+        if total is None:
+            return [None] * len(specs)
+        shares = [total // len(specs) + (index < total % len(specs)) for index in range(len(specs))]
+        return [share if share >= len(get_repairer(spec.method).phases) else 0 for spec, share in zip(specs, shares)]
+
+
+def _epochs(details: dict) -> dict[str, int]:
+    """Epochs trained per phase of a candidate (``history`` for a single-phase method)."""
+    return {key: len(details[key]) for key in ("search", "finetune", "history") if isinstance(details.get(key), list)}
+
+
+def _new_operations(genotype: dict | None) -> int | None:
+    """Edges of a searched block whose operation is not the block's own (``None``: nothing was searched)."""
+    if genotype is None:
+        return None
+    return sum(edge["op"] != "original" for edge in genotype["edges"])
+
+
+@register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget, best by validation")
+def auto(settings: RepairSettings) -> AutoRepair:
+    return AutoRepair(AutoConfig(settings=settings))
+
+
+__all__ = ["AutoConfig", "AutoRepair", "CandidateSpec", "FAILURE_CANDIDATES", "SHIFT_CANDIDATES"]

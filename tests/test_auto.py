@@ -1,0 +1,132 @@
+"""``auto``: the scenario's candidates within one budget (an injected clock, never the wall clock),
+the best by validation, every candidate in the report."""
+
+import copy
+
+import pytest
+import torch
+
+from archrepair.budget import Budget
+from archrepair._repair import Candidate, Repairer, get_repairer, register_repairer
+from archrepair._repair.methods.auto import AutoConfig, AutoRepair, CandidateSpec
+from archrepair._repair.pipeline import run_repair
+
+
+class FakeClock:
+    """A clock that moves only when a method spends a step."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CLOCK = FakeClock()
+
+
+class Spender(Repairer):
+    """Spends up to ``steps`` fake seconds, one step at a time, stopping at its deadline; its
+    candidate scales the model's last layer by ``scale`` (so that candidates differ on validation)."""
+
+    phases = ("train",)
+
+    def __init__(self, steps: int, scale: float) -> None:
+        super().__init__()
+        self.steps, self.scale, self.epochs = steps, scale, None
+
+    def set_phase_epochs(self, phase: str, epochs: int) -> None:
+        self.epochs = epochs
+
+    def train(self, task, deadline) -> Candidate:
+        spent = 0
+        while spent < (self.epochs or self.steps) and not deadline.expired():
+            CLOCK.now += 1.0
+            spent += 1
+        model = copy.deepcopy(task.model)
+        with torch.no_grad():
+            last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+            last.weight.mul_(self.scale)
+        return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at}, {"train": float(spent)})
+
+
+for _name, _steps, _scale in (("spend-6", 6, 1.0), ("spend-1", 1, 1.0), ("spend-6-sharper", 6, 3.0)):
+    register_repairer(f"test-{_name}", "test: spends fake seconds")(
+        lambda settings, steps=_steps, scale=_scale: Spender(steps, scale))
+
+
+def _auto(specs, budget: Budget) -> AutoRepair:
+    method = AutoRepair(AutoConfig(failures=specs))
+    method.apply_budget(budget)
+    method.clock = CLOCK
+    return method
+
+
+@pytest.fixture
+def task(digits_task_of):
+    CLOCK.now = 0.0
+    return digits_task_of(40, 400)
+
+
+def test_the_candidates_share_the_time_budget_and_a_late_one_without_time_is_skipped(task):
+    specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"), CandidateSpec("c", "test-spend-6"),
+             CandidateSpec("search", "test-spend-6", share=0.0, min_seconds=5.0))
+    result = _auto(specs, Budget(seconds=10)).repair(task)
+    records = {r["name"]: r for r in result.details["candidates"]}
+    assert [r["name"] for r in result.details["candidates"]] == ["a", "b", "c", "search"]  # every candidate reported
+    assert records["a"]["share_seconds"] == pytest.approx(10 / 3, abs=0.01)  # a third of 10 s
+    assert [records[n]["seconds"] for n in "abc"] == [4.0, 3.0, 3.0]  # 4 steps pass 3.33 s; then 6/2, 3/1
+    assert CLOCK.now == 10.0 and sum(result.phase_seconds.values()) == 10.0  # the whole budget, no more
+    assert records["search"]["status"].startswith("skipped: 0.0 s of the budget left")
+
+
+def test_time_a_candidate_does_not_use_goes_to_the_next(task):
+    specs = (CandidateSpec("quick", "test-spend-1"), CandidateSpec("slow", "test-spend-6"))
+    result = _auto(specs, Budget(seconds=10)).repair(task)
+    quick, slow = result.details["candidates"]
+    assert quick["seconds"] == 1.0 and slow["share_seconds"] == pytest.approx(9.0) and slow["seconds"] == 6.0
+
+
+def test_the_best_candidate_by_validation_is_chosen_and_every_one_is_in_the_report(task):
+    specs = (CandidateSpec("plain", "test-spend-1"), CandidateSpec("sharper", "test-spend-6-sharper"))
+    _, report = run_repair(_auto(specs, Budget(seconds=100)), task)
+    ran = report["details"]["candidates"]
+    assert [r["name"] for r in ran] == ["plain", "sharper"] and all(r["status"] == "ran" for r in ran)
+    best = max(ran, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert report["details"]["chosen"] == best["name"]
+    assert report["val_accuracy_repaired"] == best["val_accuracy"]
+    assert report["phase_seconds"] == {"plain": 1.0, "sharper": 6.0}
+    assert report["keep"]["rule"] == "mcnemar"  # then the keep rule decides against the original
+
+
+def test_an_epoch_budget_is_dealt_out_over_the_candidates_in_order(task):
+    specs = tuple(CandidateSpec(n, "test-spend-6") for n in "abc")
+    result = _auto(specs, Budget(epochs=5)).repair(task)
+    assert [r["seconds"] for r in result.details["candidates"]] == [2.0, 2.0, 1.0]
+    one = _auto(specs, Budget(epochs=1)).repair(task)
+    assert [r["status"] for r in one.details["candidates"]] == ["ran", "skipped: no epoch of the budget left",
+                                                              "skipped: no epoch of the budget left"]
+
+
+def test_a_shift_task_gets_the_shift_candidates(task):
+    from dataclasses import replace
+
+    method = AutoRepair(AutoConfig(failures=(CandidateSpec("f", "test-spend-1"),),
+                                   shift=(CandidateSpec("s", "test-spend-1"),)))
+    shifted = replace(task, config=replace(task.config, corruption={"name": "gaussian_noise", "severity": 3}))
+    assert [s.name for s in method.candidates(task)] == ["f"]
+    assert [s.name for s in method.candidates(shifted)] == ["s"]
+
+
+def test_the_default_candidates_run_on_a_real_task_within_the_budget(digits_task_of):
+    """The registered default on the digits: each candidate's record, and the search skipped when
+    the budget leaves it less than it needs."""
+    method = get_repairer("auto", budget=Budget(seconds=30))
+    result = method.repair(digits_task_of(40, 400))
+    names = [r["name"] for r in result.details["candidates"]]
+    assert names == [s.name for s in method.config.failures] and result.details["scenario"] == "failures"
+    for record in result.details["candidates"]:
+        assert record["status"] == "ran" or record["status"].startswith("skipped")
+        if record["status"] == "ran":
+            assert 0 <= record["val_accuracy"] <= 1 and record["seconds"] >= 0
+    assert result.details["chosen"] in names and result.keep["rule"] == "mcnemar"
