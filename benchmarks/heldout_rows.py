@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> 
                         help="hold-out images the 14 other corruptions are evaluated on (the target and clean: all)")
     parser.add_argument("--pause-file", help="between runs, wait while this file exists (so that other work can use "
                                              "the CPU without sharing it with a timed run)")
+    parser.add_argument("--keep-level", type=float, default=0.05,
+                        help="the keep rule's level (#27: one-sided McNemar on the keep rows; recorded in each row)")
+    parser.add_argument("--old-rows", action="store_true",
+                        help="report the rows stored before the keep rule (the final choice by validation accuracy); "
+                             "runs nothing")
     parser.add_argument("--out", default=str(STORE))
     parser.add_argument("--report-only", action="store_true", help="print the tables from the stored rows; run nothing")
 
@@ -54,6 +59,8 @@ def settings_of(args: argparse.Namespace) -> dict:
                 "retain_grid": args.retain_grid}
     if getattr(args, "corruption", None):
         settings |= {"corruption": args.corruption, "severity": args.severity, "others_sample": args.others_sample}
+    if not getattr(args, "old_rows", False):  # rows from before the keep rule (#27) have no level
+        settings["keep_level"] = args.keep_level
     return settings
 
 
@@ -93,7 +100,7 @@ def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = Non
     for seed in seeds:
         for kind in kinds:
             missing = [method for method in methods if (kind, seed, method) not in have]
-            if not missing or args.report_only:
+            if not missing or args.report_only or args.old_rows:
                 continue
             if data is None:
                 data = load_data(cifar10_spec())
@@ -112,8 +119,8 @@ def ensure_rows(args: argparse.Namespace, variants: dict[str, dict] | None = Non
                 changes = overrides(method) or {}
                 examples = changes.get("train_examples", args.train_examples)
                 if examples not in tasks:
-                    tasks[examples] = make_task(model, record, data, split, TaskConfig(examples or None, seed=seed,
-                                                                                       corruption=shift))
+                    tasks[examples] = make_task(model, record, data, split, TaskConfig(
+                        examples or None, seed=seed, corruption=shift, keep_level=args.keep_level))
                 task = tasks[examples]
                 wait_while(args.pause_file)
                 result, report = run_method(method, task, args, changes)
@@ -232,7 +239,8 @@ def row_of(kind: str, seed: int, name: str, report: dict, settings: dict) -> dic
             "val_accuracy_original": report["val_accuracy_original"], "val_accuracy_repaired": report["val_accuracy_repaired"],
             "judged": report["judged"], "seconds": sum(report["phase_seconds"].values()),
             "retain_weight": report.get("retain_weight"), "block": report.get("block"),
-            "epochs": {key: len(details[key]) for key in histories}, "image_passes": details.get("image_passes")}
+            "epochs": {key: len(details[key]) for key in histories}, "image_passes": details.get("image_passes"),
+            "keep": report.get("keep"), "candidates": details.get("candidates"), "chosen": details.get("chosen")}
 
 
 def figure(row: dict, whose: str, key: str) -> float:

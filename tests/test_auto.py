@@ -130,3 +130,26 @@ def test_the_default_candidates_run_on_a_real_task_within_the_budget(digits_task
         if record["status"] == "ran":
             assert 0 <= record["val_accuracy"] <= 1 and record["seconds"] >= 0
     assert result.details["chosen"] in names and result.keep["rule"] == "mcnemar"
+
+
+def test_a_candidate_s_failure_weight_reaches_the_cached_block_loader(digits_task_of):
+    """The cached inputs draw batches through the task that built them, so the weight must be the
+    task's own while the candidate trains (and the task's again after)."""
+    from archrepair._repair.methods.auto import failure_weight
+
+    task = digits_task_of(40, 400)
+    view = task.block_view("block2")
+    bound = view.bind(copy.deepcopy(task.model), lambda model: model.train())
+
+    def rows_seen() -> list[int]:
+        loader = bound.loader(task.fit_indices, 64, shuffle=True, with_rows=True)
+        return [int(row) for batch in loader for row in batch[2]]
+
+    failures = set(range(task.repair.num_failures))
+    assert failures <= set(rows_seen())
+    with failure_weight(task, 0.0):
+        assert not failures & set(rows_seen())
+    with failure_weight(task, 3.0):
+        seen = rows_seen()
+        assert sum(row in failures for row in seen) == 3 * len(task.fit_failures)
+    assert task.config.fail_weight == 1.0 and failures <= set(rows_seen())

@@ -1,0 +1,120 @@
+"""How ``auto``'s candidates were chosen (#27): every candidate of a wider list, each to its own
+schedule (no time budget), on design seeds that the acceptance runs never use; **validation figures
+only** (accuracy and loss on the task's validation rows, seconds, epochs), so that the choice of
+defaults never looks at a hold-out.
+
+    python benchmarks/auto_design.py [--models undertrained] [--seeds 100,101,102] [--scenario failures]
+        [--corruption gaussian_noise --severity 3] [--report-only]
+
+Rows go to ``results/auto_design.jsonl`` (one per model, seed, scenario), appended as each finishes,
+so an interrupted run resumes. The table: per candidate, validation accuracy (mean over seeds), how
+often it is the best by validation, seconds and epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, cifar10_spec, code_commit, load_cached_model, print_headline
+from heldout_rows import MODELS, method_settings
+
+STORE = ROOT / "benchmarks" / "results" / "auto_design.jsonl"
+
+
+def design_candidates(scenario: str):
+    """The wider list the defaults were chosen from."""
+    from archrepair._repair.methods.auto import CandidateSpec as C
+
+    if scenario == "shift":
+        return (C("augmix", "augmix"), C("augmix+distill1", "augmix", retain_weight=1.0),
+                C("augmix-w2", "augmix", fail_weight=2.0))
+    return (C("train-more-block", "train-more-block"),
+            C("block-gradient", "block-gradient"),
+            C("block-gradient+distill3", "block-gradient", retain_weight=3.0),
+            C("block-gradient-w0.5", "block-gradient", fail_weight=0.5),
+            C("block-gradient-w2", "block-gradient", fail_weight=2.0),
+            C("block-gradient-w0", "block-gradient", fail_weight=0.0),
+            C("archrepair+distill10", "archrepair", retain_weight=10.0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="undertrained")
+    parser.add_argument("--seeds", default="100,101,102")
+    parser.add_argument("--count", type=int, default=750)
+    parser.add_argument("--train-examples", type=int, default=5000)
+    parser.add_argument("--corruption")
+    parser.add_argument("--severity", type=int, default=3)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    scenario = "shift" if args.corruption else "failures"
+    stored = [json.loads(line) for line in STORE.read_text().splitlines()] if STORE.exists() else []
+    have = {(r["model"], r["seed"], r["scenario"]) for r in stored}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    data = None
+    for seed in seeds:
+        for kind in args.models.split(","):
+            if (kind, seed, scenario) in have or args.report_only:
+                continue
+            stored.append(run_one(kind, seed, scenario, args, data))
+            with STORE.open("a") as handle:
+                handle.write(json.dumps(stored[-1]) + "\n")
+    print_headline(report([r for r in stored if r["scenario"] == scenario and r["seed"] in seeds
+                           and r["model"] in args.models.split(",")]))
+
+
+def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace, data) -> dict:
+    from archrepair.base_model import make_loader
+    from archrepair.data import load_data, select_failures
+    from archrepair.evaluate import predict_logits
+    from archrepair._repair import TaskConfig, make_task
+    from archrepair._repair.methods.auto import AutoConfig, AutoRepair
+    from archrepair.data.corrupted import corrupted_test
+
+    data = load_data(cifar10_spec())
+    if args.corruption:
+        data = corrupted_test(data, args.corruption, args.severity)
+    model, record = load_cached_model(MODELS[kind])
+    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
+    split = select_failures(predictions, data.y_test, args.count, seed)
+    shift = {"name": args.corruption, "severity": args.severity, "seed": 0} if args.corruption else None
+    task = make_task(model, record, data, split, TaskConfig(args.train_examples, seed=seed, corruption=shift))
+    specs = design_candidates(scenario)
+    config = AutoConfig(failures=specs, shift=specs, settings=method_settings("auto"))
+    method = AutoRepair(config, log=lambda message: print(message, flush=True) if message.startswith("auto:") else None)
+    candidate = method.train(task, method.budget.deadline())
+    records = candidate.details["candidates"]
+    return {"model": kind, "seed": seed, "scenario": scenario, "corruption": args.corruption, "severity": args.severity,
+            "candidates": records, "localization_seconds": candidate.phase_seconds.get("localize"),
+            "commit": code_commit()}
+
+
+def report(rows: list[dict]) -> dict:
+    """Per candidate: mean validation accuracy, times best by validation, mean seconds and epochs."""
+    figures = {}
+    for kind in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == kind]
+        names = list(dict.fromkeys(c["name"] for r in mine for c in r["candidates"]))
+        print(f"\n{kind}, {len(mine)} seeds ({', '.join(str(r['seed']) for r in mine)}): validation only")
+        print("candidate | val accuracy % (mean ± sd) | val loss | best by validation | seconds | epochs")
+        best = [max(r["candidates"], key=lambda c: (c["val_accuracy"], -c["val_loss"]))["name"] for r in mine]
+        for name in names:
+            runs = [c for r in mine for c in r["candidates"] if c["name"] == name]
+            accuracy = 100 * np.array([c["val_accuracy"] for c in runs])
+            epochs = {}
+            for c in runs:
+                for phase, count in c["epochs"].items():
+                    epochs.setdefault(phase, []).append(count)
+            print(f"{name} | {accuracy.mean():.2f} ± {accuracy.std(ddof=1) if len(runs) > 1 else 0:.2f} | "
+                  f"{np.mean([c['val_loss'] for c in runs]):.4f} | {best.count(name)}/{len(mine)} | "
+                  f"{np.mean([c['seconds'] for c in runs]):.0f} | "
+                  + ", ".join(f"{p} {np.mean(v):.1f}" for p, v in epochs.items()))
+            figures[f"{kind}_{name}_val_accuracy"] = round(float(accuracy.mean()), 2)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
