@@ -120,49 +120,45 @@ def budget_split(rows: list[dict], kind: str) -> dict:
         print(f"  {name} | {len(runs)}/{len(mine)} | {chosen.get(name, 0)} | "
               f"{np.mean([c['seconds'] for c in runs]) if runs else 0:.1f} | {np.mean(shares) if shares else 0:.1f} | "
               f"{100 * np.mean([c['val_accuracy'] for c in runs]) if runs else float('nan'):.2f}"
-              + (f" | skipped: {Counter(skipped).most_common(1)[0][0]}" if skipped else ""))
+              + (f" | {Counter(skipped).most_common(1)[0][0]}" if skipped else ""))
         figures[f"{kind}_auto_{name}_chosen"] = chosen.get(name, 0)
         figures[f"{kind}_auto_{name}_ran"] = len(runs)
     return figures
 
 
 def shift_figures(rows: list[dict], reference: str = "auto") -> dict:
-    """Table 7 figures of the returned models (target, the other 14, clean, robust accuracy = the
-    mean over the 15 corruptions) and ``reference`` minus each other method, paired by (model, seed)."""
-    figures = {}
+    """The Table 7 layout (``baselines_data.shift_layout``) and, paired by (model, seed), ``reference``
+    minus each other method's returned model on the target corruption, robust accuracy (the mean
+    over the 15 corruptions) and clean images, with each method's clean-accuracy loss."""
+    from baselines_data import shift_layout
+
     tables = [r for r in rows if r.get("shift_table")]
     if not tables:
-        return figures
+        return {}
     target = tables[0]["settings"]["corruption"]
+    figures = shift_layout(tables, target)
 
     def measures(row: dict, whose: str) -> dict:
         table = row["shift_table"]
-        others = [v[whose] for k, v in table.items() if k not in ("clean", target)]
-        return {"target": table[target][whose], "others": float(np.mean(others)), "clean": table["clean"][whose],
-                "robust": float(np.mean(others + [table[target][whose]]))}
+        corruptions = [name for name in table if name != "clean"]
+        return {"target": table[target][whose], "clean": table["clean"][whose],
+                "robust": float(np.mean([table[name][whose] for name in corruptions]))}
 
-    methods = list(dict.fromkeys(r["method"] for r in tables))
-    print(f"\n{target}: returned models, mean over (model, seed) pairs, %: target / other 14 / clean / robust")
-    original = [measures(r, "original") for r in tables if r["method"] == methods[0]]
-    print("original | " + " / ".join(f"{np.mean([m[k] for m in original]):.2f}" for k in ("target", "others", "clean", "robust")))
-    by = {(r["model"], r["seed"], r["method"]): measures(r, "returned") for r in tables}
-    base = {(r["model"], r["seed"]): measures(r, "original") for r in tables}
-    for method in methods:
-        values = [v for (m, s, name), v in by.items() if name == method]
-        clean_loss = np.mean([base[(m, s)]["clean"] - v["clean"] for (m, s, name), v in by.items() if name == method])
-        print(f"{method} ({len(values)}) | " + " / ".join(f"{np.mean([v[k] for v in values]):.2f}"
-                                                       for k in ("target", "others", "clean", "robust"))
-              + f" | clean loss {clean_loss:.2f}")
-        figures[f"{target}_{method}_clean_loss_points"] = round(float(clean_loss), 2)
-        if method == reference:
+    by = {(r["model"], r["seed"], r["method"]): r for r in tables}
+    for method in dict.fromkeys(r["method"] for r in tables):
+        mine = [r for r in tables if r["method"] == method]
+        loss = np.mean([measures(r, "original")["clean"] - measures(r, "returned")["clean"] for r in mine])
+        print(f"{method}: clean accuracy lost {loss:.2f} points (returned, {len(mine)} pairs)")
+        figures[f"{target}_{method}_clean_loss_points"] = round(float(loss), 2)
+        pairs = sorted({(m, s) for m, s, name in by if name == reference} & {(r["model"], r["seed"]) for r in mine})
+        if method == reference or not pairs:
             continue
-        pairs = sorted({(m, s) for m, s, name in by if name == reference} & {(m, s) for m, s, name in by if name == method})
         for key in ("target", "robust", "clean"):
-            differences = np.array([by[(*p, reference)][key] - by[(*p, method)][key] for p in pairs])
-            if len(differences):
-                print(f"  {reference} - {method} on {key}: mean {differences.mean():+.2f} ± "
-                      f"{differences.std(ddof=1) if len(differences) > 1 else 0:.2f} over {len(pairs)} pairs")
-                figures[f"{target}_{reference}_minus_{method}_{key}_points"] = round(float(differences.mean()), 2)
+            differences = np.array([measures(by[(*p, reference)], "returned")[key]
+                                    - measures(by[(*p, method)], "returned")[key] for p in pairs])
+            print(f"  {reference} - {method} on {key}: mean {differences.mean():+.2f} ± "
+                  f"{differences.std(ddof=1) if len(differences) > 1 else 0:.2f} over {len(pairs)} pairs")
+            figures[f"{target}_{reference}_minus_{method}_{key}_points"] = round(float(differences.mean()), 2)
     return figures
 
 

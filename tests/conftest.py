@@ -32,6 +32,23 @@ def _shared_folder(variable: str, name: str) -> Path:
     return path
 
 
+class StepClock:
+    """A clock for budget tests: every reading moves it on by one second, so a budget of N seconds
+    lasts N readings (deadline checks) whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.fixture
+def step_clock() -> StepClock:
+    return StepClock()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared real data (``$ARCHREPAIR_DATA_DIR`` or ``../shared/data``)."""

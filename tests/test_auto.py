@@ -50,9 +50,15 @@ class Spender(Repairer):
         return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at}, {"train": float(spent)})
 
 
-for _name, _steps, _scale in (("spend-6", 6, 1.0), ("spend-1", 1, 1.0), ("spend-6-sharper", 6, 3.0)):
-    register_repairer(f"test-{_name}", "test: spends fake seconds")(
-        lambda settings, steps=_steps, scale=_scale: Spender(steps, scale))
+@pytest.fixture(autouse=True)
+def spenders(monkeypatch):
+    """The toy methods, registered for this module's tests only."""
+    from archrepair._repair import registry
+
+    monkeypatch.setattr(registry, "_METHODS", registry._METHODS.copy())
+    for name, steps, scale in (("spend-6", 6, 1.0), ("spend-1", 1, 1.0), ("spend-6-sharper", 6, 3.0)):
+        register_repairer(f"test-{name}", "test: spends fake seconds")(
+            lambda settings, steps=steps, scale=scale: Spender(steps, scale))
 
 
 def _auto(specs, budget: Budget) -> AutoRepair:
@@ -118,12 +124,14 @@ def test_a_shift_task_gets_the_shift_candidates(task):
     assert [s.name for s in method.candidates(shifted)] == ["s"]
 
 
-def test_the_default_candidates_run_on_a_real_task_within_the_budget(digits_task_of):
-    """The registered default on the digits: each candidate's record, and the search skipped when
-    the budget leaves it less than it needs."""
+def test_the_default_candidates_run_on_a_real_task_within_the_budget(digits_task_of, tmp_path):
+    """The registered default on the digits: each candidate's record (in report.md too), and the
+    search skipped when the budget leaves it less than it needs."""
     method = get_repairer("auto", budget=Budget(seconds=30))
-    result = method.repair(digits_task_of(40, 400))
+    result, report = run_repair(method, digits_task_of(40, 400), tmp_path / "out")
     names = [r["name"] for r in result.details["candidates"]]
+    written = (tmp_path / "out" / "report.md").read_text()
+    assert "## Candidates (chosen by validation" in written and all(f"| {name} |" in written for name in names)
     assert names == [s.name for s in method.config.failures] and result.details["scenario"] == "failures"
     for record in result.details["candidates"]:
         assert record["status"] == "ran" or record["status"].startswith("skipped")
@@ -153,3 +161,22 @@ def test_a_candidate_s_failure_weight_reaches_the_cached_block_loader(digits_tas
         seen = rows_seen()
         assert sum(row in failures for row in seen) == 3 * len(task.fit_failures)
     assert task.config.fail_weight == 1.0 and failures <= set(rows_seen())
+
+
+def test_a_resumed_run_keeps_its_finished_candidates_and_their_seconds(task, tmp_path):
+    first = _auto((CandidateSpec("a", "test-spend-1"), CandidateSpec("b", "test-spend-6-sharper")), Budget(seconds=10))
+    first.work_dir = tmp_path / "work"
+    done = first.repair(task)
+    assert (tmp_path / "work" / "a" / "candidate.pt").exists() and CLOCK.now == 7.0
+    resumed = _auto((CandidateSpec("a", "test-spend-1"), CandidateSpec("b", "test-spend-6-sharper"),
+                     CandidateSpec("c", "test-spend-6")), Budget(seconds=10))
+    resumed.work_dir = tmp_path / "work"
+    again = resumed.repair(task)
+    records = again.details["candidates"]
+    assert records[:2] == done.details["candidates"]  # restored, not trained again
+    assert CLOCK.now == 10.0 and records[2]["seconds"] == 3.0  # the 7 s they used are spent
+    if done.details["chosen"] in ("a", "b"):
+        assert again.details["chosen"] in (done.details["chosen"], "c")
+    for name, value in done.candidate.state_dict().items():
+        if again.details["chosen"] == done.details["chosen"]:
+            assert torch.equal(value, again.candidate.state_dict()[name])

@@ -230,7 +230,87 @@ CASES = [
                                                      y_train=np.array([0, 1, 2] * 2), x_test=np.zeros((3, 8, 8, 1), np.uint8),
                                                      y_test=np.array([0, 1, 2])),
                                             ["evaluate", ws / "model", "--data", ws / "three.npz"])[1], "predicts 10 classes"),
+    # options that mean nothing without another, or with another (#28)
+    ("severity-without-corruption", lambda ws: ["evaluate", ws / "model", "--severity", "3"],
+     "--severity has no effect without --corruption"),
+    ("severity-with-corruptions", lambda ws: ["evaluate", ws / "model", "--severity", "3", "--corruptions", "all"],
+     "--severity has no effect without --corruption"),
+    ("corruption-dir-without-corruption", lambda ws: ["evaluate", ws / "model", "--corruption-dir", ws / "runs"],
+     "--corruption-dir has no effect without --corruption or --corruptions"),
+    ("corruption-seed-without-corruption", lambda ws: ["repair", ws / "model", "--corruption-seed", "2", "--out",
+                                                       ws / "r"], "--corruption-seed has no effect without --corruption"),
+    ("severities-without-corruptions", lambda ws: ["evaluate", ws / "model", "--severities", "1,2"],
+     "--severities has no effect without --corruptions"),
+    ("per-severity-without-corruptions", lambda ws: ["evaluate", ws / "model", "--per-severity"],
+     "--per-severity has no effect without --corruptions"),
+    ("count-with-a-failure-split", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--count", "5",
+                                               "--out", ws / "r"], "--count has no effect with --failures"),
+    ("protocol-with-a-failure-split", lambda ws: ["localize", ws / "model", "--failures", ws / "fail.json", "--protocol",
+                                                  "paper"], "--protocol has no effect with --failures"),
+    ("holdout-with-a-failure-split", lambda ws: ["compare", ws / "model", "--failures", ws / "fail.json", "--holdout",
+                                                 "0.3", "--out", ws / "c"], "--holdout has no effect with --failures"),
+    ("failure-seed-with-a-failure-split", lambda ws: ["compare", ws / "model", "--failures", ws / "fail.json",
+                                                      "--failure-seed", "1", "--out", ws / "c"],
+     "--failure-seed has no effect with --failures"),
+    ("weights-not-finite", lambda ws: (_poison(ws / "model"), ["evaluate", ws / "model"])[1], "not finite"),
+    ("keep-level-zero", lambda ws: ["repair", ws / "model", "--keep-level", "0", "--out", ws / "r"], "--keep-level"),
+    ("keep-level-above-one", lambda ws: ["compare", ws / "model", "--keep-level", "1.5", "--out", ws / "c"],
+     "--keep-level"),
+    ("repair-budget-seconds-zero", lambda ws: ["repair", ws / "model", "--budget-seconds", "0", "--out", ws / "r"],
+     "--budget-seconds"),
+    ("repair-budget-epochs-zero", lambda ws: ["repair", ws / "model", "--budget-epochs", "0", "--out", ws / "r"],
+     "--budget-epochs"),
+    ("repair-block-empty", lambda ws: ["repair", ws / "model", "--block", "", "--out", ws / "r", *FAST], "--block"),
+    ("corrupt-gray-data", lambda ws: ["corrupt", "--data", "digits", "--corruptions", "fog", "--out", ws / "c"],
+     "RGB images"),
+    ("train-out-empty", lambda ws: ["train", "--epochs", "1", "--out", ""], "--out is empty"),
+    ("repair-out-blank", lambda ws: ["repair", ws / "model", "--out", " "], "--out is empty"),
+    # data read wrongly (#28)
+    ("npz-channels-first", lambda ws: ["data", _npz(ws, x=np.zeros((6, 3, 8, 8), np.uint8))], "(N, C, H, W)"),
+    ("npz-channel-axis-not-last", lambda ws: ["data", _npz(ws, x=np.zeros((6, 8, 8, 5), np.uint8))],
+     "1 or 3 channels last"),
+    ("npz-labels-not-whole", lambda ws: ["data", _npz(ws, y=np.array([0, 1, 0.5, 1, 0, 1]))], "not whole numbers"),
+    ("npz-labels-negative", lambda ws: ["data", _npz(ws, y=np.array([0, 1, -1, 1, 0, 1]))], "negative labels"),
+    ("npz-one-class", lambda ws: ["data", _npz(ws, y=np.zeros(6, np.int64), y_test=np.zeros(3, np.int64))],
+     "at least 2"),
+    ("npz-test-class-not-in-training", lambda ws: ["data", _npz(ws, y_test=np.array([0, 1, 2]))],
+     "have no training images"),
+    ("npz-empty-test-split", lambda ws: ["data", _npz(ws, x_test=np.zeros((0, 8, 8, 1), np.uint8),
+                                                      y_test=np.zeros(0, np.int64))], "test split has no images"),
+    ("imagefolder-test-class-without-training-images", lambda ws: ["data", f"imagefolder:{_orphan_class(ws)}"],
+     "'c'"),
 ]
+
+
+def _npz(ws: Path, x=None, y=None, x_test=None, y_test=None) -> str:
+    """An npz data spec: six 8x8 gray training images of classes 0 and 1 and three test images,
+    with any array replaced."""
+    x = np.zeros((6, 8, 8, 1), np.uint8) if x is None else x
+    y = np.array([0, 1] * 3) if y is None else y
+    x_test = np.zeros((3, *x.shape[1:]), np.uint8) if x_test is None else x_test
+    y_test = np.array([0, 1, 0]) if y_test is None else y_test
+    np.savez(ws / "d.npz", x_train=x, y_train=y, x_test=x_test, y_test=y_test)
+    return f"npz:{ws / 'd.npz'}"
+
+
+def _orphan_class(ws: Path) -> Path:
+    """An image folder whose test split has a class ``c`` that training lacks."""
+    from PIL import Image
+
+    folder = _image_folder(ws)
+    (folder / "test" / "c").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "test" / "c" / "0.png")
+    return folder
+
+
+def _poison(folder: Path) -> None:
+    """A NaN in one weight of the checkpoint in ``folder``."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(folder / "model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name].view(-1)[0] = float("nan")
+    save_file(weights, str(folder / "model.safetensors"))
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -300,3 +380,33 @@ def test_an_image_folder_cache_sees_added_images(ws, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["train"] == first["train"] + 1
     assert "skipped 1 file" in captured.err and "readme.txt" in captured.err
+
+
+def test_labels_with_gaps_are_read_with_a_one_line_note(ws, capsys):
+    status = main(["data", _npz(ws, y=np.array([0, 7] * 3), y_test=np.array([0, 7, 0])), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0 and json.loads(captured.out)["num_classes"] == 8
+    notes = [line for line in captured.err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "labels use 2 of 0..7" in notes[0] and "8 classes" in notes[0]
+
+
+def test_an_image_folder_mixing_gray_and_rgb_images_is_read_as_rgb_with_a_note(ws, capsys):
+    from PIL import Image
+
+    folder = _image_folder(ws)
+    Image.fromarray(np.full((8, 8), 200, np.uint8)).save(folder / "train" / "a" / "gray.png")
+    status = main(["data", f"imagefolder:{folder}?size=8", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert json.loads(captured.out)["image_shape"] == [8, 8, 3]
+    assert "converted its 1 grayscale images to RGB" in captured.err
+
+
+def test_a_cache_folder_that_cannot_be_written_names_the_variable(ws, capsys, monkeypatch):
+    monkeypatch.setenv("ARCHREPAIR_CACHE_DIR", str(ws / "fail.json" / "cache"))  # below a file
+    before = _hashes(ws)
+    status = main(["data", f"imagefolder:{_image_folder(ws)}"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("note:")]
+    assert status == 1 and len(lines) == 1 and "ARCHREPAIR_CACHE_DIR" in lines[0] and "Traceback" not in err
+    assert {k: v for k, v in _hashes(ws).items() if not k.startswith("images")} == before

@@ -1,14 +1,10 @@
 """The whole-network fine-tuning baseline behind the common interface, and the wall-clock budget."""
 
-import time
-
 import pytest
 import torch
 
 from archrepair.budget import Budget
-from archrepair._repair import (
-    FineTune, FineTuneConfig, GradientConfig, RepairResult, RepairSettings, get_repairer, list_repairers,
-)
+from archrepair._repair import GradientConfig, RepairResult, RepairSettings, get_repairer, list_repairers
 from archrepair._search import SearchConfig
 from archrepair._repair.pipeline import run_repair
 from archrepair.train import TrainConfig
@@ -18,8 +14,9 @@ def test_finetune_returns_the_common_result_and_report(digits_task_of, digits):
     task = digits_task_of(10, 300)
     model = task.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result, report = run_repair(FineTune(FineTuneConfig(TrainConfig(epochs=2, batch_size=64, lr=0.01))), task)
-    assert isinstance(result, RepairResult) and result.method == "network-gradient"  # the old FineTune path
+    settings = RepairSettings(train=TrainConfig(epochs=2, batch_size=64, lr=0.01))
+    result, report = run_repair(get_repairer("network-gradient", settings), task)
+    assert isinstance(result, RepairResult) and result.method == "network-gradient"
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     assert 0 <= report["fail_fixed_rate"] <= 1 and report["fail_accuracy_before"] == 0.0
     better = (result.val_accuracy_repaired, -result.val_loss_repaired) > (result.val_accuracy_original, -result.val_loss_original)
@@ -47,9 +44,7 @@ def test_every_registered_method_runs_and_returns_the_common_result(name, digits
     config = RepairSettings(block="block2", search=SearchConfig(epochs=1, warmup_epochs=0),
                             train=TrainConfig(epochs=1, batch_size=64, lr=0.01))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    started = time.perf_counter()
-    result, report = run_repair(get_repairer(name, config, Budget(epochs=2, seconds=60)), task)
-    assert time.perf_counter() - started < 60
+    result, report = run_repair(get_repairer(name, config, Budget(epochs=2)), task)
     assert isinstance(result, RepairResult) and result.method == name
     assert report["eval_examples"] + report["fail_examples"] == len(digits.y_test)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched
@@ -64,7 +59,7 @@ def test_neuron_level_changes_one_output_channel_only(digits_task_of):
     import copy
 
     from archrepair._repair import GradientRepair
-    from archrepair._repair.gradient import failure_gradients
+    from archrepair._repair.methods.gradient import failure_gradients
     from archrepair.train import fit
 
     task = digits_task_of(10, 200)

@@ -21,7 +21,7 @@ from archrepair._repair import TaskConfig, make_task
 from archrepair._repair.block_inputs import PackedSuffix, pack
 from archrepair._repair.block_split import CacheOff, split_at_block
 from archrepair._repair.methods.gradient import GradientConfig, GradientRepair
-from archrepair._repair.surgery import block_input, trainable_only
+from archrepair._search.surgery import block_input, trainable_only
 from archrepair._search import RelaxedBlock, SearchConfig, SearchSpace, block_graph
 from archrepair._search.optimise import architecture_step, weight_step
 

@@ -80,3 +80,19 @@ def test_outputs_get_the_usual_permissions_not_the_temporary_files_private_ones(
     staging = staging_directory(tmp_path / "model")
     replace_directory(staging, tmp_path / "model")
     assert stat.S_IMODE(os.stat(tmp_path / "model").st_mode) == 0o777 & ~UMASK
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_that_are_not_finite_are_refused_at_load_with_the_tensor_s_name(digits_checkpoint, tmp_path, bad, cli):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(digits_checkpoint, folder)
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    name = sorted(key for key, value in weights.items() if value.is_floating_point())[1]
+    weights[name].view(-1)[0] = bad
+    save_file(weights, str(folder / WEIGHTS_FILE))
+    with pytest.raises(ArchRepairError, match=f"{name} holds 1 of .* not finite"):
+        load_checkpoint(folder)
+    status, _, err = cli("evaluate", folder)
+    assert status == 1 and name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

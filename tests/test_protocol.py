@@ -213,3 +213,21 @@ def test_a_model_with_an_unknown_training_holdout_validates_on_the_test_sets_val
     np.testing.assert_array_equal(task.repair.y[rows], digits.y_test[stopping])
     np.testing.assert_array_equal(keep.x, digits.x_test[keep.indices])
     assert len(task.fit_indices) == len(split.fail_indices) + 300 and not set(task.fit_indices) & set(rows)
+
+
+def test_evaluate_on_another_model_s_split_says_so_and_claims_no_fix(cli, digits_checkpoint, tmp_path):
+    status, _, _ = cli("failures", digits_checkpoint, "--count", "10", "--out", tmp_path / "fail.json")
+    assert status == 0
+    status, out, _ = cli("evaluate", digits_checkpoint, "--failures", tmp_path / "fail.json", "--json")
+    own = json.loads(out)
+    assert own["split_of_this_model"] and "holdout" in own and "split_note" not in own
+    split = json.loads((tmp_path / "fail.json").read_text())
+    split["model_fingerprint"] = "0" * 16  # as if made for another model
+    (tmp_path / "other.json").write_text(json.dumps(split))
+    status, out, _ = cli("evaluate", digits_checkpoint, "--failures", tmp_path / "other.json", "--json")
+    other = json.loads(out)
+    assert status == 0 and not other["split_of_this_model"] and "holdout" not in other  # no change against "the original"
+    assert "another model" in other["split_note"] and other["holdout_accuracy"]["examples"] == len(split["holdout_indices"])
+    status, out, _ = cli("evaluate", digits_checkpoint, "--failures", tmp_path / "other.json")
+    text = " ".join(out.split())
+    assert "ANOTHER model" in text and "D_fail of another model" in text and "fixed" not in text

@@ -25,7 +25,7 @@ from archrepair.cli import main
 from archrepair.models import get_block, get_model, replace_block
 from archrepair._repair import ArchRepair, ArchRepairConfig, RepairResult, TaskConfig, make_task
 from archrepair._repair.pipeline import save_repaired
-from archrepair._repair.surgery import block_input
+from archrepair._search.surgery import block_input
 from archrepair._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise
 from archrepair.train import TrainConfig
 
@@ -171,15 +171,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_corrupt_leaves_no_worker_behind(tmp_path, signum):
+@pytest.mark.parametrize("signum,group", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)])
+def test_corrupt_leaves_no_worker_behind(tmp_path, signum, group):
+    """Stopped by a signal to the command, or by Ctrl-C at a terminal (SIGINT to the whole process
+    group, workers included): no worker left, exit 130, one line and no traceback."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "rgb.npz", x_train=rng.integers(0, 256, (4, 32, 32, 3), np.uint8), y_train=np.array([0, 1, 0, 1]),
              x_test=rng.integers(0, 256, (400, 32, 32, 3), np.uint8), y_test=rng.integers(0, 2, 400))
     environment = dict(os.environ, ARCHREPAIR_CACHE_DIR=str(tmp_path / "cache"))
     process = subprocess.Popen([sys.executable, "-m", "archrepair.cli", "corrupt", "--data", f"npz:{tmp_path / 'rgb.npz'}",
                                 "--workers", "2", "--out", str(tmp_path / "c")], env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=group)
     deadline = time.monotonic() + 60
     children: set[int] = set()
     while len(children) < 2 and time.monotonic() < deadline and process.poll() is None:
@@ -188,7 +190,10 @@ def test_corrupt_leaves_no_worker_behind(tmp_path, signum):
     assert len(children) >= 2, "the workers never started"
     time.sleep(1.0)
     children |= _children(process.pid)
-    process.send_signal(signum)
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     _, err = process.communicate(timeout=30)
     stopped = time.monotonic()
     while any(_alive(pid) for pid in children) and time.monotonic() - stopped < 5:
@@ -198,7 +203,7 @@ def test_corrupt_leaves_no_worker_behind(tmp_path, signum):
 
 
 def test_a_comparison_in_which_one_method_raises_writes_the_others(cli, digits_checkpoint, tmp_path, monkeypatch):
-    from archrepair._repair.gradient import GradientRepair
+    from archrepair._repair.methods.gradient import GradientRepair
 
     original = GradientRepair.repair
 

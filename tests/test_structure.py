@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "archrepair"
 README = PACKAGE.parent.parent / "README.md"
@@ -72,15 +74,16 @@ def test_the_readme_stays_under_250_lines():
     assert len(README.read_text().splitlines()) < 250
 
 
-def test_old_import_paths_still_work_and_the_functions_keep_their_names():
-    import archrepair
-    from archrepair._repair.pipeline import run_repair as current
-    from archrepair.repair.pipeline import run_repair as deprecated
-    from archrepair.search.surgery import block_input  # noqa: F401
+def test_the_public_functions_keep_their_names_and_old_paths_are_gone():
+    import importlib
 
-    assert deprecated is current
+    import archrepair
+
     assert callable(archrepair.repair) and callable(archrepair.localize)
     assert archrepair.repair.__module__ == "archrepair._api"
+    for old in ("archrepair.repair.pipeline", "archrepair._repair.surgery", "archrepair._repair.finetune"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(old)
 
 
 def test_the_public_api_repairs_localizes_and_compares(digits_checkpoint, tmp_path):

@@ -13,9 +13,6 @@ Example:
 
 __version__ = "0.1.0"
 
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
-
 from ._api import Problem, compare, load_problem, localize, repair  # noqa: E402
 from ._comparison import Comparison, summarise, write_comparison  # noqa: E402
 from ._localize import LocalizationReport, LocalizeConfig, Localizer, list_localizers, register_localizer  # noqa: E402
@@ -46,41 +43,3 @@ __all__ = [
     "register_corruption", "register_localizer", "register_model", "register_relaxation_rule", "register_repairer",
     "repair", "save_checkpoint", "select_failures", "summarise", "write_comparison",
 ]
-
-# Deprecated import paths, kept for one release: ``archrepair.repair.X`` is ``archrepair._repair.X``
-# and so on. The functions ``archrepair.repair`` and ``archrepair.localize`` stay functions even
-# after such an import (Python would otherwise bind the submodule over them).
-_RENAMED = {"repair": "_repair", "localize": "_localize", "search": "_search", "comparison": "_comparison"}
-
-
-class _Aliases:
-    """Import hook: ``archrepair.<old>[.sub]`` is the module ``archrepair.<new>[.sub]``."""
-
-    def find_spec(self, name, path=None, target=None):
-        import importlib.util
-
-        parts = name.split(".")
-        if len(parts) >= 2 and parts[0] == __name__ and parts[1] in _RENAMED:
-            return importlib.util.spec_from_loader(name, self)
-        return None
-
-    def create_module(self, spec):
-        import importlib
-
-        parts = spec.name.split(".")
-        parts[1] = _RENAMED[parts[1]]
-        return importlib.import_module(".".join(parts))
-
-    def exec_module(self, module):
-        pass
-
-
-class _Package(_types.ModuleType):
-    def __setattr__(self, name, value):
-        if name in _RENAMED and isinstance(value, _types.ModuleType):
-            return  # the public function keeps the name
-        super().__setattr__(name, value)
-
-
-_sys.meta_path.insert(0, _Aliases())
-_sys.modules[__name__].__class__ = _Package

@@ -108,12 +108,55 @@ def name_list(text: str) -> list[str]:
     return parts
 
 
+def non_empty_name(text: str) -> str:
+    """An argparse type for one name (a block, a layer), not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the name is empty; give one, e.g. layer3")
+    return text.strip()
+
+
+non_empty_name.__name__ = "a name"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 1, as every other bad input."""
 
     def error(self, message: str):  # noqa: D401 (argparse's signature)
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(1)
+
+
+def add_dependent(parser: argparse.ArgumentParser, *flags: str, needs: tuple[str, ...] = (),
+                  refused_with: tuple[str, ...] = (), default=None, group=None, **kwargs) -> argparse.Action:
+    """Add option ``flags`` (``kwargs`` as for ``add_argument``; into ``group`` when given) that means
+    something only when one of the options ``needs`` is given, and nothing when one of
+    ``refused_with`` is. Given where it means nothing, :func:`check_dependent` refuses it in one line
+    naming both; left out, it takes ``default`` (its argparse default is ``None``, so that a value
+    given on the command line can be told from the default)."""
+    action = (group or parser).add_argument(*flags, default=None, **kwargs)
+    rules = list(parser.get_default("_dependent") or [])
+    rules.append((flags[0], action.dest, tuple(needs), tuple(refused_with), default))
+    parser.set_defaults(_dependent=rules)
+    return action
+
+
+def check_dependent(args: argparse.Namespace) -> None:
+    """Refuse every option of :func:`add_dependent` given where it means nothing; fill in the
+    defaults of those left out."""
+
+    def given(flag: str) -> bool:
+        return getattr(args, flag.lstrip("-").replace("-", "_"), None) not in (None, False)
+
+    for flag, dest, needs, refused_with, default in getattr(args, "_dependent", None) or []:
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+            continue
+        if needs and not any(given(other) for other in needs):
+            wanted = " or ".join(needs)
+            raise ArchRepairError(f"{flag} has no effect without {wanted}; add {wanted}, or leave {flag} out")
+        for other in refused_with:
+            if given(other):
+                raise ArchRepairError(f"{flag} has no effect with {other}; leave one of them out")
 
 
 # ------------------------------------------------------------------------------------ output paths
@@ -129,6 +172,8 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (), kin
     (or, for a folder, ``resume``); a place that cannot be written (tried with a temporary file).
     ``resumable``: the command has ``--resume`` (the message then offers it).
     """
+    if not str(path).strip():
+        raise ArchRepairError(f"{option} is empty; give the path of the {kind} to write")
     target = Path(path).expanduser().absolute()
     for given in inputs:
         if given is None:
@@ -231,12 +276,13 @@ def _short(settings: dict, dotted: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def replace_stale(path: Path, resume: bool, say: Callable[[str], None], what: str) -> None:
+def replace_stale(path: Path, resume: bool, say: Callable[[str], None], what: str, resumable: bool = True) -> None:
     """Without ``resume``, remove the state ``path`` (a file or folder this tool wrote for an earlier,
-    failed or different run) and say so in one line."""
+    failed or different run) and say so in one line (offering ``--resume`` when the command has it)."""
     if resume or not path.exists():
         return
-    say(f"starting afresh: removed {what} {str(path)!r} left by an earlier run (--resume continues one)")
+    offer = " (--resume continues one)" if resumable else ""
+    say(f"starting afresh: removed {what} {str(path)!r} left by an earlier run{offer}")
     if path.is_dir():
         import shutil
 

@@ -53,19 +53,21 @@ def train_base_model(
     resume: bool = False,
     on_epoch=None,
     say=None,
+    resumable: bool = True,
 ) -> tuple[torch.nn.Module, ModelRecord, FitResult]:
     """Train ``job.model`` on ``data`` (early stopping on a held-out validation split), evaluate it
     on the test split and save the checkpoint folder ``out``.
 
     A state file ``<out>.state.pt`` is written after every epoch, with the job's settings; with
     ``resume`` a killed run continues from it (refused when the settings differ); without, a state
-    left by an earlier run is replaced (``say`` tells). It is removed once the checkpoint is written.
+    left by an earlier run is replaced (``say`` tells; ``resumable``: the caller offers ``--resume``).
+    It is removed once the checkpoint is written.
     """
     out = Path(out)
     state_path = out.with_name(out.name + ".state.pt")
     if resume and not state_path.exists() and (out / "model.json").exists():
         raise ArchRepairError(f"nothing to resume: {str(out)!r} is a finished checkpoint; use --overwrite to train again")
-    replace_stale(state_path, resume, say or (lambda message: None), "the unfinished training state")
+    replace_stale(state_path, resume, say or (lambda message: None), "the unfinished training state", resumable)
     torch.manual_seed(job.seed)
     height, width, channels = data.image_shape
     arguments = {"num_classes": data.num_classes, "in_channels": channels, "width": job.width}

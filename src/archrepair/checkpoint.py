@@ -209,8 +209,9 @@ def _checkpoint_folder(path: str | Path) -> Path:
 
 
 def check_weights_fit(model: nn.Module, weights: dict[str, torch.Tensor], source: str, hint: str) -> None:
-    """Raise a clear error when ``weights`` (from ``source``) lack or add names, or differ in a shape,
-    against ``model``'s state dict; ``hint`` says what to check."""
+    """Raise a clear error when ``weights`` (from ``source``) lack or add names, differ in a shape
+    against ``model``'s state dict (``hint`` says what to check), or hold a value that is not finite
+    (naming the tensor)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
@@ -220,3 +221,8 @@ def check_weights_fit(model: nn.Module, weights: dict[str, torch.Tensor], source
         if tensor.shape != expected[key].shape:
             raise ArchRepairError(f"{source} do not fit the model: {key} has shape {tuple(tensor.shape)} but the model "
                                   f"expects {tuple(expected[key].shape)}; {hint}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            broken = int((~torch.isfinite(tensor)).sum())
+            raise ArchRepairError(f"{source}: {key} holds {broken} of {tensor.numel()} values that are not finite (NaN "
+                                  "or Inf), so every prediction is meaningless; use weights from before the training "
+                                  "diverged, or retrain")

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from . import __version__
-from ._checks import Parser
+from ._checks import Parser, check_dependent
 from .errors import ArchRepairError
 from .fileio import json_ready
 
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
+        check_dependent(args)
         result = args.handler(args)
     except ArchRepairError as error:
         print(f"archrepair {args.command}: error: {error}", file=sys.stderr)

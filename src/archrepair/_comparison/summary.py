@@ -17,9 +17,10 @@ FIGURES = ("accuracy_after", "change_points", "fix_rate", "broken", "seconds",
 def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dict]:
     """One dict per method, in the comparison's order: ``runs``, ``accuracy_before`` (the same for
     every method), the mean and sample standard deviation (``_sd``; 0 with one seed) of each figure
-    in :data:`FIGURES`, ``parameters_after``, ``kept_repaired`` (runs whose repaired model won on
-    validation) and ``p_vs_reference``: the Wilcoxon p-value of the change against ``reference`` (on
-    the test hold-out when every run measured it, else the paper's figure). A figure some run did not
+    in :data:`FIGURES`, ``parameters_after``, ``kept_repaired`` (runs whose repaired model the keep
+    rule kept), ``kept_repaired_old_rule`` (those the old validation rule would have kept) and
+    ``p_vs_reference``: the Wilcoxon p-value of the change against ``reference`` (on the test
+    hold-out when every run measured it, else the paper's figure). A figure some run did not
     measure is left out."""
     held_out = bool(comparison.rows) and all(row.holdout_change_points is not None for row in comparison.rows)
     figure = "holdout_change_points" if held_out else "change_points"
@@ -38,6 +39,8 @@ def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dic
             entry[f"{figure}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         entry["parameters_after"] = int(np.mean([row.parameters_after for row in rows]))
         entry["kept_repaired"] = sum(row.kept == "repaired" for row in rows)
+        entry["kept_repaired_old_rule"] = sum((row.keep or {}).get("decision_old_rule", row.kept) == "repaired"
+                                              for row in rows)
         entry["p_vs_reference"] = p_values.get(method)
         summary.append(entry)
     return summary

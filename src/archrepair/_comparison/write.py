@@ -14,7 +14,9 @@ from .summary import summarise
 
 JSON_FILE, MARKDOWN_FILE, CSV_FILE, CHART_FILE = "comparison.json", "comparison.md", "comparison.csv", "comparison.png"
 CSV_COLUMNS = [f.name for f in fields(ComparisonRow)
-               if f.name not in ("genotype", "repair_train_indices", "val_rows") and not f.name.endswith("interval_points")]
+               if f.name not in ("genotype", "repair_train_indices", "val_rows", "keep")
+               and not f.name.endswith("interval_points")] + \
+    ["keep_p_value", "keep_candidate_only_right", "keep_original_only_right", "kept_old_rule"]
 
 
 def write_comparison(comparison: Comparison, folder: str | Path, reference: str = "archrepair") -> dict[str, Path]:
@@ -38,8 +40,8 @@ def markdown_table(comparison: Comparison, reference: str = "archrepair") -> str
          f"data {comparison.data['spec']}. The paper's figure: accuracy on the test set without D_fail."),
         "",
         (f"| method | runs | before % | after % | change (pts) | D_fail fixed % | broken | seconds | parameters "
-         f"| kept repaired | p vs {reference} |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+         f"| kept repaired | kept by the old rule | p vs {reference} |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in summarise(comparison, reference):
         p = entry["p_vs_reference"]
@@ -49,7 +51,8 @@ def markdown_table(comparison: Comparison, reference: str = "archrepair") -> str
             f"| {entry['change_points']:+.2f} ± {entry['change_points_sd']:.2f} "
             f"| {100 * entry['fix_rate']:.1f} ± {100 * entry['fix_rate_sd']:.1f} | {entry['broken']:.0f} "
             f"| {entry['seconds']:.1f} ± {entry['seconds_sd']:.1f} | {entry['parameters_after']:,} "
-            f"| {entry['kept_repaired']}/{entry['runs']} | {'-' if p is None else f'{p:.3f}'} |"
+            f"| {entry['kept_repaired']}/{entry['runs']} | {entry['kept_repaired_old_rule']}/{entry['runs']} "
+            f"| {'-' if p is None else f'{p:.3f}'} |"
         )
     lines += _holdout_table(comparison, reference)
     for failed in comparison.errors:
@@ -84,5 +87,9 @@ def csv_rows(comparison: Comparison) -> str:
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in comparison.rows:
-        writer.writerow(asdict(row))
+        keep = row.keep or {}
+        writer.writerow(asdict(row) | {"keep_p_value": keep.get("p_value"),
+                                       "keep_candidate_only_right": keep.get("candidate_only_right"),
+                                       "keep_original_only_right": keep.get("original_only_right"),
+                                       "kept_old_rule": keep.get("decision_old_rule")})
     return buffer.getvalue()

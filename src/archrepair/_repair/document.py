@@ -65,6 +65,18 @@ def markdown(report: dict) -> str:
     for name, change in report["per_class_change_points"].items():
         lines.append(f"| {name} | {change:+.2f} | {report.get('per_class_fixed', {}).get(name, '-')} | "
                      f"{report.get('per_class_broken', {}).get(name, '-')} |")
+    candidates = (report.get("details") or {}).get("candidates")
+    if candidates:
+        lines += ["", f"## Candidates (chosen by validation: `{report['details'].get('chosen')}`)", "",
+                  "| candidate | method | status | seconds (share) | validation accuracy | validation loss | unit |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in candidates:
+            if c["status"] != "ran":
+                lines.append(f"| {c['name']} | {c['method']} | {c['status']} | - | - | - | - |")
+                continue
+            share = "" if c.get("share_seconds") is None else f" ({c['share_seconds']:.0f})"
+            lines.append(f"| {c['name']} | {c['method']} | ran | {c['seconds']:.1f}{share} | "
+                         f"{100 * c['val_accuracy']:.2f}% | {c['val_loss']:.4f} | {c.get('block') or '-'} |")
     localization = (report.get("details") or {}).get("localization")
     if localization:
         key = f"top{localization['config']['level']}" if localization["config"].get("absolute") is None else "abs"

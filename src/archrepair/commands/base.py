@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from .._checks import check_output, non_negative_int, open_fraction, positive_int
+from .._checks import add_dependent, check_output, non_negative_int, open_fraction, positive_int
 from ..data.scenario import PROTOCOLS
 from ..data.sources import DEFAULT_SPEC, parse_spec
 
@@ -39,14 +39,17 @@ def add_data(parser: argparse.ArgumentParser, default: str | None = DEFAULT_SPEC
     parser.add_argument("--data", default=default, help=DATA_HELP + suffix)
 
 
-def add_corruption(parser: argparse.ArgumentParser) -> None:
-    """Options that replace the test split by a corrupted copy (the robustness scenario)."""
+def add_corruption(parser: argparse.ArgumentParser, also: tuple[str, ...] = ()) -> None:
+    """Options that replace the test split by a corrupted copy (the robustness scenario); ``also``:
+    other options of the command that read the corruption folder and seed (``--corruptions``)."""
     group = parser.add_argument_group("corrupted test set")
     group.add_argument("--corruption", help="use this corruption of the test split (e.g. fog); see `archrepair corrupt`")
-    group.add_argument("--severity", type=int, default=3, choices=range(1, 6), metavar="1..5",
-                       help="severity 1..5 of --corruption (default: 3)")
-    group.add_argument("--corruption-dir", help="read it from an official CIFAR-10-C folder or Tiny-ImageNet-C tree instead of generating it")
-    group.add_argument("--corruption-seed", type=non_negative_int, default=0, help="seed of the generated corruption (default: 0)")
+    add_dependent(parser, "--severity", type=int, choices=range(1, 6), metavar="1..5", needs=("--corruption",),
+                  default=3, group=group, help="severity 1..5 of --corruption (default: 3)")
+    add_dependent(parser, "--corruption-dir", needs=("--corruption", *also), group=group,
+                  help="read it from an official CIFAR-10-C folder or Tiny-ImageNet-C tree instead of generating it")
+    add_dependent(parser, "--corruption-seed", type=non_negative_int, needs=("--corruption", *also), default=0,
+                  group=group, help="seed of the generated corruption (default: 0)")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -67,20 +70,21 @@ def list_methods_in_help(parser: argparse.ArgumentParser) -> None:
 def add_failure_choice(parser: argparse.ArgumentParser, from_file: bool = True) -> None:
     """``--failures`` (a saved split; with ``from_file``), or ``--count`` failures chosen now under
     ``--protocol`` with ``--holdout``."""
+    refused = ("--failures",) if from_file else ()  # a saved split has its own failures, protocol and parts
     if from_file:
         parser.add_argument("--failures", help="failure split from `archrepair failures` (default: choose --count now)")
-    parser.add_argument("--count", type=positive_int, default=1000,
-                        help="failures to choose (default: 1000, or all the failure pool holds)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="heldout",
-                        help="heldout (default): D_fail from a failure pool, the repair judged on a test hold-out that "
-                             "neither the model nor the repair has seen; paper: D_fail from every failure, judged on the "
-                             "rest of the test set (the paper's figure, to reproduce it)")
-    parser.add_argument("--holdout", type=open_fraction, default=0.5,
-                        help="share of the test set held out (heldout protocol; stratified, seeded; default: 0.5)")
-    parser.add_argument("--test-validation", type=open_fraction, default=None, metavar="SHARE",
-                        help="share of the test set held out for validation (heldout protocol; never in D_fail or "
-                             "any evaluation); default: 0.1 when the model's own training hold-out is unknown "
-                             "(an imported model), else none")
+    add_dependent(parser, "--count", type=positive_int, default=1000, refused_with=refused,
+                  help="failures to choose (default: 1000, or all the failure pool holds)")
+    add_dependent(parser, "--protocol", choices=PROTOCOLS, default="heldout", refused_with=refused,
+                  help="heldout (default): D_fail from a failure pool, the repair judged on a test hold-out that "
+                       "neither the model nor the repair has seen; paper: D_fail from every failure, judged on the "
+                       "rest of the test set (the paper's figure, to reproduce it)")
+    add_dependent(parser, "--holdout", type=open_fraction, default=0.5, refused_with=refused,
+                  help="share of the test set held out (heldout protocol; stratified, seeded; default: 0.5)")
+    add_dependent(parser, "--test-validation", type=open_fraction, metavar="SHARE", refused_with=refused,
+                  help="share of the test set held out for validation (heldout protocol; never in D_fail or "
+                       "any evaluation); default: 0.1 when the model's own training hold-out is unknown "
+                       "(an imported model), else none")
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

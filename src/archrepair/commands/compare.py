@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .._checks import name_list, non_negative_int, output_lock, positive_int
+from .._checks import add_dependent, name_list, non_negative_int, output_lock, positive_int
 from ..budget import Budget
 from .._comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
 from .._comparison.write import JSON_FILE
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=positive_int, default=3, help="repeat every method with seeds 0..N-1 (default: 3)")
     add_budget(parser, "per method run")
     add_failure_choice(parser)
-    parser.add_argument("--failure-seed", type=non_negative_int, default=0, help="seed of the failure choice (default: 0)")
+    add_dependent(parser, "--failure-seed", type=non_negative_int, default=0, refused_with=("--failures",),
+                  help="seed of the failure choice (default: 0)")
     parser.add_argument("--out", required=True, help="folder for comparison.json, .md, .csv and .png")
     parser.add_argument("--resume", action="store_true",
                         help="keep the finished runs of an interrupted comparison in --out and run the rest")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..data import load_data
+from ..errors import ArchRepairError
 from ..data.corrupted import parse_corruptions, write_cifar_c, write_imagefolder_c
 from ..data.corruptions import PRESETS, preset_for
 from ..data.corruptions.textures import load_textures
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def _write(args: argparse.Namespace, names: list[str], severities: list[int]) -> dict:
     data = load_data(args.data)
+    if data.image_shape[-1] != 3:  # before any file is written
+        raise ArchRepairError(f"data {args.data!r} has {data.image_shape[-1]}-channel images; the corruptions take RGB "
+                              "images (CIFAR-10, Tiny-ImageNet, an RGB image folder)")
     preset = args.preset or preset_for(data.x_test.shape[1])
     textures = load_textures(args.frost_textures, PRESETS[preset]["frost_scale"]) if args.frost_textures else None
     writer = write_cifar_c if args.layout == "cifar" else write_imagefolder_c

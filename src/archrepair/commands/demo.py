@@ -56,7 +56,7 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
     say(f"1/4 training a small CNN on the digits until test accuracy reaches {percent(args.target_accuracy)}")
     config = TrainConfig(epochs=30, lr=0.02, schedule="constant", target_accuracy=args.target_accuracy, patience=None)
     model, record, _ = train_base_model(data, TrainJob("small_cnn", 0.5, args.seed), config, out / "base", device,
-                                        say=say)
+                                        say=say, resumable=False)
     predictions = predict_logits(model, make_loader(data, "test", record, device=device)).argmax(1).numpy()
     wrong = int((predictions != data.y_test).sum())
     split = select_failures(predictions, data.y_test, wrong, args.seed)  # every failure of the pool

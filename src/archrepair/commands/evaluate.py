@@ -8,7 +8,7 @@ import argparse
 import numpy as np
 from rich.table import Table
 
-from .._checks import int_list
+from .._checks import add_dependent, int_list
 from .._repair.outcome import holdout_figures
 from ..data.corrupted import corrupted_test, parse_corruptions
 from ..evaluate import accuracy_report
@@ -31,10 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "without D_fail, and D_fail on its own")
     parser.add_argument("--corruptions", help="also report accuracy under these corruptions (all, or names), "
                                               "averaged over --severities")
-    parser.add_argument("--severities", type=int_list(1, 5), default=[1, 2, 3, 4, 5],
-                        help="comma-separated severities for --corruptions (default: 1,2,3,4,5)")
-    parser.add_argument("--per-severity", action="store_true", help="show each severity, not only the mean")
-    add_corruption(parser)
+    add_dependent(parser, "--severities", type=int_list(1, 5), default=[1, 2, 3, 4, 5], needs=("--corruptions",),
+                  help="comma-separated severities for --corruptions (default: 1,2,3,4,5)")
+    add_dependent(parser, "--per-severity", action="store_true", default=False, needs=("--corruptions",),
+                  help="show each severity of --corruptions, not only the mean")
+    add_corruption(parser, also=("--corruptions",))
     add_device(parser)
 
 
@@ -47,11 +48,19 @@ def run(args: argparse.Namespace) -> dict:
     keep = None
     if args.failures:
         split = loaded.load_split(args.failures, own=False)  # any model may be evaluated on a split
-        result["split_of_this_model"] = split.model_fingerprint in {loaded.fingerprint, *loaded.record.lineage}
+        own = split.model_fingerprint in {loaded.fingerprint, *loaded.record.lineage}
+        result["split_of_this_model"] = own
         keep = split.eval_indices
         result["eval"] = accuracy_report(predictions[split.eval_indices], labels[split.eval_indices], names)
         result["fail"] = accuracy_report(predictions[split.fail_indices], labels[split.fail_indices], names)
-        if split.holdout_indices:  # against the original model's recorded predictions on the hold-out
+        if not own:  # another model's failures: no "fixed", no change against "the original"
+            result["split_note"] = (f"the failure split was made for another model ({split.model_fingerprint}), not for "
+                                    "this one or a model it was repaired from: D_fail holds that model's failures, so "
+                                    "nothing here is a fix rate or a change against this model's original")
+            if split.holdout_indices:
+                held = np.asarray(split.holdout_indices)
+                result["holdout_accuracy"] = accuracy_report(predictions[held], labels[held], names)
+        elif split.holdout_indices:  # against the original model's recorded predictions on the hold-out
             original = np.zeros_like(predictions)
             original[split.holdout_indices] = split.holdout_predictions
             result["holdout"] = holdout_figures(original, predictions, labels, np.asarray(split.holdout_indices), split.seed)
@@ -77,11 +86,17 @@ def _corruption_table(loaded, args, keep) -> dict:
 
 
 def show(result: dict) -> None:
-    reports = {"test": result["test"]}
+    reports, own = {"test": result["test"]}, result.get("split_of_this_model", True)
     if "eval" in result:
-        reports = {"test (all)": result["test"], "test without D_fail": result["eval"], "D_fail": result["fail"]}
-    console.print(per_class_table(f"accuracy of {result['checkpoint']} on {result['data']}", reports))
-    if "eval" in result:
+        fail = "D_fail" if own else "D_fail of another model"
+        reports = {"test (all)": result["test"], "test without D_fail": result["eval"], fail: result["fail"]}
+    if "holdout_accuracy" in result:
+        reports["test hold-out"] = result["holdout_accuracy"]
+    title = f"accuracy of {result['checkpoint']} on {result['data']}"
+    console.print(per_class_table(title if own else f"{title} (failure split of ANOTHER model)", reports))
+    if not own:
+        console.print(f"note: {result['split_note']}")
+    elif "eval" in result:
         console.print(f"test without D_fail (the paper's figure): {percent(result['eval']['accuracy'])} on "
                       f"{result['eval']['examples']} examples; D_fail fixed: {percent(result['fail']['accuracy'])} of "
                       f"{result['fail']['examples']}")

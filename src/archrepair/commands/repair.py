@@ -13,9 +13,10 @@ from rich.table import Table
 
 from .._checks import (
     byte_size,
-    level_fraction,
     check_same_settings,
     finite_float,
+    level_fraction,
+    non_empty_name,
     non_negative_float,
     non_negative_int,
     open_fraction,
@@ -45,9 +46,10 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     """The settings every repair method shares (:class:`RepairSettings`) and how its task is built
     (:class:`TaskConfig`), for ``repair``, ``compare`` and ``demo``."""
     group = parser.add_argument_group("repair settings (every method)")
-    group.add_argument("--block", help="repair this block instead of the localised one")
-    group.add_argument("--layer", help="the linear layer a layer-patching method changes (arachne; default: the "
-                                       "model's last nn.Linear)")
+    group.add_argument("--block", type=non_empty_name, help="repair this block instead of the localised one")
+    group.add_argument("--layer", type=non_empty_name,
+                       help="the linear layer a layer-patching method changes (arachne; default: the model's last "
+                            "nn.Linear)")
     group.add_argument("--formula", choices=FORMULAS, default="tarantula", help="localisation suspiciousness")
     group.add_argument("--level", type=positive_int, default=50, help="localisation top-k level (default: 50)")
     group.add_argument("--localize-method", choices=list_localizers(), default="spectrum",

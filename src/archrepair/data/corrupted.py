@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ArchRepairError
 from .arrays import ImageData
 from .corruptions import NAMES, VERSION, corrupt, corrupt_many
-from .sources import IMAGE_SUFFIXES, cache_dir
+from .sources import IMAGE_SUFFIXES, cache_dir, write_cache
 
 
 def parse_corruptions(text: str) -> list[str]:
@@ -53,10 +53,7 @@ def corrupted_test(data: ImageData, name: str, severity: int, seed: int = 0, sou
         else:
             images = corrupt(data.x_test, name, severity, seed, frost_textures)
             if not frost_textures:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                temporary = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npy")
-                np.save(temporary, images)
-                os.replace(temporary, cached)
+                write_cache(cached, lambda temporary: np.save(temporary, images))
     spec = f"{data.spec}#{name}-{severity}"
     return replace(data, spec=spec, x_test=images, _fingerprint=None)
 

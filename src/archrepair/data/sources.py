@@ -41,6 +41,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ARCHREPAIR_CACHE_DIR", Path.home() / ".cache" / "archrepair"))
 
 
+def write_cache(target: Path, write) -> None:
+    """``write(temporary_path)``, then move it to ``target`` in the cache atomically; a cache that
+    cannot be written is a one-line error naming ``ARCHREPAIR_CACHE_DIR``."""
+    temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write(temporary)
+        os.replace(temporary, target)
+    except OSError as error:
+        if temporary.parent.is_dir():
+            temporary.unlink(missing_ok=True)
+        raise ArchRepairError(f"the cache folder {str(cache_dir())!r} cannot be written ({error.strerror or error}); "
+                              "set ARCHREPAIR_CACHE_DIR to a writable folder") from None
+
+
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split a spec into (kind, path, options); infer the kind of a bare path."""
     body, _, query = spec.partition("?")
@@ -61,7 +76,31 @@ def load_data(spec: str = DEFAULT_SPEC) -> ImageData:
         raise ArchRepairError(f"data path {path!r} does not exist (data spec {spec!r}); check the path")
     data = LOADERS[kind](path, options)
     data.spec = spec
+    check_classes(data)
     return data
+
+
+def check_classes(data: ImageData) -> None:
+    """Refuse data no classifier can be trained and judged on: an empty split, fewer than two
+    classes in training, a test class with no training example (its test images could never be
+    right); warn in one line when labels skip values (the model still gets a class for each)."""
+    for split in ("train", "test"):
+        if not len(getattr(data, f"y_{split}")):
+            raise ArchRepairError(f"data {data.spec!r}: the {split} split has no images; give both splits images")
+    seen = np.unique(data.y_train)
+    if len(seen) < 2:
+        raise ArchRepairError(f"data {data.spec!r}: the training split holds {len(seen)} class "
+                              f"({', '.join(data.class_names[c] for c in seen)}); a classifier needs at least 2")
+    absent = sorted(set(np.unique(data.y_test).tolist()) - set(seen.tolist()))
+    if absent:
+        names = ", ".join(repr(data.class_names[c]) for c in absent[:5])
+        raise ArchRepairError(f"data {data.spec!r}: test class(es) {names} have no training images; add training "
+                              "images of them or remove them from the test split")
+    unused = sorted(set(range(data.num_classes)) - set(seen.tolist()))
+    if unused:
+        print(f"note: data {data.spec!r}: labels use {len(seen)} of 0..{data.num_classes - 1} (no images of "
+              f"{', '.join(data.class_names[c] for c in unused[:8])}); the model will have {data.num_classes} classes",
+              file=sys.stderr)
 
 
 def _flag(text: str) -> bool:
@@ -137,8 +176,25 @@ def _load_npz(path: str, options: dict[str, str]) -> ImageData:
     for key in ("x_train", "x_test"):
         if parts[key].ndim == 3:
             parts[key] = parts[key][..., None]
+        shape = parts[key].shape
+        if parts[key].ndim == 4 and shape[-1] not in (1, 3):
+            hint = (f"it looks like (N, C, H, W) with C = {shape[1]}: transpose with x.transpose(0, 2, 3, 1)"
+                    if shape[1] in (1, 3) else "images must be (N, H, W, C) with 1 or 3 channels last")
+            raise ArchRepairError(f"npz file {path!r}: {key} has shape {shape}, whose last axis is not 1 or 3 "
+                                  f"channels; {hint}")
+    for key in ("y_train", "y_test"):
+        labels = parts[key]
+        if labels.dtype.kind == "f" and labels.size and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+            raise ArchRepairError(f"npz file {path!r}: {key} holds labels that are not whole numbers (e.g. "
+                                  f"{labels[labels != np.round(labels)][:3].tolist()}); give class indices 0, 1, ...")
+        if labels.dtype.kind not in "biuf":
+            raise ArchRepairError(f"npz file {path!r}: {key} must hold class indices, got {labels.dtype}")
+        if labels.size and labels.min() < 0:
+            raise ArchRepairError(f"npz file {path!r}: {key} holds negative labels; give class indices 0, 1, ...")
+        parts[key] = labels.astype(np.int64)
     if names is None:
-        names = [str(c) for c in range(int(max(parts["y_train"].max(), parts["y_test"].max())) + 1)]
+        labels = np.concatenate([parts["y_train"], parts["y_test"]])
+        names = [str(c) for c in range(int(labels.max()) + 1 if labels.size else 0)]
     return ImageData(path, parts["x_train"], parts["y_train"], parts["x_test"], parts["y_test"], names)
 
 
@@ -246,7 +302,17 @@ def _decode_members(path: str, members, size: int | None) -> ImageData:
         print(f"note: skipped {len(skipped)} file(s) of {path!r} that are not images of a supported kind "
               f"(e.g. {skipped[0]!r}; supported: {', '.join(sorted(IMAGE_SUFFIXES))})", file=sys.stderr)
     classes = sorted({c for c, _, _ in found["train"]})
+    orphans = sorted({c for c, _, _ in found["test"]} - set(classes))
+    if orphans:
+        raise ArchRepairError(f"{path!r}: test class folder(s) {', '.join(repr(c) for c in orphans[:5])} have no "
+                              "training images (train/<class>/ is missing or empty); add them or remove the test folder")
     index = {c: i for i, c in enumerate(classes)}
+    gray = sum(item[2].ndim == 2 for split in found.values() for item in split)
+    if 0 < gray < sum(len(split) for split in found.values()):  # both modes: gray to RGB, by replication
+        for split in found:
+            found[split] = [(c, n, np.repeat(x[..., None], 3, -1) if x.ndim == 2 else x) for c, n, x in found[split]]
+        print(f"note: {path!r} mixes grayscale and RGB images; converted its {gray} grayscale images to RGB by "
+              "replicating their channel", file=sys.stderr)
     arrays = []
     for split in ("train", "test"):
         items = sorted(item for item in found[split] if item[0] in index)
@@ -259,14 +325,12 @@ def _decode_members(path: str, members, size: int | None) -> ImageData:
 
 
 def _save_npz_atomically(target: Path, data: ImageData) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        np.savez(
-            handle, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
-            class_names=np.array(data.class_names),
-        )
-    os.replace(temporary, target)
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test,
+                     class_names=np.array(data.class_names))
+
+    write_cache(target, write)
 
 
 LOADERS = {

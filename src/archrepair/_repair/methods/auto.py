@@ -19,7 +19,9 @@ Budget: with ``budget.seconds``, each candidate may use its ``share`` of what is
 leave), so time a candidate does not use (early stopping) goes to the next. An epoch budget is
 dealt out over the candidates in order, one epoch at a time. The split, each candidate's seconds,
 epochs, validation accuracy and loss, and the candidates skipped (and why) are in
-``details["candidates"]``.
+``details["candidates"]``. With a work folder (``repair --resume``), each finished candidate is
+saved there and a resumed run does not train it again (its seconds count against the budget); the
+search candidate resumes from its own per-epoch state.
 
 Example:
     >>> result = get_repairer("auto", budget=Budget(seconds=120)).repair(task)   # doctest: +SKIP
@@ -28,13 +30,17 @@ Example:
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
 from ...budget import Budget, Deadline
+from ...errors import ArchRepairError
+from ...fileio import json_ready, write_bytes_atomically
 from ..base import Candidate, Repairer, validate
 from ..registry import RepairSettings, get_repairer, register_repairer
 from ..retain import RetainConfig
@@ -124,7 +130,20 @@ class AutoRepair(Repairer):
         localised = settings.block
         records, best, best_score = [], None, None
         epochs = self._epoch_shares(task)
+        finished = {spec.name: _load_candidate(self.work_dir / spec.name, task) for spec in specs} \
+            if self.work_dir else {}
+        spent = sum(saved[1]["seconds"] for saved in finished.values() if saved is not None)
+        if spent and deadline.at is not None:  # a resumed run: what the finished candidates used is spent
+            deadline = Deadline(deadline.at - spent, clock)
         for index, spec in enumerate(specs):
+            if finished.get(spec.name) is not None:
+                candidate, record = finished[spec.name]
+                records.append(record)
+                seconds[spec.name] = record["seconds"]
+                self.log(f"auto: {spec.name} finished before the resume (validation {record['val_accuracy']:.4f})")
+                if best_score is None or (record["val_accuracy"], -record["val_loss"]) > best_score:
+                    best, best_score, chosen = candidate, (record["val_accuracy"], -record["val_loss"]), spec.name
+                continue
             left = deadline.left()
             record = {"name": spec.name, "method": spec.method, "fail_weight": spec.fail_weight,
                       "retain_weight": spec.retain_weight}
@@ -159,11 +178,16 @@ class AutoRepair(Repairer):
                        "new_operations": _new_operations(candidate.genotype),
                        "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes")}
             records.append(record)
+            if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its own files
+                _save_candidate(method.work_dir, candidate, record)
             self.log(f"auto: {spec.name} validation {accuracy:.4f} (loss {loss:.4f}), {seconds[spec.name]:.1f} s")
             if best_score is None or (accuracy, -loss) > best_score:
                 best, best_score, chosen = candidate, (accuracy, -loss), spec.name
         if best is None:  # the budget ran out before any candidate: the original, unchanged
             best, chosen = Candidate(copy.deepcopy(task.model)), None
+        if chosen is not None and "localization" in details and \
+                next(s.method for s in specs if s.name == chosen) not in LOCALISING:
+            details["localization_of_other_candidates"] = details.pop("localization")  # not the chosen block's
         passes = [r["image_passes"] for r in records if r.get("image_passes") is not None]
         details = best.details | details | {
             "scenario": "shift" if task.config.corruption is not None else "failures", "chosen": chosen,
@@ -185,6 +209,41 @@ class AutoRepair(Repairer):
             return [None] * len(specs)
         shares = [total // len(specs) + (index < total % len(specs)) for index in range(len(specs))]
         return [share if share >= len(get_repairer(spec.method).phases) else 0 for spec, share in zip(specs, shares)]
+
+
+CANDIDATE_FILE = "candidate.pt"
+
+
+def _save_candidate(folder: Path, candidate: Candidate, record: dict) -> None:
+    """A finished candidate of the same architecture as the model (its weights, its record and
+    details), written atomically into ``folder`` so that a resumed run does not train it again."""
+    import io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save({"state": candidate.model.state_dict(), "block": candidate.block or "",
+                "record": json.dumps(json_ready(record)), "details": json.dumps(json_ready(candidate.details)),
+                "phase_seconds": json.dumps(candidate.phase_seconds)}, buffer)
+    write_bytes_atomically(folder / CANDIDATE_FILE, buffer.getvalue())
+
+
+def _load_candidate(folder: Path, task: RepairTask) -> tuple[Candidate, dict] | None:
+    """The candidate :func:`_save_candidate` wrote into ``folder`` (``None`` when there is none),
+    rebuilt on a copy of ``task.model`` with its cached block inputs' view when it trained on them."""
+    path = folder / CANDIDATE_FILE
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = copy.deepcopy(task.model)
+        model.load_state_dict(saved["state"])
+    except Exception as error:
+        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") \
+            from None
+    details, block = json.loads(saved["details"]), saved["block"] or None
+    view = task.block_view(block, folder.parent) if block and details.get("prefix_cache") == "on" else None
+    candidate = Candidate(model.to(task.device), details, json.loads(saved["phase_seconds"]), block, view=view)
+    return candidate, json.loads(saved["record"])
 
 
 @contextmanager

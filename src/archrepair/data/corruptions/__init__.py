@@ -81,8 +81,20 @@ def corrupt_many(images: np.ndarray, jobs: list[tuple[str, int]], seed: int = 0,
         for name, severity in jobs:
             yield (name, severity), corrupt(images, name, severity, seed, frost_textures, preset)
         return
+    import signal
+    import threading
+
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch's thread pools
-    pool = context.Pool(workers, initializer=_one_thread)
+    # The workers start with Ctrl-C ignored (a terminal sends it to the whole process group, and a worker
+    # still importing would print a traceback; an ignored signal stays ignored across exec, and Python
+    # keeps it so); the parent handles it and stops them.
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        pool = context.Pool(workers, initializer=_one_thread)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, handler)
     try:
         arguments = [(images, name, severity, seed, frost_textures, preset) for name, severity in jobs]
         for job, result in zip(jobs, pool.imap(_corrupt_job, arguments)):
