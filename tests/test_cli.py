@@ -31,11 +31,24 @@ def test_train_failures_evaluate(cli, tmp_path):
 
 
 def test_help_explains_every_command(cli):
-    from archrepair.commands import COMMANDS
+    from archrepair.commands import INDEX
 
-    for command in COMMANDS:
-        status, out, _ = cli(command.name, "--help")
-        assert status == 0 and f"usage: archrepair {command.name}" in out
+    for entry in INDEX:
+        status, out, _ = cli(entry.name, "--help")
+        assert status == 0 and f"usage: archrepair {entry.name}" in out and "--json" in out
+
+
+def test_the_top_level_help_lists_every_command_without_importing_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from archrepair.cli import main; main(['--help']); "
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if m.startswith('torch'))[:3]")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    from archrepair.commands import INDEX
+
+    assert done.returncode == 0, done.stderr
+    assert all(entry.name in done.stdout for entry in INDEX)
 
 
 def test_unknown_model_fails_with_one_line(cli, tmp_path):

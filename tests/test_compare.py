@@ -47,6 +47,7 @@ def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_pro
     assert stops and stops[-1] == "budget"
     epochs = [len(v) for k, v in result.details.items() if k in ("history", "search", "finetune")]
     assert epochs and sum(epochs) <= 40  # far from the 400 asked for
+    assert "budget_note" not in result.details  # it took many steps before the budget ran out
 
 
 def test_the_epoch_budget_sets_every_method_s_passes():
@@ -180,3 +181,11 @@ def test_every_row_records_the_keep_rule_and_the_files_show_both_rules(compariso
     entry = next(e for e in summarise(comparison) if e["method"] == "archrepair")
     old = sum(r.keep["decision_old_rule"] == "repaired" for r in comparison.rows_of("archrepair"))
     assert entry["kept_repaired_old_rule"] == old and "kept by the old rule" in paths["markdown"].read_text()
+
+
+def test_a_budget_spent_at_the_first_step_is_said_in_the_row(cli, digits_checkpoint, tmp_path):
+    status, _, err = cli("compare", digits_checkpoint, "--methods", "block-gradient", "--seeds", "1", "--count", "10",
+                         "--train-examples", "100", "--budget-seconds", "0.001", "--out", tmp_path / "c")
+    assert status == 0
+    row = json.loads((tmp_path / "c" / "comparison.json").read_text())["rows"][0]
+    assert "spent at the first step" in row["budget_note"] and "note: the budget" in err

@@ -13,33 +13,36 @@ Example:
 
 __version__ = "0.1.0"
 
-from ._api import Problem, compare, load_problem, localize, repair  # noqa: E402
-from ._comparison import Comparison, summarise, write_comparison  # noqa: E402
-from ._localize import LocalizationReport, LocalizeConfig, Localizer, list_localizers, register_localizer  # noqa: E402
-from ._repair import (  # noqa: E402
-    Candidate,
-    RepairResult,
-    Repairer,
-    RepairSettings,
-    TaskConfig,
-    get_repairer,
-    list_repairers,
-    make_task,
-    register_repairer,
-)
-from ._search.graph import register_relaxation_rule  # noqa: E402
-from .budget import Budget  # noqa: E402
-from .checkpoint import load, load_checkpoint, save_checkpoint  # noqa: E402
-from .data import load_data, select_failures  # noqa: E402
-from .data.corruptions import corrupt, list_corruptions, register_corruption  # noqa: E402
-from .errors import ArchRepairError  # noqa: E402
-from .models import default_blocks, get_model, list_models, register_model  # noqa: E402
+# Each public name and the module it lives in, imported when first used (PEP 562), so that
+# `archrepair --help` and `import archrepair` do not pay for torch until something needs it.
+_EXPORTS = {
+    "._api": ["Problem", "compare", "load_problem", "localize", "repair"],
+    "._comparison": ["Comparison", "summarise", "write_comparison"],
+    "._localize": ["LocalizationReport", "LocalizeConfig", "Localizer", "list_localizers", "register_localizer"],
+    "._repair": ["Candidate", "RepairResult", "Repairer", "RepairSettings", "TaskConfig", "get_repairer",
+                 "list_repairers", "make_task", "register_repairer"],
+    "._search.graph": ["register_relaxation_rule"],
+    ".budget": ["Budget"],
+    ".checkpoint": ["load", "load_checkpoint", "save_checkpoint"],
+    ".data": ["load_data", "select_failures"],
+    ".data.corruptions": ["corrupt", "list_corruptions", "register_corruption"],
+    ".errors": ["ArchRepairError"],
+    ".models": ["default_blocks", "get_model", "list_models", "register_model"],
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "ArchRepairError", "Budget", "Candidate", "Comparison", "LocalizationReport", "LocalizeConfig", "Localizer",
-    "Problem", "RepairResult", "RepairSettings", "Repairer", "TaskConfig", "__version__", "compare", "corrupt",
-    "default_blocks", "get_model", "get_repairer", "list_corruptions", "list_localizers", "list_models",
-    "list_repairers", "load", "load_checkpoint", "load_data", "load_problem", "localize", "make_task",
-    "register_corruption", "register_localizer", "register_model", "register_relaxation_rule", "register_repairer",
-    "repair", "save_checkpoint", "select_failures", "summarise", "write_comparison",
-]
+__all__ = sorted(["__version__", *_HOME])
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'archrepair' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_HOME[name], __name__), name)
+    globals()[name] = value  # once: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -21,20 +21,35 @@ from dataclasses import dataclass, field
 from .errors import ArchRepairError
 
 
+@dataclass
+class Checks:
+    """How often a run asked whether its deadline had passed (methods ask once per step), and at
+    which of those checks it first had (``None``: never)."""
+
+    count: int = 0
+    first_expired: int | None = None
+
+
 @dataclass(frozen=True)
 class Deadline:
     """An absolute point on ``clock``'s time line (seconds; ``time.perf_counter`` unless a test injects
-    another); ``at`` ``None``: never."""
+    another); ``at`` ``None``: never. ``checks`` counts the calls of :meth:`expired` (shared by the
+    deadlines :meth:`sooner` derives)."""
 
     at: float | None = None
     clock: Callable[[], float] = field(default=time.perf_counter, compare=False, repr=False)
+    checks: Checks = field(default_factory=Checks, compare=False, repr=False)
 
     @classmethod
     def after(cls, seconds: float | None, clock: Callable[[], float] = time.perf_counter) -> Deadline:
         return cls(None if seconds is None else clock() + seconds, clock)
 
     def expired(self) -> bool:
-        return self.at is not None and self.clock() >= self.at
+        passed = self.at is not None and self.clock() >= self.at
+        self.checks.count += 1
+        if passed and self.checks.first_expired is None:
+            self.checks.first_expired = self.checks.count
+        return passed
 
     def left(self) -> float | None:
         """Seconds until the deadline (0 once past it), ``None`` without one."""
@@ -45,7 +60,7 @@ class Deadline:
         if seconds is None:
             return self
         at = self.clock() + seconds
-        return Deadline(at if self.at is None else min(self.at, at), self.clock)
+        return Deadline(at if self.at is None else min(self.at, at), self.clock, self.checks)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from .fileio import json_ready
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = [str(word) for word in (sys.argv[1:] if argv is None else argv)]
+    parser = build_parser(_command_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version (0) and argparse's one-line errors (1)
@@ -62,20 +63,29 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_named(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; only ``command``'s has its options (its module is imported,
+    and with it torch), so that ``archrepair --help`` starts at once."""
     parser = Parser(
         prog="archrepair",
         description="Block-level, architecture-oriented repair of trained PyTorch image classifiers.",
     )
     parser.add_argument("--version", action="version", version=f"archrepair {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from . import commands as handlers
+    from .commands import INDEX
 
-    for spec in handlers.COMMANDS:
-        sub = commands.add_parser(spec.name, help=spec.help, description=spec.help, allow_abbrev=False)
-        spec.add_arguments(sub)
-        sub.add_argument("--json", action="store_true", help="print the result as one JSON object")
-        sub.set_defaults(handler=spec.run, printer=spec.show)
+    for entry in INDEX:
+        sub = commands.add_parser(entry.name, help=entry.help, description=entry.help, allow_abbrev=False)
+        if entry.name == command:
+            spec = entry.load()
+            spec.add_arguments(sub)
+            sub.add_argument("--json", action="store_true", help="print the result as one JSON object")
+            sub.set_defaults(handler=spec.run, printer=spec.show)
     return parser
 
 

@@ -19,7 +19,8 @@ class ComparisonRow:
     flip rates and the unseen-failure fix rate as fractions), for the returned model and
     (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``. ``keep``: the
     final choice's record (:func:`~archrepair._repair.keep.keep_decision`: discordant counts, p-value,
-    the decision under the keep rule and under the old validation rule)."""
+    the decision under the keep rule and under the old validation rule); ``budget_note``: set when
+    the budget ran out at the method's first step (the candidate is barely trained)."""
 
     method: str
     seed: int
@@ -50,6 +51,7 @@ class ComparisonRow:
     candidate_fix_rate: float | None = None
     candidate_paper_change_points: float | None = None
     keep: dict | None = None
+    budget_note: str | None = None
 
     @classmethod
     def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
@@ -63,6 +65,7 @@ class ComparisonRow:
             unit=report["block"] or report["details"].get("unit"), genotype=report["genotype"],
             repair_train_indices=report["split"]["repair_train_indices"],
             val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"), keep=report.get("keep"),
+            budget_note=report["details"].get("budget_note"),
             **_judged_fields(report.get("judged") or {}),
         )
 

@@ -96,6 +96,11 @@ class Repairer(ABC):
         deadline = self.budget.deadline(self.clock)
         torch.manual_seed(task.seed)
         candidate = self.train(task, deadline)
+        if deadline.checks.first_expired == 1:
+            candidate.details["budget_note"] = (
+                f"the budget ({self.budget.describe()}) was spent at the first step: at most one training step "
+                "was taken, so the candidate is barely trained; give a larger --budget-seconds")
+            self.log(f"{self.name}: {candidate.details['budget_note']}")
         for parameter in candidate.model.parameters():
             parameter.requires_grad_(True)
         result = keep_better(self.name, task, candidate.model, candidate.view, phase_seconds=candidate.phase_seconds,

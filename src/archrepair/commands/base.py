@@ -17,10 +17,9 @@ from ..data.sources import DEFAULT_SPEC, parse_spec
 
 @dataclass(frozen=True)
 class Command:
-    """``run(args) -> dict`` does the work; ``show(result)`` prints it for people."""
+    """A subcommand's behaviour (its name and one-line help are in :data:`archrepair.commands.INDEX`):
+    ``add_arguments(parser)``, ``run(args) -> dict`` does the work; ``show(result)`` prints it for people."""
 
-    name: str
-    help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], dict]
     show: Callable[[dict], None]

@@ -75,7 +75,8 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
     def finished(row: ComparisonRow, so_far: Comparison) -> None:
         write_text_atomically(saved, so_far.to_json())  # an interruption loses at most the run in progress
         say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
-            f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s")
+            f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s"
+            + (f"; note: {row.budget_note}" if row.budget_note else ""))
 
     def failed(error: dict, so_far: Comparison) -> None:
         write_text_atomically(saved, so_far.to_json())
@@ -135,5 +136,4 @@ def show(result: dict) -> None:
     console.print("wrote " + ", ".join(result["files"].values()))
 
 
-COMMAND = Command("compare", "run repair methods side by side over seeds with one budget; tables, p-values, chart",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

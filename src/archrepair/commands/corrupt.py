@@ -59,5 +59,4 @@ def show(result: dict) -> None:
                   f"{result['images_per_set']} images to [bold]{result['out']}[/] ({result['layout']} layout)")
 
 
-COMMAND = Command("corrupt", "write a corrupted copy of a test split (the 15 CIFAR-10-C corruptions)",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

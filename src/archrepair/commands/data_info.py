@@ -31,4 +31,4 @@ def show(result: dict) -> None:
     )
 
 
-COMMAND = Command("data", "load a data set (decoding and caching it once) and describe it", add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

@@ -74,5 +74,4 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
     return report
 
 
-COMMAND = Command("demo", "the whole job on the embedded digits: train, fail, localise, repair, report",
-                  add_arguments, run, show_repair)
+COMMAND = Command(add_arguments, run, show_repair)

@@ -120,5 +120,4 @@ def show(result: dict) -> None:
         console.print(table)
 
 
-COMMAND = Command("evaluate", "accuracy of a checkpoint, overall, per class and under corruptions",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

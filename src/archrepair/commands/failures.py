@@ -56,5 +56,4 @@ def show(result: dict) -> None:
         console.print(f"[yellow]only {result['failures']} misclassified examples; asked for {result['requested']}[/]")
 
 
-COMMAND = Command("failures", "select D_fail (misclassified test examples) and save the failure split",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

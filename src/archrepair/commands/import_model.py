@@ -116,5 +116,4 @@ def show(result: dict) -> None:
     whose = " (your code: keep it where it is)" if result["user_code"] else ""
     console.print(f"loading it imports and calls {result['rebuilt_by']} again{whose}; weights come from the folder only")
 
-COMMAND = Command("import", "make a checkpoint from your own model (torchvision, timm, or your factory) and weights",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

@@ -85,5 +85,5 @@ def _torchvision_model(name: str, num_classes: int):
         raise ArchRepairError(f"unknown torchvision model {name!r}; see torchvision.models.list_models()") from None
 
 
-MODELS = Command("models", "list the model zoo", add_models_arguments, run_models, show_models)
-BLOCKS = Command("blocks", "list a model's blocks with their shapes and sizes", add_blocks_arguments, run_blocks, show_blocks)
+MODELS = Command(add_models_arguments, run_models, show_models)
+BLOCKS = Command(add_blocks_arguments, run_blocks, show_blocks)

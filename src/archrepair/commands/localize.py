@@ -78,5 +78,4 @@ def show(result: dict) -> None:
             console.print(f"  ranking by {name:<10}: {' > '.join(result['ranking_' + name])}")
 
 
-COMMAND = Command("localize", "find the block most to blame for the failures (spectrum + gradient reweighting)",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

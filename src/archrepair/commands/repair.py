@@ -277,6 +277,8 @@ def show(report: dict) -> None:
     table.add_row(f"latency (ms per {report['latency_batch']})", f"{report['latency_ms_before']:.1f}",
                   f"{report['latency_ms_after']:.1f}", "")
     console.print(table)
+    if (report.get("details") or {}).get("budget_note"):
+        console.print(f"note: {report['details']['budget_note']}")
     if report.get("genotype"):
         edges = ", ".join(f"{e['source']}->{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
         whose = "" if report["kept"] == "repaired" else " (the discarded candidate's; the saved model is the input model)"
@@ -288,5 +290,4 @@ def show(report: dict) -> None:
         console.print(f"wrote [bold]{report['out']}[/] (load with archrepair.load)")
 
 
-COMMAND = Command("repair", "repair the localised (or given) block by architecture search and fine-tuning",
-                  add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)

@@ -95,4 +95,4 @@ def show(result: dict) -> None:
     )
 
 
-COMMAND = Command("train", "train a zoo model on a data set and write a checkpoint folder", add_arguments, run, show)
+COMMAND = Command(add_arguments, run, show)
