@@ -130,9 +130,10 @@ def add_dependent(parser: argparse.ArgumentParser, *flags: str, needs: tuple[str
                   refused_with: tuple[str, ...] = (), default=None, group=None, **kwargs) -> argparse.Action:
     """Add option ``flags`` (``kwargs`` as for ``add_argument``; into ``group`` when given) that means
     something only when one of the options ``needs`` is given, and nothing when one of
-    ``refused_with`` is. Given where it means nothing, :func:`check_dependent` refuses it in one line
-    naming both; left out, it takes ``default`` (its argparse default is ``None``, so that a value
-    given on the command line can be told from the default)."""
+    ``refused_with`` is (an entry ``--option=value``: that option has that value, given or by
+    default). Given where it means nothing, :func:`check_dependent` refuses it in one line naming
+    both; left out, it takes ``default`` (its argparse default is ``None``, so that a value given on
+    the command line can be told from the default)."""
     action = (group or parser).add_argument(*flags, default=None, **kwargs)
     rules = list(parser.get_default("_dependent") or [])
     rules.append((flags[0], action.dest, tuple(needs), tuple(refused_with), default))
@@ -145,7 +146,9 @@ def check_dependent(args: argparse.Namespace) -> None:
     defaults of those left out."""
 
     def given(flag: str) -> bool:
-        return getattr(args, flag.lstrip("-").replace("-", "_"), None) not in (None, False)
+        option, _, value = flag.partition("=")
+        actual = getattr(args, option.lstrip("-").replace("-", "_"), None)
+        return str(actual) == value if value else actual not in (None, False)
 
     for flag, dest, needs, refused_with, default in getattr(args, "_dependent", None) or []:
         if getattr(args, dest) is None:

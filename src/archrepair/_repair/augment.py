@@ -17,10 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 Op = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]  # (images, levels in (0, 1], gen)
+
+
+def _functional():
+    """torchvision's image functions, imported when an operation first needs them (importing
+    torchvision costs every command about 1.3 s of start-up)."""
+    import torchvision.transforms.v2.functional as functional
+
+    return functional
 
 
 def _uniform(count: int, generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> torch.Tensor:
@@ -78,8 +85,8 @@ def _solarize(images, levels, generator):
 
 
 OPS: dict[str, Op] = {
-    "autocontrast": lambda images, levels, generator: TF.autocontrast(images),
-    "equalize": lambda images, levels, generator: TF.equalize(images),
+    "autocontrast": lambda images, levels, generator: _functional().autocontrast(images),
+    "equalize": lambda images, levels, generator: _functional().equalize(images),
     "posterize": _posterize,
     "rotate": _rotate,
     "solarize": _solarize,

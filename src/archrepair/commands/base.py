@@ -78,9 +78,10 @@ def add_failure_choice(parser: argparse.ArgumentParser, from_file: bool = True) 
                   help="heldout (default): D_fail from a failure pool, the repair judged on a test hold-out that "
                        "neither the model nor the repair has seen; paper: D_fail from every failure, judged on the "
                        "rest of the test set (the paper's figure, to reproduce it)")
-    add_dependent(parser, "--holdout", type=open_fraction, default=0.5, refused_with=refused,
+    add_dependent(parser, "--holdout", type=open_fraction, default=0.5, refused_with=(*refused, "--protocol=paper"),
                   help="share of the test set held out (heldout protocol; stratified, seeded; default: 0.5)")
-    add_dependent(parser, "--test-validation", type=open_fraction, metavar="SHARE", refused_with=refused,
+    add_dependent(parser, "--test-validation", type=open_fraction, metavar="SHARE",
+                  refused_with=(*refused, "--protocol=paper"),
                   help="share of the test set held out for validation (heldout protocol; never in D_fail or "
                        "any evaluation); default: 0.1 when the model's own training hold-out is unknown "
                        "(an imported model), else none")

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .._checks import name_list, output_lock, positive_int
+from .._checks import add_dependent, name_list, output_lock, positive_int
 from ..base_model import check_input_size, make_loader
 from ..checkpoint import ModelRecord, check_weights_fit, read_state_dict, save_checkpoint
 from ..data import load_data
@@ -30,11 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local weights file: .safetensors, or a state dict saved with torch.save (loaded weights-only)")
     parser.add_argument("--data", help="data spec the model works on: gives the input size, class names and (without "
                                        "--mean/--std) the normalisation, and measures the test accuracy")
-    parser.add_argument("--input-size", type=positive_int, help="image height = width in pixels (without --data)")
-    parser.add_argument("--channels", type=positive_int, default=3, help="image channels (without --data; default: 3)")
+    add_dependent(parser, "--input-size", type=positive_int, refused_with=("--data",),
+                  help="image height = width in pixels (without --data)")
+    add_dependent(parser, "--channels", type=positive_int, default=3, refused_with=("--data",),
+                  help="image channels (without --data; default: 3)")
     parser.add_argument("--mean", type=_floats, help="per-channel mean in [0, 1] units, comma-separated")
     parser.add_argument("--std", type=_floats, help="per-channel standard deviation in [0, 1] units, comma-separated")
-    parser.add_argument("--classes", type=name_list, help="class names in label order (without --data)")
+    add_dependent(parser, "--classes", type=name_list, refused_with=("--data",),
+                  help="class names in label order (without --data)")
     parser.add_argument("--blocks", type=name_list,
                         help="block names (module paths) for families without an automatic list, e.g. stage1,stage2")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")

@@ -6,7 +6,7 @@ import argparse
 
 from rich.table import Table
 
-from .._checks import non_negative_int, open_fraction, output_lock, positive_int, name_list
+from .._checks import add_dependent, name_list, non_negative_int, open_fraction, output_lock, positive_int
 from .._localize import FORMULAS, LocalizeConfig, list_localizers
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
 from .common_model import load_model_and_data
@@ -23,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--formula", choices=FORMULAS, default="tarantula", help="suspiciousness (default: tarantula)")
     parser.add_argument("--threshold", type=float, default=0.0,
                         help="activation threshold on the normalised, spatially averaged output (default: 0)")
-    parser.add_argument("--level", type=positive_int, default=50, help="pick the block at the top-k level epsilon_k (default: 50)")
+    add_dependent(parser, "--level", type=positive_int, default=50, refused_with=("--absolute",),
+                  help="pick the block at the top-k level epsilon_k (default: 50)")
     parser.add_argument("--absolute", type=float, help="absolute threshold on the reweighted score (overrides --level)")
     parser.add_argument("--method", choices=list_localizers(), default="spectrum",
                         help="what picks the block: spectrum (the paper's Algorithm 1) or shift (normalisation-statistics "
                              "shift; finds blocks with damaged weights) (default: spectrum)")
-    parser.add_argument("--shift-ratio", type=open_fraction, default=0.5,
-                        help="shift: the earliest block adding at least this fraction of the largest shift (default: 0.5)")
+    add_dependent(parser, "--shift-ratio", type=open_fraction, default=0.5, needs=("--method=shift",),
+                  help="shift: the earliest block adding at least this fraction of the largest shift (default: 0.5)")
     parser.add_argument("--out", help="write the JSON report here (for `archrepair repair` and campaigns)")
     add_overwrite(parser)
     add_corruption(parser)

@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.table import Table
 
 from .._checks import (
+    add_dependent,
     byte_size,
     check_same_settings,
     finite_float,
@@ -61,9 +62,10 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
                        help="training examples joined to D_fail in D_repair (default: 5000; 0: all)")
     group.add_argument("--val-fraction", type=open_fraction, default=0.2,
                        help="share of D_repair's training examples held out for validation; never failures (default: 0.2)")
-    group.add_argument("--plain-validation", action="store_true",
-                       help="validate on all held-out examples instead of dropping the share of the model's failures "
-                            "that D_fail took from the deployment data (which is how the evaluation split is built)")
+    add_dependent(parser, "--plain-validation", action="store_true", default=False, needs=("--protocol=paper",),
+                  group=group, help="under --protocol paper, validate on all held-out examples instead of dropping the "
+                                    "share of the model's failures that D_fail took from the deployment data (which is "
+                                    "how the paper's evaluation split is built)")
     group.add_argument("--fail-weight", type=non_negative_float, default=1.0,
                        help="how many times each failure counts per training epoch, for every method; below 1 trades "
                             "fixed failures for accuracy on the rest (default: 1)")
@@ -87,15 +89,16 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retain", choices=RETAIN_KINDS, default="none",
                        help="regression-aware training of every gradient-trained method: distill = focal distillation "
                             "towards the original model on the examples it gets right (default: none)")
-    group.add_argument("--retain-weight", type=non_negative_float, default=1.0,
-                       help="weight of the --retain term (default: 1)")
+    add_dependent(parser, "--retain-weight", type=non_negative_float, default=1.0, needs=("--retain=distill",),
+                  group=group, help="weight of the --retain distill term (default: 1)")
     group.add_argument("--no-prefix-cache", action="store_true",
                        help="run the whole network on every step instead of caching the inputs of the block a "
                             "method trains (the cache is exact; this is for checking it and for timing)")
-    group.add_argument("--keep-level", type=level_fraction, default=KEEP_LEVEL,
-                       help="under the heldout protocol the repaired model is kept only when it beats the original at "
-                            "this level on rows no training or choice saw (one-sided exact McNemar test); 1 keeps "
-                            f"every candidate (default: {KEEP_LEVEL}; --protocol paper keeps the validation rule)")
+    add_dependent(parser, "--keep-level", type=level_fraction, default=KEEP_LEVEL, refused_with=("--protocol=paper",),
+                  group=group, help="under the heldout protocol the repaired model is kept only when it beats the "
+                                    "original at this level on rows no training or choice saw (one-sided exact McNemar "
+                                    f"test); 1 keeps every candidate (default: {KEEP_LEVEL}; --protocol paper keeps the "
+                                    "validation rule)")
     group.add_argument("--cache-memory", type=byte_size, default="4G",
                        help="memory the cached block inputs may take before they spill to a memory-mapped file in "
                             "the work folder (default: 4G)")
@@ -151,8 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_budget(parser, "of the repair")
     list_methods_in_help(parser)
     add_failure_choice(parser)
-    parser.add_argument("--localization", help="repair the block a `localize --out` report chose (it must have been made "
-                                               "for this model and these failures)")
+    add_dependent(parser, "--localization", refused_with=("--block",),
+                  help="repair the block a `localize --out` report chose (it must have been made for this model and "
+                       "these failures)")
     parser.add_argument("--out", required=True, help="repaired-model folder to write")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--resume", action="store_true",

@@ -6,7 +6,6 @@ import hashlib
 import math
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -15,6 +14,8 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     Stratified by label when every class has at least two members and both parts can hold one of
     each (else a plain seeded split); both outputs are sorted int64 index arrays.
     """
+    from sklearn.model_selection import train_test_split  # here: importing scikit-learn costs a second at start-up
+
     indices = np.arange(len(labels))
     if fraction <= 0:
         return indices, indices[:0]
