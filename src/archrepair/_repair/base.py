@@ -170,8 +170,11 @@ def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockV
     original_val, original_loss = validate(task, task.model, view)
     repaired_val, repaired_loss = validate(task, repaired, view)
     old_rule = "repaired" if (repaired_val, -repaired_loss) > (original_val, -original_loss) else "original"
-    right = (None, None) if task.keep is None else (keep_right(task, task.model), keep_right(task, repaired))
-    keep = keep_decision(*right, task.config.keep_level, old_rule, task.keep.source if task.keep is not None else "")
+    if task.keep is None:  # the paper's protocol: the old rule decides
+        keep = keep_decision(None, None, task.config.keep_level, old_rule)
+    else:
+        keep = keep_decision(keep_right(task, task.model), keep_right(task, repaired), task.config.keep_level,
+                             old_rule, task.keep.source)
     kept = keep["decision"]
     model = repaired if kept == "repaired" else copy.deepcopy(task.model)
     return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,

@@ -241,7 +241,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     keep, reserved = None, np.zeros(0, dtype=np.int64)
     if len(test_validation):  # the split holds a validation part of the test set: validate there
         if heldout and len(test_validation) >= 4:
-            stop_part, keep_part = stratified_split(data.y_test[test_validation], 0.5, seed + 7)
+            stop_part, keep_part = _halves(data.y_test[test_validation], seed)
             keep = KeepRows(data.x_test[test_validation[keep_part]], data.y_test[test_validation[keep_part]],
                             "half of the test set's validation part", np.sort(test_validation[keep_part]))
             test_validation = np.sort(test_validation[stop_part])
@@ -256,7 +256,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
         if heldout and len(spare) >= MIN_SPARE_ROWS:
             keep = KeepRows(data.x_train[spare], data.y_train[spare], "the base model's training hold-out", spare)
         elif heldout and len(repair.val_rows) >= 4:
-            stop_part, keep_part = stratified_split(repair.y[repair.val_rows], 0.5, seed + 7)
+            stop_part, keep_part = _halves(repair.y[repair.val_rows], seed)
             reserved = np.sort(repair.val_rows[keep_part])
             keep = KeepRows(repair.x[reserved], repair.y[reserved], "half of the validation rows",
                             repair.train_indices[reserved - repair.num_failures])
@@ -285,6 +285,12 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     fit = np.setdiff1d(np.arange(len(repair.y)), np.concatenate([repair.val_rows, reserved]))
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], config, keep=keep)
+
+
+def _halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(early stopping, keep)``: positions of ``labels`` halved, stratified and seeded, when the keep
+    rows must come out of a validation part."""
+    return stratified_split(labels, 0.5, seed + 7)
 
 
 def thinned_validation(model: nn.Module, record: ModelRecord, repair: RepairSet, rows: np.ndarray, share: float,

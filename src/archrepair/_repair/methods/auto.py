@@ -47,6 +47,7 @@ from ..retain import RetainConfig
 from ..task import RepairTask
 from .archrepair import localised_block
 
+
 @dataclass(frozen=True)
 class CandidateSpec:
     """One candidate: the registered ``method`` it trains with, the task's failure weight replaced by
@@ -134,55 +135,53 @@ class AutoRepair(Repairer):
             if self.work_dir else {}
         spent = sum(saved[1]["seconds"] for saved in finished.values() if saved is not None)
         if spent and deadline.at is not None:  # a resumed run: what the finished candidates used is spent
-            deadline = Deadline(deadline.at - spent, clock)
+            deadline = Deadline(deadline.at - spent, clock, deadline.checks)
         for index, spec in enumerate(specs):
             if finished.get(spec.name) is not None:
                 candidate, record = finished[spec.name]
-                records.append(record)
-                seconds[spec.name] = record["seconds"]
                 self.log(f"auto: {spec.name} finished before the resume (validation {record['val_accuracy']:.4f})")
-                if best_score is None or (record["val_accuracy"], -record["val_loss"]) > best_score:
-                    best, best_score, chosen = candidate, (record["val_accuracy"], -record["val_loss"]), spec.name
-                continue
-            left = deadline.left()
-            record = {"name": spec.name, "method": spec.method, "fail_weight": spec.fail_weight,
-                      "retain_weight": spec.retain_weight}
-            if epochs[index] == 0 or (left is not None and left < max(spec.min_seconds, 1e-9)):
-                why = "no epoch of the budget left" if epochs[index] == 0 else \
-                    f"{left:.1f} s of the budget left, it needs {spec.min_seconds:g} s"
-                records.append(record | {"status": f"skipped: {why}"})
-                self.log(f"auto: {spec.name} skipped ({why})")
-                continue
-            if localised is None and spec.method in LOCALISING:  # once, when a candidate first needs it
-                started = clock()
-                localised, details["localization"] = localised_block(task, settings.localize, settings.localize_rows)
-                seconds["localize"] = clock() - started
+            else:
                 left = deadline.left()
-            runnable = [s for s in specs[index:] if s.share > 0]
-            share = None if left is None or spec.share == 0 else left * spec.share / sum(s.share for s in runnable)
-            block = localised if spec.method in LOCALISING else settings.block
-            method = get_repairer(spec.method, replace(self._settings(spec), block=block),
-                                  Budget(epochs=epochs[index]) if epochs[index] else None, log=self.log)
-            method.work_dir = self.work_dir / spec.name if self.work_dir else None
-            self.log(f"auto: candidate {index + 1}/{len(specs)} {spec.name}"
-                     + (f" ({share:.0f} s of {left:.0f} s left)" if share is not None else ""))
-            tick = clock()
-            torch.manual_seed(task.seed)
-            with failure_weight(task, spec.fail_weight):
-                candidate = method.train(task, deadline.sooner(share))
-            seconds[spec.name] = clock() - tick
-            accuracy, loss = validate(task, candidate.model, candidate.view)
-            record |= {"status": "ran", "share_seconds": None if share is None else round(share, 2),
-                       "seconds": round(seconds[spec.name], 2), "val_accuracy": accuracy, "val_loss": loss,
-                       "block": candidate.block or candidate.details.get("unit"),
-                       "new_operations": _new_operations(candidate.genotype),
-                       "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes")}
+                record = {"name": spec.name, "method": spec.method, "fail_weight": spec.fail_weight,
+                          "retain_weight": spec.retain_weight}
+                if epochs[index] == 0 or (left is not None and left < max(spec.min_seconds, 1e-9)):
+                    why = "no epoch of the budget left" if epochs[index] == 0 else \
+                        f"{left:.1f} s of the budget left, it needs {spec.min_seconds:g} s"
+                    records.append(record | {"status": f"skipped: {why}"})
+                    self.log(f"auto: {spec.name} skipped ({why})")
+                    continue
+                if localised is None and spec.method in LOCALISING:  # once, when a candidate first needs it
+                    started = clock()
+                    localised, details["localization"] = localised_block(task, settings.localize,
+                                                                         settings.localize_rows)
+                    seconds["localize"] = clock() - started
+                    left = deadline.left()
+                runnable = [s for s in specs[index:] if s.share > 0]
+                share = None if left is None or spec.share == 0 else left * spec.share / sum(s.share for s in runnable)
+                block = localised if spec.method in LOCALISING else settings.block
+                method = get_repairer(spec.method, replace(self._settings(spec), block=block),
+                                      Budget(epochs=epochs[index]) if epochs[index] else None, log=self.log)
+                method.work_dir = self.work_dir / spec.name if self.work_dir else None
+                self.log(f"auto: candidate {index + 1}/{len(specs)} {spec.name}"
+                         + (f" ({share:.0f} s of {left:.0f} s left)" if share is not None else ""))
+                tick = clock()
+                torch.manual_seed(task.seed)
+                with failure_weight(task, spec.fail_weight):
+                    candidate = method.train(task, deadline.sooner(share))
+                accuracy, loss = validate(task, candidate.model, candidate.view)
+                record |= {"status": "ran", "share_seconds": None if share is None else round(share, 2),
+                           "seconds": round(clock() - tick, 2), "val_accuracy": accuracy, "val_loss": loss,
+                           "block": candidate.block or candidate.details.get("unit"),
+                           "new_operations": _new_operations(candidate.genotype),
+                           "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes")}
+                if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its files
+                    _save_candidate(method.work_dir, candidate, record)
+                self.log(f"auto: {spec.name} validation {accuracy:.4f} (loss {loss:.4f}), {record['seconds']:.1f} s")
             records.append(record)
-            if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its own files
-                _save_candidate(method.work_dir, candidate, record)
-            self.log(f"auto: {spec.name} validation {accuracy:.4f} (loss {loss:.4f}), {seconds[spec.name]:.1f} s")
-            if best_score is None or (accuracy, -loss) > best_score:
-                best, best_score, chosen = candidate, (accuracy, -loss), spec.name
+            seconds[spec.name] = record["seconds"]
+            score = (record["val_accuracy"], -record["val_loss"])
+            if best_score is None or score > best_score:
+                best, best_score, chosen = candidate, score, spec.name
         if best is None:  # the budget ran out before any candidate: the original, unchanged
             best, chosen = Candidate(copy.deepcopy(task.model)), None
         if chosen is not None and "localization" in details and \
@@ -199,7 +198,6 @@ class AutoRepair(Repairer):
         if spec.retain_weight > 0:
             settings = replace(settings, retain=RetainConfig("distill", spec.retain_weight, settings.retain.temperature))
         return settings
-
 
     def _epoch_shares(self, task: RepairTask) -> list[int | None]:
         """Each candidate's epochs: ``None`` (its own schedule) without an epoch budget, else the
