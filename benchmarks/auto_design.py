@@ -5,10 +5,17 @@ defaults never looks at a hold-out.
 
     python benchmarks/auto_design.py [--models undertrained] [--seeds 100,101,102] [--scenario failures]
         [--corruption gaussian_noise --severity 3] [--report-only]
+    python benchmarks/auto_design.py --choice [--budget-seconds 120]
 
 Rows go to ``results/auto_design.jsonl`` (one per model, seed, scenario), appended as each finishes,
 so an interrupted run resumes. The table: per candidate, validation accuracy (mean over seeds), how
 often it is the best by validation, seconds and epochs.
+
+``--choice`` (scenario ``choice``): the default candidates as ``auto`` runs them (one time budget),
+each also interpolated towards the original (α 0.25, 0.5, 0.75), with the validation negative flip
+rate of every option; the table replays the choice under each flip weight λ (score: validation
+accuracy − λ · validation negative flips) with and without the interpolated options, and gives the
+chosen option's validation accuracy and negative flips beside ``train-more-block``'s.
 """
 
 from __future__ import annotations
@@ -48,9 +55,12 @@ def main() -> None:
     parser.add_argument("--train-examples", type=int, default=5000)
     parser.add_argument("--corruption")
     parser.add_argument("--severity", type=int, default=3)
+    parser.add_argument("--choice", action="store_true",
+                        help="the default candidates in one budget, with interpolated options and flip weights")
+    parser.add_argument("--budget-seconds", type=float, default=120.0, help="the budget of a --choice run")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    scenario = "shift" if args.corruption else "failures"
+    scenario = "choice" if args.choice else "shift" if args.corruption else "failures"
     stored = [json.loads(line) for line in STORE.read_text().splitlines()] if STORE.exists() else []
     have = {(r["model"], r["seed"], r["scenario"]) for r in stored}
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -62,8 +72,8 @@ def main() -> None:
             stored.append(run_one(kind, seed, scenario, args, data))
             with STORE.open("a") as handle:
                 handle.write(json.dumps(stored[-1]) + "\n")
-    print_headline(report([r for r in stored if r["scenario"] == scenario and r["seed"] in seeds
-                           and r["model"] in args.models.split(",")]))
+    mine = [r for r in stored if r["scenario"] == scenario and r["seed"] in seeds and r["model"] in args.models.split(",")]
+    print_headline(choice_report(mine) if args.choice else report(mine))
 
 
 def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace, data) -> dict:
@@ -71,7 +81,8 @@ def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace, data)
     from archrepair.data import load_data, select_failures
     from archrepair.evaluate import predict_logits
     from archrepair._repair import TaskConfig, make_task
-    from archrepair._repair.methods.auto import AutoConfig, AutoRepair
+    from archrepair.budget import Budget
+    from archrepair._repair.methods.auto import FAILURE_CANDIDATES, AutoConfig, AutoRepair
     from archrepair.data.corrupted import corrupted_test
 
     data = load_data(cifar10_spec())
@@ -82,14 +93,64 @@ def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace, data)
     split = select_failures(predictions, data.y_test, args.count, seed)
     shift = {"name": args.corruption, "severity": args.severity, "seed": 0} if args.corruption else None
     task = make_task(model, record, data, split, TaskConfig(args.train_examples, seed=seed, corruption=shift))
-    specs = design_candidates(scenario)
-    config = AutoConfig(failures=specs, shift=specs, settings=method_settings("auto"))
+    specs = FAILURE_CANDIDATES if scenario == "choice" else design_candidates(scenario)
+    config = AutoConfig(failures=specs, shift=specs, settings=method_settings("auto"),
+                        mixes=MIXES if scenario == "choice" else ())
     method = AutoRepair(config, log=lambda message: print(message, flush=True) if message.startswith("auto:") else None)
+    if scenario == "choice":
+        method.apply_budget(Budget(seconds=args.budget_seconds))
     candidate = method.train(task, method.budget.deadline())
     records = candidate.details["candidates"]
     return {"model": kind, "seed": seed, "scenario": scenario, "corruption": args.corruption, "severity": args.severity,
             "candidates": records, "localization_seconds": candidate.phase_seconds.get("localize"),
             "commit": code_commit()}
+
+
+MIXES = (0.25, 0.5, 0.75)
+FLIP_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0)
+
+
+def choice_report(rows: list[dict]) -> dict:
+    """Replay ``auto``'s choice on the stored validation figures under each flip weight, with and
+    without the interpolated options: the chosen option, its validation accuracy and negative flips."""
+    figures = {}
+    for kind in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == kind]
+        print(f"\n{kind}, {len(mine)} seeds ({', '.join(str(r['seed']) for r in mine)}): validation only, "
+              "accuracy and negative flips in %")
+        for r in mine:
+            for c in r["candidates"]:
+                if c["status"] == "ran":
+                    options = ", ".join(f"α {m['alpha']:g} {100 * m['val_accuracy']:.1f}/{100 * m['val_negative_flip_rate']:.1f}"
+                                        for m in c.get("mixes", []))
+                    print(f"  seed {r['seed']} {c['name']}: {100 * c['val_accuracy']:.1f}/"
+                          f"{100 * c['val_negative_flip_rate']:.1f} ({c['seconds']:.0f} s){'; ' + options if options else ''}")
+        safety = [next(c for c in r["candidates"] if c["name"] == "train-more-block") for r in mine]
+        print(f"train-more-block alone: accuracy {100 * np.mean([c['val_accuracy'] for c in safety]):.2f}, "
+              f"negative flips {100 * np.mean([c['val_negative_flip_rate'] for c in safety]):.2f}")
+        print("flip weight | interpolated options | chosen (per seed) | accuracy | negative flips")
+        for mixes in (False, True):
+            for weight in FLIP_WEIGHTS:
+                chosen = [_replay(r["candidates"], weight, mixes) for r in mine]
+                accuracy = 100 * np.mean([c[1]["val_accuracy"] for c in chosen])
+                flips = 100 * np.mean([c[1]["val_negative_flip_rate"] for c in chosen])
+                print(f"{weight:g} | {'yes' if mixes else 'no'} | {', '.join(c[0] for c in chosen)} | "
+                      f"{accuracy:.2f} | {flips:.2f}")
+                key = f"{kind}_flip{weight:g}{'_mixes' if mixes else ''}"
+                figures[f"{key}_val_accuracy"], figures[f"{key}_val_negative_flips"] = round(accuracy, 2), round(flips, 2)
+    return figures
+
+
+def _replay(candidates: list[dict], weight: float, mixes: bool) -> tuple[str, dict]:
+    """The option ``auto`` chooses from the recorded ``candidates`` at flip weight ``weight``."""
+    options = []
+    for c in candidates:
+        if c["status"] != "ran":
+            continue
+        options.append((c["name"], c))
+        options += [(f"{c['name']}×{m['alpha']:g}", m) for m in c.get("mixes", []) if mixes]
+    return max(options, key=lambda o: (o[1]["val_accuracy"] - weight * o[1]["val_negative_flip_rate"],
+                                       -o[1]["val_loss"]))
 
 
 def report(rows: list[dict]) -> dict:

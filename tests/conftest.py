@@ -19,7 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ARCHREPAIR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(TEST_THREADS)
+
+
+TEST_THREADS = int(os.environ.get("OMP_NUM_THREADS") or min(2, len(os.sched_getaffinity(0))))
+"""Torch threads per test: ``OMP_NUM_THREADS`` when set, else the CPUs this process may run on
+(``taskset``), at most 2; every test passes with 1 or 2."""
 
 
 def _shared_folder(variable: str, name: str) -> Path:

@@ -180,3 +180,44 @@ def test_a_resumed_run_keeps_its_finished_candidates_and_their_seconds(task, tmp
     for name, value in done.candidate.state_dict().items():
         if again.details["chosen"] == done.details["chosen"]:
             assert torch.equal(value, again.candidate.state_dict()[name])
+
+
+def test_interpolation_runs_from_the_original_at_0_to_the_candidate_at_1(digits_task_of):
+    from archrepair._repair.methods.auto import interpolate
+
+    original = digits_task_of(40, 400).model
+    candidate = copy.deepcopy(original)
+    with torch.no_grad():
+        for value in candidate.state_dict().values():
+            value.add_(1.0) if value.is_floating_point() else value.add_(7)
+    start, end = original.state_dict(), candidate.state_dict()
+    for alpha in (0.0, 0.5, 1.0):
+        mixed = interpolate(original, candidate, alpha).state_dict()
+        for name, value in mixed.items():
+            if value.is_floating_point():
+                assert torch.allclose(value, start[name] + alpha, atol=1e-6), (name, alpha)
+            else:
+                assert torch.equal(value, end[name])  # a batch count is the candidate's
+    assert all(torch.equal(v, start[k]) for k, v in original.state_dict().items())  # neither input changed
+    assert all(torch.equal(v, end[k]) for k, v in candidate.state_dict().items())
+
+
+def test_the_choice_weighs_negative_flips_and_the_interpolated_options(task):
+    """α 0 is the original itself (no negative flip, its accuracy); the option chosen is the one
+    with the highest accuracy − flip weight · negative flips among every recorded option."""
+    specs = (CandidateSpec("plain", "test-spend-1"), CandidateSpec("sharper", "test-spend-6-sharper"))
+    for flip_weight in (0.0, 100.0):
+        method = AutoRepair(AutoConfig(failures=specs, flip_weight=flip_weight, mixes=(0.0, 0.5)))
+        method.apply_budget(Budget(seconds=100))
+        method.clock = CLOCK
+        result = method.repair(task)
+        records, original = result.details["candidates"], task.validate(task.model)[0]
+        options = [(r["name"], 1.0, r) for r in records] + [(r["name"], m["alpha"], m) for r in records for m in r["mixes"]]
+        for name, alpha, figures in options:
+            assert original - figures["val_accuracy"] - 1e-9 <= figures["val_negative_flip_rate"] <= original
+            if alpha == 0.0:
+                assert figures["val_negative_flip_rate"] == 0 and figures["val_accuracy"] == original
+        best = max(options, key=lambda o: (o[2]["val_accuracy"] - flip_weight * o[2]["val_negative_flip_rate"],
+                                           -o[2]["val_loss"]))
+        assert (result.details["chosen"], result.details["chosen_mix"]) == best[:2]
+        assert result.details["flip_weight"] == flip_weight

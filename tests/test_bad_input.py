@@ -19,7 +19,8 @@ import pytest
 
 from archrepair.cli import main
 
-FAST = ["--search-epochs", "1", "--warmup-epochs", "0", "--finetune-epochs", "1", "--train-examples", "100"]
+FAST_TRAINING = ["--finetune-epochs", "1", "--train-examples", "100"]
+FAST = ["--search-epochs", "1", "--warmup-epochs", "0", *FAST_TRAINING]
 
 
 @pytest.fixture(scope="module")
@@ -189,9 +190,9 @@ CASES = [
      "--retain-weight"),
     ("method-unknown", lambda ws: ["repair", ws / "model", "--method", "magic", "--out", ws / "r"], "--method"),
     ("layer-unknown", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--method", "arachne",
-                                  "--layer", "head9", "--out", ws / "r", *FAST], "head9"),
+                                  "--layer", "head9", "--out", ws / "r", *FAST_TRAINING], "head9"),
     ("layer-is-a-convolution", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--method", "arachne",
-                                           "--layer", "stem.0", "--out", ws / "r", *FAST], "patches nn.Linear"),
+                                           "--layer", "stem.0", "--out", ws / "r", *FAST_TRAINING], "patches nn.Linear"),
     ("compare-layer-is-a-convolution", lambda ws: ["compare", ws / "model", "--failures", ws / "fail.json", "--methods",
                                                    "network-gradient,arachne", "--layer", "stem.0", "--out", ws / "c"],
      "patches nn.Linear"),
@@ -201,7 +202,7 @@ CASES = [
                                                     "0.6", "--out", ws / "f.json"], "validation share"),
     ("bn-adapt-pool-under-the-paper-protocol", lambda ws: ["repair", ws / "model", "--method", "bn-adapt-pool",
                                                            "--protocol", "paper", "--count", "5", "--out", ws / "r",
-                                                           *FAST], "heldout protocol"),
+                                                           *FAST_TRAINING], "heldout protocol"),
     ("block-is-a-linear-layer", lambda ws: ["repair", ws / "model", "--failures", ws / "fail.json", "--block", "linear",
                                             "--out", ws / "r", *FAST], "convolutional block"),
     ("search-epochs-zero", lambda ws: ["repair", ws / "model", "--search-epochs", "0", "--out", ws / "r"], "--search-epochs"),
@@ -283,6 +284,15 @@ CASES = [
      "RGB images"),
     ("train-out-empty", lambda ws: ["train", "--epochs", "1", "--out", ""], "--out is empty"),
     ("repair-out-blank", lambda ws: ["repair", ws / "model", "--out", " "], "--out is empty"),
+    ("search-option-for-a-method-that-does-not-search",
+     lambda ws: ["repair", ws / "model", "--method", "block-gradient", "--search-epochs", "3", "--out", ws / "r"],
+     "--search-epochs has no effect: block-gradient does not search"),
+    ("discretisation-rule-for-methods-that-do-not-search",
+     lambda ws: ["compare", ws / "model", "--methods", "train-more-block,apricot", "--rule", "top2", "--out", ws / "c"],
+     "--rule has no effect: none of train-more-block, apricot search"),
+    ("architecture-rate-in-a-dry-run-of-a-method-that-does-not-search",
+     lambda ws: ["repair", ws / "model", "--method", "augmix", "--arch-lr", "0.1", "--dry-run", "--out", ws / "r"],
+     "--arch-lr has no effect"),
     # data read wrongly (#28)
     ("npz-channels-first", lambda ws: ["data", _npz(ws, x=np.zeros((6, 3, 8, 8), np.uint8))], "(N, C, H, W)"),
     ("npz-channel-axis-not-last", lambda ws: ["data", _npz(ws, x=np.zeros((6, 8, 8, 5), np.uint8))],

@@ -147,10 +147,12 @@ def test_a_corruption_registered_here_is_used_by_corrupt(fresh_registries):
 def test_every_registered_method_repairs_and_saves_through_the_command_line(digits_checkpoint, tmp_path, capsys):
     import archrepair
     from archrepair._repair import list_repairers
+    from archrepair._repair.registry import searching_repairers
 
     for method in list_repairers():
+        search = ["--search-epochs", "1", "--warmup-epochs", "0"] if method in searching_repairers() else []
         status = main(["repair", str(digits_checkpoint), "--method", method, "--block", "block2", "--count", "10",
-                       "--train-examples", "150", "--search-epochs", "1", "--warmup-epochs", "0", "--finetune-epochs", "1",
+                       "--train-examples", "150", *search, "--finetune-epochs", "1",
                        "--level", "10", "--out", str(tmp_path / method), "--json"])
         assert status == 0, (method, capsys.readouterr().err)
         report = json.loads(capsys.readouterr().out)
@@ -164,9 +166,12 @@ def test_dry_runs_estimate_every_phase_and_write_nothing(digits_checkpoint, tmp_
     from archrepair._repair.methods.auto import FAILURE_CANDIDATES
     from archrepair._repair import list_repairers
 
-    common = ["--count", "10", "--train-examples", "150", "--search-epochs", "2", "--finetune-epochs", "2", "--level", "10"]
+    from archrepair._repair.registry import searching_repairers
+
+    common = ["--count", "10", "--train-examples", "150", "--finetune-epochs", "2", "--level", "10"]
     for method in list_repairers():
-        estimate = _json(capsys, main(["repair", str(digits_checkpoint), "--method", method, *common, "--dry-run",
+        search = ["--search-epochs", "2"] if method in searching_repairers() else []
+        estimate = _json(capsys, main(["repair", str(digits_checkpoint), "--method", method, *common, *search, "--dry-run",
                                        "--out", str(tmp_path / "r"), "--json"]))
         phases = {"archrepair": {"search", "finetune"}, "archrepair-fixed-arch": {"search", "finetune"},
                   "archrepair-layer": {"search", "finetune"}, "arachne": {"localise", "search"},

@@ -23,8 +23,7 @@ from torch import nn
 from ..budget import Budget, Deadline
 from ..data import BatchLoader, FailureSplit
 from ..errors import ArchRepairError
-from ..evaluate import predict_logits
-from ..train import accuracy_and_loss
+from ..evaluate import predict, predict_logits
 from .block_inputs import BlockView
 from .keep import describe, keep_decision
 from .task import RepairTask
@@ -186,10 +185,33 @@ def validate(task: RepairTask, model: nn.Module, view: BlockView | None = None) 
     """Accuracy in [0, 1] and mean cross-entropy of ``model`` on the task's validation rows, on the
     cached inputs of ``view`` when it can bind ``model`` (which then differs from the original only
     from the view's block on)."""
+    right, loss = _validation_answers(task, model, view)
+    return int(right.sum()) / max(len(right), 1), loss
+
+
+def validation_figures(task: RepairTask, model: nn.Module, view: BlockView | None = None) -> dict[str, float]:
+    """``model`` on the task's validation rows (on ``view``'s cached inputs when it can bind it, as
+    :func:`validate`): ``val_accuracy`` in [0, 1], ``val_loss`` (mean cross-entropy, nats) and
+    ``val_negative_flip_rate``, the share of the rows the original model gets right and ``model``
+    gets wrong (the original's answers are computed once per task)."""
+    right, loss = _validation_answers(task, model, view)
+    if "val_right" not in task.memo:
+        task.memo["val_right"] = _validation_answers(task, task.model, view)[0]
+    original = task.memo["val_right"]
+    count = max(len(right), 1)
+    return {"val_accuracy": int(right.sum()) / count, "val_loss": loss,
+            "val_negative_flip_rate": int((original & ~right).sum()) / count}
+
+
+def _validation_answers(task: RepairTask, model: nn.Module, view: BlockView | None) -> tuple[np.ndarray, float]:
+    """``(N,)`` booleans (which validation rows ``model`` gets right) and its mean cross-entropy."""
     bound = view.bind(model) if view is not None else None
-    if bound is None:
-        return task.validate(model)
-    return accuracy_and_loss(bound.model, bound.loader(task.val_indices), task.amp)
+    net, loader = (model, task.loader(task.val_indices)) if bound is None else \
+        (bound.model, bound.loader(task.val_indices))
+    logits, labels = predict(net, loader, task.amp)
+    if not len(labels):
+        return np.zeros(0, dtype=bool), 0.0
+    return (logits.argmax(1) == labels).numpy(), nn.functional.cross_entropy(logits, labels).item()
 
 
 def keep_right(task: RepairTask, model: nn.Module) -> np.ndarray:

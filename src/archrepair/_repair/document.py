@@ -67,16 +67,25 @@ def markdown(report: dict) -> str:
                      f"{report.get('per_class_broken', {}).get(name, '-')} |")
     candidates = (report.get("details") or {}).get("candidates")
     if candidates:
-        lines += ["", f"## Candidates (chosen by validation: `{report['details'].get('chosen')}`)", "",
-                  "| candidate | method | status | seconds (share) | validation accuracy | validation loss | unit |",
-                  "|---|---|---|---|---|---|---|"]
+        details = report["details"]
+        mix = details.get("chosen_mix")
+        chosen = f"`{details.get('chosen')}`" + (f", weights mixed at α {mix:g}" if mix not in (None, 1.0) else "")
+        lines += ["", f"## Candidates (chosen by validation: {chosen}; score: accuracy − "
+                      f"{details.get('flip_weight', 0):g} × negative flips)", "",
+                  "| candidate | method | status | seconds (share) | validation accuracy | validation negative flips "
+                  "| validation loss | unit |",
+                  "|---|---|---|---|---|---|---|---|"]
         for c in candidates:
             if c["status"] != "ran":
-                lines.append(f"| {c['name']} | {c['method']} | {c['status']} | - | - | - | - |")
+                lines.append(f"| {c['name']} | {c['method']} | {c['status']} | - | - | - | - | - |")
                 continue
             share = "" if c.get("share_seconds") is None else f" ({c['share_seconds']:.0f})"
-            lines.append(f"| {c['name']} | {c['method']} | ran | {c['seconds']:.1f}{share} | "
-                         f"{100 * c['val_accuracy']:.2f}% | {c['val_loss']:.4f} | {c.get('block') or '-'} |")
+            options = [(c["name"], "ran", f"{c['seconds']:.1f}{share}", c)] + \
+                [(f"{c['name']} × α {m['alpha']:g}", "mixed", "-", m) for m in c.get("mixes", [])]
+            for name, status, seconds, figures in options:
+                lines.append(f"| {name} | {c['method']} | {status} | {seconds} | "
+                             f"{100 * figures['val_accuracy']:.2f}% | {100 * figures['val_negative_flip_rate']:.2f}% | "
+                             f"{figures['val_loss']:.4f} | {c.get('block') or '-'} |")
     localization = (report.get("details") or {}).get("localization")
     if localization:
         key = f"top{localization['config']['level']}" if localization["config"].get("absolute") is None else "abs"

@@ -57,19 +57,24 @@ class RepairSettings:
 
 @dataclass(frozen=True)
 class MethodEntry:
+    """A registered method: its builder, its one-line ``summary``, and whether it ``searches`` a
+    block's architecture (so that the search's settings mean something to it)."""
+
     name: str
     summary: str
     build: Callable[[RepairSettings], Repairer]
+    searches: bool = False
 
 
 _METHODS: Registry[MethodEntry] = Registry("repair method")
 
 
-def register_repairer(name: str, summary: str):
-    """Register the decorated builder ``(settings) -> Repairer`` as method ``name``."""
+def register_repairer(name: str, summary: str, searches: bool = False):
+    """Register the decorated builder ``(settings) -> Repairer`` as method ``name``; ``searches``:
+    it uses :attr:`RepairSettings.space`, ``search`` and ``rule``."""
 
     def decorate(build: Callable[[RepairSettings], Repairer]):
-        _METHODS.add(name, MethodEntry(name, summary, build))
+        _METHODS.add(name, MethodEntry(name, summary, build, searches))
         return build
 
     return decorate
@@ -78,6 +83,11 @@ def register_repairer(name: str, summary: str):
 def list_repairers() -> list[str]:
     """The registered method names, in registration order."""
     return _METHODS.names()
+
+
+def searching_repairers() -> list[str]:
+    """The registered methods that search a block's architecture."""
+    return [entry.name for entry in _METHODS.values() if entry.searches]
 
 
 def describe_repairers() -> str:
@@ -98,4 +108,4 @@ def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budg
 
 
 __all__ = ["DEFAULT_METHOD", "MethodEntry", "RepairSettings", "describe_repairers", "get_repairer", "list_repairers",
-           "register_repairer"]
+           "register_repairer", "searching_repairers"]

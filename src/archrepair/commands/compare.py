@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     budget = budget_of(args)
-    settings = repair_settings(args)
+    settings = repair_settings(args, args.methods)
     for name in args.methods:
         get_repairer(name, settings, budget)  # an unknown method or an impossible budget fails before any work
     if args.dry_run:

@@ -67,8 +67,8 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
         f"judged on the other half of the test set ({len(split.holdout_indices)} examples, never seen by it)")
     say("3/4 localising the vulnerable block and repairing it")
     task = make_task(model, record, data, split, task_config(args, device))
-    _, report = run_repair(get_repairer(DEFAULT_METHOD, repair_settings(args), log=say), task, out / "repaired",
-                           out / "base")
+    method = get_repairer(DEFAULT_METHOD, repair_settings(args, [DEFAULT_METHOD]), log=say)
+    _, report = run_repair(method, task, out / "repaired", out / "base")
     say("4/4 done")
     report["out"] = str(out / "repaired")
     return report

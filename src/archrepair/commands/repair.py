@@ -32,6 +32,7 @@ from .._localize import FORMULAS, LOCALIZE_ROWS, LocalizationReport, LocalizeCon
 from ..errors import ArchRepairError
 from ..budget import Budget
 from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
+from .._repair.registry import searching_repairers
 from .._repair.keep import KEEP_LEVEL
 from .._repair.base import first_off
 from .._repair.pipeline import run_repair
@@ -41,6 +42,15 @@ from ..train import TrainConfig
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite
 from .base import checked_out, console, data_path, list_methods_in_help, percent
 from .common_model import corruption_of, load_model_and_data
+
+
+SEARCH_OPTIONS = ("--search-epochs", "--warmup-epochs", "--search-lr", "--arch-lr", "--beta-decay", "--partial-channels",
+                  "--no-edge-normalisation", "--original-logit", "--rule", "--failures-weight-half-only")
+"""The options of the architecture search: they mean something only to a method that searches."""
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def add_repair_options(parser: argparse.ArgumentParser) -> None:
@@ -102,9 +112,18 @@ def add_repair_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cache-memory", type=byte_size, default="4G",
                        help="memory the cached block inputs may take before they spill to a memory-mapped file in "
                             "the work folder (default: 4G)")
+    parser.set_defaults(_search_defaults={flag: parser.get_default(_dest(flag)) for flag in SEARCH_OPTIONS})
 
 
-def repair_settings(args: argparse.Namespace) -> RepairSettings:
+def repair_settings(args: argparse.Namespace, methods: list[str]) -> RepairSettings:
+    """The settings of ``methods``; a search option changed from its default is refused when none of
+    them searches a block's architecture (it would change nothing)."""
+    if not set(methods) & set(searching_repairers()):
+        which = f"{methods[0]} does not" if len(methods) == 1 else f"none of {', '.join(methods)}"
+        for flag, default in args._search_defaults.items():
+            if getattr(args, _dest(flag)) != default:
+                raise ArchRepairError(f"{flag} has no effect: {which} search a block's architecture; leave {flag} "
+                                      f"out, or choose a method that searches ({', '.join(searching_repairers())})")
     return RepairSettings(
         block=args.block,
         localize=LocalizeConfig(formula=args.formula, level=args.level, method=args.localize_method),
@@ -171,14 +190,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    settings = repair_settings(args, [args.method])  # an option that means nothing is refused before any work
     if args.dry_run:
         return dry_run(args)
     out = checked_out(args, args.checkpoint, args.failures, args.localization, data_path(args.data), args.corruption_dir)
     with output_lock(out):
-        return _repair(args, out)
+        return _repair(args, out, settings)
 
 
-def _repair(args: argparse.Namespace, out: Path) -> dict:
+def _repair(args: argparse.Namespace, out: Path, settings: RepairSettings) -> dict:
     work = out.with_name(out.name + ".work")
     quiet = args.quiet or args.json
     log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
@@ -186,7 +206,7 @@ def _repair(args: argparse.Namespace, out: Path) -> dict:
     loaded = load_model_and_data(args)
     split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
                            args.test_validation)
-    settings, config = repair_settings(args), task_config(args, loaded.device)
+    config = task_config(args, loaded.device)
     failures = split.digest()
     if args.localization:
         settings.block = _localised_block(args.localization, loaded.fingerprint, failures)
@@ -211,9 +231,9 @@ def dry_run(args: argparse.Namespace) -> dict:
     split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
                            args.test_validation)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
-    estimate = get_repairer(args.method, repair_settings(args), budget_of(args)).estimate(task)
+    estimate = get_repairer(args.method, repair_settings(args, [args.method]), budget_of(args)).estimate(task)
     uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
-    without = get_repairer(args.method, repair_settings(args), budget_of(args)).estimate(uncached) \
+    without = get_repairer(args.method, repair_settings(args, [args.method]), budget_of(args)).estimate(uncached) \
         if task.config.prefix_cache else estimate
     return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
             "total_seconds": round(sum(estimate.values()), 3),

@@ -262,17 +262,20 @@ def _config(settings: RepairSettings, **changes) -> ArchRepairConfig:
                             localize_rows=settings.localize_rows, retain=settings.retain, **changes)
 
 
-@register_repairer("archrepair", "localise the block, search its architecture and weights, fine-tune (the paper)")
+@register_repairer("archrepair", "localise the block, search its architecture and weights, fine-tune (the paper)",
+                   searches=True)
 def archrepair(settings: RepairSettings) -> ArchRepair:
     return ArchRepair(_config(settings))
 
 
-@register_repairer("archrepair-fixed-arch", "ArchRepair without the architecture step: the block's weights only")
+@register_repairer("archrepair-fixed-arch", "ArchRepair without the architecture step: the block's weights only",
+                   searches=True)
 def archrepair_fixed_arch(settings: RepairSettings) -> ArchRepair:
     return _FixedArchitecture(_config(settings))
 
 
-@register_repairer("archrepair-layer", "ArchRepair on the block's convolution with the largest failure gradient")
+@register_repairer("archrepair-layer", "ArchRepair on the block's convolution with the largest failure gradient",
+                   searches=True)
 def archrepair_layer(settings: RepairSettings) -> ArchRepair:
     return ArchRepair(_config(settings, single_layer=True))
 
