@@ -214,22 +214,19 @@ def search_record(task, result, report: dict) -> dict:
     architecture weights per search epoch, and the block's parameters and latency, original against
     candidate."""
     from archrepair.models import get_block
-    from archrepair._repair.outcome import latency_ms, parameter_count
-    from archrepair._search import block_graph
+    from archrepair._repair.outcome import architecture_changed, latency_figures, parameter_count
     from archrepair._search.surgery import block_input
 
     genotype = report["genotype"]
     example = task.example()
-    originals = set(block_graph(get_block(task.model, result.block),
-                                block_input(task.model, result.block, example)).edges)
-    kept = {(e["source"], e["target"]) for e in genotype["edges"] if e["op"] == "original"}
-    changed = any(e["op"] != "original" for e in genotype["edges"]) or kept != originals
+    changed = architecture_changed(task.model, result.block, genotype, example)
     trajectory = [epoch.get("weights", []) for epoch in report["details"].get("search", [])]
     blocks = {"original": get_block(task.model, result.block), "candidate": get_block(result.candidate, result.block)}
-    inputs = block_input(task.model, result.block, example)
+    latency = latency_figures(blocks["original"], blocks["candidate"], block_input(task.model, result.block, example),
+                              changed)
     return {"genotype": genotype, "genotype_changed": changed, "search_weights": trajectory,
             "block_parameters": {k: parameter_count(b) for k, b in blocks.items()},
-            "block_latency_ms": {k: round(latency_ms(b, inputs), 3) for k, b in blocks.items()}}
+            "block_latency_ms": {"original": latency["latency_ms_before"], "candidate": latency["latency_ms_after"]}}
 
 
 def row_of(kind: str, seed: int, name: str, report: dict, settings: dict) -> dict:

@@ -123,7 +123,19 @@ def budget_split(rows: list[dict], kind: str) -> dict:
               + (f" | {Counter(skipped).most_common(1)[0][0]}" if skipped else ""))
         figures[f"{kind}_auto_{name}_chosen"] = chosen.get(name, 0)
         figures[f"{kind}_auto_{name}_ran"] = len(runs)
+    mixes = Counter(_chosen_alpha(r) for r in mine)
+    print(f"{kind} auto: weights of the chosen option (α 1: as trained; replayed from the recorded validation "
+          f"figures): " + ", ".join(f"α {alpha:g} {count}/{len(mine)}" for alpha, count in sorted(mixes.items())))
+    figures |= {f"{kind}_auto_chosen_alpha_{alpha:g}": count for alpha, count in mixes.items()}
     return figures
+
+
+def _chosen_alpha(row: dict) -> float:
+    """The α of the option ``auto`` chose in ``row`` (its candidates' records; flip weight 0: the
+    best validation accuracy, ties to the lower loss)."""
+    options = [(c["val_accuracy"], -c["val_loss"], 1.0) for c in row["candidates"] if c["status"] == "ran"]
+    options += [(m["val_accuracy"], -m["val_loss"], m["alpha"]) for c in row["candidates"] for m in c.get("mixes", [])]
+    return max(options)[2]
 
 
 def shift_figures(rows: list[dict], reference: str = "auto") -> dict:

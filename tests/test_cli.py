@@ -6,11 +6,12 @@ import numpy as np
 
 
 def test_train_failures_evaluate(cli, tmp_path):
-    status, out, _ = cli("train", "--model", "small_cnn", "--width", "0.5", "--epochs", "5", "--lr", "0.05",
-                         "--out", tmp_path / "m", "--json")
+    status, out, err = cli("train", "--model", "small_cnn", "--width", "0.5", "--epochs", "5", "--lr", "0.05",
+                           "--out", tmp_path / "m", "--json")
     assert status == 0
-    trained = json.loads(out)
+    trained = json.loads(out)  # stdout holds only the JSON; the progress goes to stderr
     assert trained["epochs_run"] == 5 and 0.5 < trained["test_accuracy"] <= 1
+    assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == ["1", "2", "3", "4", "5"]
 
     status, out, _ = cli("failures", tmp_path / "m", "--count", "10", "--seed", "3", "--out", tmp_path / "f.json", "--json")
     assert status == 0
@@ -96,3 +97,16 @@ def test_models_and_data_commands(cli):
     assert status == 0 and {m["name"] for m in json.loads(out)["models"]} >= {"resnet18", "vgg16"}
     status, out, _ = cli("data", "--json")
     assert status == 0 and json.loads(out)["train_counts"][0] > 100
+
+
+def test_fewer_failures_than_asked_for_are_said_with_the_reason(cli, digits_checkpoint, tmp_path):
+    """Whatever --json says: one line on stderr with the count asked for, the pool and the count taken."""
+    status, out, err = cli("failures", digits_checkpoint, "--count", "100000", "--out", tmp_path / "f.json", "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["failures"] < 100000
+    notes = [line for line in err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "asked for 100000 failures" in notes[0]
+    assert f"D_fail takes all {result['failures']}" in notes[0] and "failure pool holds" in notes[0]
+    status, _, err = cli("failures", digits_checkpoint, "--count", "5", "--out", tmp_path / "g.json")
+    assert status == 0 and "note:" not in err

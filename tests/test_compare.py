@@ -30,24 +30,32 @@ def digits_problem(digits_checkpoint, digits_split):
     return model, record, digits_split(10)
 
 
+def _repair_on_a_step_clock(name, digits_problem, digits, step_clock, seconds: int, search_epochs: int, warmup: int,
+                            epochs: int):
+    """Method ``name`` on block2 of the digits model (600 training examples) under a budget of
+    ``seconds`` deadline checks of ``step_clock``."""
+    model, record, split = digits_problem
+    task = make_task(model, record, digits, split, TaskConfig(train_examples=600))
+    settings = RepairSettings(block="block2", search=SearchConfig(epochs=search_epochs, warmup_epochs=warmup),
+                              train=TrainConfig(epochs=epochs, batch_size=32, lr=0.01, patience=None))
+    method = get_repairer(name, settings, Budget(seconds=seconds))
+    method.clock = step_clock
+    return method.repair(task)
+
+
 @pytest.mark.parametrize("name", ["archrepair", "block-gradient", "network-gradient"])
 def test_a_method_that_would_exceed_its_time_budget_stops_at_it(name, digits_problem, digits, step_clock):
     """400 epochs asked for, a budget of 40 deadline checks (a clock that moves one second per
     reading): the run stops at the budget, a few checks after it (one step and one validation pass
     per phase), and trains far fewer epochs than the settings ask for."""
-    model, record, split = digits_problem
-    task = make_task(model, record, digits, split, TaskConfig(train_examples=600))
-    long = RepairSettings(block="block2", search=SearchConfig(epochs=400, warmup_epochs=0),
-                          train=TrainConfig(epochs=400, batch_size=32, lr=0.01, patience=None))
-    method = get_repairer(name, long, Budget(seconds=40))
-    method.clock = step_clock
-    result = method.repair(task)
+    result = _repair_on_a_step_clock(name, digits_problem, digits, step_clock, 40, search_epochs=400, warmup=0,
+                                     epochs=400)
     assert step_clock.now <= 40 + 10  # the deadline, then at most a few more checks
     stops = [v for k, v in result.details.items() if k.endswith("stop_reason")]
     assert stops and stops[-1] == "budget"
     epochs = [len(v) for k, v in result.details.items() if k in ("history", "search", "finetune")]
     assert epochs and sum(epochs) <= 40  # far from the 400 asked for
-    assert "budget_note" not in result.details  # it took many steps before the budget ran out
+    assert "notes" not in result.details  # it took many steps before the budget ran out
 
 
 def test_the_epoch_budget_sets_every_method_s_passes():
@@ -127,6 +135,8 @@ def test_compare_command_writes_every_file(cli, digits_checkpoint, tmp_path):
                                  "--budget-epochs", "2", "--count", "10", "--train-examples", "200", "--block", "block2",
                                  "--search-epochs", "1", "--warmup-epochs", "0", "--out", out, "--json")
     assert status == 0, stderr
+    runs = [line for line in stderr.splitlines() if line.startswith("seed ")]  # progress on stderr despite --json
+    assert len(runs) == 4 and all(": hold-out " in line and "negative flips" in line for line in runs)
     result = json.loads(stdout)
     assert [e["method"] for e in result["summary"]] == ["archrepair", "block-gradient"]
     assert all(e["runs"] == 2 for e in result["summary"])
@@ -188,4 +198,14 @@ def test_a_budget_spent_at_the_first_step_is_said_in_the_row(cli, digits_checkpo
                          "--train-examples", "100", "--budget-seconds", "0.001", "--out", tmp_path / "c")
     assert status == 0
     row = json.loads((tmp_path / "c" / "comparison.json").read_text())["rows"][0]
-    assert "spent at the first step" in row["budget_note"] and "note: the budget" in err
+    assert any("spent at the first step" in note for note in row["notes"]) and "note: the budget" in err
+
+
+@pytest.mark.parametrize("name", ["archrepair", "archrepair-fixed-arch"])
+def test_a_search_stopped_in_its_warm_up_says_it_took_no_architecture_step(name, digits_problem, digits, step_clock):
+    """A budget that ends the search inside its warm-up epochs: ArchRepair says, in one note, that
+    the architecture was never searched; fixed-arch never searches it by design and says nothing."""
+    result = _repair_on_a_step_clock(name, digits_problem, digits, step_clock, 12, search_epochs=6, warmup=3, epochs=2)
+    assert len(result.details["search"]) <= 3  # stopped within the warm-up
+    notes = [note for note in result.details.get("notes", []) if "no architecture step" in note]
+    assert len(notes) == (1 if name == "archrepair" else 0)

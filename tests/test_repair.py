@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import pytest
 import torch
 
 import archrepair
@@ -120,6 +121,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(cli, digits_checkpoint
     assert status == 0
     resumed = json.loads(out)
     assert resumed["prefix_cache"] == whole["prefix_cache"] == "on"
+    assert whole["run_time"]["runs"] == 1 and "notes" not in whole["details"]
+    assert resumed["run_time"]["runs"] == 2 and resumed["run_time"]["before_resume_seconds"] > 0  # the killed run
+    assert [n for n in resumed["details"]["notes"] if n.startswith("resumed: ")]
     for key in ("genotype", "eval_accuracy_after", "fail_fixed_rate", "kept", "val_accuracy_repaired"):
         assert resumed[key] == whole[key], key
     a, b = archrepair.load(tmp_path / "whole"), archrepair.load(tmp_path / "killed")
@@ -140,3 +144,46 @@ def test_a_rerun_without_resume_starts_afresh_and_says_so(cli, digits_checkpoint
     status, _, err = cli("repair", digits_checkpoint, "--out", tmp_path / "fixed", "--block", "block2", *FAST)
     assert status == 0 and err.count("starting afresh") == 1
     assert not work.exists() and (tmp_path / "fixed" / "model.safetensors").exists()
+
+
+def test_report_md_leads_with_the_holdout_figures(digits_task_of, tmp_path):
+    """Under ``heldout`` the first rows of report.md's table are the hold-out change (with its
+    interval) and the negative flips, equal to report.json's; the paper's figure follows, labelled."""
+    from archrepair.budget import Budget
+    from archrepair._repair import get_repairer
+
+    _, report = run_repair(get_repairer("block-gradient", budget=Budget(epochs=1)), digits_task_of(40, 400),
+                           tmp_path / "out")
+    held = report["judged"]["returned"]["holdout"]
+    table = (tmp_path / "out" / "report.md").read_text().split("| | before | after | change |\n|---|---|---|---|\n")[1]
+    rows = table.split("\n\n")[0].splitlines()
+    assert "test hold-out" in rows[0] and f"**{held['change_points']:+.2f} points**" in rows[0]
+    assert "negative flips" in rows[1] and f"{100 * held['negative_flip_rate']:.2f}% of the hold-out" in rows[1]
+    assert any("the paper's figure" in row for row in rows[2:])
+    assert all("whole test set" not in row or "D_fail" in row for row in rows)  # never a bare whole-test figure
+
+
+def test_latency_changes_are_reported_only_beyond_the_noise_of_a_changed_architecture():
+    """A clock that makes the original's passes take 10 ms ± 1 and the candidate's a programmed time:
+    a 10 ms slower changed block is a change; 0.2 ms is noise; an unchanged architecture has none."""
+    from itertools import count
+
+    from archrepair._repair.outcome import latency_figures
+
+    def clock_for(after_ms: float):
+        readings, now = [], 0.0
+        for index in range(16):  # the warm-up is not timed; 15 repeats, before then after
+            for ms in (10.0 + (-1) ** index, after_ms):
+                readings += [now, now + ms / 1000]
+                now += ms / 1000 + 0.001
+        ticks = count()
+        return lambda: readings[next(ticks)]
+
+    model, example = torch.nn.Linear(3, 2), torch.zeros(4, 3)
+    slower = latency_figures(model, model, example, changed=True, clock=clock_for(20.0))
+    assert slower["latency_change_ms"] == pytest.approx(10.0, abs=1.01) and slower["latency_no_change_why"] is None
+    close = latency_figures(model, model, example, changed=True, clock=clock_for(10.2))
+    assert close["latency_change_ms"] is None and "within the noise" in close["latency_no_change_why"]
+    same = latency_figures(model, model, example, changed=False, clock=clock_for(20.0))
+    assert same["latency_change_ms"] is None and same["latency_no_change_why"] == "the architecture did not change"
+    assert same["latency_noise_ms"] == pytest.approx(2.0, abs=1e-6)  # the interquartile range of 9 and 11 ms

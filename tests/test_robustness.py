@@ -131,7 +131,7 @@ def _without_times(value):
     """A report without the wall-clock figures, which differ between any two runs."""
     if isinstance(value, dict):
         return {k: _without_times(v) for k, v in value.items()
-                if not (k == "seconds" or k.endswith("_seconds") or k.startswith("latency_ms"))}
+                if not (k == "seconds" or k.endswith("_seconds") or (k.startswith("latency") and k != "latency_batch"))}
     if isinstance(value, list):
         return [_without_times(v) for v in value]
     return value

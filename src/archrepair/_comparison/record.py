@@ -19,8 +19,9 @@ class ComparisonRow:
     flip rates and the unseen-failure fix rate as fractions), for the returned model and
     (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``. ``keep``: the
     final choice's record (:func:`~archrepair._repair.keep.keep_decision`: discordant counts, p-value,
-    the decision under the keep rule and under the old validation rule); ``budget_note``: set when
-    the budget ran out at the method's first step (the candidate is barely trained)."""
+    the decision under the keep rule and under the old validation rule); ``notes``: one line each for
+    what did not happen as expected (:meth:`~archrepair._repair.base.Repairer.note`: a budget spent at
+    the first step, a search with no architecture step)."""
 
     method: str
     seed: int
@@ -51,7 +52,7 @@ class ComparisonRow:
     candidate_fix_rate: float | None = None
     candidate_paper_change_points: float | None = None
     keep: dict | None = None
-    budget_note: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
@@ -65,7 +66,7 @@ class ComparisonRow:
             unit=report["block"] or report["details"].get("unit"), genotype=report["genotype"],
             repair_train_indices=report["split"]["repair_train_indices"],
             val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"), keep=report.get("keep"),
-            budget_note=report["details"].get("budget_note"),
+            notes=report["details"].get("notes", []),
             **_judged_fields(report.get("judged") or {}),
         )
 

@@ -90,16 +90,21 @@ class Repairer(ABC):
         self.work_dir: Path | None = None
         self.clock: Callable[[], float] = time.perf_counter  # what the deadline reads (a test may inject one)
 
+    def note(self, details: dict, text: str) -> None:
+        """Say ``text`` (one line: something that did not happen as the user may expect) in the log and
+        in ``details["notes"]``, which the console summary, ``report.md`` and comparison rows show."""
+        details.setdefault("notes", []).append(text)
+        self.log(f"{self.name}: note: {text}")
+
     def repair(self, task: RepairTask) -> RepairResult:
         """Repair ``task.model`` on ``task``'s data (the template every method shares)."""
         deadline = self.budget.deadline(self.clock)
         torch.manual_seed(task.seed)
         candidate = self.train(task, deadline)
         if deadline.checks.first_expired == 1:
-            candidate.details["budget_note"] = (
-                f"the budget ({self.budget.describe()}) was spent at the first step: at most one training step "
-                "was taken, so the candidate is barely trained; give a larger --budget-seconds")
-            self.log(f"{self.name}: {candidate.details['budget_note']}")
+            self.note(candidate.details, f"the budget ({self.budget.describe()}) was spent at the first step: at most "
+                                         "one training step was taken, so the candidate is barely trained; give a "
+                                         "larger --budget-seconds")
         for parameter in candidate.model.parameters():
             parameter.requires_grad_(True)
         result = keep_better(self.name, task, candidate.model, candidate.view, phase_seconds=candidate.phase_seconds,

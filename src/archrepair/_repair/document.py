@@ -16,9 +16,9 @@ PROTOCOL_ROWS = {
     "paper": [
         ("test set without D_fail (the paper's figure)", "eval_accuracy_before", "eval_accuracy_after", "percent"),
         ("D_fail (seen by the repair: the fix rate)", "fail_accuracy_before", "fail_fixed_rate", "percent"),
-        ("whole test set", "test_accuracy_before", "test_accuracy_after", "percent"),
+        ("whole test set (D_fail, which the repair trained on, included)", "test_accuracy_before",
+         "test_accuracy_after", "percent"),
         ("parameters", "parameters_before", "parameters_after", "count"),
-        ("latency (ms per batch)", "latency_ms_before", "latency_ms_after", "number"),
     ],
 }
 
@@ -52,12 +52,17 @@ def markdown(report: dict) -> str:
         lines.append(f"**Kept: the original model**: the saved model is the input model, so every figure after "
                      f"equals the one before; the repaired candidate did not show a gain ({why}). What the candidate "
                      "was is shown below.")
-    lines += ["", "| | before | after | change |", "|---|---|---|---|"]
+    notes = (report.get("details") or {}).get("notes", [])
+    if notes:
+        lines += ["", *(f"- Note: {note}" for note in notes)]
+    lines += ["", "| | before | after | change |", "|---|---|---|---|", *_holdout_rows(report)]
     for label, before, after, kind in PROTOCOL_ROWS.get(report.get("protocol", "paper"), PROTOCOL_ROWS["paper"]):
         if report.get(before) is None or report.get(after) is None:
             continue
         lines.append(f"| {label} | {_format(report[before], kind)} | {_format(report[after], kind)} | "
                      f"{_change(report[before], report[after], kind)} |")
+    lines.append(f"| latency (ms per batch of {report['latency_batch']}, median of {report['latency_repeats']}) | "
+                 f"{report['latency_ms_before']:.1f} | {report['latency_ms_after']:.1f} | {latency_change(report)} |")
     lines += ["", f"Examples of the test set without D_fail: {report['eval_fixed']} fixed, {report['eval_broken']} broken "
               f"(of {report['eval_examples']}); D_fail: {report['fail_examples']} examples.", "",
               "## Per class (test set without D_fail)", "", f"![change per class]({CLASS_CHART})", "",
@@ -109,6 +114,35 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _holdout_rows(report: dict) -> list[str]:
+    """The ``heldout`` protocol's own figures, first: the returned model (and a discarded candidate)
+    on the test hold-out no repair saw, with its interval, McNemar p, negative flips and unseen
+    failures fixed (the rows after them are the paper's figures)."""
+    rows = []
+    for whose in ("returned", "candidate"):
+        held = ((report.get("judged") or {}).get(whose) or {}).get("holdout")
+        if not held or (whose == "candidate" and report["kept"] == "repaired"):
+            continue
+        low, high = held["change_interval_points"]
+        name = "returned model" if whose == "returned" else "discarded candidate"
+        rows += [f"| **test hold-out ({held['examples']}, never seen by the repair), {name}** | "
+                 f"{100 * held['accuracy_before']:.2f}% | {100 * held['accuracy_after']:.2f}% | "
+                 f"**{held['change_points']:+.2f} points** (95% {low:+.2f} to {high:+.2f}; McNemar p "
+                 f"{held['mcnemar_p']:.3g}) |",
+                 f"| negative flips on the hold-out ({name}: right before, wrong after) | | "
+                 f"{held['negative_flips']} | {100 * held['negative_flip_rate']:.2f}% of the hold-out |",
+                 f"| unseen failures fixed ({name}: hold-out failures right after) | | {held['positive_flips']} of "
+                 f"{held['unseen_failures']} | {100 * held['unseen_fix_rate']:.1f}% |"]
+    return rows
+
+
+def latency_change(report: dict) -> str:
+    """The latency change as the report states it: a change beyond the noise, or why there is none."""
+    if report["latency_change_ms"] is None:
+        return f"none ({report['latency_no_change_why']})"
+    return f"{report['latency_change_ms']:+.1f} ms (noise {report['latency_noise_ms']:.1f} ms)"
+
+
 def _format(value, kind: str) -> str:
     return f"{100 * value:.2f}%" if kind == "percent" else f"{value:,}" if kind == "count" else f"{value:.1f}"
 
@@ -133,7 +167,9 @@ def _class_chart(report: dict, path: Path) -> Path:
     axis.bar(names, broken, color="tab:red", label="broken")
     axis.axhline(0, color="black", linewidth=0.8)
     axis.set_ylabel("examples")
-    axis.set_title("fixed (up) and broken (down) per class", fontsize=10)
+    axis.set_title(f"{report['method']} ({report.get('protocol', 'paper')} protocol, {report['kept']} model kept): "
+                   f"fixed (up) and broken (down) per class\non the test set without D_fail ({report['eval_examples']} "
+                   "examples)", fontsize=9)
     axis.legend()
     plt.setp(axis.get_xticklabels(), rotation=45, ha="right")
     figure.tight_layout()
@@ -158,8 +194,9 @@ def _architecture_chart(report: dict, path: Path) -> Path:
         original = edge["op"] == "original"
         axis.add_patch(Arc(((left + right) / 2, 0), right - left, 0.6 * (right - left), theta1=0, theta2=180,
                            color="grey" if original else "tab:blue", linewidth=1.5 if original else 2.5))
-        if not original:
-            axis.text((left + right) / 2, 0.3 * (right - left) + 0.05, edge["op"], ha="center", fontsize=7, color="tab:blue")
+        label = "own layer" if original else edge["op"]
+        axis.text((left + right) / 2, 0.3 * (right - left) + 0.05, label, ha="center", fontsize=7,
+                  color="grey" if original else "tab:blue")
     axis.scatter(range(count), [0] * count, s=120, color="black", zorder=3)
     for node, shape in enumerate(genotype["shapes"]):
         axis.text(node, -0.25, "x".join(str(v) for v in shape), ha="center", fontsize=7)

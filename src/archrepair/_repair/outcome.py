@@ -92,20 +92,49 @@ def holdout_figures(before: np.ndarray, after: np.ndarray, labels: np.ndarray, i
     }
 
 
+def architecture_changed(model: nn.Module, block: str | None, genotype: dict | None, example: torch.Tensor) -> bool:
+    """Whether the searched ``genotype`` of ``model``'s ``block`` differs from the block itself: an
+    edge whose operation is not the block's own, or one of its own edges dropped (``None``: nothing
+    was searched). ``example``: a batch of the model's input, to trace the block's graph."""
+    if genotype is None or block is None:
+        return False
+    from .._search import block_graph
+    from .._search.surgery import block_input
+    from ..models import get_block
+
+    originals = set(block_graph(get_block(model, block), block_input(model, block, example)).edges)
+    kept = {(edge["source"], edge["target"]) for edge in genotype["edges"] if edge["op"] == "original"}
+    return any(edge["op"] != "original" for edge in genotype["edges"]) or kept != originals
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 @torch.no_grad()
-def latency_ms(model: nn.Module, example: torch.Tensor, repeats: int = 5) -> float:
-    """Median milliseconds of one forward pass of ``example`` in eval mode."""
-    was_training = model.training
-    model.eval()
-    model(example)
-    times = []
+def latency_figures(before: nn.Module, after: nn.Module, example: torch.Tensor, changed: bool,
+                    repeats: int = 15, clock=time.perf_counter) -> dict:
+    """Milliseconds of one forward pass of ``example`` (eval mode) for each model: the medians of
+    ``repeats`` passes, the two models taking turns so that both see the machine alike. ``noise``:
+    the interquartile range of the original's passes (how much one model's time varies here);
+    ``change``: after − before, reported only when the architecture ``changed`` and the medians
+    differ by more than the noise (else ``None``, with ``why``)."""
+    modes = before.training, after.training
+    before.eval(), after.eval()
+    before(example), after(example)  # warm-up
+    times = {"before": [], "after": []}
     for _ in range(repeats):
-        started = time.perf_counter()
-        model(example)
-        times.append(time.perf_counter() - started)
-    model.train(was_training)
-    return 1000 * float(np.median(times))
+        for name, model in (("before", before), ("after", after)):
+            started = clock()
+            model(example)
+            times[name].append(1000 * (clock() - started))
+    before.train(modes[0]), after.train(modes[1])
+    medians = {name: float(np.median(values)) for name, values in times.items()}
+    low, high = np.percentile(times["before"], [25, 75])
+    noise, difference = float(high - low), medians["after"] - medians["before"]
+    why = None if changed else "the architecture did not change"
+    if why is None and abs(difference) <= noise:
+        why = f"within the noise ({noise:.2f} ms, the interquartile range of {repeats} passes)"
+    return {"latency_ms_before": round(medians["before"], 3), "latency_ms_after": round(medians["after"], 3),
+            "latency_noise_ms": round(noise, 3), "latency_change_ms": None if why else round(difference, 3),
+            "latency_no_change_why": why, "latency_repeats": repeats}

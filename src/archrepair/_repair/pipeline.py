@@ -20,7 +20,8 @@ from ..fileio import json_ready, write_text_atomically
 from ..models import get_block
 from .base import RepairResult, Repairer
 from .document import write_report_markdown
-from .outcome import compare_predictions, holdout_figures, latency_ms, parameter_count
+from .outcome import architecture_changed, compare_predictions, holdout_figures, latency_figures, parameter_count
+from .run_time import RunTime
 from .task import RepairTask
 
 REPORT_FILE = "report.json"
@@ -28,11 +29,13 @@ REPORT_VERSION = 1
 
 
 def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = None,
-               base_checkpoint: str | Path | None = None, before: np.ndarray | None = None) -> tuple[RepairResult, dict]:
+               base_checkpoint: str | Path | None = None, before: np.ndarray | None = None,
+               run_time: RunTime | None = None) -> tuple[RepairResult, dict]:
     """Repair, evaluate on the test split (before and after, same examples), optionally save to ``out``.
 
     ``before``: the original model's test predictions, if already known (saves one pass).
-    Returns the result and the report (a JSON-ready dict)."""
+    ``run_time``: the run's sessions, started by the caller (a resumed run's total counts every
+    session; the report then says so). Returns the result and the report (a JSON-ready dict)."""
     if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
         raise ArchRepairError("the output folder is the input checkpoint; choose another --out (the input is never overwritten)")
     started = time.perf_counter()
@@ -47,6 +50,13 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         predict_logits(result.candidate, test, progress="evaluating the candidate").argmax(1).numpy()
     judged = {"returned": judge(before, after, task), "candidate": judge(before, candidate, task)}
     example = task.example(min(256, len(task.repair.y)))
+    total = {"total_seconds": round(time.perf_counter() - started, 2), "runs": 1}
+    if run_time is not None:
+        total = run_time.stop()
+    if total["runs"] > 1:
+        repairer.note(result.details, f"resumed: {total['before_resume_seconds']:.1f} s before the resume, "
+                                      f"{total['this_run_seconds']:.1f} s in this run, {total['total_seconds']:.1f} s "
+                                      f"in all ({total['runs']} runs; the time between them not counted)")
     report = {
         "method": result.method,
         "kept": result.kept,
@@ -63,13 +73,14 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "parameters_after": parameter_count(result.model),
         "block_parameters_before": parameter_count(get_block(task.model, result.block)) if result.block else None,
         "block_parameters_after": parameter_count(get_block(result.model, result.block)) if result.block else None,
-        "latency_ms_before": round(latency_ms(task.model, example), 3),
-        "latency_ms_after": round(latency_ms(result.model, example), 3),
+        **latency_figures(task.model, result.model, example,
+                          architecture_changed(task.model, result.block, result.genotype, example)),
         "latency_batch": int(len(example)),
         "prefix_cache": result.details.get("prefix_cache", "off: the method does not use it"),
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
         "estimate_seconds": {k: round(v, 2) for k, v in estimate.items()},
-        "total_seconds": round(time.perf_counter() - started, 2),
+        "total_seconds": total["total_seconds"],
+        "run_time": total,
         "format_version": REPORT_VERSION,
         "protocol": task.split.protocol,
         "judged": judged,

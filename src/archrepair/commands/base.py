@@ -87,6 +87,29 @@ def add_failure_choice(parser: argparse.ArgumentParser, from_file: bool = True) 
                        "(an imported model), else none")
 
 
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress lines on stderr (with --json alone they stay: stdout holds only the JSON)")
+
+
+def progress(args: argparse.Namespace) -> Callable[[str], None]:
+    """Where a command's progress lines go: stderr, whatever ``--json`` says; nowhere with ``--quiet``."""
+    if args.quiet:
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
+
+
+def failures_of(loaded, args: argparse.Namespace, seed: int):
+    """The failure split of ``--failures``, or ``--count`` failures chosen now with ``seed`` (a
+    shortfall, and why, said in one line on stderr whatever ``--json`` says)."""
+    given = getattr(args, "failures", None)
+    split = loaded.failures(given, args.count, seed, args.protocol, args.holdout, args.test_validation)
+    note = None if given else split.shortfall()
+    if note:
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    return split
+
+
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an existing --out: what this command writes replaces its namesakes "

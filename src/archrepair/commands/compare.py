@@ -16,7 +16,7 @@ from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
 from .._repair import DEFAULT_METHOD, get_repairer, make_task
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device
-from .base import add_overwrite, checked_out, console, data_path, list_methods_in_help
+from .base import add_overwrite, add_quiet, checked_out, console, data_path, failures_of, list_methods_in_help, progress
 from .common_model import load_model_and_data
 from .repair import add_budget, add_repair_options, budget_of, repair_settings, task_config
 
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="keep the finished runs of an interrupted comparison in --out and run the rest")
     add_overwrite(parser)
+    add_quiet(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="time a few steps of each method and print the estimated seconds of the comparison; run nothing")
     add_repair_options(parser)
@@ -64,19 +65,21 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
     methods = args.methods
     previous = _read_previous(saved) if args.resume else None
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout,
-                           args.test_validation)
+    split = failures_of(loaded, args, args.failure_seed)
     height, width, channels = loaded.record.input_shape
     for name in methods:  # settings a method cannot apply to this model fail before any run
         get_repairer(name, settings, budget).check(loaded.model, (channels, height, width), split)
-    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    say = progress(args)
     say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
 
     def finished(row: ComparisonRow, so_far: Comparison) -> None:
         write_text_atomically(saved, so_far.to_json())  # an interruption loses at most the run in progress
-        say(f"seed {row.seed} {row.method}: {row.change_points:+.2f} pts, "
-            f"{100 * row.fix_rate:.1f}% of D_fail fixed, {row.seconds:.1f} s"
-            + (f"; note: {row.budget_note}" if row.budget_note else ""))
+        held = "" if row.holdout_change_points is None else (
+            f"hold-out {row.holdout_change_points:+.2f} pts [{row.holdout_interval_points[0]:+.2f}, "
+            f"{row.holdout_interval_points[1]:+.2f}], negative flips {100 * row.holdout_negative_flip_rate:.2f}%, "
+            f"kept {row.kept}; ")
+        say(f"seed {row.seed} {row.method}: {held}{100 * row.fix_rate:.1f}% of D_fail fixed, the paper's figure "
+            f"{row.change_points:+.2f} pts, {row.seconds:.1f} s" + "".join(f"; note: {note}" for note in row.notes))
 
     def failed(error: dict, so_far: Comparison) -> None:
         write_text_atomically(saved, so_far.to_json())
@@ -97,8 +100,7 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
 def _dry_run(args: argparse.Namespace, budget: Budget, settings) -> dict:
     """Each method's estimated seconds on the first seed's task, times the seeds (capped by the time budget)."""
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.failure_seed, args.protocol, args.holdout,
-                           args.test_validation)
+    split = failures_of(loaded, args, args.failure_seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     methods = {}
     for name in args.methods:
@@ -120,16 +122,30 @@ def show(result: dict) -> None:
         runs = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result["seconds_per_run"].items())
         console.print(f"about {result['total_seconds']:.0f} s for {result['seeds']} seeds (per run: {runs})")
         return
-    table = Table(title="repair methods, accuracy on the test set without D_fail (mean ± sd over seeds)")
-    for column in ("method", "before", "after", "change (pts)", "D_fail fixed", "broken", "seconds", "p vs archrepair"):
+    summary = result["summary"]
+    if summary and all("holdout_change_points" in e for e in summary):
+        table = Table(title="repair methods on the test hold-out, which no repair saw (the returned model; mean ± sd "
+                            "over seeds); the paper's figure (test set without D_fail) last")
+        columns = ("method", "hold-out change (pts)", "negative flips", "unseen failures fixed", "candidate change",
+                   "D_fail fixed", "seconds", "p vs archrepair", "paper's figure (pts)")
+    else:
+        table = Table(title="repair methods, accuracy on the test set without D_fail (the paper's figure; mean ± sd "
+                            "over seeds)")
+        columns = ("method", "before", "after", "change (pts)", "D_fail fixed", "broken", "seconds", "p vs archrepair")
+    for column in columns:
         table.add_column(column, justify="left" if column == "method" else "right")
-    for e in result["summary"]:
-        p = e["p_vs_reference"]
-        table.add_row(e["method"], f"{100 * e['accuracy_before']:.2f}%",
-                      f"{100 * e['accuracy_after']:.2f} ± {100 * e['accuracy_after_sd']:.2f}%",
-                      f"{e['change_points']:+.2f} ± {e['change_points_sd']:.2f}",
-                      f"{100 * e['fix_rate']:.1f}%", f"{e['broken']:.0f}", f"{e['seconds']:.1f}",
-                      "-" if p is None else f"{p:.3f}")
+    for e in summary:
+        p = "-" if e["p_vs_reference"] is None else f"{e['p_vs_reference']:.3f}"
+        paper = f"{e['change_points']:+.2f} ± {e['change_points_sd']:.2f}"
+        if "hold-out change (pts)" in columns:
+            table.add_row(e["method"], f"{e['holdout_change_points']:+.2f} ± {e['holdout_change_points_sd']:.2f}",
+                          f"{100 * e['holdout_negative_flip_rate']:.2f}%", f"{100 * e['holdout_unseen_fix_rate']:.1f}%",
+                          f"{e['candidate_holdout_change_points']:+.2f}", f"{100 * e['fix_rate']:.1f}%",
+                          f"{e['seconds']:.1f}", p, paper)
+        else:
+            table.add_row(e["method"], f"{100 * e['accuracy_before']:.2f}%",
+                          f"{100 * e['accuracy_after']:.2f} ± {100 * e['accuracy_after_sd']:.2f}%", paper,
+                          f"{100 * e['fix_rate']:.1f}%", f"{e['broken']:.0f}", f"{e['seconds']:.1f}", p)
     console.print(table)
     for error in result["errors"]:
         console.print(f"[red]failed[/]: {error['method']} on seed {error['seed']}: {error['error']}")

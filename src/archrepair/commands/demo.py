@@ -21,7 +21,7 @@ from ..evaluate import predict_logits
 from .._repair import DEFAULT_METHOD, get_repairer, make_task
 from .._repair.pipeline import run_repair
 from ..train import TrainConfig
-from .base import Command, add_overwrite, checked_out, percent
+from .base import Command, add_overwrite, add_quiet, checked_out, percent, progress
 from .repair import add_repair_options, repair_settings, task_config
 from .repair import show as show_repair
 
@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-accuracy", type=accuracy_fraction, default=0.85,
                         help="stop base training at this test accuracy (default: 0.85)")
     add_overwrite(parser)
+    add_quiet(parser)
     parser.add_argument("--device", default="auto")
     add_repair_options(parser)
     parser.set_defaults(train_examples=0, search_epochs=6, finetune_epochs=10, level=20)
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _demo(args: argparse.Namespace, out: Path) -> dict:
     device = resolve_device(args.device)
-    say = (lambda message: None) if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
+    say = progress(args)
     data = load_data("digits")
     say(f"1/4 training a small CNN on the digits until test accuracy reaches {percent(args.target_accuracy)}")
     config = TrainConfig(epochs=30, lr=0.02, schedule="constant", target_accuracy=args.target_accuracy, patience=None)

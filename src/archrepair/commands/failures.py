@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .._checks import non_negative_int, output_lock
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path, percent
+from .base import failures_of
 from .common_model import load_model_and_data
 
 
@@ -31,7 +32,7 @@ def _choose(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     predictions = loaded.test_predictions("finding failures")
     labels = loaded.data.y_test
-    split = loaded.failures(None, args.count, args.seed, args.protocol, args.holdout, args.test_validation)
+    split = failures_of(loaded, args, args.seed)
     split.save(Path(args.out))
     keep = split.eval_indices
     return {
@@ -52,8 +53,6 @@ def show(result: dict) -> None:
     if result.get("validation_examples"):
         console.print(f"{result['validation_examples']} test examples held out for validation (the model's own training "
                       "hold-out is unknown); never in D_fail or any evaluation")
-    if result["failures"] < result["requested"]:
-        console.print(f"[yellow]only {result['failures']} misclassified examples; asked for {result['requested']}[/]")
 
 
 COMMAND = Command(add_arguments, run, show)

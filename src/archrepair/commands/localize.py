@@ -9,6 +9,7 @@ from rich.table import Table
 from .._checks import add_dependent, name_list, non_negative_int, open_fraction, output_lock, positive_int
 from .._localize import FORMULAS, LocalizeConfig, list_localizers
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite, checked_out, console, data_path
+from .base import failures_of
 from .common_model import load_model_and_data
 
 
@@ -49,8 +50,7 @@ def _localize(args: argparse.Namespace) -> dict:
     loaded = load_model_and_data(args)
     config = LocalizeConfig(threshold=args.threshold, formula=args.formula, level=args.level, absolute=args.absolute,
                             method=args.method, shift_ratio=args.shift_ratio)
-    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
-                           args.test_validation)
+    split = failures_of(loaded, args, args.seed)
     report = loaded.localize(split, args.train_examples, args.seed,
                              args.blocks, config, args.failures)
     if args.out:

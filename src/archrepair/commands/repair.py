@@ -35,12 +35,14 @@ from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, 
 from .._repair.registry import searching_repairers
 from .._repair.keep import KEEP_LEVEL
 from .._repair.base import first_off
+from .._repair.document import latency_change
 from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
+from .._repair.run_time import RunTime
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite
-from .base import checked_out, console, data_path, list_methods_in_help, percent
+from .base import add_quiet, checked_out, console, data_path, failures_of, list_methods_in_help, percent, progress
 from .common_model import corruption_of, load_model_and_data
 
 
@@ -181,7 +183,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted repair from <out>.work (refused if any setting differs)")
     add_overwrite(parser)
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_quiet(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="time a few steps of each phase and print the estimated seconds and peak memory; repair nothing")
     add_repair_options(parser)
@@ -200,12 +202,10 @@ def run(args: argparse.Namespace) -> dict:
 
 def _repair(args: argparse.Namespace, out: Path, settings: RepairSettings) -> dict:
     work = out.with_name(out.name + ".work")
-    quiet = args.quiet or args.json
-    log = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    log = progress(args)
     replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
-                           args.test_validation)
+    split = failures_of(loaded, args, args.seed)
     config = task_config(args, loaded.device)
     failures = split.digest()
     if args.localization:
@@ -217,9 +217,10 @@ def _repair(args: argparse.Namespace, out: Path, settings: RepairSettings) -> di
                 "budget": asdict(repairer.budget),
                 "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": failures}
     _check_work(work, resolved, args.resume)
-    task = make_task(loaded.model, loaded.record, loaded.data, split, config)
-    repairer.work_dir = work
-    _, report = run_repair(repairer, task, out, args.checkpoint)
+    with RunTime(work) as timer:
+        task = make_task(loaded.model, loaded.record, loaded.data, split, config)
+        repairer.work_dir = work
+        _, report = run_repair(repairer, task, out, args.checkpoint, run_time=timer)
     shutil.rmtree(work, ignore_errors=True)
     report["out"] = str(out)
     return report
@@ -228,8 +229,7 @@ def _repair(args: argparse.Namespace, out: Path, settings: RepairSettings) -> di
 def dry_run(args: argparse.Namespace) -> dict:
     """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
     loaded = load_model_and_data(args)
-    split = loaded.failures(args.failures, args.count, args.seed, args.protocol, args.holdout,
-                           args.test_validation)
+    split = failures_of(loaded, args, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
     estimate = get_repairer(args.method, repair_settings(args, [args.method]), budget_of(args)).estimate(task)
     uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
@@ -299,10 +299,10 @@ def show(report: dict) -> None:
     table.add_row("fixed / broken (test without D_fail)", "", "", f"{report['eval_fixed']} / {report['eval_broken']}")
     table.add_row("parameters", f"{report['parameters_before']:,}", f"{report['parameters_after']:,}", "")
     table.add_row(f"latency (ms per {report['latency_batch']})", f"{report['latency_ms_before']:.1f}",
-                  f"{report['latency_ms_after']:.1f}", "")
+                  f"{report['latency_ms_after']:.1f}", latency_change(report))
     console.print(table)
-    if (report.get("details") or {}).get("budget_note"):
-        console.print(f"note: {report['details']['budget_note']}")
+    for note in (report.get("details") or {}).get("notes", []):
+        console.print(f"note: {note}")
     if report.get("genotype"):
         edges = ", ".join(f"{e['source']}->{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
         whose = "" if report["kept"] == "repaired" else " (the discarded candidate's; the saved model is the input model)"

@@ -20,7 +20,7 @@ from ..data.loader import AUGMENTATIONS
 from ..device import resolve_device
 from ..models import list_models
 from ..train import SCHEDULES, TrainConfig
-from .base import Command, add_data, add_overwrite, checked_out, console, data_path, percent
+from .base import Command, add_data, add_overwrite, add_quiet, checked_out, console, data_path, percent, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from <out>.state.pt (same settings)")
     add_overwrite(parser)
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -67,11 +67,10 @@ def _train(args: argparse.Namespace) -> dict:
         patience=args.patience or None, target_accuracy=args.target_accuracy, amp=args.amp,
     )
     job = TrainJob(args.model, args.width, args.seed, args.val_fraction, args.augment, args.channels_last)
-    quiet = args.quiet or args.json
+    say = progress(args)
     _, record, result = train_base_model(
         data, job, config, args.out, resolve_device(args.device), resume=args.resume,
-        on_epoch=None if quiet else (lambda e: print(describe_epoch(e), file=sys.stderr, flush=True)),
-        say=lambda message: print(message, file=sys.stderr, flush=True),
+        on_epoch=lambda e: say(describe_epoch(e)), say=lambda message: print(message, file=sys.stderr, flush=True),
     )
     return {
         "checkpoint": str(args.out),

@@ -74,6 +74,19 @@ class FailureSplit:
     def save(self, path: str | Path) -> None:
         write_text_atomically(Path(path), json.dumps(asdict(self), indent=1))
 
+    def shortfall(self) -> str | None:
+        """One line saying why ``D_fail`` holds fewer failures than were asked for (``None``: it does not)."""
+        taken = len(self.fail_indices)
+        if taken >= self.requested:
+            return None
+        if self.protocol == "heldout":
+            why = (f"the failure pool holds {self.pool_failures} of the model's {self.misclassified} test failures "
+                   f"(the test hold-out, {self.holdout:.0%} of the test set, is never drawn from"
+                   + (", nor the validation part" if self.validation_indices else "") + ")")
+        else:
+            why = f"the model misclassifies only {self.misclassified} test examples"
+        return f"asked for {self.requested} failures, but {why}; D_fail takes all {taken}"
+
     @classmethod
     def load(cls, path: str | Path) -> "FailureSplit":
         path = Path(path)

@@ -166,6 +166,12 @@ class ArchRepair(Repairer):
         seconds["search"] = time.perf_counter() - started
         details["search"] = [asdict(e) for e in history.epochs]
         details["search_stop_reason"] = history.stop_reason
+        warmup = config.search.warmup_epochs
+        if warmup < config.search.epochs and len(history.epochs) <= warmup:  # fixed-arch has no step by design
+            self.note(details, f"the search took no architecture step: {len(history.epochs)} search epoch(s) ran, "
+                               f"the first {warmup} being warm-up (weights only), so the block keeps its "
+                               "architecture; give more epochs (--budget-epochs, --budget-seconds, --search-epochs) or "
+                               "fewer --warmup-epochs")
         self.log(f"discrete architecture: {genotype.describe()}")
 
         started = time.perf_counter()
