@@ -131,7 +131,7 @@ def choice_report(rows: list[dict]) -> dict:
         print("flip weight | interpolated options | chosen (per seed) | accuracy | negative flips")
         for mixes in (False, True):
             for weight in FLIP_WEIGHTS:
-                chosen = [_replay(r["candidates"], weight, mixes) for r in mine]
+                chosen = [replay_choice(r["candidates"], weight, mixes) for r in mine]
                 accuracy = 100 * np.mean([c[1]["val_accuracy"] for c in chosen])
                 flips = 100 * np.mean([c[1]["val_negative_flip_rate"] for c in chosen])
                 print(f"{weight:g} | {'yes' if mixes else 'no'} | {', '.join(c[0] for c in chosen)} | "
@@ -141,7 +141,7 @@ def choice_report(rows: list[dict]) -> dict:
     return figures
 
 
-def _replay(candidates: list[dict], weight: float, mixes: bool) -> tuple[str, dict]:
+def replay_choice(candidates: list[dict], weight: float, mixes: bool) -> tuple[str, dict]:
     """The option ``auto`` chooses from the recorded ``candidates`` at flip weight ``weight``."""
     options = []
     for c in candidates:

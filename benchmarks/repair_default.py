@@ -131,11 +131,11 @@ def budget_split(rows: list[dict], kind: str) -> dict:
 
 
 def _chosen_alpha(row: dict) -> float:
-    """The α of the option ``auto`` chose in ``row`` (its candidates' records; flip weight 0: the
-    best validation accuracy, ties to the lower loss)."""
-    options = [(c["val_accuracy"], -c["val_loss"], 1.0) for c in row["candidates"] if c["status"] == "ran"]
-    options += [(m["val_accuracy"], -m["val_loss"], m["alpha"]) for c in row["candidates"] for m in c.get("mixes", [])]
-    return max(options)[2]
+    """The α of the option ``auto`` chose in ``row`` (replayed from its candidates' records at flip
+    weight 0, the default; α 1: the weights as trained)."""
+    from auto_design import replay_choice
+
+    return replay_choice(row["candidates"], 0.0, mixes=True)[1].get("alpha", 1.0)
 
 
 def shift_figures(rows: list[dict], reference: str = "auto") -> dict:

@@ -5,7 +5,6 @@ report). The input checkpoint is never written to."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
@@ -35,10 +34,13 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
 
     ``before``: the original model's test predictions, if already known (saves one pass).
     ``run_time``: the run's sessions, started by the caller (a resumed run's total counts every
-    session; the report then says so). Returns the result and the report (a JSON-ready dict)."""
+    session; the report then says so; ``None``: this call alone is timed). Returns the result and
+    the report (a JSON-ready dict)."""
     if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
         raise ArchRepairError("the output folder is the input checkpoint; choose another --out (the input is never overwritten)")
-    started = time.perf_counter()
+    if run_time is None:
+        run_time = RunTime(None, beat_seconds=0)
+        run_time.start()
     test = make_loader(task.data, "test", task.record, device=task.device, channels_last=task.channels_last)
     if before is None:
         before = predict_logits(task.model, test, progress="evaluating before").argmax(1).numpy()
@@ -50,9 +52,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         predict_logits(result.candidate, test, progress="evaluating the candidate").argmax(1).numpy()
     judged = {"returned": judge(before, after, task), "candidate": judge(before, candidate, task)}
     example = task.example(min(256, len(task.repair.y)))
-    total = {"total_seconds": round(time.perf_counter() - started, 2), "runs": 1}
-    if run_time is not None:
-        total = run_time.stop()
+    total = run_time.stop()
     if total["runs"] > 1:
         repairer.note(result.details, f"resumed: {total['before_resume_seconds']:.1f} s before the resume, "
                                       f"{total['this_run_seconds']:.1f} s in this run, {total['total_seconds']:.1f} s "

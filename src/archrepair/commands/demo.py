@@ -9,7 +9,6 @@ examples.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .._checks import accuracy_fraction, non_negative_int, output_lock

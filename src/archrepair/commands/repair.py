@@ -194,7 +194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     settings = repair_settings(args, [args.method])  # an option that means nothing is refused before any work
     if args.dry_run:
-        return dry_run(args)
+        return dry_run(args, settings)
     out = checked_out(args, args.checkpoint, args.failures, args.localization, data_path(args.data), args.corruption_dir)
     with output_lock(out):
         return _repair(args, out, settings)
@@ -226,14 +226,14 @@ def _repair(args: argparse.Namespace, out: Path, settings: RepairSettings) -> di
     return report
 
 
-def dry_run(args: argparse.Namespace) -> dict:
+def dry_run(args: argparse.Namespace, settings: RepairSettings) -> dict:
     """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
     loaded = load_model_and_data(args)
     split = failures_of(loaded, args, args.seed)
     task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
-    estimate = get_repairer(args.method, repair_settings(args, [args.method]), budget_of(args)).estimate(task)
+    estimate = get_repairer(args.method, settings, budget_of(args)).estimate(task)
     uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
-    without = get_repairer(args.method, repair_settings(args, [args.method]), budget_of(args)).estimate(uncached) \
+    without = get_repairer(args.method, settings, budget_of(args)).estimate(uncached) \
         if task.config.prefix_cache else estimate
     return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
             "total_seconds": round(sum(estimate.values()), 3),
