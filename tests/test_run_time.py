@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from archrepair.errors import ArchRepairError
 from archrepair._repair.run_time import RUN_TIME_FILE, RunTime
 
 
@@ -41,3 +44,10 @@ def test_the_heartbeat_thread_stops_with_the_run(tmp_path):
     with timer:
         pass
     assert timer._thread is not None and not timer._thread.is_alive()
+
+
+def test_a_damaged_record_is_refused_in_one_line_and_left_as_it_is(tmp_path):
+    (tmp_path / RUN_TIME_FILE).write_text("{not json")
+    with pytest.raises(ArchRepairError, match="rerun without --resume"):
+        RunTime(tmp_path, beat_seconds=0).start()
+    assert (tmp_path / RUN_TIME_FILE).read_text() == "{not json"

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import ArchRepairError
 from ..fileio import write_text_atomically
 
 RUN_TIME_FILE = "run_time.json"
@@ -45,7 +46,11 @@ class RunTime:
     def start(self) -> None:
         """Read the earlier sessions (if any) and begin this one."""
         if self.path is not None and self.path.exists():
-            self.sessions = json.loads(self.path.read_text())["sessions"]
+            try:
+                self.sessions = json.loads(self.path.read_text())["sessions"]
+            except (ValueError, KeyError, TypeError):
+                raise ArchRepairError(f"cannot resume: {str(self.path)!r} is not a run-time record; rerun without "
+                                      "--resume to start afresh") from None
         now = self.clock()
         self.sessions.append({"started": now, "seen": now})
         self.beat()
