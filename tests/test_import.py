@@ -121,6 +121,31 @@ def test_a_user_module_from_a_file_is_imported_and_its_residual_units_are_relaxe
     assert archrepair.load(tmp_path / "r")(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
 
 
+def test_an_rgb_stem_is_folded_to_grayscale_data_and_the_mismatch_is_named(user, tmp_path, capsys):
+    import torchvision
+
+    x = np.load(user / "d.npz")
+    np.savez(tmp_path / "gray.npz", **{k: x[k][..., :1] if k.startswith("x_") else x[k] for k in x.files})
+    common = ["import", "--torchvision", "resnet18", "--arg", "num_classes=3", "--weights", str(user / "tv.pth"),
+              "--data", f"npz:{tmp_path / 'gray.npz'}"]
+    assert main([*common, "--out", str(tmp_path / "refused")]) == 1
+    err = capsys.readouterr().err
+    assert "'conv1' takes 3 channels but the images have 1; give --in-channels-from 3" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main([*common, "--in-channels-from", "1", "--out", str(tmp_path / "refused")]) == 1
+    assert "first convolution takes 3 channels" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    made = _run(capsys, *common, "--in-channels-from", "3", "--out", tmp_path / "gray")
+    assert made["input_shape"] == [32, 32, 1] and made["source"]["stem"] == {"module": "conv1", "in_channels": 1}
+    reference = torchvision.models.resnet18(num_classes=3).eval()
+    reference.load_state_dict(torch.load(user / "tv.pth", weights_only=True))
+    gray = torch.randn(2, 1, 32, 32)
+    # the folded model on a gray image is the RGB model on that image repeated over its 3 channels
+    torch.testing.assert_close(archrepair.load(tmp_path / "gray")(gray), reference(gray.repeat(1, 3, 1, 1)),
+                               rtol=1e-4, atol=1e-5)
+    located = _run(capsys, "localize", tmp_path / "gray", "--count", "10", "--train-examples", "50", "--level", "5")
+    assert located["chosen"] in made["blocks"]
+
+
 def _hashes(root: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 

@@ -61,6 +61,33 @@ def test_resume_after_a_kill_gives_the_same_model(digits, tmp_path):
     assert not (tmp_path / "killed.state.pt").exists()
 
 
+def test_resume_within_an_epoch_continues_from_the_last_batch_checkpoint(digits, tmp_path, monkeypatch):
+    config = TrainConfig(epochs=2, lr=0.05, batch_size=32)  # about 50 batches an epoch
+    job = TrainJob("small_cnn", 0.5, seed=3, augment="crop")
+    device = torch.device("cpu")
+    _, _, whole = train_base_model(digits, job, config, tmp_path / "whole", device)
+
+    def killed_at_batch_23_of_epoch_2(config_, step, total):
+        if step == total // 2 + 22:  # steps count from 0 over both epochs
+            raise KeyboardInterrupt
+        return learning_rate(config_, step, total)
+
+    monkeypatch.setattr("archrepair.train.learning_rate", killed_at_batch_23_of_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_base_model(digits, job, config, tmp_path / "killed", device, checkpoint_every=5)
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "killed.state.pt", weights_only=True)
+    assert (state["position"]["epoch"], state["position"]["batch"]) == (1, 20)  # the checkpoint after batch 20
+    assert [r["epoch"] for r in state["history"]] == [0]
+    _, _, resumed = train_base_model(digits, job, config, tmp_path / "killed", device, resume=True)
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in whole.history]
+    assert [r.train_accuracy for r in resumed.history] == [r.train_accuracy for r in whole.history]
+    first, _ = load_checkpoint(tmp_path / "whole")
+    second, _ = load_checkpoint(tmp_path / "killed")
+    for (key, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+
+
 def test_image_too_small_for_the_model_is_explained(digits, tmp_path):
     with pytest.raises(ArchRepairError, match="cannot take 8x8 images"):
         train_base_model(digits, TrainJob("vgg16", 0.125), TrainConfig(epochs=1), tmp_path / "m", torch.device("cpu"))

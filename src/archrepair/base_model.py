@@ -54,11 +54,13 @@ def train_base_model(
     on_epoch=None,
     say=None,
     resumable: bool = True,
+    checkpoint_every: int | None = None,
 ) -> tuple[torch.nn.Module, ModelRecord, FitResult]:
     """Train ``job.model`` on ``data`` (early stopping on a held-out validation split), evaluate it
     on the test split and save the checkpoint folder ``out``.
 
-    A state file ``<out>.state.pt`` is written after every epoch, with the job's settings; with
+    A state file ``<out>.state.pt`` is written after every epoch (and every ``checkpoint_every``
+    batches within one), with the job's settings; with
     ``resume`` a killed run continues from it (refused when the settings differ); without, a state
     left by an earlier run is replaced (``say`` tells; ``resumable``: the caller offers ``--resume``).
     It is removed once the checkpoint is written.
@@ -86,7 +88,7 @@ def train_base_model(
     settings = {"job": asdict(job), "config": asdict(config), "data": data.fingerprint, "device": str(device)}
     result = fit(model, train_loader, config, val_loader=val_loader,
                  target_loader=test_loader if config.target_accuracy is not None else None,
-                 state_path=state_path, on_epoch=on_epoch, settings=settings)
+                 state_path=state_path, on_epoch=on_epoch, settings=settings, checkpoint_every=checkpoint_every)
     test_accuracy = accuracy(model, test_loader, config.amp)
     record.training = {
         "seed": job.seed, "job": asdict(job), "config": asdict(config), "augment": job.resolved_augment(data),

@@ -1,13 +1,15 @@
 """The training loop shared by base-model training, search and fine-tuning.
 
 No global state: the model, the loaders (which carry the device and the sampling) and the
-parameters to train are passed in, so that torchrun/DDP can wrap it later. Each epoch can be
-checkpointed to a state file and a killed run resumed from it with the same result.
+parameters to train are passed in, so that torchrun/DDP can wrap it later. Each epoch (and, where an
+epoch takes minutes, every few batches) can be checkpointed to a state file and a killed run
+resumed from it with the same result.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import time
@@ -124,6 +126,7 @@ def fit(
     deadline: Deadline | None = None,
     settings: dict | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    checkpoint_every: int | None = None,
 ) -> FitResult:
     """Train ``model`` in place with SGD; restore the best validation state unless stopped at the target.
 
@@ -131,7 +134,10 @@ def fit(
         parameters: what to train (default: every parameter of ``model``).
         set_train_mode: puts the model in training mode (default ``model.train()``); pass a
             function that keeps frozen parts (their BatchNorm statistics) in eval mode.
-        state_path: a file to checkpoint after every epoch; if it exists, training resumes from it.
+        state_path: a file to checkpoint after every epoch; if it exists, training resumes from it
+            (from the batch after the last checkpoint, with the same random draws).
+        checkpoint_every: also checkpoint every this many batches within an epoch (needs
+            ``state_path``; ``None``: at epoch ends only).
         settings: what made the run (JSON-like); stored in the state file, and a resume with other
             settings is refused, naming the first that differs.
         on_epoch: called with each finished epoch's record.
@@ -151,19 +157,28 @@ def fit(
     total_steps = config.epochs * len(train_loader)
     result = FitResult()
     best_state = _copy_state(model)
-    start_epoch, stale = 0, 0
+    start, stale = _Position(), 0
     if state_path is not None and Path(state_path).exists():
-        start_epoch, stale, best_state = _resume(Path(state_path), model, optimizer, result, settings)
+        start, stale, best_state = _resume(Path(state_path), model, optimizer, scaler, result, settings)
     started = time.perf_counter() - result.seconds
     train_mode = set_train_mode or (lambda m: m.train())
 
-    for epoch in range(start_epoch, config.epochs):
-        tick = time.perf_counter()
+    def save(position: _Position) -> None:
+        result.seconds = time.perf_counter() - started
+        _save_state(Path(state_path), model, optimizer, scaler, result, position, stale, best_state, settings)
+
+    for epoch in range(start.epoch, config.epochs):
+        resumed = start if epoch == start.epoch else _Position(epoch)
+        tick = time.perf_counter() - resumed.seconds
         train_mode(model)
         train_loader.set_epoch(epoch)
-        loss_sum = correct = seen = 0.0
-        bar = tqdm(train_loader, desc=f"{description} {epoch + 1}/{config.epochs}", unit="batch", leave=False, disable=None)
-        for step, batch in enumerate(bar, start=epoch * len(train_loader)):
+        loss_sum, correct, seen = resumed.loss_sum, resumed.correct, resumed.seen
+        # batches done before a checkpoint are drawn again (so that later draws match) but not trained on
+        batches = itertools.islice(iter(train_loader), resumed.batch, None)
+        bar = tqdm(batches, desc=f"{description} {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                   disable=None, total=len(train_loader), initial=resumed.batch)
+        for index, batch in enumerate(bar, start=resumed.batch):
+            step = epoch * len(train_loader) + index
             images, labels = batch[0], batch[1]
             lr = learning_rate(config, step, total_steps)
             for group in optimizer.param_groups:
@@ -188,6 +203,9 @@ def fit(
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
             if deadline is not None and deadline.expired():
                 break
+            if state_path is not None and checkpoint_every and (index + 1) % checkpoint_every == 0 \
+                    and index + 1 < len(train_loader):
+                save(_Position(epoch, index + 1, loss_sum, correct, seen, time.perf_counter() - tick))
         val = accuracy(model, val_loader, config.amp) if val_loader is not None else None
         target = accuracy(model, target_loader, config.amp) if target_loader is not None else None
         record = EpochRecord(epoch, lr, loss_sum / max(seen, 1), correct / max(seen, 1), val, target, time.perf_counter() - tick)
@@ -207,7 +225,7 @@ def fit(
         elif deadline is not None and deadline.expired():
             result.stop_reason = "budget"
         if state_path is not None:
-            _save_state(Path(state_path), model, optimizer, result, epoch + 1, stale, best_state, settings)
+            save(_Position(epoch + 1))
         if result.stop_reason != "epochs":
             break
     if result.stop_reason != "target":
@@ -220,15 +238,29 @@ def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
-def _save_state(path: Path, model, optimizer, result: FitResult, next_epoch: int, stale: int, best_state,
+@dataclass
+class _Position:
+    """Where a run stands: the next batch of ``epoch`` and the running sums of that epoch so far."""
+
+    epoch: int = 0
+    batch: int = 0
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: float = 0.0
+    seconds: float = 0.0
+
+
+def _save_state(path: Path, model, optimizer, scaler, result: FitResult, position: _Position, stale: int, best_state,
                 settings: dict | None) -> None:
     buffer = io.BytesIO()
     torch.save(
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": torch.get_rng_state(),
             "best_state": best_state,
-            "next_epoch": next_epoch,
+            "position": asdict(position),
             "stale": stale,
             "history": [asdict(r) for r in result.history],
             "best_epoch": result.best_epoch,
@@ -242,7 +274,7 @@ def _save_state(path: Path, model, optimizer, result: FitResult, next_epoch: int
     write_bytes_atomically(path, buffer.getvalue())
 
 
-def _resume(path: Path, model, optimizer, result: FitResult, settings: dict | None):
+def _resume(path: Path, model, optimizer, scaler, result: FitResult, settings: dict | None):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -251,6 +283,9 @@ def _resume(path: Path, model, optimizer, result: FitResult, settings: dict | No
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        position = _Position(**state["position"])
     except Exception as error:
         raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") from None
     result.history = [EpochRecord(**r) for r in state["history"]]
@@ -259,5 +294,5 @@ def _resume(path: Path, model, optimizer, result: FitResult, settings: dict | No
     device = next(model.parameters()).device
     best_state = {k: v.to(device) for k, v in state["best_state"].items()}
     if result.stop_reason != "epochs":  # the run had already finished: no epoch left
-        return 10**9, state["stale"], best_state
-    return state["next_epoch"], state["stale"], best_state
+        return _Position(10**9), state["stale"], best_state
+    return position, state["stale"], best_state

@@ -14,7 +14,7 @@ from ..data import load_data
 from ..errors import ArchRepairError
 from ..evaluate import predict_logits
 from ..models import resolve_blocks
-from ..models.external import EXTERNAL, build_external
+from ..models.external import EXTERNAL, build_external, first_convolution, fold_stem
 from .base import Command, add_overwrite, checked_out, console, data_path, percent
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--std", type=_floats, help="per-channel standard deviation in [0, 1] units, comma-separated")
     add_dependent(parser, "--classes", type=name_list, refused_with=("--data",),
                   help="class names in label order (without --data)")
+    parser.add_argument("--in-channels-from", type=positive_int, metavar="N",
+                        help="the weights' first convolution takes N channels (3: a model made for RGB) and the data "
+                             "has 1: fold it to one channel (its weights summed over the N; the same outputs as the "
+                             "gray image repeated N times)")
     parser.add_argument("--blocks", type=name_list,
                         help="block names (module paths) for families without an automatic list, e.g. stage1,stage2")
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
@@ -95,7 +99,13 @@ def _import(args: argparse.Namespace, out: Path) -> dict:
         raise ArchRepairError("give --mean and --std (the normalisation the model was trained with), or --data")
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
         raise ArchRepairError(f"--mean and --std need {channels} values each (standard deviations above 0)")
-    outputs = check_input_size(model, height, width, channels)
+    if args.in_channels_from:
+        _fold_stem(model, arguments, channels, args.in_channels_from)
+    try:
+        outputs = check_input_size(model, height, width, channels)
+    except ArchRepairError:
+        _refuse_channel_mismatch(model, channels)
+        raise
     if outputs.dim() != 2 or outputs.shape[1] != len(names):
         raise ArchRepairError(f"the model outputs {tuple(outputs.shape[1:])} per image but there are {len(names)} classes; "
                               "check the builder's arguments (e.g. --arg num_classes=N)")
@@ -111,6 +121,26 @@ def _import(args: argparse.Namespace, out: Path) -> dict:
             "classes": len(names), "test_accuracy": record.metrics.get("test_accuracy"),
             "rebuilt_by": arguments.get("factory") or f"{arguments['source']}.{arguments.get('name')}",
             "user_code": arguments["source"] == "factory"}
+
+def _fold_stem(model, arguments: dict, channels: int, in_channels_from: int) -> None:
+    """Fold the model's first convolution from ``in_channels_from`` to ``channels``, recorded in
+    ``arguments`` so that loading rebuilds the folded stem."""
+    first = first_convolution(model)
+    if first is None or first[1].in_channels != in_channels_from:
+        found = f"takes {first[1].in_channels} channels" if first else "does not exist"
+        raise ArchRepairError(f"--in-channels-from {in_channels_from}: the model's first convolution {found}")
+    if channels != in_channels_from:
+        fold_stem(model, first[0], channels)
+        arguments["stem"] = {"module": first[0], "in_channels": channels}
+
+def _refuse_channel_mismatch(model, channels: int) -> None:
+    """Name the channel mismatch when that is why the model cannot take the images."""
+    first = first_convolution(model)
+    if first is not None and first[1].in_channels != channels:
+        hint = f"give --in-channels-from {first[1].in_channels} to fold it to one channel" if channels == 1 else \
+            "convert the images or the model"
+        raise ArchRepairError(f"the model's first convolution {first[0]!r} takes {first[1].in_channels} channels but "
+                              f"the images have {channels}; {hint}")
 
 def show(result: dict) -> None:
     console.print(f"wrote [bold]{result['checkpoint']}[/]: blocks {', '.join(result['blocks'])}; input "

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", action="store_true", help="mixed precision (float16 on CUDA, bfloat16 on CPU)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--resume", action="store_true", help="continue a killed run from <out>.state.pt (same settings)")
+    parser.add_argument("--checkpoint-every", type=non_negative_int, default=100, metavar="BATCHES",
+                        help="also save <out>.state.pt every this many batches within an epoch, so that --resume "
+                             "loses at most that much of a long epoch (default: 100; 0: at epoch ends only)")
     add_overwrite(parser)
     add_quiet(parser)
 
@@ -71,6 +74,7 @@ def _train(args: argparse.Namespace) -> dict:
     _, record, result = train_base_model(
         data, job, config, args.out, resolve_device(args.device), resume=args.resume,
         on_epoch=lambda e: say(describe_epoch(e)), say=lambda message: print(message, file=sys.stderr, flush=True),
+        checkpoint_every=args.checkpoint_every or None,
     )
     return {
         "checkpoint": str(args.out),

@@ -8,7 +8,9 @@ from (``record.arguments``)::
     {"source": "factory", "factory": "/abs/path/net.py:build", "kwargs": {...}}
     {"source": "factory", "factory": "package.module:build", "kwargs": {...}}
 
-and ``blocks``, the block names to use where the family has no automatic list. Loading imports
+and ``blocks``, the block names to use where the family has no automatic list; ``stem``
+(``{"module": "conv1", "in_channels": 1}``) when ``import --in-channels-from`` folded the first
+convolution to the data's channel count (grayscale data, a model made for RGB). Loading imports
 the named package or the user's file again and calls the factory; nothing stored in a checkpoint
 folder is ever executed (a factory file inside one is refused), and weights are never downloaded.
 """
@@ -20,6 +22,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..errors import ArchRepairError
@@ -58,7 +61,38 @@ def build_external(arguments: dict, checkpoint_folder: Path | None = None) -> nn
                               "not an nn.Module")
     if arguments.get("blocks"):
         model.block_names = tuple(arguments["blocks"])
+    if arguments.get("stem"):
+        fold_stem(model, arguments["stem"]["module"], arguments["stem"]["in_channels"])
     return model
+
+
+def first_convolution(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """The name and module of ``model``'s first ``Conv2d`` in registration order (its stem, for the
+    families people import), or ``None`` without one."""
+    return next(((name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d)), None)
+
+
+def fold_stem(model: nn.Module, name: str, channels: int) -> None:
+    """Make the convolution ``name`` take ``channels`` (1) input channels instead of its ``N``, in place.
+
+    Its weights ``(O, N, k, k)`` are summed over the input channels to ``(O, 1, k, k)``, so that the
+    folded model gives a grayscale image exactly the outputs the original gave that image repeated
+    ``N`` times (the usual way to feed a gray image to an RGB network).
+    """
+    old = model.get_submodule(name)
+    if not isinstance(old, nn.Conv2d) or old.groups != 1:
+        raise ArchRepairError(f"{name!r} is not an ungrouped Conv2d; its input channels cannot be folded")
+    if channels != 1:
+        raise ArchRepairError(f"only grayscale input (1 channel) can be folded into a stem made for {old.in_channels} "
+                              f"channels, not {channels}")
+    new = nn.Conv2d(channels, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
+                    bias=old.bias is not None, padding_mode=old.padding_mode).to(old.weight.device, old.weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(old.weight.sum(1, keepdim=True))
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    parent, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attribute, new)
 
 
 def load_factory(spec: str, checkpoint_folder: Path | None = None):
