@@ -146,11 +146,13 @@ def test_a_rerun_without_resume_starts_afresh_and_says_so(cli, digits_checkpoint
     assert not work.exists() and (tmp_path / "fixed" / "model.safetensors").exists()
 
 
-def test_report_md_leads_with_the_holdout_figures(digits_task_of, tmp_path):
-    """Under ``heldout`` the first rows of report.md's table are the hold-out change (with its
-    interval) and the negative flips, equal to report.json's; the paper's figure follows, labelled."""
+def test_report_md_and_the_console_lead_with_the_holdout_figures(digits_task_of, tmp_path, capsys):
+    """Under ``heldout`` the first rows of report.md's table and of the console summary are the
+    hold-out change (with its interval) and the negative flips, equal to report.json's; the paper's
+    figure follows, labelled."""
     from archrepair.budget import Budget
     from archrepair._repair import get_repairer
+    from archrepair.commands import repair as repair_command
 
     _, report = run_repair(get_repairer("block-gradient", budget=Budget(epochs=1)), digits_task_of(40, 400),
                            tmp_path / "out")
@@ -161,6 +163,13 @@ def test_report_md_leads_with_the_holdout_figures(digits_task_of, tmp_path):
     assert "negative flips" in rows[1] and f"{100 * held['negative_flip_rate']:.2f}% of the hold-out" in rows[1]
     assert any("the paper's figure" in row for row in rows[2:])
     assert all("whole test set" not in row or "D_fail" in row for row in rows)  # never a bare whole-test figure
+    capsys.readouterr()
+    repair_command.show(json.loads((tmp_path / "out" / "report.json").read_text()))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "│" in line and "before" not in line]
+    low, high = held["change_interval_points"]
+    assert "test hold-out" in lines[0] and f"{held['change_points']:+.2f} pts [{low:+.2f}, {high:+.2f}]" in lines[0]
+    assert "flips -/+" in lines[1] and f"{100 * held['negative_flip_rate']:.2f}% / " in lines[1]
+    assert "returned model" in lines[0] and any("paper's figure" in line for line in lines[2:])
 
 
 def test_latency_changes_are_reported_only_beyond_the_noise_of_a_changed_architecture():
