@@ -27,6 +27,7 @@ from .budget import Budget
 from .checkpoint import ModelRecord, load_checkpoint, model_fingerprint
 from .data import BatchLoader, FailureSplit, ImageData, load_data, select_failures
 from .data.corrupted import corrupted_test
+from .data.field import FIELD_VALIDATION, field_data, field_warnings
 from .data.repair_set import repair_set
 from .device import resolve_device
 from .errors import ArchRepairError
@@ -36,7 +37,9 @@ from .evaluate import predict_logits
 @dataclass
 class Problem:
     """A checkpoint with the data it is judged on: the model (eval mode, on ``device``), its record,
-    the data (its test split corrupted, for the robustness scenario), and the weights' fingerprint."""
+    the data (its test split corrupted, for the robustness scenario, or replaced by a field set, with
+    ``field`` what was found there, :func:`~archrepair.data.field.field_data`), and the weights'
+    fingerprint."""
 
     checkpoint: str
     model: torch.nn.Module
@@ -47,11 +50,12 @@ class Problem:
     batch_size: int = 256
     amp: bool = False
     channels_last: bool = False
+    field: dict | None = None
 
-    def test_predictions(self, description: str = "predicting") -> np.ndarray:
-        """Predicted labels ``(N_test,)`` over the whole test split."""
+    def test_predictions(self, description: str = "predicting", data: ImageData | None = None) -> np.ndarray:
+        """Predicted labels ``(N_test,)`` over the whole test split (of ``data``; default: the problem's)."""
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
-        loader = make_loader(self.data, "test", self.record, batch_size=self.batch_size, device=self.device,
+        loader = make_loader(data or self.data, "test", self.record, batch_size=self.batch_size, device=self.device,
                              channels_last=self.channels_last)
         return predict_logits(self.model, loader, self.amp, progress=description).argmax(1).numpy()
 
@@ -59,6 +63,10 @@ class Problem:
         """The failure split in file ``path``, checked to be whole and to come from this data; with
         ``own``, from this model's failures (or those of a model it was repaired from) too."""
         split = FailureSplit.load(path)
+        if (split.source == "field") != (self.field is not None):
+            given = "was made on a field set: give its --field" if split.source == "field" else \
+                "was not made on a field set: leave out --field"
+            raise ArchRepairError(f"failure split {str(path)!r} {given}")
         split.check(repr(str(path)), len(self.data.y_test))
         if split.data_fingerprint and split.data_fingerprint != self.data.fingerprint:
             raise ArchRepairError(f"failure split {str(path)!r} was made on other data (fingerprint "
@@ -78,11 +86,31 @@ class Problem:
         (``None``: :func:`test_validation_share` decides)."""
         if path:
             return self.load_split(path)
+        if self.field is not None:
+            return self._field_split(count, seed, protocol, holdout, validation)
         share = test_validation_share(self.record, self.data, protocol, validation)
         split = select_failures(self.test_predictions("finding failures"), self.data.y_test, count, seed, protocol,
                                 holdout, share)
         split.data_spec, split.data_fingerprint = self.data.spec, self.data.fingerprint
         split.model_fingerprint = self.fingerprint
+        return split
+
+    def _field_split(self, count: int, seed: int, protocol: str, holdout: float, validation: float | None) -> FailureSplit:
+        """The field set split into a fit part (its failures: ``D_fail``), a validation part and a
+        hold-out, seeded, stratified, exact duplicates on one side; the original's home test predictions
+        recorded for judging what a repair breaks at home."""
+        if protocol != "heldout":
+            raise ArchRepairError("a field set is judged on its own hold-out: use --protocol heldout with --field")
+        share = FIELD_VALIDATION if validation is None else validation
+        predictions = self.test_predictions("finding field failures")
+        split = select_failures(predictions, self.data.y_test, count, seed, protocol, holdout, share,
+                                groups=np.unique(self.field["hashes"], return_inverse=True)[1])
+        split.source, split.data_spec, split.data_fingerprint = "field", self.data.spec, self.data.fingerprint
+        split.model_fingerprint = self.fingerprint
+        record = {k: v for k, v in self.field.items() if k != "hashes"}
+        record["warnings"] = field_warnings(split, predictions, self.data.y_test, list(self.data.class_names))
+        split.extra = {"field": record, "home_predictions": self.test_predictions(
+            "predicting the home test set", self.data.home).astype(int).tolist()}
         return split
 
     def localize(self, split: FailureSplit, train_examples: int = 1000, seed: int = 0, blocks: list[str] | None = None,
@@ -102,20 +130,26 @@ class Problem:
 
 
 def load_problem(checkpoint: str | Path, data: str | None = None, *, corruption: dict | None = None,
-                 corruption_dir: str | None = None, device: str = "auto", batch_size: int = 256, amp: bool = False,
-                 channels_last: bool = False) -> Problem:
+                 corruption_dir: str | None = None, field: str | None = None, device: str = "auto",
+                 batch_size: int = 256, amp: bool = False, channels_last: bool = False) -> Problem:
     """The checkpoint and the data ``data`` (a data spec; default: the data it was trained on),
     checked to fit; ``corruption`` ``{"name", "severity", "seed"}`` replaces the test split by its
-    corrupted copy (generated, or read from ``corruption_dir``)."""
+    corrupted copy (generated, or read from ``corruption_dir``); ``field`` (a field spec,
+    :mod:`archrepair.data.field`) replaces it by the images a user collected."""
     resolved = resolve_device(device)
     model, record = load_checkpoint(checkpoint, resolved)
     images = load_data(data or record.data.get("spec", ""))
     record.check_fits(images)
+    found = None
+    if corruption and field:
+        raise ArchRepairError("give --corruption or --field, not both")
     if corruption:
         images = corrupted_test(images, corruption["name"], corruption["severity"], corruption.get("seed", 0),
                                 corruption_dir)
+    if field:
+        images, found = field_data(images, field)
     return Problem(str(checkpoint), model, record, images, resolved, model_fingerprint(checkpoint), batch_size, amp,
-                   channels_last)
+                   channels_last, found)
 
 
 def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data: str | None = None,

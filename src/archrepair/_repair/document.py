@@ -116,20 +116,30 @@ def markdown(report: dict) -> str:
 
 def _holdout_rows(report: dict) -> list[str]:
     """The ``heldout`` protocol's own figures, first: the returned model (and a discarded candidate)
-    on the test hold-out no repair saw, with its interval, McNemar p, negative flips and unseen
-    failures fixed (the rows after them are the paper's figures)."""
+    on the test hold-out no repair saw (a field repair: the field hold-out, then the home test set),
+    with its interval, McNemar p, negative flips and unseen failures fixed (the rows after them are
+    the paper's figures)."""
     rows = []
+    held_out = "field hold-out" if report.get("field") else "test hold-out"
     for whose in ("returned", "candidate"):
-        held = ((report.get("judged") or {}).get(whose) or {}).get("holdout")
+        judged = (report.get("judged") or {}).get(whose) or {}
+        held = judged.get("holdout")
         if not held or (whose == "candidate" and report["kept"] == "repaired"):
             continue
         low, high = held["change_interval_points"]
         name = "returned model" if whose == "returned" else "discarded candidate"
-        rows += [f"| **test hold-out ({held['examples']}, never seen by the repair), {name}** | "
-                 f"{100 * held['accuracy_before']:.2f}% | {100 * held['accuracy_after']:.2f}% | "
-                 f"**{held['change_points']:+.2f} points** (95% {low:+.2f} to {high:+.2f}; McNemar p "
-                 f"{held['mcnemar_p']:.3g}) |",
-                 f"| negative flips on the hold-out ({name}: right before, wrong after) | | "
+        rows.append(f"| **{held_out} ({held['examples']}, never seen by the repair), {name}** | "
+                    f"{100 * held['accuracy_before']:.2f}% | {100 * held['accuracy_after']:.2f}% | "
+                    f"**{held['change_points']:+.2f} points** (95% {low:+.2f} to {high:+.2f}; McNemar p "
+                    f"{held['mcnemar_p']:.3g}) |")
+        home = judged.get("home")
+        if home:  # what a field repair broke on the training distribution
+            home_low, home_high = home["change_interval_points"]
+            rows.append(f"| **home test set ({home['examples']}, the training distribution), {name}** | "
+                        f"{100 * home['accuracy_before']:.2f}% | {100 * home['accuracy_after']:.2f}% | "
+                        f"**{home['change_points']:+.2f} points** (95% {home_low:+.2f} to {home_high:+.2f}); "
+                        f"negative flips {100 * home['negative_flip_rate']:.2f}% |")
+        rows += [f"| negative flips on the {held_out} ({name}: right before, wrong after) | | "
                  f"{held['negative_flips']} | {100 * held['negative_flip_rate']:.2f}% of the hold-out |",
                  f"| unseen failures fixed ({name}: hold-out failures right after) | | {held['positive_flips']} of "
                  f"{held['unseen_failures']} | {100 * held['unseen_fix_rate']:.1f}% |"]

@@ -20,7 +20,7 @@ Table 1 reproduction), where no keep rows are drawn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,13 +37,15 @@ fewer, half of the validation rows are."""
 class KeepRows:
     """Images ``(N, H, W, C)`` uint8 and labels ``(N,)`` on which the keep rule decides; ``source``
     says where they come from, ``indices`` are their indices in that source's split (clean rows
-    only; a corruption adds a shifted copy of each, ``shifted``)."""
+    only; a corruption adds a shifted copy of each, ``shifted``); ``field_indices``: rows of a field
+    set appended after them (a field split)."""
 
     x: np.ndarray
     y: np.ndarray
     source: str
     indices: np.ndarray
     shifted: bool = False
+    field_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.y)

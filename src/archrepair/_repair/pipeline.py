@@ -50,7 +50,11 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     figures = compare_predictions(before, after, task.data.y_test, task.split, task.data.class_names)
     candidate = after if result.kept == "repaired" or result.candidate is None else \
         predict_logits(result.candidate, test, progress="evaluating the candidate").argmax(1).numpy()
-    judged = {"returned": judge(before, after, task), "candidate": judge(before, candidate, task)}
+    judged = {"returned": judge(before, after, task, _home_predictions(result.model, task)),
+              "candidate": judge(before, candidate, task, None if candidate is after else
+                                 _home_predictions(result.candidate, task))}
+    if candidate is after:
+        judged["candidate"]["home"] = judged["returned"]["home"]
     example = task.example(min(256, len(task.repair.y)))
     total = run_time.stop()
     if total["runs"] > 1:
@@ -89,11 +93,14 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "method_config": json_ready(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
         "environment": {**environment(), "device": str(task.device), "amp": task.amp},
         "data": {"spec": task.data.spec, "fingerprint": task.data.fingerprint},
+        "field": task.split.extra.get("field"),
         "split": {"fail_indices": task.split.fail_indices, "seed": task.split.seed,
                   "repair_train_indices": task.repair.train_indices.tolist(),
                   "val_rows": task.val_indices.tolist(),
+                  "field_val_indices": task.repair.field_val_indices.tolist(),
                   "keep_rows": {"source": task.keep.source, "indices": task.keep.indices.tolist(),
-                                "shifted": task.keep.shifted} if task.keep is not None else None},
+                                "shifted": task.keep.shifted, "field_indices": task.keep.field_indices.tolist()}
+                  if task.keep is not None else None},
         "base_checkpoint": str(base_checkpoint) if base_checkpoint else None,
         "base_fingerprint": model_fingerprint(base_checkpoint) if base_checkpoint else None,
         "details": result.details,
@@ -103,18 +110,33 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     return result, report
 
 
-def judge(before: np.ndarray, after: np.ndarray, task: RepairTask) -> dict:
+def judge(before: np.ndarray, after: np.ndarray, task: RepairTask, home_after: np.ndarray | None = None) -> dict:
     """A model's figures against the original's (test-split predictions): on the test hold-out
-    (``heldout`` protocol; :func:`holdout_figures`), the fix rate on ``D_fail``, and the paper's
-    figure (the change on the test set without ``D_fail``)."""
+    (``heldout`` protocol; :func:`holdout_figures`; for a field split, the field hold-out), the fix
+    rate on ``D_fail``, and the paper's figure (the change on the test set without ``D_fail``); for a
+    field split, ``home``: the same figures on the whole home test set from ``home_after``, the
+    model's predictions there (what the repair broke at home; no repair sees that set)."""
     labels, split = task.data.y_test, task.split
     keep, fail = np.asarray(split.eval_indices), np.asarray(split.fail_indices)
     figures = {"holdout": holdout_figures(before, after, labels, split.holdout_indices, task.seed)
                if split.holdout_indices else None,
                "fail_fixed_rate": float((after[fail] == labels[fail]).mean()),
                "paper_change_points": round(100 * float((after[keep] == labels[keep]).mean()
-                                                        - (before[keep] == labels[keep]).mean()), 3)}
+                                                        - (before[keep] == labels[keep]).mean()), 3),
+               "home": None}
+    if home_after is not None:
+        home = task.data.home
+        figures["home"] = holdout_figures(np.asarray(split.extra["home_predictions"]), home_after, home.y_test,
+                                          np.arange(len(home.y_test)), task.seed)
     return figures
+
+
+def _home_predictions(model, task: RepairTask) -> np.ndarray | None:
+    """``model``'s predictions on the home test set of a field split (``None`` for other splits)."""
+    if task.data.home is None or task.split.source != "field":
+        return None
+    loader = make_loader(task.data.home, "test", task.record, device=task.device, channels_last=task.channels_last)
+    return predict_logits(model, loader, progress="evaluating on the home test set").argmax(1).numpy()
 
 
 def save_repaired(result: RepairResult, base_record: ModelRecord, report: dict, out: Path) -> None:

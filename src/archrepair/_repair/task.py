@@ -223,6 +223,10 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     else half of the validation rows (seeded, stratified; those rows are then neither fit nor
     validation rows).
 
+    A field split (``split.source == "field"``: the test split is a field set) validates on the home
+    validation rows and half of the field's validation part together; the other half joins the keep
+    rows (:func:`_with_field_validation`).
+
     ``config.corruption``: the distribution shift the failures come from. The validation examples
     (and the keep rows) are then used twice, as they are and corrupted, so that the choice of model
     weighs the shifted data and the clean data alike.
@@ -237,7 +241,8 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     config = config or TaskConfig()
     seed = config.seed
     heldout = split.protocol == "heldout"
-    test_validation = np.asarray(split.validation_indices, dtype=np.int64)
+    from_field = split.source == "field"
+    test_validation = np.zeros(0, dtype=np.int64) if from_field else np.asarray(split.validation_indices, dtype=np.int64)
     keep, reserved = None, np.zeros(0, dtype=np.int64)
     if len(test_validation):  # the split holds a validation part of the test set: validate there
         if heldout and len(test_validation) >= 4:
@@ -261,6 +266,8 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
             keep = KeepRows(repair.x[reserved], repair.y[reserved], "half of the validation rows",
                             repair.train_indices[reserved - repair.num_failures])
             repair = replace(repair, val_rows=np.sort(repair.val_rows[stop_part]))
+    if from_field:
+        repair, keep = _with_field_validation(repair, keep, data, np.asarray(split.validation_indices, np.int64), seed)
     if config.corruption is not None:
         from ..data.corruptions import corrupt
 
@@ -285,6 +292,22 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     fit = np.setdiff1d(np.arange(len(repair.y)), np.concatenate([repair.val_rows, reserved]))
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], config, keep=keep)
+
+
+def _with_field_validation(repair: RepairSet, keep: KeepRows | None, data: ImageData, rows: np.ndarray,
+                           seed: int) -> tuple[RepairSet, KeepRows | None]:
+    """A field split's validation part (``rows`` of the field set) halved: one half joins the home
+    validation rows (early stopping and the choice between candidates weigh both populations), the
+    other the keep rows."""
+    if keep is not None and len(rows) >= 4:
+        stop_part, keep_part = _halves(data.y_test[rows], seed)
+        kept = np.sort(rows[keep_part])
+        keep = replace(keep, x=np.concatenate([keep.x, data.x_test[kept]]), y=np.concatenate([keep.y, data.y_test[kept]]),
+                       source=f"{keep.source} and half of the field validation part", field_indices=kept)
+        rows = np.sort(rows[stop_part])
+    added = len(repair.y) + np.arange(len(rows))
+    return replace(repair, x=np.concatenate([repair.x, data.x_test[rows]]), y=np.concatenate([repair.y, data.y_test[rows]]),
+                   val_rows=np.concatenate([repair.val_rows, added]), field_val_indices=rows), keep
 
 
 def _halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

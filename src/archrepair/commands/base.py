@@ -39,8 +39,9 @@ def add_data(parser: argparse.ArgumentParser, default: str | None = DEFAULT_SPEC
 
 
 def add_corruption(parser: argparse.ArgumentParser, also: tuple[str, ...] = ()) -> None:
-    """Options that replace the test split by a corrupted copy (the robustness scenario); ``also``:
-    other options of the command that read the corruption folder and seed (``--corruptions``)."""
+    """Options that replace the test split: by a corrupted copy (the robustness scenario), or by a
+    field set (``--field``); ``also``: other options of the command that read the corruption folder
+    and seed (``--corruptions``)."""
     group = parser.add_argument_group("corrupted test set")
     group.add_argument("--corruption", help="use this corruption of the test split (e.g. fog); see `archrepair corrupt`")
     add_dependent(parser, "--severity", type=int, choices=range(1, 6), metavar="1..5", needs=("--corruption",),
@@ -49,6 +50,12 @@ def add_corruption(parser: argparse.ArgumentParser, also: tuple[str, ...] = ()) 
                   help="read it from an official CIFAR-10-C folder or Tiny-ImageNet-C tree instead of generating it")
     add_dependent(parser, "--corruption-seed", type=non_negative_int, needs=("--corruption", *also), default=0,
                   group=group, help="seed of the generated corruption (default: 0)")
+    field = parser.add_argument_group("failures from the field")
+    field.add_argument("--field", metavar="SPEC",
+                       help="labelled images collected in use, instead of the test split: a folder or .tar.gz of "
+                            "<class>/<image>, an .npz with x and y, or a .csv of path,label rows; split into a fit part "
+                            "(its failures are D_fail), a validation part and a hold-out, and judged on the hold-out "
+                            "and on the home test set")
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -104,8 +111,7 @@ def failures_of(loaded, args: argparse.Namespace, seed: int):
     shortfall, and why, said in one line on stderr whatever ``--json`` says)."""
     given = getattr(args, "failures", None)
     split = loaded.failures(given, args.count, seed, args.protocol, args.holdout, args.test_validation)
-    note = None if given else split.shortfall()
-    if note:
+    for note in ([] if given else split.notes()):
         print(f"note: {note}", file=sys.stderr, flush=True)
     return split
 
@@ -128,6 +134,7 @@ def data_path(spec: str | None) -> str | None:
 
 def checked_out(args: argparse.Namespace, *inputs, kind: str = "folder"):
     """``args.out`` checked against the command's inputs and its --overwrite/--resume options."""
+    inputs = (*inputs, getattr(args, "field", None))
     return check_output(args.out, inputs, kind, getattr(args, "overwrite", False), getattr(args, "resume", False),
                         resumable=hasattr(args, "resume"))
 

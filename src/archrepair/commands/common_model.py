@@ -15,9 +15,10 @@ def corruption_of(args: argparse.Namespace) -> dict | None:
 
 def load_model_and_data(args: argparse.Namespace) -> Problem:
     """The checkpoint ``args.checkpoint`` and the data ``args.data`` (default: its training data),
-    checked to fit, with ``--corruption`` applied to the test split. Its ``failures(path, count,
+    checked to fit, with ``--corruption`` or ``--field`` replacing the test split. Its ``failures(path, count,
     seed)`` gives the failure split of ``--failures`` (checked) or chooses one."""
     return load_problem(
         args.checkpoint, args.data, corruption=corruption_of(args), corruption_dir=getattr(args, "corruption_dir", None),
+        field=getattr(args, "field", None),
         device=args.device, batch_size=args.batch_size, amp=args.amp, channels_last=args.channels_last,
     )

@@ -283,15 +283,23 @@ def show(report: dict) -> None:
     table = Table(title=f"{report['method']} on block {report['block']} (kept: {report['kept']})")
     for column in ("", "before", "after", "change"):
         table.add_column(column, justify="right" if column else "left")
+    held_out = "field hold-out" if report.get("field") else "test hold-out"
     for whose in ("returned", "candidate"):
-        held = report.get("judged", {}).get(whose, {}).get("holdout")
+        judged = report.get("judged", {}).get(whose, {})
+        held = judged.get("holdout")
         if held and (whose == "returned" or report["kept"] != "repaired"):
             low, high = held["change_interval_points"]
-            table.add_row(f"test hold-out ({held['examples']}), {whose} model", percent(held["accuracy_before"]),
+            table.add_row(f"{held_out} ({held['examples']}), {whose} model", percent(held["accuracy_before"]),
                           percent(held["accuracy_after"]), f"{held['change_points']:+.2f} pts [{low:+.2f}, {high:+.2f}]")
             table.add_row("  flips -/+ (McNemar p), unseen failures fixed", "", "",
                           f"{100 * held['negative_flip_rate']:.2f}% / {100 * held['positive_flip_rate']:.2f}% "
                           f"(p {held['mcnemar_p']:.3f}), {100 * held['unseen_fix_rate']:.1f}%")
+            home = judged.get("home")
+            if home:
+                low, high = home["change_interval_points"]
+                table.add_row(f"home test set ({home['examples']}), {whose} model", percent(home["accuracy_before"]),
+                              percent(home["accuracy_after"]), f"{home['change_points']:+.2f} pts [{low:+.2f}, {high:+.2f}]")
+                table.add_row("  negative flips at home", "", "", f"{100 * home['negative_flip_rate']:.2f}%")
     table.add_row(f"paper's figure: test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),
                   percent(report["eval_accuracy_after"]), f"{report['eval_change_points']:+.2f} pts")
     table.add_row(f"D_fail ({report['fail_examples']}, seen by the repair)", percent(report["fail_accuracy_before"]),

@@ -19,6 +19,8 @@ class ImageData:
         x_train, x_test: images, ``(N, H, W, C)`` uint8 (0..255).
         y_train, y_test: labels, ``(N,)`` int64 in ``0..num_classes-1``.
         class_names: one name per class, in label order.
+        home: for a field set (:mod:`.field`), the model's own data, whose test split this one's
+            replaced (the repair is judged there too); else ``None``.
     """
 
     spec: str
@@ -28,6 +30,7 @@ class ImageData:
     y_test: np.ndarray
     class_names: list[str]
     _fingerprint: str | None = field(default=None, repr=False)
+    home: ImageData | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):

@@ -38,7 +38,9 @@ class FailureSplit:
         requested: how many failures were asked for.
         misclassified: how many test examples the model got wrong in all.
         data_spec, data_fingerprint, model_fingerprint: what the split was made from.
-        source: ``test`` for the paper's first scenario (later: a corruption name).
+        source: ``test`` (the test split, as it is or corrupted) or ``field`` (a field set replaced
+            the test split: every index is then into the field set; ``extra`` holds ``field``, what
+            was found there, and ``home_predictions``, the original's predictions on the home test split).
         protocol: ``heldout`` or ``paper`` (see the module docstring).
         holdout_indices: the test hold-out (sorted; ``heldout`` only), disjoint from the pool that
             ``D_fail`` was drawn from; ``holdout`` its share of the test set.
@@ -74,12 +76,20 @@ class FailureSplit:
     def save(self, path: str | Path) -> None:
         write_text_atomically(Path(path), json.dumps(asdict(self), indent=1))
 
+    def notes(self) -> list[str]:
+        """What a user should be told about this split, one line each: a shortfall of failures
+        (:meth:`shortfall`) and, for a field set, its conversions and warnings."""
+        shortfall, found = self.shortfall(), self.extra.get("field") or {}
+        return ([shortfall] if shortfall else []) + list(found.get("notes", [])) + list(found.get("warnings", []))
+
     def shortfall(self) -> str | None:
         """One line saying why ``D_fail`` holds fewer failures than were asked for (``None``: it does not)."""
         taken = len(self.fail_indices)
         if taken >= self.requested:
             return None
-        if self.protocol == "heldout":
+        if self.source == "field":
+            why = f"the field set's fit part holds {self.pool_failures} of its {self.misclassified} failures"
+        elif self.protocol == "heldout":
             why = (f"the failure pool holds {self.pool_failures} of the model's {self.misclassified} test failures "
                    f"(the test hold-out, {self.holdout:.0%} of the test set, is never drawn from"
                    + (", nor the validation part" if self.validation_indices else "") + ")")
@@ -157,9 +167,28 @@ def holdout_split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.nda
     return stratified_split(labels, holdout, seed)
 
 
+def heldout_parts(labels: np.ndarray, holdout: float, validation: float, seed: int,
+                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pool, holdout, validation)``: sorted indices of a ``heldout`` split of ``labels`` (see
+    :func:`select_failures`), with every member of a group on its first member's side."""
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    _, first, group_of = np.unique(groups, return_index=True, return_inverse=True)
+    heads = np.asarray(labels)[first]
+    pool, held = holdout_split(heads, holdout, seed)
+    validating = np.arange(0)
+    if validation > 0:
+        if not 0 < validation < 1 - holdout:
+            raise ArchRepairError(f"the validation share must be between 0 and {1 - holdout:g} (what the hold-out "
+                                  f"leaves), got {validation}")
+        rest, part = stratified_split(heads[pool], validation / (1 - holdout), seed + 1)
+        pool, validating = np.sort(pool[rest]), np.sort(pool[part])
+    members = group_of.reshape(-1)
+    return tuple(np.flatnonzero(np.isin(members, chosen)) for chosen in (pool, held, validating))
+
+
 def select_failures(
     predictions: np.ndarray, labels: np.ndarray, count: int = 1000, seed: int = 0, protocol: str = "heldout",
-    holdout: float = 0.5, validation: float = 0.0,
+    holdout: float = 0.5, validation: float = 0.0, groups: np.ndarray | None = None,
 ) -> FailureSplit:
     """Choose ``count`` misclassified examples at random (seeded) as ``D_fail``.
 
@@ -169,7 +198,9 @@ def select_failures(
     taken. ``validation`` (``heldout`` only): that share of the test set is taken from the pool
     (stratified; it too depends only on the labels and the seed) as ``validation_indices``, for a
     model whose own training hold-out is unknown. ``eval_indices`` is every test index outside
-    ``D_fail`` and the validation part (the paper's figure).
+    ``D_fail`` and the validation part (the paper's figure). ``groups`` (``heldout`` only; ``(N,)``
+    ids, e.g. image hashes): examples sharing an id land on one side of every split (the split is
+    drawn over each group's first example, stratified by its label).
     """
     if count <= 0:
         raise ArchRepairError(f"the number of failures must be positive, got {count}")
@@ -181,13 +212,7 @@ def select_failures(
     candidates = wrong
     validating = np.arange(0)
     if protocol == "heldout":
-        pool, held = holdout_split(labels, holdout, seed)
-        if validation > 0:
-            if not 0 < validation < 1 - holdout:
-                raise ArchRepairError(f"the validation share must be between 0 and {1 - holdout:g} (what the hold-out "
-                                      f"leaves), got {validation}")
-            rest, part = stratified_split(labels[pool], validation / (1 - holdout), seed + 1)
-            pool, validating = np.sort(pool[rest]), np.sort(pool[part])
+        pool, held, validating = heldout_parts(labels, holdout, validation, seed, groups)
         candidates = np.intersect1d(wrong, pool)
     if len(candidates) == 0:
         where = "in the failure pool" if protocol == "heldout" else "on the test set"
