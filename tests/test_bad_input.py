@@ -307,7 +307,78 @@ CASES = [
                                                       y_test=np.zeros(0, np.int64))], "test split has no images"),
     ("imagefolder-test-class-without-training-images", lambda ws: ["data", f"imagefolder:{_orphan_class(ws)}"],
      "'c'"),
+    # field sets (#29)
+    ("field-empty", lambda ws: _field_failures(ws, _field_folder(ws, {})), "holds no images"),
+    ("field-without-failures", lambda ws: _field_failures(ws, _field_npz(ws, *_rightly_classified(ws))),
+     "no failures to repair"),
+    ("field-labels-out-of-range", lambda ws: _field_failures(ws, _field_npz(ws, np.zeros((4, 8, 8), np.uint8),
+                                                                             np.array([0, 1, 12, 3]))), "0..9"),
+    ("field-csv-outside-its-folder", lambda ws: _field_failures(ws, _field_csv(ws, [("../outside.png", "1")])),
+     "points outside the CSV's folder"),
+    ("field-csv-missing-file", lambda ws: _field_failures(ws, _field_csv(ws, [("images/none.png", "1")])),
+     "'images/none.png'"),
+    ("field-undecodable-images", lambda ws: _field_failures(ws, _field_folder(ws, {"3": 2}, broken=("3/x.png", "3/y.png"))),
+     "2 image(s) cannot be decoded: '3/x.png', '3/y.png'"),
+    ("field-unknown-class", lambda ws: _field_failures(ws, _field_folder(ws, {"3": 2, "cat": 1})),
+     "'cat' are not among the model's classes (0, 1, 2"),
+    ("field-is-the-training-data", lambda ws: _field_failures(ws, _field_npz(ws, *_training_images())),
+     "one of the model's training images"),
+    ("field-and-corruption", lambda ws: [*_field_failures(ws, _field_folder(ws, {"3": 2})), "--corruption", "fog"],
+     "not both"),
 ]
+
+
+def _field_failures(ws: Path, field: Path) -> list:
+    return ["failures", ws / "model", "--field", field, "--out", ws / "field-split.json"]
+
+
+def _field_folder(ws: Path, counts: dict[str, int], broken: tuple[str, ...] = ()) -> Path:
+    """A field folder of ``<class>/<image>``: ``counts[class]`` 8x8 gray images, plus ``broken`` files
+    that are not images although named so."""
+    from PIL import Image
+
+    root = ws / "field"
+    root.mkdir()
+    for label, count in counts.items():
+        (root / label).mkdir()
+        for index in range(count):
+            Image.fromarray(np.full((8, 8), 30 * index, np.uint8)).save(root / label / f"{index}.png")
+    for name in broken:
+        (root / name).write_bytes(b"not a png")
+    return root
+
+
+def _field_npz(ws: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    np.savez(ws / "field.npz", x=x, y=y)
+    return ws / "field.npz"
+
+
+def _field_csv(ws: Path, rows: list[tuple[str, str]]) -> Path:
+    from PIL import Image
+
+    (ws / "csv").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(ws / "outside.png")
+    (ws / "csv" / "field.csv").write_text("path,label\n" + "".join(f"{path},{label}\n" for path, label in rows))
+    return ws / "csv" / "field.csv"
+
+
+def _training_images() -> tuple[np.ndarray, np.ndarray]:
+    from archrepair.data import load_data
+
+    data = load_data("digits")
+    return data.x_train[:50, ..., 0], data.y_train[:50]
+
+
+def _rightly_classified(ws: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Test images the workspace's model gets right (as 8x8 gray arrays) and their labels."""
+    from archrepair.base_model import make_loader
+    from archrepair.checkpoint import load_checkpoint
+    from archrepair.data import load_data
+    from archrepair.evaluate import predict_logits
+
+    data, (model, record) = load_data("digits"), load_checkpoint(ws / "model")
+    right = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy() == data.y_test
+    return data.x_test[right][:60, ..., 0], data.y_test[right][:60]
 
 
 def _npz(ws: Path, x=None, y=None, x_test=None, y_test=None) -> str:

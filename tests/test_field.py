@@ -1,0 +1,135 @@
+"""Failures from the field (#29): a labelled image set a user collected is read in its three forms,
+brought to the model, split (seeded, stratified, duplicates on one side) and judged on its own
+hold-out and on the home test set; the field hold-out never reaches a repair."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from archrepair import ArchRepairError
+from archrepair._api import load_problem
+from archrepair._repair import TaskConfig, make_task
+from archrepair.cli import main
+from archrepair.data.field import FieldSet, conform, read_field
+from archrepair.data.scenario import select_failures
+
+
+def _field_images(digits, count: int = 400, duplicates: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy copies of the digits' test images (the model errs on a good share of them), with the first
+    ``duplicates`` images repeated once more (exact duplicates), shuffled."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(digits.y_test), count, replace=True)
+    x = np.clip(digits.x_test[rows, ..., 0].astype(int) + rng.normal(0, 70, (count, 8, 8)), 0, 255).astype(np.uint8)
+    y = digits.y_test[rows]
+    x, y = np.concatenate([x, x[:duplicates]]), np.concatenate([y, y[:duplicates]])
+    order = rng.permutation(len(y))
+    return x[order], y[order]
+
+
+@pytest.fixture(scope="module")
+def field_npz(tmp_path_factory, digits):
+    path = tmp_path_factory.mktemp("field") / "field.npz"
+    x, y = _field_images(digits)
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _hash(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def test_a_field_split_is_seeded_stratified_and_keeps_duplicates_on_one_side():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(5), 80)
+    predictions = np.where(rng.random(400) < 0.3, (labels + 1) % 5, labels)
+    groups = np.arange(400)
+    groups[200:260] = groups[0:60]  # 60 pairs of identical images
+    split = select_failures(predictions, labels, 50, 3, "heldout", 0.5, 0.2, groups=groups)
+    again = select_failures(predictions, labels, 50, 3, "heldout", 0.5, 0.2, groups=groups)
+    assert asdict(split) == asdict(again)
+    assert asdict(split) != asdict(select_failures(predictions, labels, 50, 4, "heldout", 0.5, 0.2, groups=groups))
+    held, validating = set(split.holdout_indices), set(split.validation_indices)
+    for first, second in zip(range(0, 60), range(200, 260), strict=True):
+        assert (first in held) == (second in held) and (first in validating) == (second in validating)
+    per_class = np.bincount(labels[split.holdout_indices], minlength=5)
+    assert per_class.min() >= 35 and per_class.max() <= 45  # about half of each class's 80
+    assert not held & set(split.fail_indices) and not validating & set(split.fail_indices)
+
+
+def test_the_field_holdout_never_reaches_a_repair_by_index_or_by_image(digits_checkpoint, field_npz):
+    problem = load_problem(digits_checkpoint, field=str(field_npz), device="cpu")
+    split = problem.failures(None, 1000, seed=2)
+    assert split.source == "field" and problem.data.home is not None
+    assert len(split.extra["home_predictions"]) == len(problem.data.home.y_test)
+    task = make_task(problem.model, problem.record, problem.data, split, TaskConfig(train_examples=200, seed=2))
+    held = set(split.holdout_indices)
+    field_rows = set(split.fail_indices) | set(task.repair.field_val_indices.tolist()) | set(task.keep.field_indices.tolist())
+    assert field_rows and not field_rows & held
+    assert set(task.repair.field_val_indices.tolist()) | set(task.keep.field_indices.tolist()) == set(split.validation_indices)
+    held_images = {_hash(problem.data.x_test[i]) for i in held}
+    seen = {_hash(image) for image in task.repair.x} | {_hash(image) for image in task.keep.x}
+    assert not held_images & seen  # its duplicates too stayed on the hold-out's side
+    # validation weighs both populations: home rows and field rows
+    assert len(task.repair.field_val_indices) and len(task.val_indices) > len(task.repair.field_val_indices)
+    assert asdict(problem.failures(None, 1000, seed=2)) == asdict(split)  # a repeated run: the same split
+
+
+def test_a_field_repair_is_judged_on_the_field_holdout_and_the_home_test_set(digits_checkpoint, field_npz, tmp_path, capsys):
+    assert main(["failures", str(digits_checkpoint), "--field", str(field_npz), "--out", str(tmp_path / "f.json")]) == 0
+    capsys.readouterr()
+    status = main(["repair", str(digits_checkpoint), "--field", str(field_npz), "--failures", str(tmp_path / "f.json"),
+                   "--method", "block-gradient", "--train-examples", "200", "--budget-epochs", "2",
+                   "--out", str(tmp_path / "r"), "--json"])
+    out = capsys.readouterr().out
+    assert status == 0
+    report = json.loads(out)
+    split = json.loads((tmp_path / "f.json").read_text())
+    returned = report["judged"]["returned"]
+    assert returned["holdout"]["examples"] == len(split["holdout_indices"])
+    assert returned["home"]["examples"] == 540 and report["field"]["images"] == 440
+    table = (tmp_path / "r" / "report.md").read_text().split("|---|---|---|---|\n")[1].splitlines()
+    assert table[0].startswith("| **field hold-out") and f"{returned['holdout']['change_points']:+.2f} points" in table[0]
+    assert table[1].startswith("| **home test set (540") and \
+        f"negative flips {100 * returned['home']['negative_flip_rate']:.2f}%" in table[1]
+    # a field split is refused without its field set, and the field set without the split's
+    status = main(["evaluate", str(digits_checkpoint), "--failures", str(tmp_path / "f.json")])
+    assert status == 1 and "give its --field" in capsys.readouterr().err
+
+
+def test_class_names_are_matched_by_name_and_csv_paths_are_relative(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for index, label in enumerate(["7", "2", "7", "0"]):
+        Image.fromarray(np.full((8, 8), 10 * index, np.uint8)).save(tmp_path / "images" / f"{index}.png")
+    (tmp_path / "field.csv").write_text("path,label\n" + "".join(f"images/{i}.png,{label}\n"
+                                                                  for i, label in enumerate(["seven", "two", "seven", "zero"])))
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    from archrepair.data.field import match_labels
+
+    field = read_field(str(tmp_path / "field.csv"))
+    assert field.sources == ["images/0.png", "images/1.png", "images/2.png", "images/3.png"]
+    assert match_labels(field, names).tolist() == [7, 2, 7, 0]
+    assert match_labels(field, names[::-1]).tolist() == [2, 7, 2, 9]  # another class order: mapped by name
+    with pytest.raises(ArchRepairError, match=r"'seven', 'two', 'zero'|'seven', 'two'"):
+        match_labels(field, ["cat", "dog"])
+
+
+def test_gray_to_rgb_replicates_and_rgb_to_gray_takes_the_luma():
+    rng = np.random.default_rng(0)
+    gray = FieldSet("g", [rng.integers(0, 256, (8, 8), dtype=np.uint8) for _ in range(3)], ["0"] * 3, ["a"] * 3, False)
+    rgb, notes = conform(gray, 8, 8, 3)
+    assert rgb.shape == (3, 8, 8, 3) and all(np.array_equal(rgb[..., c], np.stack(gray.images)) for c in range(3))
+    assert notes == ["converted 3 grayscale field images to RGB by replicating their channel"]
+    colour = FieldSet("c", [rng.integers(0, 256, (10, 10, 3), dtype=np.uint8) for _ in range(2)], ["0"] * 2, ["a"] * 2, False)
+    flat, notes = conform(colour, 10, 10, 1)
+    expected = np.stack(colour.images).astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert flat.shape == (2, 10, 10, 1) and np.abs(flat[..., 0] - expected).max() <= 1
+    assert "by luma" in notes[0]
+    resized, notes = conform(colour, 5, 7, 3)
+    assert resized.shape == (2, 5, 7, 3) and "resized 2 of 2 field images to the model's 5x7" in notes[0]
