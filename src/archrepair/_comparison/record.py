@@ -17,7 +17,9 @@ class ComparisonRow:
     Under the ``heldout`` protocol, ``holdout_*`` are the figures on the test hold-out
     (:func:`~archrepair._repair.outcome.holdout_figures`; the change in points with its 95% interval,
     flip rates and the unseen-failure fix rate as fractions), for the returned model and
-    (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``. ``keep``: the
+    (``candidate_*``) for the repaired model whichever won; ``None`` under ``paper``. For a field split
+    the hold-out is the field's, and ``home_*`` are the returned model's figures on the home test set
+    (``None`` otherwise). ``keep``: the
     final choice's record (:func:`~archrepair._repair.keep.keep_decision`: discordant counts, p-value,
     the decision under the keep rule and under the old validation rule); ``notes``: one line each for
     what did not happen as expected (:meth:`~archrepair._repair.base.Repairer.note`: a budget spent at
@@ -49,6 +51,8 @@ class ComparisonRow:
     candidate_holdout_interval_points: list[float] | None = None
     candidate_holdout_negative_flip_rate: float | None = None
     candidate_holdout_unseen_fix_rate: float | None = None
+    home_change_points: float | None = None
+    home_negative_flip_rate: float | None = None
     candidate_fix_rate: float | None = None
     candidate_paper_change_points: float | None = None
     keep: dict | None = None
@@ -82,6 +86,9 @@ def _judged_fields(judged: dict) -> dict:
                        f"{prefix}holdout_interval_points": held["change_interval_points"],
                        f"{prefix}holdout_negative_flip_rate": held["negative_flip_rate"],
                        f"{prefix}holdout_unseen_fix_rate": held["unseen_fix_rate"]}
+    home = (judged.get("returned") or {}).get("home")
+    if home:
+        fields |= {"home_change_points": home["change_points"], "home_negative_flip_rate": home["negative_flip_rate"]}
     candidate = judged.get("candidate") or {}
     if candidate:
         fields |= {"candidate_fix_rate": candidate["fail_fixed_rate"],

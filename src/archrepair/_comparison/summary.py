@@ -11,7 +11,7 @@ from .record import Comparison
 FIGURES = ("accuracy_after", "change_points", "fix_rate", "broken", "seconds",
            "holdout_change_points", "holdout_negative_flip_rate", "holdout_unseen_fix_rate",
            "candidate_holdout_change_points", "candidate_holdout_negative_flip_rate", "candidate_holdout_unseen_fix_rate",
-           "candidate_fix_rate", "candidate_paper_change_points")
+           "candidate_fix_rate", "candidate_paper_change_points", "home_change_points", "home_negative_flip_rate")
 
 
 def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dict]:

@@ -79,6 +79,12 @@ def _holdout_table(comparison: Comparison, reference: str) -> list[str]:
             f"| {100 * entry['candidate_holdout_negative_flip_rate']:.2f} "
             f"| {100 * entry['candidate_holdout_unseen_fix_rate']:.1f} | {100 * entry['candidate_fix_rate']:.1f} "
             f"| {entry['candidate_paper_change_points']:+.2f} | {'-' if p is None else f'{p:.3f}'} |")
+    if all("home_change_points" in entry for entry in summary):
+        lines += ["", "On the home test set (the training distribution; a field repair sees none of it): returned "
+                      "model, mean ± sd over seeds.", "", "| method | home change (pts) | home negative flips (%) |",
+                  "|---|---|---|"]
+        lines += [f"| {e['method']} | {e['home_change_points']:+.2f} ± {e['home_change_points_sd']:.2f} | "
+                  f"{100 * e['home_negative_flip_rate']:.2f} |" for e in summary]
     return lines
 
 

@@ -76,7 +76,9 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
         held = "" if row.holdout_change_points is None else (
             f"hold-out {row.holdout_change_points:+.2f} pts [{row.holdout_interval_points[0]:+.2f}, "
             f"{row.holdout_interval_points[1]:+.2f}], negative flips {100 * row.holdout_negative_flip_rate:.2f}%, "
-            f"kept {row.kept}; ")
+            + ("" if row.home_change_points is None else f"home test set {row.home_change_points:+.2f} pts "
+               f"(negative flips {100 * row.home_negative_flip_rate:.2f}%), ")
+            + f"kept {row.kept}; ")
         say(f"seed {row.seed} {row.method}: {held}{100 * row.fix_rate:.1f}% of D_fail fixed, the paper's figure "
             f"{row.change_points:+.2f} pts, {row.seconds:.1f} s" + "".join(f"; note: {note}" for note in row.notes))
 
@@ -122,10 +124,13 @@ def show(result: dict) -> None:
         console.print(f"about {result['total_seconds']:.0f} s for {result['seeds']} seeds (per run: {runs})")
         return
     summary = result["summary"]
+    home = bool(summary) and all("home_change_points" in e for e in summary)
     if summary and all("holdout_change_points" in e for e in summary):
-        table = Table(title="repair methods on the test hold-out, which no repair saw (the returned model; mean ± sd "
+        where = "the field hold-out and the home test set" if home else "the test hold-out"
+        table = Table(title=f"repair methods on {where}, which no repair saw (the returned model; mean ± sd "
                             "over seeds); the paper's figure (test set without D_fail) last")
-        columns = ("method", "hold-out change (pts)", "negative flips", "unseen failures fixed", "candidate change",
+        columns = ("method", "hold-out change (pts)", "negative flips", "unseen failures fixed",
+                   *(("home change (pts)", "home negative flips") if home else ()), "candidate change",
                    "D_fail fixed", "seconds", "p vs archrepair", "paper's figure (pts)")
     else:
         table = Table(title="repair methods, accuracy on the test set without D_fail (the paper's figure; mean ± sd "
@@ -137,9 +142,11 @@ def show(result: dict) -> None:
         p = "-" if e["p_vs_reference"] is None else f"{e['p_vs_reference']:.3f}"
         paper = f"{e['change_points']:+.2f} ± {e['change_points_sd']:.2f}"
         if "hold-out change (pts)" in columns:
+            at_home = (f"{e['home_change_points']:+.2f} ± {e['home_change_points_sd']:.2f}",
+                       f"{100 * e['home_negative_flip_rate']:.2f}%") if home else ()
             table.add_row(e["method"], f"{e['holdout_change_points']:+.2f} ± {e['holdout_change_points_sd']:.2f}",
                           f"{100 * e['holdout_negative_flip_rate']:.2f}%", f"{100 * e['holdout_unseen_fix_rate']:.1f}%",
-                          f"{e['candidate_holdout_change_points']:+.2f}", f"{100 * e['fix_rate']:.1f}%",
+                          *at_home, f"{e['candidate_holdout_change_points']:+.2f}", f"{100 * e['fix_rate']:.1f}%",
                           f"{e['seconds']:.1f}", p, paper)
         else:
             table.add_row(e["method"], f"{100 * e['accuracy_before']:.2f}%",
