@@ -1,4 +1,5 @@
-"""``archrepair failures``: choose ``D_fail`` among the misclassified test examples and save the split."""
+"""``archrepair failures``: choose ``D_fail`` among the misclassified test examples (or a field set's,
+``--field``) and save the split."""
 
 from __future__ import annotations
 
@@ -41,10 +42,18 @@ def _choose(args: argparse.Namespace) -> dict:
         "test_accuracy": float((predictions == labels).mean()),
         "eval_examples": len(keep), "eval_accuracy": float((predictions[keep] == labels[keep]).mean()),
         "validation_examples": len(split.validation_indices),
+        "field": split.extra.get("field"), "holdout_examples": len(split.holdout_indices),
     }
 
 
 def show(result: dict) -> None:
+    if result.get("field"):
+        console.print(
+            f"wrote [bold]{result['out']}[/]: the field set's {result['test_examples']} images (the model gets "
+            f"{percent(result['test_accuracy'])} right): {result['failures']} failures of its fit part form D_fail, "
+            f"{result['validation_examples']} images validate (with the home validation rows), {result['holdout_examples']} "
+            f"are the field hold-out no repair sees; the repair is also judged on the home test set.")
+        return
     console.print(
         f"wrote [bold]{result['out']}[/]: {result['failures']} failures (of {result['misclassified']} misclassified, "
         f"seed {result['seed']}). Test accuracy {percent(result['test_accuracy'])} on all {result['test_examples']}; "
