@@ -96,7 +96,12 @@ def test_a_field_repair_is_judged_on_the_field_holdout_and_the_home_test_set(dig
     assert table[0].startswith("| **field hold-out") and f"{returned['holdout']['change_points']:+.2f} points" in table[0]
     assert table[1].startswith("| **home test set (540") and \
         f"negative flips {100 * returned['home']['negative_flip_rate']:.2f}%" in table[1]
-    # a field split is refused without its field set, and the field set without the split's
+    assert main(["evaluate", str(tmp_path / "r"), "--field", str(field_npz), "--failures", str(tmp_path / "f.json"),
+                 "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["holdout"]["change_points"] == returned["holdout"]["change_points"]
+    assert evaluated["home"]["change_points"] == returned["home"]["change_points"]
+    # a field split is refused without its field set
     status = main(["evaluate", str(digits_checkpoint), "--failures", str(tmp_path / "f.json")])
     assert status == 1 and "give its --field" in capsys.readouterr().err
 

@@ -59,13 +59,14 @@ def markdown(report: dict) -> str:
     for label, before, after, kind in PROTOCOL_ROWS.get(report.get("protocol", "paper"), PROTOCOL_ROWS["paper"]):
         if report.get(before) is None or report.get(after) is None:
             continue
+        label = label.replace("test set", tested_set(report))
         lines.append(f"| {label} | {_format(report[before], kind)} | {_format(report[after], kind)} | "
                      f"{_change(report[before], report[after], kind)} |")
     lines.append(f"| latency (ms per batch of {report['latency_batch']}, median of {report['latency_repeats']}) | "
                  f"{report['latency_ms_before']:.1f} | {report['latency_ms_after']:.1f} | {latency_change(report)} |")
-    lines += ["", f"Examples of the test set without D_fail: {report['eval_fixed']} fixed, {report['eval_broken']} broken "
-              f"(of {report['eval_examples']}); D_fail: {report['fail_examples']} examples.", "",
-              "## Per class (test set without D_fail)", "", f"![change per class]({CLASS_CHART})", "",
+    lines += ["", f"Examples of the {tested_set(report)} without D_fail: {report['eval_fixed']} fixed, "
+              f"{report['eval_broken']} broken (of {report['eval_examples']}); D_fail: {report['fail_examples']} examples.", "",
+              f"## Per class ({tested_set(report)} without D_fail)", "", f"![change per class]({CLASS_CHART})", "",
               "| class | change (points) | fixed | broken |", "|---|---|---|---|"]
     for name, change in report["per_class_change_points"].items():
         lines.append(f"| {name} | {change:+.2f} | {report.get('per_class_fixed', {}).get(name, '-')} | "
@@ -144,6 +145,11 @@ def _holdout_rows(report: dict) -> list[str]:
                  f"| unseen failures fixed ({name}: hold-out failures right after) | | {held['positive_flips']} of "
                  f"{held['unseen_failures']} | {100 * held['unseen_fix_rate']:.1f}% |"]
     return rows
+
+
+def tested_set(report: dict) -> str:
+    """What the split's indices point into: the ``field set`` of a field repair, else the ``test set``."""
+    return "field set" if report.get("field") else "test set"
 
 
 def latency_change(report: dict) -> str:

@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> dict:
             original = np.zeros_like(predictions)
             original[split.holdout_indices] = split.holdout_predictions
             result["holdout"] = holdout_figures(original, predictions, labels, np.asarray(split.holdout_indices), split.seed)
+            if split.source == "field":  # and on the home test set, against the original's recorded predictions
+                home = loaded.data.home
+                result["home"] = holdout_figures(np.asarray(split.extra["home_predictions"]),
+                                                 loaded.test_predictions("evaluating at home", home), home.y_test,
+                                                 np.arange(len(home.y_test)), split.seed)
     if args.corruptions:
         result["corruptions"] = _corruption_table(loaded, args, keep)
     return result
@@ -103,11 +108,17 @@ def show(result: dict) -> None:
     if "holdout" in result:
         held = result["holdout"]
         low, high = held["change_interval_points"]
-        console.print(f"test hold-out ({held['examples']}): {percent(held['accuracy_after'])} against the original's "
+        where = "field hold-out" if "home" in result else "test hold-out"
+        console.print(f"{where} ({held['examples']}): {percent(held['accuracy_after'])} against the original's "
                       f"{percent(held['accuracy_before'])}, {held['change_points']:+.2f} points (95% interval "
                       f"{low:+.2f} to {high:+.2f}, McNemar p {held['mcnemar_p']:.3f}); negative flips "
                       f"{100 * held['negative_flip_rate']:.2f}%, positive {100 * held['positive_flip_rate']:.2f}%, "
                       f"unseen failures fixed {100 * held['unseen_fix_rate']:.1f}%")
+    if "home" in result:
+        home = result["home"]
+        console.print(f"home test set ({home['examples']}): {percent(home['accuracy_after'])} against the original's "
+                      f"{percent(home['accuracy_before'])}, {home['change_points']:+.2f} points; negative flips "
+                      f"{100 * home['negative_flip_rate']:.2f}%")
     if "corruptions" in result:
         severities = list(next(iter(result["corruptions"].values()))["severities"])
         table = Table(title="accuracy under corruptions" + (" (test without D_fail)" if "eval" in result else ""))

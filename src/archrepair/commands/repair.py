@@ -35,7 +35,7 @@ from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, 
 from .._repair.registry import searching_repairers
 from .._repair.keep import KEEP_LEVEL
 from .._repair.base import first_off
-from .._repair.document import latency_change
+from .._repair.document import latency_change, tested_set
 from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
 from .._repair.run_time import RunTime
@@ -300,11 +300,12 @@ def show(report: dict) -> None:
                 table.add_row(f"home test set ({home['examples']}), {whose} model", percent(home["accuracy_before"]),
                               percent(home["accuracy_after"]), f"{home['change_points']:+.2f} pts [{low:+.2f}, {high:+.2f}]")
                 table.add_row("  negative flips at home", "", "", f"{100 * home['negative_flip_rate']:.2f}%")
-    table.add_row(f"paper's figure: test without D_fail ({report['eval_examples']})", percent(report["eval_accuracy_before"]),
+    table.add_row(f"paper's figure: {tested_set(report)} without D_fail ({report['eval_examples']})",
+                  percent(report["eval_accuracy_before"]),
                   percent(report["eval_accuracy_after"]), f"{report['eval_change_points']:+.2f} pts")
     table.add_row(f"D_fail ({report['fail_examples']}, seen by the repair)", percent(report["fail_accuracy_before"]),
                   percent(report["fail_fixed_rate"]), "fix rate")
-    table.add_row("fixed / broken (test without D_fail)", "", "", f"{report['eval_fixed']} / {report['eval_broken']}")
+    table.add_row(f"fixed / broken ({tested_set(report)} without D_fail)", "", "", f"{report['eval_fixed']} / {report['eval_broken']}")
     table.add_row("parameters", f"{report['parameters_before']:,}", f"{report['parameters_after']:,}", "")
     table.add_row(f"latency (ms per {report['latency_batch']})", f"{report['latency_ms_before']:.1f}",
                   f"{report['latency_ms_after']:.1f}", latency_change(report))
