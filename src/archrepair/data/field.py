@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import ArchRepairError
 from .arrays import ImageData
-from .sources import IMAGE_SUFFIXES, _dir_members, _tar_members
+from .sources import IMAGE_SUFFIXES, _dir_members, _tar_members, parse_spec
 
 FIELD_VALIDATION = 0.2
 """The share of a field set held out for validation (early stopping and the choice between candidates,
@@ -240,14 +240,12 @@ def field_data(home: ImageData, spec: str) -> tuple[ImageData, dict]:
 
 
 def _same_path(spec: str, home_spec: str) -> bool:
-    from .sources import parse_spec
-
+    """Whether the field spec names the file or folder the model's data spec reads."""
     try:
         home_path = parse_spec(home_spec)[1]
     except ArchRepairError:
         return False
     return bool(home_path) and Path(home_path).exists() and Path(home_path).resolve() == Path(spec).resolve()
-
 
 
 def field_warnings(split, predictions: np.ndarray, labels: np.ndarray, class_names: list[str]) -> list[str]:
