@@ -76,6 +76,18 @@ def test_the_field_holdout_never_reaches_a_repair_by_index_or_by_image(digits_ch
     assert not held_images & seen  # its duplicates too stayed on the hold-out's side
     # validation weighs both populations: home rows and field rows
     assert len(task.repair.field_val_indices) and len(task.val_indices) > len(task.repair.field_val_indices)
+    # the fit part's images the original gets right are fit rows (retain rows) for every method but
+    # "train more", whose rows hold home training examples only
+    retained = task.repair.field_fit_indices
+    fit_part = set(range(len(problem.data.y_test))) - held - set(split.validation_indices)
+    predicted = problem.test_predictions("")
+    right = {i for i in fit_part if predicted[i] == problem.data.y_test[i]}
+    assert len(retained) and set(retained.tolist()) == right
+    assert set(task.repair.field_fit_rows.tolist()) <= set(task.fit_indices.tolist())
+    assert (task.repair.x[task.repair.field_fit_rows] == problem.data.x_test[retained]).all()
+    assert not set(task.fit_others.tolist()) & set(task.repair.field_fit_rows.tolist())
+    assert set(task.fit_others.tolist()) | set(task.fit_failures.tolist()) | set(task.repair.field_fit_rows.tolist()) \
+        == set(task.fit_indices.tolist())
     assert asdict(problem.failures(None, 1000, seed=2)) == asdict(split)  # a repeated run: the same split
 
 

@@ -96,9 +96,10 @@ class Problem:
         return split
 
     def _field_split(self, count: int, seed: int, protocol: str, holdout: float, validation: float | None) -> FailureSplit:
-        """The field set split into a fit part (its failures: ``D_fail``), a validation part and a
-        hold-out, seeded, stratified, exact duplicates on one side; the original's home test predictions
-        recorded for judging what a repair breaks at home."""
+        """The field set split into a fit part (its failures: ``D_fail``; the images the original gets
+        right there, ``extra["fit_correct"]``, are retain rows), a validation part and a hold-out, seeded,
+        stratified, exact duplicates on one side; the original's home test predictions recorded for
+        judging what a repair breaks at home."""
         if protocol != "heldout":
             raise ArchRepairError("a field set is judged on its own hold-out: use --protocol heldout with --field")
         share = FIELD_VALIDATION if validation is None else validation
@@ -109,8 +110,10 @@ class Problem:
         split.model_fingerprint = self.fingerprint
         record = {k: v for k, v in self.field.items() if k != "hashes"}
         record["warnings"] = field_warnings(split, predictions, self.data.y_test, list(self.data.class_names))
+        fit_part = np.setdiff1d(np.arange(len(predictions)), split.holdout_indices + split.validation_indices)
         split.extra = {"field": record, "home_predictions": self.test_predictions(
-            "predicting the home test set", self.data.home).astype(int).tolist()}
+            "predicting the home test set", self.data.home).astype(int).tolist(),
+            "fit_correct": fit_part[predictions[fit_part] == self.data.y_test[fit_part]].tolist()}
         return split
 
     def localize(self, split: FailureSplit, train_examples: int = 1000, seed: int = 0, blocks: list[str] | None = None,

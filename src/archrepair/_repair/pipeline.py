@@ -98,6 +98,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
                   "repair_train_indices": task.repair.train_indices.tolist(),
                   "val_rows": task.val_indices.tolist(),
                   "field_val_indices": task.repair.field_val_indices.tolist(),
+                  "field_fit_indices": task.repair.field_fit_indices.tolist(),
                   "keep_rows": {"source": task.keep.source, "indices": task.keep.indices.tolist(),
                                 "shifted": task.keep.shifted, "field_indices": task.keep.field_indices.tolist()}
                   if task.keep is not None else None},

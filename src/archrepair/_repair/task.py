@@ -157,8 +157,9 @@ class RepairTask:
 
     @property
     def fit_others(self) -> np.ndarray:
-        """The fit rows that are training examples (not ``D_fail``)."""
-        return self.fit_indices[self.fit_indices >= self.repair.num_failures]
+        """The fit rows that are home training examples (neither ``D_fail`` nor field images)."""
+        rows = self.fit_indices[self.fit_indices >= self.repair.num_failures]
+        return np.setdiff1d(rows, self.repair.field_fit_rows)
 
     def validate(self, model: nn.Module) -> tuple[float, float]:
         """Accuracy in [0, 1] and mean cross-entropy of ``model`` (the whole network, on images) on
@@ -168,7 +169,8 @@ class RepairTask:
     def localization_rows(self, limit: int | None) -> np.ndarray:
         """The fit rows to localise on: every failure, and at most ``limit`` of the other fit rows
         (a seeded sample, sorted; ``None``: all of them)."""
-        failures, others = self.fit_failures, self.fit_others
+        failures = self.fit_failures
+        others = self.fit_indices[self.fit_indices >= self.repair.num_failures]
         if limit is not None and len(others) > limit:
             others = np.sort(np.random.default_rng(self.seed + 5).choice(others, size=limit, replace=False))
         return np.concatenate([failures, others])
@@ -223,9 +225,11 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     else half of the validation rows (seeded, stratified; those rows are then neither fit nor
     validation rows).
 
-    A field split (``split.source == "field"``: the test split is a field set) validates on the home
-    validation rows and half of the field's validation part together; the other half joins the keep
-    rows (:func:`_with_field_validation`).
+    A field split (``split.source == "field"``: the test split is a field set) fits its failures and
+    the fit part's images the original gets right (:func:`_with_field_fit`; the "train more" baselines
+    leave both out, :attr:`RepairTask.fit_others`), and validates on the home validation rows and half
+    of the field's validation part together; the other half joins the keep rows
+    (:func:`_with_field_validation`).
 
     ``config.corruption``: the distribution shift the failures come from. The validation examples
     (and the keep rows) are then used twice, as they are and corrupted, so that the choice of model
@@ -267,6 +271,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
                             repair.train_indices[reserved - repair.num_failures])
             repair = replace(repair, val_rows=np.sort(repair.val_rows[stop_part]))
     if from_field:
+        repair = _with_field_fit(repair, data, np.asarray(split.extra.get("fit_correct", []), np.int64))
         repair, keep = _with_field_validation(repair, keep, data, np.asarray(split.validation_indices, np.int64), seed)
     if config.corruption is not None:
         from ..data.corruptions import corrupt
@@ -292,6 +297,14 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     fit = np.setdiff1d(np.arange(len(repair.y)), np.concatenate([repair.val_rows, reserved]))
     half_a, half_b = stratified_split(repair.y[fit], 0.5, seed + 1)
     return RepairTask(model, record, data, split, repair, fit, val, fit[half_a], fit[half_b], config, keep=keep)
+
+
+def _with_field_fit(repair: RepairSet, data: ImageData, rows: np.ndarray) -> RepairSet:
+    """The field fit part's images that the original classifies correctly (``rows`` of the field
+    set) appended as fit rows: what the repair should keep right on the field population."""
+    added = len(repair.y) + np.arange(len(rows))
+    return replace(repair, x=np.concatenate([repair.x, data.x_test[rows]]), y=np.concatenate([repair.y, data.y_test[rows]]),
+                   field_fit_indices=rows, field_fit_rows=added)
 
 
 def _with_field_validation(repair: RepairSet, keep: KeepRows | None, data: ImageData, rows: np.ndarray,
