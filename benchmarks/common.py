@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,15 +24,11 @@ def cifar10_spec() -> str:
     return f"imagefolder:{shared_data_dir() / 'cifar10' / 'cifar10-jpeg-q75.tar.gz'}"
 
 
-@functools.cache
 def code_commit() -> str:
-    """The commit the library code ran at (``+changes`` when ``src/`` differs from it), so a row
-    can be traced to its code; ``unknown`` outside a git checkout."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    """The commit the library code ran at (:func:`archrepair._checks.code_version`)."""
+    from archrepair._checks import code_version
 
-    commit = git("rev-parse", "--short", "HEAD")
-    return (commit + ("+changes" if git("status", "--porcelain", "src") else "")) if commit else "unknown"
+    return code_version()
 
 
 def print_headline(figures: dict) -> None:

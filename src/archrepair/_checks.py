@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import os
 import sys
@@ -292,6 +293,28 @@ def replace_stale(path: Path, resume: bool, say: Callable[[str], None], what: st
         shutil.rmtree(path)
     else:
         path.unlink()
+
+
+@functools.cache
+def code_version() -> str:
+    """The commit the package's code ran at (``+changes`` when its ``src/`` differs from it), so that a
+    result can be traced to its code; ``archrepair <version>`` outside a git checkout."""
+    import subprocess
+
+    from . import __version__
+
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") if (root / ".git").exists() else ""
+    if not commit:
+        return f"archrepair {__version__}"
+    return commit + ("+changes" if git("status", "--porcelain", "src") else "")
 
 
 def environment() -> dict:

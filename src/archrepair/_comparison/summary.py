@@ -48,24 +48,22 @@ def summarise(comparison: Comparison, reference: str = "archrepair") -> list[dic
 
 def wilcoxon_against(comparison: Comparison, reference: str = "archrepair", figure: str = "change_points") -> dict:
     """Two-sided Wilcoxon signed-rank p-value of ``figure`` of ``reference`` against each other
-    method, paired by seed (scipy's exact test for small samples). ``None`` where it is undefined:
-    fewer than two paired seeds; 1.0 where every paired difference is zero. With n seeds the
-    smallest reachable two-sided p-value is 2 / 2**n (0.25 for 3 seeds)."""
+    method, paired by seed (:func:`paired_wilcoxon`)."""
+    reference_values = {row.seed: getattr(row, figure) for row in comparison.rows_of(reference)}
+    return {method: paired_wilcoxon([(reference_values[row.seed], getattr(row, figure))
+                                     for row in comparison.rows_of(method) if row.seed in reference_values])
+            for method in comparison.methods if method != reference}
+
+
+def paired_wilcoxon(pairs: list[tuple[float, float]]) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value of the paired values (scipy's exact test for small
+    samples). ``None`` where it is undefined: fewer than two pairs; 1.0 where every difference is zero.
+    With n pairs the smallest reachable p-value is 2 / 2**n (0.25 for 3)."""
     from scipy.stats import wilcoxon
 
-    reference_values = {row.seed: getattr(row, figure) for row in comparison.rows_of(reference)}
-    p_values: dict[str, float | None] = {}
-    for method in comparison.methods:
-        if method == reference:
-            continue
-        pairs = [(reference_values[row.seed], getattr(row, figure)) for row in comparison.rows_of(method)
-                 if row.seed in reference_values]
-        differences = [a - b for a, b in pairs]
-        if len(differences) < 2:
-            p_values[method] = None
-        elif all(d == 0 for d in differences):
-            p_values[method] = 1.0
-        else:
-            p = float(wilcoxon([a for a, _ in pairs], [b for _, b in pairs], zero_method="zsplit").pvalue)
-            p_values[method] = None if math.isnan(p) else p
-    return p_values
+    if len(pairs) < 2:
+        return None
+    if all(a == b for a, b in pairs):
+        return 1.0
+    p = float(wilcoxon([a for a, _ in pairs], [b for _, b in pairs], zero_method="zsplit").pvalue)
+    return None if math.isnan(p) else p

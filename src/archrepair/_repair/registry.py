@@ -57,27 +57,34 @@ class RepairSettings:
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """A registered method: its builder, its one-line ``summary``, and whether it ``searches`` a
-    block's architecture (so that the search's settings mean something to it)."""
+    """A registered method: its builder, its one-line ``summary``, whether it ``searches`` a
+    block's architecture (so that the search's settings mean something to it), and its ``version``:
+    bumped when its behaviour changes, so that a study's stored runs of the old one are not reused."""
 
     name: str
     summary: str
     build: Callable[[RepairSettings], Repairer]
     searches: bool = False
+    version: int = 1
 
 
 _METHODS: Registry[MethodEntry] = Registry("repair method")
 
 
-def register_repairer(name: str, summary: str, searches: bool = False):
+def register_repairer(name: str, summary: str, searches: bool = False, version: int = 1):
     """Register the decorated builder ``(settings) -> Repairer`` as method ``name``; ``searches``:
-    it uses :attr:`RepairSettings.space`, ``search`` and ``rule``."""
+    it uses :attr:`RepairSettings.space`, ``search`` and ``rule``; ``version``: see :class:`MethodEntry`."""
 
     def decorate(build: Callable[[RepairSettings], Repairer]):
-        _METHODS.add(name, MethodEntry(name, summary, build, searches))
+        _METHODS.add(name, MethodEntry(name, summary, build, searches, version))
         return build
 
     return decorate
+
+
+def method_entry(name: str) -> MethodEntry:
+    """The registered entry of method ``name``; an unknown name lists the valid ones."""
+    return _METHODS.get(name)
 
 
 def list_repairers() -> list[str]:
@@ -108,4 +115,4 @@ def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budg
 
 
 __all__ = ["DEFAULT_METHOD", "MethodEntry", "RepairSettings", "describe_repairers", "get_repairer", "list_repairers",
-           "register_repairer", "searching_repairers"]
+           "method_entry", "register_repairer", "searching_repairers"]

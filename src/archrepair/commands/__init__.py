@@ -34,6 +34,8 @@ INDEX: list[Entry] = [
     Entry("repair", "repair the block most to blame for the failures (default method: auto; the paper's search: "
           "--method archrepair)", "repair"),
     Entry("compare", "run repair methods side by side over seeds with one budget; tables, p-values, chart", "compare"),
+    Entry("study", "a grid of repair runs (models x scenarios x methods x seeds) from a TOML file into an SQLite store; "
+          "its status; its report", "study"),
     Entry("corrupt", "write a corrupted copy of a test split (the 15 CIFAR-10-C corruptions)", "corrupt"),
     Entry("models", "list the model zoo", "inspect", "MODELS"),
     Entry("blocks", "list a model's blocks with their shapes and sizes", "inspect", "BLOCKS"),

@@ -1,0 +1,54 @@
+"""One run of a study, from its resolved configuration alone (so that any process or machine can run
+it): load the model and its scenario's data, choose ``D_fail`` with the run's seed, build the task,
+repair, and return the figures of :class:`~archrepair._comparison.record.ComparisonRow`."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict
+
+# the index lists a comparison row carries for rerunning it: the store keeps the config instead
+BULKY = ("repair_train_indices", "val_rows")
+
+
+def execute(config: dict) -> dict:
+    """The outcome of the run ``config`` (:func:`~archrepair.study.spec.resolve_runs`): ``figures``,
+    ``seconds`` (wall, loading included), ``code_version`` and ``environment``; or ``error`` (one
+    line: its type and message) with the traceback's last line in ``where``, when the run raised."""
+    import torch
+
+    from .._checks import code_version, environment
+
+    started = time.perf_counter()
+    torch.set_num_threads(config["threads"])
+    try:
+        figures = _figures(config)
+        error = where = None
+    except Exception as raised:  # a failed run is recorded; the study goes on
+        figures = None
+        error = f"{type(raised).__name__}: {str(raised).splitlines()[0] if str(raised) else ''}"
+        where = traceback.format_exc().strip().splitlines()[-3].strip()
+    outcome = {"figures": figures, "seconds": round(time.perf_counter() - started, 2), "code_version": code_version(),
+               "environment": environment() | {"device": config["task"]["device"]}}
+    if error is not None:
+        outcome |= {"error": error, "where": where}
+    return outcome
+
+
+def _figures(config: dict) -> dict:
+    from .._api import load_problem
+    from .._comparison.record import ComparisonRow
+    from .._repair import get_repairer, make_task
+    from .._repair.pipeline import run_repair
+    from .spec import rebuilt
+
+    settings, task_config, budget = rebuilt(config)
+    problem = load_problem(config["checkpoint"], config["data"], corruption=task_config.corruption,
+                           field=config["field"], device=task_config.device)
+    split = problem.failures(None, config["count"], config["seed"], config["protocol"], config["holdout"])
+    task = make_task(problem.model, problem.record, problem.data, split, task_config)
+    result, report = run_repair(get_repairer(config["repairer"], settings, budget, log=lambda line: None), task,
+                                base_checkpoint=config["checkpoint"])
+    row = asdict(ComparisonRow.from_report(report, sum(result.phase_seconds.values())))
+    return {key: value for key, value in row.items() if key not in BULKY} | {"fail_count": len(split.fail_indices)}

@@ -1,0 +1,219 @@
+"""A study's report, regenerated from its store alone and byte-identical for the same store:
+``report.md`` (the answers in numbers, then the tables), ``runs.csv`` (one line per run) and
+``changes.png`` (the returned hold-out change per method, one panel per model and scenario).
+
+Figures are on the test hold-out of the ``heldout`` protocol (the field hold-out for a field
+scenario) in percentage points: *returned*, the model the keep rule handed back; *candidate*, the
+repaired model whichever won. Rows imported from before the store (``imported``) are counted and
+said to be so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fileio import write_bytes_atomically, write_text_atomically
+from .store import Store, StoredRun
+
+CSV_COLUMNS = ("model", "scenario", "method", "seed", "status", "hash", "holdout_change_points",
+               "holdout_negative_flip_rate", "holdout_unseen_fix_rate", "candidate_holdout_change_points",
+               "candidate_holdout_negative_flip_rate", "kept", "keep_p", "home_change_points", "seconds",
+               "code_version", "error")
+
+
+@dataclass(frozen=True)
+class MethodFigures:
+    """One method's finished runs in one (model, scenario) group, in seed order."""
+
+    method: str
+    runs: list[StoredRun]
+
+    def values(self, figure: str) -> np.ndarray:
+        return np.array([run.figures[figure] for run in self.runs if run.figures.get(figure) is not None], dtype=float)
+
+    def mean_sd(self, figure: str, scale: float = 1.0) -> str:
+        values = self.values(figure) * scale
+        if not len(values):
+            return "—"
+        spread = values.std(ddof=1) if len(values) > 1 else 0.0
+        return f"{values.mean():+.2f} ± {spread:.2f}"
+
+    def mean(self, figure: str, scale: float = 1.0) -> str:
+        values = self.values(figure) * scale
+        return f"{values.mean():.2f}" if len(values) else "—"
+
+    def kept(self) -> str:
+        new = sum(run.figures.get("kept") == "repaired" for run in self.runs)
+        old = sum((run.figures.get("keep") or {}).get("decision_old_rule", run.figures.get("kept")) == "repaired"
+                  for run in self.runs)
+        return f"{new}/{len(self.runs)} / {old}/{len(self.runs)}"
+
+
+def write_report(store_path: str | Path, out: str | Path) -> dict:
+    """Write the report of the store at ``store_path`` into folder ``out``; returns what it wrote."""
+    store = Store(store_path, create=False)
+    try:
+        rows = store.runs()
+        study = store.meta("study", {}) or {}
+    finally:
+        store.close()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = _groups(rows)
+    write_text_atomically(out / "report.md", markdown(study.get("name", Path(store_path).stem), rows, groups))
+    write_text_atomically(out / "runs.csv", runs_csv(rows))
+    _chart(groups, out / "changes.png")
+    return {"out": str(out), "files": ["report.md", "runs.csv", "changes.png"], "runs": len(rows),
+            "finished": sum(run.status in ("done", "imported") for run in rows), "groups": len(groups)}
+
+
+def _groups(rows: list[StoredRun]) -> dict[tuple[str, str], list[MethodFigures]]:
+    """Finished rows by (model, scenario), then by method, each in order of first appearance."""
+    grouped: dict[tuple[str, str], dict[str, list[StoredRun]]] = {}
+    for run in rows:
+        if run.status in ("done", "imported") and run.figures:
+            grouped.setdefault((run.model, run.scenario), {}).setdefault(run.method, []).append(run)
+    return {key: [MethodFigures(method, sorted(runs, key=lambda run: run.seed)) for method, runs in methods.items()]
+            for key, methods in grouped.items()}
+
+
+def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], list[MethodFigures]]) -> str:
+    """The report's text (see the module docstring)."""
+    from .._repair import DEFAULT_METHOD
+
+    counts = {status: sum(run.status == status for run in rows) for status in ("done", "imported", "failed",
+                                                                               "pending", "running")}
+    lines = [f"# Study {name}", "", _answers(groups, DEFAULT_METHOD), "",
+             f"Runs: {len(rows)}; done {counts['done']}, imported {counts['imported']} (made before the store: no "
+             f"code version or environment), failed {counts['failed']}, not run yet "
+             f"{counts['pending'] + counts['running']}. Figures in points on the test hold-out (the field hold-out for a "
+             "field scenario); *returned*: the model the keep rule handed back, *candidate*: the repaired model; "
+             "mean ± sample sd over seeds.", ""]
+    for (model, scenario), methods in groups.items():
+        lines += [f"## {model}, {scenario}", "",
+                  "| method | runs | returned change | candidate change | negative flips % (returned) | "
+                  "negative flips % (candidate) | unseen failures fixed % (candidate) | kept (keep rule / old rule) | "
+                  "seconds | imported |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for entry in methods:
+            imported = sum(run.status == "imported" for run in entry.runs)
+            lines.append(
+                f"| `{entry.method}` | {len(entry.runs)} | {entry.mean_sd('holdout_change_points')} | "
+                f"{entry.mean_sd('candidate_holdout_change_points')} | {entry.mean('holdout_negative_flip_rate', 100)} | "
+                f"{entry.mean('candidate_holdout_negative_flip_rate', 100)} | "
+                f"{entry.mean('candidate_holdout_unseen_fix_rate', 100)} | {entry.kept()} | "
+                f"{np.mean([run.seconds or 0.0 for run in entry.runs]):.0f} | {imported} |")
+        lines.append("")
+    lines += _wilcoxon_section(groups, DEFAULT_METHOD)
+    failed = [run for run in rows if run.status == "failed"]
+    if failed:
+        lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
+        lines += [f"| {run.model} {run.scenario} {run.method} seed {run.seed} | {run.error} |" for run in failed]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _answers(groups: dict[tuple[str, str], list[MethodFigures]], default: str) -> str:
+    """The first paragraph: per group, the method with the best mean returned change, and the default
+    and ArchRepair's figures, in numbers."""
+    if not groups:
+        return "No finished runs yet."
+    parts = []
+    for (model, scenario), methods in groups.items():
+        means = {entry.method: entry.values("holdout_change_points") for entry in methods}
+        means = {method: float(values.mean()) for method, values in means.items() if len(values)}
+        if not means:
+            continue
+        best = max(means, key=lambda method: (means[method], method))
+        said = [f"best returned change `{best}` {means[best]:+.2f}"]
+        said += [f"`{method}` {means[method]:+.2f}" for method in (default, "archrepair")
+                 if method in means and method != best]
+        parts.append(f"{model}, {scenario}: " + ", ".join(said))
+    return "At this scale (mean returned hold-out change in points): " + "; ".join(parts) + "."
+
+
+def _wilcoxon_section(groups: dict[tuple[str, str], list[MethodFigures]], default: str) -> list[str]:
+    """The default method and ArchRepair against each other method, paired by (model, scenario,
+    seed) on the returned change: pairs, mean difference, how often ahead, two-sided Wilcoxon p."""
+    from .._comparison.summary import paired_wilcoxon
+
+    values: dict[str, dict[tuple, float]] = {}
+    for (model, scenario), methods in groups.items():
+        for entry in methods:
+            for run in entry.runs:
+                change = run.figures.get("holdout_change_points")
+                if change is not None:
+                    values.setdefault(entry.method, {})[(model, scenario, run.seed)] = change
+    lines = []
+    for reference in (default, "archrepair"):
+        if reference not in values:
+            continue
+        lines += [f"## `{reference}` against each method (paired by model, scenario and seed; returned change)", "",
+                  "| method | pairs | mean difference | ahead | Wilcoxon p |", "|---|---|---|---|---|"]
+        for method in values:
+            if method == reference:
+                continue
+            pairs = [(values[reference][key], value) for key, value in values[method].items() if key in values[reference]]
+            if not pairs:
+                continue
+            differences = [a - b for a, b in pairs]
+            p = paired_wilcoxon(pairs)
+            lines.append(f"| `{method}` | {len(pairs)} | {np.mean(differences):+.2f} | "
+                         f"{sum(d > 0 for d in differences)}/{len(pairs)} | {'—' if p is None else f'{p:.2g}'} |")
+        lines.append("")
+    return lines
+
+
+def runs_csv(rows: list[StoredRun]) -> str:
+    """One line per row of the store, in grid order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for run in rows:
+        figures = run.figures or {}
+        keep = figures.get("keep") or {}
+        values = {"model": run.model, "scenario": run.scenario, "method": run.method, "seed": run.seed,
+                  "status": run.status, "hash": run.hash, "seconds": run.seconds, "code_version": run.code_version,
+                  "error": run.error, "kept": figures.get("kept"), "keep_p": keep.get("p_value")}
+        writer.writerow([_cell(values[key] if key in values else figures.get(key)) for key in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def _chart(groups: dict[tuple[str, str], list[MethodFigures]], path: Path) -> None:
+    """Bars of the mean returned change with the sample sd, one panel per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = max(len(groups), 1)
+    figure, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6), squeeze=False)
+    for axis, ((model, scenario), methods) in zip(axes[0], groups.items()):
+        names = [entry.method for entry in methods]
+        values = [entry.values("holdout_change_points") for entry in methods]
+        axis.bar(range(len(names)), [v.mean() if len(v) else 0.0 for v in values],
+                 yerr=[v.std(ddof=1) if len(v) > 1 else 0.0 for v in values], color="#4c72b0", capsize=3)
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        axis.set_title(f"{model}, {scenario}", fontsize=9)
+        axis.set_ylabel("returned hold-out change (points)", fontsize=8)
+    figure.suptitle("Study runs: change on the test hold-out (heldout protocol), mean ± sd over seeds", fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(figure)
+    write_bytes_atomically(path, buffer.getvalue())

@@ -1,0 +1,232 @@
+"""A study file: the grid of repair runs (models x scenarios x methods x seeds) and its settings.
+
+A study is a TOML file (paths in it are relative to the file)::
+
+    name = "example"
+    seeds = [0, 1, 2, 3]
+    budget = { seconds = 120 }            # or { epochs = 2 }, or both
+    count = 750                           # failures asked for (D_fail)
+    train_examples = 5000                 # training examples in D_repair
+    threads = 2                           # torch threads per run
+
+    [models.undertrained]
+    checkpoint = "../../shared/models/resnet18-w0.25-deployed80"
+
+    [scenarios.test]                      # the test set's failures
+    [scenarios.gaussian]                  # a corruption of the test set
+    corruption = "gaussian_noise"
+    severity = 3
+
+    [methods.block-gradient-w0.5]         # a named variant: a registered method and its overrides
+    method = "block-gradient"
+    task = { fail_weight = 0.5 }          # TaskConfig fields
+    settings = { localize_rows = 2000 }   # RepairSettings fields (nested: { train = { lr = 0.01 } })
+
+    [[grid]]                              # one or more: every combination of its lists is a run
+    models = ["undertrained"]
+    scenarios = ["test", "gaussian"]
+    methods = ["auto", "archrepair", "block-gradient-w0.5"]
+
+Each run resolves to a plain dictionary (:func:`resolve_runs`) whose hash names it in the store: it
+covers every resolved setting, the method's version (:func:`method_version`), the keep rule, the
+model's weights fingerprint, and the threads and worker count the run has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from pathlib import Path
+
+from ..errors import ArchRepairError
+
+STUDY_KEYS = {"name", "seeds", "budget", "count", "train_examples", "threads", "device", "protocol", "holdout",
+              "keep_level", "models", "scenarios", "methods", "grid", "store"}
+SCENARIO_KEYS = {"corruption", "severity", "field"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One cell of the grid: its ``label`` parts and its resolved ``config`` (see :func:`resolve_runs`)."""
+
+    model: str
+    scenario: str
+    method: str
+    seed: int
+    config: dict
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.config)
+
+
+@dataclass
+class Study:
+    """A parsed study file (``path``) with its tables as given; :meth:`runs` resolves the grid."""
+
+    path: Path
+    raw: dict
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("name", self.path.stem))
+
+    @property
+    def store(self) -> Path:
+        """The SQLite store: ``store`` of the file (relative to it), else ``<file stem>.sqlite`` beside it."""
+        return (self.path.parent / self.raw.get("store", f"{self.path.stem}.sqlite")).resolve()
+
+    def runs(self, workers: int = 1) -> list[Run]:
+        return resolve_runs(self, workers)
+
+
+def load_study(path: str | Path) -> Study:
+    """The study in TOML file ``path``, checked: unknown keys, unknown names in a grid, a grid with
+    an empty list, a model without a checkpoint are one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArchRepairError(f"study file {str(path)!r} does not exist; give a .toml study file (see studies/)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ArchRepairError(f"study file {str(path)!r} is not valid TOML: {error}") from None
+    unknown = set(raw) - STUDY_KEYS
+    if unknown:
+        raise ArchRepairError(f"study file {str(path)!r}: unknown keys {sorted(unknown)}; known: {sorted(STUDY_KEYS)}")
+    if not raw.get("grid"):
+        raise ArchRepairError(f"study file {str(path)!r} has no [[grid]] table: nothing to run")
+    for name, model in (raw.get("models") or {}).items():
+        if "checkpoint" not in model:
+            raise ArchRepairError(f"study file {str(path)!r}: model {name!r} has no checkpoint")
+    for name, scenario in (raw.get("scenarios") or {}).items():
+        if set(scenario) - SCENARIO_KEYS:
+            raise ArchRepairError(f"study file {str(path)!r}: scenario {name!r} has unknown keys "
+                                  f"{sorted(set(scenario) - SCENARIO_KEYS)}; known: {sorted(SCENARIO_KEYS)}")
+    return Study(path.resolve(), raw)
+
+
+def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
+    """Every run of ``study``'s grids in file order (grid, model, scenario, method, seed), each with
+    its resolved configuration; a run named twice is kept once."""
+    from .._repair import RepairSettings, TaskConfig
+    from ..budget import Budget
+    from ..checkpoint import model_fingerprint
+
+    raw, base = study.raw, study.path.parent
+    models, scenarios = raw.get("models") or {}, raw.get("scenarios") or {}
+    fingerprints: dict[str, str] = {}
+    runs: dict[str, Run] = {}
+    for number, grid in enumerate(raw["grid"], 1):
+        seeds = grid.get("seeds", raw.get("seeds", [0]))
+        for key in ("models", "scenarios", "methods"):
+            if not grid.get(key):
+                raise ArchRepairError(f"study {study.name!r}: grid {number} has no {key}")
+        for model in grid["models"]:
+            if model not in models:
+                raise ArchRepairError(f"study {study.name!r}: grid {number} names model {model!r}; "
+                                      f"the file defines {sorted(models)}")
+            checkpoint = str((base / models[model]["checkpoint"]).resolve())
+            if checkpoint not in fingerprints:
+                fingerprints[checkpoint] = model_fingerprint(checkpoint)
+            for scenario in grid["scenarios"]:
+                if scenario not in scenarios:
+                    raise ArchRepairError(f"study {study.name!r}: grid {number} names scenario {scenario!r}; "
+                                          f"the file defines {sorted(scenarios)}")
+                shift, field_spec = _scenario(scenarios[scenario], base)
+                for label in grid["methods"]:
+                    method, overrides = _method(study, label)
+                    settings = overrides_applied(RepairSettings(), overrides.get("settings", {}), f"{label}.settings")
+                    budget = Budget(**raw.get("budget", {}))
+                    for seed in seeds:
+                        task = overrides_applied(TaskConfig(
+                            train_examples=raw.get("train_examples", 5000), seed=int(seed), corruption=shift,
+                            device=raw.get("device", "cpu"), keep_level=raw.get("keep_level", 0.05)),
+                            overrides.get("task", {}), f"{label}.task")
+                        config = {
+                            "model": model, "checkpoint": checkpoint, "model_fingerprint": fingerprints[checkpoint],
+                            "data": models[model].get("data"), "scenario": scenario, "field": field_spec,
+                            "method": label, "repairer": method, "method_version": method_version(method),
+                            "overrides": overrides, "settings": _plain(settings), "task": _plain(task),
+                            "budget": _plain(budget), "seed": int(seed), "count": int(raw.get("count", 1000)),
+                            "protocol": raw.get("protocol", "heldout"), "holdout": float(raw.get("holdout", 0.5)),
+                            "threads": int(raw.get("threads", 1)), "workers": int(workers),
+                        }
+                        run = Run(model, scenario, label, int(seed), config)
+                        runs.setdefault(run.hash, run)
+    return list(runs.values())
+
+
+def config_hash(config: dict) -> str:
+    """sha256 (first 16 hex digits) of ``config`` as sorted JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def method_version(name: str) -> int:
+    """The registered method's version (bumped when its behaviour changes)."""
+    from .._repair.registry import method_entry
+
+    return method_entry(name).version
+
+
+def overrides_applied(value, overrides: dict, where: str):
+    """``value`` (a dataclass) with ``overrides`` applied, nested dataclass fields by nested tables;
+    an unknown field is a one-line error naming ``where``."""
+    names = {f.name: f for f in fields(value)}
+    changes = {}
+    for key, given in overrides.items():
+        if key not in names:
+            raise ArchRepairError(f"{where}: unknown setting {key!r}; known: {sorted(names)}")
+        current = getattr(value, key)
+        changes[key] = (overrides_applied(current, given, f"{where}.{key}")
+                        if is_dataclass(current) and isinstance(given, dict) else given)
+    return replace(value, **changes)
+
+
+def rebuilt(config: dict):
+    """``(settings, task, budget)`` of a resolved run configuration."""
+    from .._repair import RepairSettings, TaskConfig
+    from ..budget import Budget
+
+    overrides = config["overrides"]
+    settings = overrides_applied(RepairSettings(), overrides.get("settings", {}), "settings")
+    return settings, TaskConfig(**config["task"]), Budget(**config["budget"])
+
+
+def _method(study: Study, label: str) -> tuple[str, dict]:
+    """``(registered name, overrides)`` of a grid's method label: a variant of the file's
+    ``[methods]`` table, else a registered method without overrides."""
+    from .._repair import list_repairers
+
+    variant = (study.raw.get("methods") or {}).get(label)
+    if variant is None:
+        if label not in list_repairers():
+            raise ArchRepairError(f"study {study.name!r}: method {label!r} is neither registered nor defined in "
+                                  f"[methods]; registered: {', '.join(list_repairers())}")
+        return label, {}
+    unknown = set(variant) - {"method", "task", "settings"}
+    if unknown:
+        raise ArchRepairError(f"study {study.name!r}: method {label!r} has unknown keys {sorted(unknown)}; "
+                              "known: method, task, settings")
+    name = variant.get("method", label)
+    if name not in list_repairers():
+        raise ArchRepairError(f"study {study.name!r}: method {label!r} names {name!r}, which is not registered")
+    return name, {key: variant[key] for key in ("task", "settings") if key in variant}
+
+
+def _scenario(scenario: dict, base: Path) -> tuple[dict | None, str | None]:
+    """``(shift, field spec)`` of a scenario table: a corruption ``{"name", "severity", "seed"}``,
+    or a field set's path (relative to the study file), or neither (the test set's failures)."""
+    if "corruption" in scenario and "field" in scenario:
+        raise ArchRepairError("a scenario takes a corruption or a field set, not both")
+    shift = ({"name": scenario["corruption"], "severity": int(scenario.get("severity", 3)), "seed": 0}
+             if "corruption" in scenario else None)
+    field_spec = str((base / scenario["field"]).resolve()) if "field" in scenario else None
+    return shift, field_spec
+
+
+def _plain(value) -> dict:
+    from ..fileio import json_ready
+
+    return json_ready(asdict(value))

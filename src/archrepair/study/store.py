@@ -1,0 +1,191 @@
+"""A study's store: one SQLite file, one row per run, claimed by workers in transactions.
+
+A row's ``status`` is ``pending``, ``running`` (claimed by ``owner``, the driver session, and
+``worker``), ``done`` (``figures`` set), ``failed`` (``error`` set) or ``imported`` (a result made
+before the store existed; no code version or environment). ``attempts`` counts claims and
+``completions`` finished results: a result is accepted only from the session and worker that hold
+the claim, so that a worker left over from a killed driver can never finish a row twice.
+Only the process that owns the file writes to it (local workers on the same machine included;
+never SQLite over a network file system).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ArchRepairError
+from .spec import Run
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    hash TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    method TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    figures TEXT,
+    seconds REAL,
+    code_version TEXT,
+    environment TEXT,
+    error TEXT,
+    note TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    completions INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    worker TEXT,
+    started REAL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+STATUSES = ("pending", "running", "done", "failed", "imported")
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A row of the store, its JSON columns decoded."""
+
+    hash: str
+    position: int
+    model: str
+    scenario: str
+    method: str
+    seed: int
+    config: dict
+    status: str
+    figures: dict | None
+    seconds: float | None
+    code_version: str | None
+    environment: dict | None
+    error: str | None
+    note: str | None
+    attempts: int
+    completions: int
+    owner: str | None
+    worker: str | None
+    started: float | None
+    finished: float | None
+
+
+class Store:
+    """The SQLite store at ``path`` (created with its schema when missing)."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise ArchRepairError(f"study store {str(self.path)!r} does not exist; run `archrepair study run` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            self.connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise ArchRepairError(f"{str(self.path)!r} is not a study store: {error}") from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locked) transaction: two workers never claim the same row."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def add(self, runs: list[Run]) -> int:
+        """Insert the runs not stored yet (by hash), in order after the stored ones; returns how many."""
+        with self.transaction() as db:
+            start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
+            added = 0
+            for run in runs:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO runs (hash, position, model, scenario, method, seed, config) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (run.hash, start + added, run.model, run.scenario, run.method, run.seed,
+                     json.dumps(run.config, sort_keys=True)))
+                added += cursor.rowcount
+        return added
+
+    def reset(self, retry_failed: bool = False) -> dict[str, int]:
+        """Rows a previous driver left ``running`` (it was killed) back to ``pending``, noted; with
+        ``retry_failed`` the failed ones too. Call with the driver's lock held."""
+        with self.transaction() as db:
+            interrupted = db.execute(
+                "UPDATE runs SET status = 'pending', owner = NULL, worker = NULL, "
+                "note = 'interrupted on attempt ' || attempts || ', rerun' WHERE status = 'running'").rowcount
+            retried = db.execute("UPDATE runs SET status = 'pending', note = 'failed on attempt ' || attempts || "
+                                 "', retried' WHERE status = 'failed'").rowcount if retry_failed else 0
+        return {"interrupted": interrupted, "retried": retried}
+
+    def claim(self, owner: str, worker: str, hashes: set[str] | None = None) -> StoredRun | None:
+        """The first pending row (of ``hashes``, if given) marked running for ``owner``/``worker``, or ``None``."""
+        with self.transaction() as db:
+            for row in db.execute("SELECT hash FROM runs WHERE status = 'pending' ORDER BY position").fetchall():
+                if hashes is None or row[0] in hashes:
+                    db.execute("UPDATE runs SET status = 'running', owner = ?, worker = ?, started = ?, "
+                               "attempts = attempts + 1 WHERE hash = ?", (owner, worker, time.time(), row[0]))
+                    return self.get(row[0])
+        return None
+
+    def finish(self, run_hash: str, owner: str, worker: str, outcome: dict) -> bool:
+        """Record a run's outcome (``figures`` or ``error``, ``seconds``, ``code_version``,
+        ``environment``) if ``owner``/``worker`` still hold its claim; ``False``: stale, discarded."""
+        status = "failed" if outcome.get("error") else "done"
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET status = ?, figures = ?, seconds = ?, code_version = ?, environment = ?, error = ?, "
+                "finished = ?, completions = completions + ? WHERE hash = ? AND owner = ? AND worker = ? "
+                "AND status = 'running'",
+                (status, json.dumps(outcome.get("figures"), sort_keys=True) if outcome.get("figures") else None,
+                 outcome.get("seconds"), outcome.get("code_version"), json.dumps(outcome.get("environment")),
+                 outcome.get("error"), time.time(), int(status == "done"), run_hash, owner, worker))
+        return cursor.rowcount == 1
+
+    def release(self, owner: str) -> None:
+        """``owner``'s running rows back to pending (an interrupted driver's ``finally``)."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET status = 'pending', owner = NULL, worker = NULL, "
+                       "note = 'interrupted on attempt ' || attempts || ', rerun' WHERE status = 'running' "
+                       "AND owner = ?", (owner,))
+
+    def get(self, run_hash: str) -> StoredRun:
+        return self._decoded(self.connection.execute("SELECT * FROM runs WHERE hash = ?", (run_hash,)).fetchone())
+
+    def runs(self, status: str | None = None) -> list[StoredRun]:
+        """Every row (of ``status``), in grid order."""
+        query, arguments = "SELECT * FROM runs", ()
+        if status is not None:
+            query, arguments = query + " WHERE status = ?", (status,)
+        return [self._decoded(row) for row in self.connection.execute(query + " ORDER BY position", arguments)]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status (every status, 0 where none)."""
+        found = dict(self.connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        return {status: int(found.get(status, 0)) for status in STATUSES}
+
+    def set_meta(self, key: str, value) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def meta(self, key: str, default=None):
+        row = self.connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def _decoded(self, row: tuple) -> StoredRun:
+        names = [column[0] for column in self.connection.execute("SELECT * FROM runs LIMIT 0").description]
+        values = dict(zip(names, row))
+        for key in ("config", "figures", "environment"):
+            values[key] = json.loads(values[key]) if values[key] else None
+        return StoredRun(**values)

@@ -1,0 +1,191 @@
+"""Studies (#30): a grid of tiny digits repairs run into an SQLite store survives a killed driver,
+never runs a row twice, records failures, keys rows by every setting, and reports from the store
+alone, deterministically, with numbers that match its rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archrepair.study import Store, load_study, run_study, status, write_report
+from archrepair.study.spec import method_version
+
+TINY = """
+name = "tiny"
+seeds = {seeds}
+budget = {{ epochs = 1 }}
+count = 10
+train_examples = 200
+threads = 1
+keep_level = {keep_level}
+
+[models.digits]
+checkpoint = "{checkpoint}"
+
+[scenarios.test]
+
+[methods.broken]
+method = "block-gradient"
+settings = {{ block = "no_such_block" }}
+
+[[grid]]
+models = ["digits"]
+scenarios = ["test"]
+methods = {methods}
+"""
+
+
+def _study(tmp_path: Path, checkpoint: Path, methods=("block-gradient", "train-more-block"), seeds=(0, 1),
+           name: str = "tiny.toml", keep_level: float = 0.05) -> Path:
+    path = tmp_path / name
+    path.write_text(TINY.format(checkpoint=checkpoint, methods=list(methods), seeds=list(seeds),
+                                keep_level=keep_level).replace("'", '"'))
+    return path
+
+
+def test_a_killed_study_reruns_what_it_lost_and_runs_every_row_once(digits_checkpoint, tmp_path):
+    path = _study(tmp_path, digits_checkpoint, seeds=(0, 1, 2))
+    store_path = tmp_path / "tiny.sqlite"
+    driver = subprocess.Popen([sys.executable, "-m", "archrepair", "study", "run", str(path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_while_running = False
+    try:
+        for _ in range(6000):  # a hang guard, not a timing assertion: the runs take seconds
+            if driver.poll() is not None:
+                break
+            if store_path.exists():
+                try:
+                    found = dict(sqlite3.connect(store_path, timeout=1).execute(
+                        "SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+                except sqlite3.OperationalError:  # the driver is creating the store
+                    found = {}
+                if found.get("done", 0) >= 1 and found.get("running", 0) >= 1:
+                    os.kill(driver.pid, signal.SIGKILL)
+                    driver.wait()
+                    killed_while_running = True
+                    break
+            time.sleep(0.05)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert killed_while_running
+    result = run_study(load_study(path), log=lambda line: None)
+    assert result["interrupted"] == 1 and result["counts"]["done"] == 6 and result["runs"] == 6
+    store = Store(store_path)
+    rows = store.runs()
+    assert len(rows) == len({row.hash for row in rows}) == 6
+    assert all(row.status == "done" and row.completions == 1 for row in rows)  # none lost, none twice
+    rerun = [row for row in rows if row.attempts == 2]
+    assert len(rerun) == 1 and rerun[0].note == "interrupted on attempt 1, rerun"
+    assert all(row.code_version and row.environment["torch_threads"] == 1 for row in rows)
+    store.close()
+    again = run_study(load_study(path), log=lambda line: None)  # finished rows are not run again
+    assert again["added"] == 0 and again["counts"]["done"] == 6 and Store(store_path).runs() == rows
+
+
+def test_two_local_workers_never_run_the_same_row_and_a_failed_run_does_not_stop_the_others(digits_checkpoint,
+                                                                                              tmp_path):
+    path = _study(tmp_path, digits_checkpoint, methods=("block-gradient", "broken"), seeds=(0, 1))
+    lines = []
+    result = run_study(load_study(path), workers=2, log=lines.append, poll=0.1)
+    assert result["counts"] == {"pending": 0, "running": 0, "done": 2, "failed": 2, "imported": 0}
+    rows = Store(tmp_path / "tiny.sqlite").runs()
+    assert all(row.attempts == 1 for row in rows)  # each row claimed once
+    assert all(row.completions == (row.status == "done") for row in rows)
+    failed = [row for row in rows if row.status == "failed"]
+    assert {row.method for row in failed} == {"broken"} and all("no_such_block" in row.error for row in failed)
+    assert sum("failed: " in line for line in lines) == 2 and sum("hold-out" in line for line in lines) == 2
+    assert all(row.config["workers"] == 2 for row in rows)
+    # the failed rows stay failed on a rerun, and run again (and fail again) with --retry-failed
+    assert run_study(load_study(path), workers=2, log=lambda line: None)["counts"]["failed"] == 2
+    retried = run_study(load_study(path), workers=2, retry_failed=True, log=lambda line: None, poll=0.1)
+    assert retried["retried"] == 2
+    assert all(row.attempts == 2 for row in Store(tmp_path / "tiny.sqlite").runs() if row.status == "failed")
+    assert status(tmp_path / "tiny.sqlite")["failed"][0]["error"].startswith("ArchRepairError")
+
+
+def test_every_setting_the_hash_covers_makes_another_row(digits_checkpoint, tmp_path, monkeypatch):
+    base = {run.hash for run in load_study(_study(tmp_path, digits_checkpoint)).runs()}
+    assert len(base) == 4
+    assert {run.hash for run in load_study(_study(tmp_path, digits_checkpoint)).runs()} == base  # stable
+    assert not base & {run.hash for run in load_study(_study(tmp_path, digits_checkpoint)).runs(workers=2)}
+    changed = _study(tmp_path, digits_checkpoint, name="other.toml")
+    changed.write_text(changed.read_text().replace("epochs = 1", "epochs = 2"))
+    assert not base & {run.hash for run in load_study(changed).runs()}
+    changed.write_text(changed.read_text().replace("epochs = 2", "epochs = 1").replace("threads = 1", "threads = 2"))
+    assert not base & {run.hash for run in load_study(changed).runs()}
+    from archrepair._repair import registry
+
+    entry = registry.method_entry("train-more-block")
+    monkeypatch.setitem(registry._METHODS._entries, "train-more-block",
+                        type(entry)(entry.name, entry.summary, entry.build, entry.searches, entry.version + 1))
+    assert method_version("train-more-block") == entry.version + 1
+    bumped = {run.hash for run in load_study(_study(tmp_path, digits_checkpoint)).runs()}
+    assert len(bumped & base) == 2  # block-gradient's rows stay, train-more-block's are new
+
+
+def test_the_report_is_regenerated_identically_and_its_numbers_are_the_rows(digits_checkpoint, tmp_path):
+    path = _study(tmp_path, digits_checkpoint, methods=("auto", "block-gradient"), seeds=(0, 1, 2), keep_level=1.0)
+    run_study(load_study(path), log=lambda line: None)  # keep level 1: every candidate is returned
+    store_path = tmp_path / "tiny.sqlite"
+    first = write_report(store_path, tmp_path / "a")
+    write_report(store_path, tmp_path / "b")
+    for name in first["files"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    rows = Store(store_path).runs()
+    changes = {(row.method, row.seed): row.figures["holdout_change_points"] for row in rows}
+    assert any(change != 0 for change in changes.values())
+    text = (tmp_path / "a" / "report.md").read_text()
+    for method in ("auto", "block-gradient"):
+        values = np.array([changes[method, seed] for seed in range(3)])
+        expected = f"| `{method}` | 3 | {values.mean():+.2f} ± {values.std(ddof=1):.2f} |"
+        assert expected in text, expected
+    differences = [changes["auto", seed] - changes["block-gradient", seed] for seed in range(3)]
+    from scipy.stats import wilcoxon
+
+    p = wilcoxon([changes["auto", s] for s in range(3)], [changes["block-gradient", s] for s in range(3)]).pvalue \
+        if any(differences) else 1.0
+    assert (f"| `block-gradient` | 3 | {np.mean(differences):+.2f} | {sum(d > 0 for d in differences)}/3 | {p:.2g} |"
+            in text)
+    table = list(csv.DictReader(io.StringIO((tmp_path / "a" / "runs.csv").read_text())))
+    assert [(line["method"], int(line["seed"])) for line in table] == [(row.method, row.seed) for row in rows]
+    assert [float(line["holdout_change_points"]) for line in table] == pytest.approx(
+        [row.figures["holdout_change_points"] for row in rows], abs=1e-4)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name = 'x'\nbogus = 1\n[[grid]]\nmodels = ['m']\n", "unknown keys ['bogus']"),
+    ("name = 'x'\n", "has no [[grid]] table"),
+    ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['m']\nscenarios = ['t']\n"
+     "methods = ['no-such-method']\n", "method 'no-such-method' is neither registered"),
+    ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['other']\nscenarios = ['t']\n"
+     "methods = ['auto']\n", "names model 'other'"),
+    ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[methods.v]\nmethod = 'auto'\ntask = { no_such = 1 }\n"
+     "[[grid]]\nmodels = ['m']\nscenarios = ['t']\nmethods = ['v']\n", "unknown setting 'no_such'"),
+    ("[[grid\n", "is not valid TOML"),
+])
+def test_a_bad_study_file_is_refused_in_one_line(cli, digits_checkpoint, tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("CKPT", str(digits_checkpoint)))
+    status_code, _, stderr = cli("study", "run", path)
+    assert status_code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert not (tmp_path / "bad.sqlite").exists()
+
+
+def test_study_options_are_refused_where_they_mean_nothing(cli, tmp_path):
+    status_code, _, stderr = cli("study", "status", tmp_path / "x.sqlite", "--workers", "2")
+    assert status_code == 1 and "--workers means something only to `study run`" in stderr
+    status_code, _, stderr = cli("study", "status", tmp_path / "missing.sqlite")
+    assert status_code == 1 and "does not exist" in stderr
+    status_code, _, stderr = cli("study", "report", tmp_path / "missing.sqlite")
+    assert status_code == 1 and "needs --out" in stderr
