@@ -189,3 +189,29 @@ def test_study_options_are_refused_where_they_mean_nothing(cli, tmp_path):
     assert status_code == 1 and "does not exist" in stderr
     status_code, _, stderr = cli("study", "report", tmp_path / "missing.sqlite")
     assert status_code == 1 and "needs --out" in stderr
+
+
+def test_the_ray_engine_gives_the_rows_local_workers_give(digits_checkpoint, tmp_path):
+    ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")  # CI installs the extra
+    local = tmp_path / "local"
+    local.mkdir()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    methods = ("block-gradient", "broken")
+    run_study(load_study(_study(local, digits_checkpoint, methods=methods)), workers=2, log=lambda line: None, poll=0.1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        lines = []
+        result = run_study(load_study(_study(remote, digits_checkpoint, methods=methods)), workers=2, engine="ray",
+                           log=lines.append)
+    finally:
+        ray.shutdown()
+    assert result["counts"]["done"] == 2 and result["counts"]["failed"] == 2
+    assert sum(line.startswith("[") for line in lines) == 4  # one progress line per run
+    here = {row.hash: row for row in Store(local / "tiny.sqlite").runs()}
+    there = {row.hash: row for row in Store(remote / "tiny.sqlite").runs()}
+    assert set(here) == set(there)
+    for key, row in here.items():
+        assert there[key].status == row.status and there[key].error == row.error
+        timeless = {k: v for k, v in (row.figures or {}).items() if k != "seconds"}  # the method's wall time
+        assert {k: v for k, v in (there[key].figures or {}).items() if k != "seconds"} == timeless
