@@ -22,7 +22,7 @@ LAYERS = {
     "_localize": 2, "_search": 2,
     "_repair": 3,
     "_comparison": 4,
-    "_api": 5, "commands": 5, "cli": 5, "__init__": 5,
+    "_api": 5, "study": 5, "commands": 5, "cli": 5, "__init__": 5, "__main__": 5,
 }
 
 
