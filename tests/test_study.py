@@ -215,3 +215,23 @@ def test_the_ray_engine_gives_the_rows_local_workers_give(digits_checkpoint, tmp
         assert there[key].status == row.status and there[key].error == row.error
         timeless = {k: v for k, v in (row.figures or {}).items() if k != "seconds"}  # the method's wall time
         assert {k: v for k, v in (there[key].figures or {}).items() if k != "seconds"} == timeless
+
+
+def test_rows_made_before_the_store_are_imported_once_and_reported_as_imported(cli, tmp_path):
+    source = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "heldout_rows.jsonl"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(source.read_text().splitlines(keepends=True)[:3]))
+    store_path = tmp_path / "old.sqlite"
+    status_code, stdout, stderr = cli("study", "import", store_path, "--rows", rows)
+    assert status_code == 0 and "imported 3 of 3 rows" in stdout, stderr
+    assert cli("study", "import", store_path, "--rows", rows)[1].startswith("imported 0 of 3")  # once only
+    stored = Store(store_path).runs()
+    assert [row.status for row in stored] == ["imported"] * 3 and all(row.code_version is None for row in stored)
+    import json
+
+    first = json.loads(rows.read_text().splitlines()[0])
+    assert stored[0].figures["holdout_change_points"] == first["judged"]["returned"]["holdout"]["change_points"]
+    write_report(store_path, tmp_path / "report")
+    assert "imported 3 (made before the store" in (tmp_path / "report" / "report.md").read_text()
+    status_code, _, stderr = cli("study", "import", store_path)
+    assert status_code == 1 and "needs --rows" in stderr

@@ -9,15 +9,17 @@ from .._checks import positive_int
 from ..errors import ArchRepairError
 from .base import Command, console
 
-ACTIONS = ("run", "status", "report")
-ONLY = {"--workers": "run", "--engine": "run", "--address": "run", "--retry-failed": "run", "--out": "report"}
+ACTIONS = ("run", "status", "report", "import")
+ONLY = {"--workers": "run", "--engine": "run", "--address": "run", "--retry-failed": "run", "--out": "report",
+        "--rows": "import"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=ACTIONS,
                         help="run: run the study file's pending rows; status: a store's rows by status and the time "
-                             "left; report: Markdown, CSV and PNG regenerated from a store")
-    parser.add_argument("path", help="run: the study file (.toml); status, report: its store (.sqlite)")
+                             "left; report: Markdown, CSV and PNG regenerated from a store; import: rows made before the store "
+                             "(--rows FILE.jsonl) into it, marked imported")
+    parser.add_argument("path", help="run: the study file (.toml); status, report, import: its store (.sqlite)")
     parser.add_argument("--workers", type=positive_int,
                         help="run: runs at a time (local: processes on this machine, each claiming rows; ray: tasks "
                              "in flight; default 1)")
@@ -26,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="run, ray engine: the Ray cluster's address (default: a local Ray instance)")
     parser.add_argument("--retry-failed", action="store_true", help="run: run the failed rows again")
     parser.add_argument("--out", help="report: the folder to write (report.md, runs.csv, changes.png)")
+    parser.add_argument("--rows", help="import: a JSON-lines file of the held-out bench's rows "
+                                       "(benchmarks/results/heldout_rows.jsonl)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -44,6 +48,12 @@ def run(args: argparse.Namespace) -> dict:
         from ..study import status
 
         return status(args.path)
+    if args.action == "import":
+        if not args.rows:
+            raise ArchRepairError("study import needs --rows FILE.jsonl: the rows to import")
+        from ..study import import_rows
+
+        return import_rows(args.path, args.rows)
     if not args.out:
         raise ArchRepairError("study report needs --out DIR: the folder to write the report into")
     from ..study import write_report
@@ -52,6 +62,9 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def show(result: dict) -> None:
+    if "imported" in result and "counts" not in result:
+        console.print(f"imported {result['imported']} of {result['rows']} rows into [bold]{result['store']}[/]")
+        return
     if "files" in result:
         console.print(f"wrote {', '.join(result['files'])} to [bold]{result['out']}[/] ({result['finished']} of "
                       f"{result['runs']} runs finished, {result['groups']} model-scenario groups)")

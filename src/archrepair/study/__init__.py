@@ -3,8 +3,9 @@ workers into an SQLite store (:mod:`.store`; locally or on a Ray cluster, :mod:`
 report regenerated from the store alone (:mod:`.report`)."""
 
 from .engine import ENGINES, run_study, status
+from .imported import import_rows
 from .report import write_report
 from .spec import Run, Study, load_study
 from .store import Store, StoredRun
 
-__all__ = ["ENGINES", "Run", "Store", "StoredRun", "Study", "load_study", "run_study", "status", "write_report"]
+__all__ = ["ENGINES", "Run", "import_rows", "Store", "StoredRun", "Study", "load_study", "run_study", "status", "write_report"]

@@ -118,6 +118,20 @@ class Store:
                 added += cursor.rowcount
         return added
 
+    def add_imported(self, runs: list[Run], figures: list[dict], seconds: list[float | None]) -> int:
+        """Insert finished results made before the store as ``imported`` rows (none already stored
+        by hash); returns how many."""
+        with self.transaction() as db:
+            start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
+            added = 0
+            for run, found, wall in zip(runs, figures, seconds):
+                added += db.execute(
+                    "INSERT OR IGNORE INTO runs (hash, position, model, scenario, method, seed, config, status, "
+                    "figures, seconds, completions) VALUES (?, ?, ?, ?, ?, ?, ?, 'imported', ?, ?, 1)",
+                    (run.hash, start + added, run.model, run.scenario, run.method, run.seed,
+                     json.dumps(run.config, sort_keys=True), json.dumps(found, sort_keys=True), wall)).rowcount
+        return added
+
     def reset(self, retry_failed: bool = False) -> dict[str, int]:
         """Rows a previous driver left ``running`` (it was killed) back to ``pending``, noted; with
         ``retry_failed`` the failed ones too. Call with the driver's lock held."""
