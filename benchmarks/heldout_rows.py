@@ -49,8 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser, methods: str, seeds: str) -> 
     parser.add_argument("--old-rows", action="store_true",
                         help="report the rows stored before the keep rule (the final choice by validation accuracy); "
                              "runs nothing")
-    parser.add_argument("--out", default=str(STORE))
+    parser.add_argument("--out", default=str(STORE), type=_rows_file,
+                        help="the JSON-lines store of rows, read and appended to (not a report: the report is stdout)")
     parser.add_argument("--report-only", action="store_true", help="print the tables from the stored rows; run nothing")
+
+
+def _rows_file(value: str) -> str:
+    if not value.endswith(".jsonl"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a .jsonl rows store (the report goes to stdout)")
+    return value
 
 
 def settings_of(args: argparse.Namespace) -> dict:
