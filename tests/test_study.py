@@ -173,6 +173,8 @@ def test_the_report_is_regenerated_identically_and_its_numbers_are_the_rows(digi
     ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[methods.v]\nmethod = 'auto'\ntask = { no_such = 1 }\n"
      "[[grid]]\nmodels = ['m']\nscenarios = ['t']\nmethods = ['v']\n", "unknown setting 'no_such'"),
     ("[[grid\n", "is not valid TOML"),
+    ("budget = { minutes = 2 }\n[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['m']\n"
+     "scenarios = ['t']\nmethods = ['auto']\n", "budget has unknown keys ['minutes']"),
 ])
 def test_a_bad_study_file_is_refused_in_one_line(cli, digits_checkpoint, tmp_path, text, message):
     path = tmp_path / "bad.toml"

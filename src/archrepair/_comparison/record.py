@@ -71,11 +71,11 @@ class ComparisonRow:
             repair_train_indices=report["split"]["repair_train_indices"],
             val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"), keep=report.get("keep"),
             notes=report["details"].get("notes", []),
-            **_judged_fields(report.get("judged") or {}),
+            **judged_fields(report.get("judged") or {}),
         )
 
 
-def _judged_fields(judged: dict) -> dict:
+def judged_fields(judged: dict) -> dict:
     """The flat :class:`ComparisonRow` fields of a report's ``judged`` figures."""
     fields = {}
     for whose, prefix in (("returned", ""), ("candidate", "candidate_")):

@@ -302,9 +302,8 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
 def _with_field_fit(repair: RepairSet, data: ImageData, rows: np.ndarray) -> RepairSet:
     """The field fit part's images that the original classifies correctly (``rows`` of the field
     set) appended as fit rows: what the repair should keep right on the field population."""
-    added = len(repair.y) + np.arange(len(rows))
-    return replace(repair, x=np.concatenate([repair.x, data.x_test[rows]]), y=np.concatenate([repair.y, data.y_test[rows]]),
-                   field_fit_indices=rows, field_fit_rows=added)
+    repair, added = _with_field_rows(repair, data, rows)
+    return replace(repair, field_fit_indices=rows, field_fit_rows=added)
 
 
 def _with_field_validation(repair: RepairSet, keep: KeepRows | None, data: ImageData, rows: np.ndarray,
@@ -318,9 +317,15 @@ def _with_field_validation(repair: RepairSet, keep: KeepRows | None, data: Image
         keep = replace(keep, x=np.concatenate([keep.x, data.x_test[kept]]), y=np.concatenate([keep.y, data.y_test[kept]]),
                        source=f"{keep.source} and half of the field validation part", field_indices=kept)
         rows = np.sort(rows[stop_part])
+    repair, added = _with_field_rows(repair, data, rows)
+    return replace(repair, val_rows=np.concatenate([repair.val_rows, added]), field_val_indices=rows), keep
+
+
+def _with_field_rows(repair: RepairSet, data: ImageData, rows: np.ndarray) -> tuple[RepairSet, np.ndarray]:
+    """``repair`` with the field set's ``rows`` appended, and the row numbers they took."""
     added = len(repair.y) + np.arange(len(rows))
-    return replace(repair, x=np.concatenate([repair.x, data.x_test[rows]]), y=np.concatenate([repair.y, data.y_test[rows]]),
-                   val_rows=np.concatenate([repair.val_rows, added]), field_val_indices=rows), keep
+    return replace(repair, x=np.concatenate([repair.x, data.x_test[rows]]),
+                   y=np.concatenate([repair.y, data.y_test[rows]])), added
 
 
 def _halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from .._checks import output_lock
 from ..errors import ArchRepairError
 from .execute import execute
 from .spec import Study
-from .store import Store, StoredRun
+from .store import STATUSES, Store, StoredRun
 
 ENGINES = ("local", "ray")
 
@@ -59,7 +59,7 @@ def run_study(study: Study, workers: int = 1, engine: str = "local", address: st
                     _run_processes(store, owner, hashes, workers, log, poll)
             finally:
                 store.release(owner)
-            counts = {status: 0 for status in ("pending", "running", "done", "failed", "imported")}
+            counts = dict.fromkeys(STATUSES, 0)
             for run in store.runs():
                 if run.hash in hashes:
                     counts[run.status] += 1
@@ -71,14 +71,13 @@ def run_study(study: Study, workers: int = 1, engine: str = "local", address: st
 
 def describe(run: StoredRun) -> str:
     """One line for a finished row: its grid cell and its headline figure (or its error)."""
-    cell = describe_cell(run)
     if run.status == "failed":
-        return f"{cell}: failed: {run.error}"
+        return f"{run.cell}: failed: {run.error}"
     figures = run.figures or {}
     change = figures.get("holdout_change_points")
     headline = (f"hold-out {change:+.2f} points, negative flips {100 * figures['holdout_negative_flip_rate']:.2f}%"
                 if change is not None else f"change {figures.get('change_points', 0.0):+.2f} points (paper's figure)")
-    return f"{cell}: {headline}, kept {figures.get('kept')}, {run.seconds:.0f} s"
+    return f"{run.cell}: {headline}, kept {figures.get('kept')}, {run.seconds:.0f} s"
 
 
 def _run_here(store: Store, owner: str, hashes: set[str], log: Callable[[str], None]) -> None:
@@ -199,13 +198,9 @@ def status(path: str | Path) -> dict:
         seconds_left = None if None in estimates else sum(estimates) / workers
         now = time.time()
         return {"store": str(path), "study": store.meta("study"), "counts": counts,
-                "running": [{"run": describe_cell(run), "worker": run.worker, "seconds": round(now - run.started)}
+                "running": [{"run": run.cell, "worker": run.worker, "seconds": round(now - run.started)}
                             for run in rows if run.status == "running"],
-                "failed": [{"run": describe_cell(run), "error": run.error} for run in rows if run.status == "failed"],
+                "failed": [{"run": run.cell, "error": run.error} for run in rows if run.status == "failed"],
                 "seconds_done": round(sum(run.seconds for run in done), 1), "seconds_left": seconds_left}
     finally:
         store.close()
-
-
-def describe_cell(run: StoredRun) -> str:
-    return f"{run.model} {run.scenario} {run.method} seed {run.seed}"

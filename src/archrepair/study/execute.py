@@ -5,7 +5,6 @@ repair, and return the figures of :class:`~archrepair._comparison.record.Compari
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import asdict
 
 # the index lists a comparison row carries for rerunning it: the store keeps the config instead
@@ -15,7 +14,7 @@ BULKY = ("repair_train_indices", "val_rows")
 def execute(config: dict) -> dict:
     """The outcome of the run ``config`` (:func:`~archrepair.study.spec.resolve_runs`): ``figures``,
     ``seconds`` (wall, loading included), ``code_version`` and ``environment``; or ``error`` (one
-    line: its type and message) with the traceback's last line in ``where``, when the run raised."""
+    line: its type and message), when the run raised."""
     import torch
 
     from .._checks import code_version, environment
@@ -23,16 +22,14 @@ def execute(config: dict) -> dict:
     started = time.perf_counter()
     torch.set_num_threads(config["threads"])
     try:
-        figures = _figures(config)
-        error = where = None
+        figures, error = _figures(config), None
     except Exception as raised:  # a failed run is recorded; the study goes on
         figures = None
         error = f"{type(raised).__name__}: {str(raised).splitlines()[0] if str(raised) else ''}"
-        where = traceback.format_exc().strip().splitlines()[-3].strip()
     outcome = {"figures": figures, "seconds": round(time.perf_counter() - started, 2), "code_version": code_version(),
                "environment": environment() | {"device": config["task"]["device"]}}
     if error is not None:
-        outcome |= {"error": error, "where": where}
+        outcome["error"] = error
     return outcome
 
 

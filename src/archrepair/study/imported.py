@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .._comparison.record import _judged_fields
+from .._comparison.record import judged_fields
 from ..errors import ArchRepairError
 from .spec import Run
 from .store import Store
@@ -34,12 +34,12 @@ def import_rows(store_path: str | Path, rows_path: str | Path) -> dict:
                   "method": row["method"], "seed": row["seed"], "settings": settings, "variant": row.get("variant"),
                   "configuration": row.get("configuration"), "commit": row.get("commit")}
         runs.append(Run(row["model"], scenario, row["method"], int(row["seed"]), config))
-        figures.append(_judged_fields(row["judged"] or {}) | {
+        figures.append(judged_fields(row["judged"] or {}) | {
             "method": row["method"], "seed": row["seed"], "kept": row.get("kept"), "keep": row.get("keep"),
             "block": row.get("block"), "genotype": row.get("genotype"), "shift_table": row.get("shift_table")})
     store = Store(store_path)
     try:
-        added = store.add_imported(runs, figures, [row.get("seconds") for row in rows])
+        added = store.add(runs, list(zip(figures, [row.get("seconds") for row in rows])))
     finally:
         store.close()
     return {"store": str(store_path), "rows": len(rows), "imported": added}

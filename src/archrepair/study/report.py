@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import write_bytes_atomically, write_text_atomically
-from .store import Store, StoredRun
+from .store import STATUSES, Store, StoredRun
 
 CSV_COLUMNS = ("model", "scenario", "method", "seed", "status", "hash", "holdout_change_points",
                "holdout_negative_flip_rate", "holdout_unseen_fix_rate", "candidate_holdout_change_points",
@@ -87,8 +87,7 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
     """The report's text (see the module docstring)."""
     from .._repair import DEFAULT_METHOD
 
-    counts = {status: sum(run.status == status for run in rows) for status in ("done", "imported", "failed",
-                                                                               "pending", "running")}
+    counts = {status: sum(run.status == status for run in rows) for status in STATUSES}
     lines = [f"# Study {name}", "", _answers(groups, DEFAULT_METHOD), "",
              f"Runs: {len(rows)}; done {counts['done']}, imported {counts['imported']} (made before the store: no "
              f"code version or environment), failed {counts['failed']}, not run yet "
@@ -114,7 +113,7 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
     failed = [run for run in rows if run.status == "failed"]
     if failed:
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
-        lines += [f"| {run.model} {run.scenario} {run.method} seed {run.seed} | {run.error} |" for run in failed]
+        lines += [f"| {run.cell} | {run.error} |" for run in failed]
         lines.append("")
     return "\n".join(lines)
 

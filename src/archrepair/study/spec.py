@@ -116,6 +116,10 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
 
     raw, base = study.raw, study.path.parent
     models, scenarios = raw.get("models") or {}, raw.get("scenarios") or {}
+    unknown = set(raw.get("budget", {})) - {"seconds", "epochs"}
+    if unknown:
+        raise ArchRepairError(f"study {study.name!r}: budget has unknown keys {sorted(unknown)}; known: epochs, seconds")
+    budget = Budget(**raw.get("budget", {}))
     fingerprints: dict[str, str] = {}
     runs: dict[str, Run] = {}
     for number, grid in enumerate(raw["grid"], 1):
@@ -138,7 +142,6 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
                 for label in grid["methods"]:
                     method, overrides = _method(study, label)
                     settings = overrides_applied(RepairSettings(), overrides.get("settings", {}), f"{label}.settings")
-                    budget = Budget(**raw.get("budget", {}))
                     for seed in seeds:
                         task = overrides_applied(TaskConfig(
                             train_examples=raw.get("train_examples", 5000), seed=int(seed), corruption=shift,

@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STATUSES = ("pending", "running", "done", "failed", "imported")
+BACK_TO_PENDING = ("UPDATE runs SET status = 'pending', owner = NULL, worker = NULL, "
+                   "note = 'interrupted on attempt ' || attempts || ', rerun' WHERE status = 'running'")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,11 @@ class StoredRun:
     started: float | None
     finished: float | None
 
+    @property
+    def cell(self) -> str:
+        """Its place in the grid, in words."""
+        return f"{self.model} {self.scenario} {self.method} seed {self.seed}"
+
 
 class Store:
     """The SQLite store at ``path`` (created with its schema when missing)."""
@@ -89,6 +96,7 @@ class Store:
             self.connection.executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
             raise ArchRepairError(f"{str(self.path)!r} is not a study store: {error}") from None
+        self.columns = [column[0] for column in self.connection.execute("SELECT * FROM runs LIMIT 0").description]
 
     def close(self) -> None:
         self.connection.close()
@@ -104,41 +112,29 @@ class Store:
             raise
         self.connection.execute("COMMIT")
 
-    def add(self, runs: list[Run]) -> int:
-        """Insert the runs not stored yet (by hash), in order after the stored ones; returns how many."""
+    def add(self, runs: list[Run], results: list[tuple[dict, float | None]] | None = None) -> int:
+        """Insert the runs not stored yet (by hash), in order after the stored ones, as ``pending``;
+        with ``results`` (``(figures, seconds)`` per run: made before the store) as ``imported``.
+        Returns how many were inserted."""
         with self.transaction() as db:
             start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
             added = 0
-            for run in runs:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO runs (hash, position, model, scenario, method, seed, config) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (run.hash, start + added, run.model, run.scenario, run.method, run.seed,
-                     json.dumps(run.config, sort_keys=True)))
-                added += cursor.rowcount
-        return added
-
-    def add_imported(self, runs: list[Run], figures: list[dict], seconds: list[float | None]) -> int:
-        """Insert finished results made before the store as ``imported`` rows (none already stored
-        by hash); returns how many."""
-        with self.transaction() as db:
-            start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
-            added = 0
-            for run, found, wall in zip(runs, figures, seconds):
+            for number, run in enumerate(runs):
+                figures, seconds = results[number] if results is not None else (None, None)
                 added += db.execute(
                     "INSERT OR IGNORE INTO runs (hash, position, model, scenario, method, seed, config, status, "
-                    "figures, seconds, completions) VALUES (?, ?, ?, ?, ?, ?, ?, 'imported', ?, ?, 1)",
+                    "figures, seconds, completions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run.hash, start + added, run.model, run.scenario, run.method, run.seed,
-                     json.dumps(run.config, sort_keys=True), json.dumps(found, sort_keys=True), wall)).rowcount
+                     json.dumps(run.config, sort_keys=True), "pending" if results is None else "imported",
+                     None if figures is None else json.dumps(figures, sort_keys=True), seconds,
+                     int(results is not None))).rowcount
         return added
 
     def reset(self, retry_failed: bool = False) -> dict[str, int]:
         """Rows a previous driver left ``running`` (it was killed) back to ``pending``, noted; with
         ``retry_failed`` the failed ones too. Call with the driver's lock held."""
         with self.transaction() as db:
-            interrupted = db.execute(
-                "UPDATE runs SET status = 'pending', owner = NULL, worker = NULL, "
-                "note = 'interrupted on attempt ' || attempts || ', rerun' WHERE status = 'running'").rowcount
+            interrupted = db.execute(BACK_TO_PENDING).rowcount
             retried = db.execute("UPDATE runs SET status = 'pending', note = 'failed on attempt ' || attempts || "
                                  "', retried' WHERE status = 'failed'").rowcount if retry_failed else 0
         return {"interrupted": interrupted, "retried": retried}
@@ -170,9 +166,7 @@ class Store:
     def release(self, owner: str) -> None:
         """``owner``'s running rows back to pending (an interrupted driver's ``finally``)."""
         with self.transaction() as db:
-            db.execute("UPDATE runs SET status = 'pending', owner = NULL, worker = NULL, "
-                       "note = 'interrupted on attempt ' || attempts || ', rerun' WHERE status = 'running' "
-                       "AND owner = ?", (owner,))
+            db.execute(BACK_TO_PENDING + " AND owner = ?", (owner,))
 
     def get(self, run_hash: str) -> StoredRun:
         return self._decoded(self.connection.execute("SELECT * FROM runs WHERE hash = ?", (run_hash,)).fetchone())
@@ -198,8 +192,7 @@ class Store:
         return default if row is None else json.loads(row[0])
 
     def _decoded(self, row: tuple) -> StoredRun:
-        names = [column[0] for column in self.connection.execute("SELECT * FROM runs LIMIT 0").description]
-        values = dict(zip(names, row))
+        values = dict(zip(self.columns, row))
         for key in ("config", "figures", "environment"):
             values[key] = json.loads(values[key]) if values[key] else None
         return StoredRun(**values)
