@@ -4,8 +4,9 @@
     python benchmarks/train_base.py --schedule constant --target-accuracy 0.80 --name deployed80
                                                          # under-trained "deployed" model
 
-The checkpoint is kept under benchmarks/cache/<name> (later benchmarks start from it); an
-existing one is reported without retraining unless --force.
+The checkpoint is kept under benchmarks/cache/<name> (later benchmarks start from it; ``--into models``
+for the committed ones, see models/README.md); an existing one is reported without retraining unless
+--force.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
-from common import CACHE, cifar10_spec, print_headline
+from common import CACHE, ROOT, cifar10_spec, print_headline
 
 from archrepair.base_model import TrainJob, describe_epoch, train_base_model
 from archrepair.checkpoint import load_record
@@ -35,10 +37,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="resnet18-w0.25-converged")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--into", default=str(CACHE), help="the folder the checkpoint folder goes into "
+                                                           "(default benchmarks/cache; models/ for committed ones)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
 
-    out = CACHE / args.name
+    out = Path(args.into) / args.name
     if out.exists() and not args.force:
         record = load_record(out)
         print(f"reusing {out} (use --force to retrain)", file=sys.stderr)
@@ -51,12 +55,29 @@ def main() -> None:
         job = TrainJob(args.model, args.width, args.seed, channels_last=True)
         _, record, _ = train_base_model(data, job, config, out, resolve_device(args.device), resume=True,
                                         on_epoch=lambda e: print(describe_epoch(e), flush=True))
+    if out.resolve().is_relative_to(ROOT) and record.data["spec"].startswith("imagefolder:/"):
+        relative_data_spec(out)
     print_headline({
         "model": record.architecture, "width": record.arguments["width"],
         "test_accuracy": round(record.metrics["test_accuracy"], 4),
         "epochs": record.training["epochs_run"], "train_seconds": record.training["seconds"],
         "stop_reason": record.training["stop_reason"], "torch_threads": torch.get_num_threads(),
     })
+
+
+def relative_data_spec(out: Path) -> None:
+    """Record the data spec of the checkpoint in ``out`` relative to the repository root
+    (``imagefolder:../shared/data/...``, as the shared models record it), so that a committed folder
+    loads on any machine with ``../shared`` beside the repository."""
+    import json
+    import os
+
+    from archrepair.fileio import write_text_atomically
+
+    record = json.loads((out / "model.json").read_text())
+    path = record["data"]["spec"].removeprefix("imagefolder:")
+    record["data"]["spec"] = f"imagefolder:{os.path.relpath(path, ROOT)}"
+    write_text_atomically(out / "model.json", json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

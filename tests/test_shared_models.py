@@ -1,12 +1,18 @@
-"""The base checkpoints every machine has (``../shared/models``): they load, and reproduce the test
-accuracy their records state on the shared CIFAR-10 copy, so benchmarks on a fresh clone start
-from the same models."""
+"""The base checkpoints every machine has (ResNet-18 in ``../shared/models``, VGG-16 committed under
+``models/``): they load, and reproduce the test accuracy their records state on the shared CIFAR-10
+copy, so benchmarks and studies on a fresh clone start from the same models."""
 
 from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
 
 import pytest
 
 NAMES = ["resnet18-w0.25-deployed80", "resnet18-w0.25-converged", "resnet18-w0.25-e21"]
+COMMITTED = Path(__file__).resolve().parent.parent / "models"
+COMMITTED_NAMES = ["vgg16-w0.25-undertrained", "vgg16-w0.25-converged"]
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +24,22 @@ def cifar10(shared_data, tmp_path_factory):
         return load_data(f"imagefolder:{shared_data / 'cifar10' / 'cifar10-jpeg-q75.tar.gz'}")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + COMMITTED_NAMES)
 def test_a_shared_base_model_reproduces_its_recorded_test_accuracy(name, shared_models, cifar10):
     from archrepair.base_model import make_loader
     from archrepair.checkpoint import load_checkpoint
     from archrepair.evaluate import predict_logits
 
-    model, record = load_checkpoint(shared_models / name)
+    model, record = load_checkpoint((COMMITTED if name in COMMITTED_NAMES else shared_models) / name)
     assert record.data["fingerprint"] == cifar10.fingerprint
     predictions = predict_logits(model, make_loader(cifar10, "test", record)).argmax(1).numpy()
     accuracy = float((predictions == cifar10.y_test).mean())
     assert abs(accuracy - record.metrics["test_accuracy"]) <= 0.001, (accuracy, record.metrics["test_accuracy"])
+
+
+def test_the_committed_models_are_the_ones_their_readme_names():
+    stated = dict(re.findall(r"`([\w.-]+)/model.safetensors` ([0-9a-f]{64})", (COMMITTED / "README.md").read_text()))
+    assert sorted(stated) == sorted(COMMITTED_NAMES)
+    for name, digest in stated.items():
+        assert hashlib.sha256((COMMITTED / name / "model.safetensors").read_bytes()).hexdigest() == digest, name
+        assert '"spec": "imagefolder:../shared/data/' in (COMMITTED / name / "model.json").read_text()

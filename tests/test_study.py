@@ -5,6 +5,7 @@ alone, deterministically, with numbers that match its rows."""
 from __future__ import annotations
 
 import csv
+import json
 import io
 import os
 import signal
@@ -237,3 +238,93 @@ def test_rows_made_before_the_store_are_imported_once_and_reported_as_imported(c
     assert "imported 3 (made before the store" in (tmp_path / "report" / "report.md").read_text()
     status_code, _, stderr = cli("study", "import", store_path)
     assert status_code == 1 and "needs --rows" in stderr
+
+
+def test_a_study_export_restores_a_new_store_without_running_anything_again(digits_checkpoint, tmp_path):
+    path = _study(tmp_path, digits_checkpoint, methods=("block-gradient", "broken"), seeds=(0,))
+    path.write_text('export = "tiny/runs.jsonl"\n' + path.read_text())
+    run_study(load_study(path), log=lambda line: None)
+    export = tmp_path / "tiny" / "runs.jsonl"
+    exported = [json.loads(line) for line in export.read_text().splitlines()]
+    assert sorted(row["status"] for row in exported) == ["done", "failed"]  # written as rows finish
+    write_report(tmp_path / "tiny.sqlite", tmp_path / "before")
+    (tmp_path / "tiny.sqlite").unlink()  # a fresh machine: the export is committed, the store is not
+    lines = []
+    result = run_study(load_study(path), log=lines.append)
+    assert result["counts"]["done"] == 1 and result["counts"]["failed"] == 1
+    assert any("restored 2 finished rows" in line for line in lines) and not any(line.startswith("[") for line in lines)
+    write_report(tmp_path / "tiny.sqlite", tmp_path / "after")
+    for name in ("report.md", "runs.csv", "changes.png"):
+        assert (tmp_path / "before" / name).read_bytes() == (tmp_path / "after" / name).read_bytes(), name
+    assert export.read_text() == "".join(json.dumps(row, sort_keys=True) + "\n" for row in exported)
+
+
+def test_a_run_keeps_its_hash_wherever_the_checkpoint_lies_and_runs_from_the_new_place(digits_checkpoint, tmp_path):
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "model"
+    shutil.copytree(digits_checkpoint, moved)
+    here = load_study(_study(tmp_path, digits_checkpoint, name="here.toml")).runs()
+    there_study = load_study(_study(tmp_path, moved, name="there.toml"))
+    there = there_study.runs()
+    assert [run.hash for run in here] == [run.hash for run in there]
+    store = Store(tmp_path / "shared.sqlite")
+    store.add(here)
+    store.add(there)  # the pending rows now run from the new place
+    assert {row.config["checkpoint"] for row in store.runs()} == {str(moved.resolve())}
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def rgb_digits_checkpoint(digits, tmp_path_factory):
+    """The digits with their gray channel repeated (the corruptions take RGB) as an npz, and a small
+    CNN trained on them for 3 epochs."""
+    import torch
+
+    from archrepair.base_model import TrainJob, train_base_model
+    from archrepair.data import load_data
+    from archrepair.train import TrainConfig
+
+    folder = tmp_path_factory.mktemp("rgb-digits")
+    np.savez(folder / "rgb.npz", x_train=np.repeat(digits.x_train, 3, axis=-1), y_train=digits.y_train,
+             x_test=np.repeat(digits.x_test, 3, axis=-1), y_test=digits.y_test)
+    data = load_data(f"npz:{folder / 'rgb.npz'}")
+    train_base_model(data, TrainJob("small_cnn", 0.5, seed=0), TrainConfig(epochs=3, lr=0.05), folder / "model",
+                     torch.device("cpu"))
+    return folder / "model", data
+
+
+def test_a_corruption_run_records_its_15_corruption_table_and_a_named_block_the_localisers_scores(
+        rgb_digits_checkpoint, tmp_path):
+    from archrepair._api import load_problem
+    from archrepair.base_model import make_loader
+    from archrepair.data.corrupted import corrupted_test
+    from archrepair.data.corruptions import NAMES
+    from archrepair.evaluate import predict_logits
+    from archrepair.models.blocks import default_blocks
+
+    checkpoint, digits = rgb_digits_checkpoint
+    path = _study(tmp_path, checkpoint, methods=("named",), seeds=(0,))
+    path.write_text(path.read_text().replace('[scenarios.test]', '[scenarios.test]\n[scenarios.noise]\n'
+                                             'corruption = "gaussian_noise"\nseverity = 3\n')
+                    .replace('scenarios = ["test"]', 'scenarios = ["noise"]')
+                    .replace("[[grid]]", '[methods.named]\nmethod = "block-gradient"\nsettings = { block = "block2" }'
+                                         "\n\n[[grid]]"))
+    problem = load_problem(checkpoint)
+    assert "block2" in default_blocks(problem.model)
+    run_study(load_study(path), log=lambda line: None)
+    (row,) = Store(tmp_path / "tiny.sqlite").runs()
+    assert row.status == "done", row.error
+    table = row.figures["shift_table"]
+    assert set(table) == {"clean", *NAMES} and all(set(cell) == {"original", "returned", "candidate"}
+                                                   for cell in table.values())
+    split = load_problem(checkpoint, corruption={"name": "gaussian_noise", "severity": 3, "seed": 0}).failures(
+        None, 10, 0, "heldout", 0.5)
+    held = np.asarray(split.holdout_indices)
+    for name, images in (("clean", digits), ("gaussian_noise", corrupted_test(digits, "gaussian_noise", 3))):
+        predictions = predict_logits(problem.model, make_loader(images, "test", problem.record, indices=held)).argmax(1)
+        expected = round(100 * float((predictions.numpy() == digits.y_test[held]).mean()), 2)
+        assert table[name]["original"] == expected, name
+    localization = row.figures["localization"]
+    assert set(localization["blocks"]) == set(default_blocks(problem.model))
+    assert localization["chosen"] in localization["blocks"] and row.figures["block"] == "block2"

@@ -9,17 +9,18 @@ from .._checks import positive_int
 from ..errors import ArchRepairError
 from .base import Command, console
 
-ACTIONS = ("run", "status", "report", "import")
-ONLY = {"--workers": "run", "--engine": "run", "--address": "run", "--retry-failed": "run", "--out": "report",
-        "--rows": "import"}
+ACTIONS = ("run", "status", "report", "import", "export")
+ONLY = {"--workers": "run", "--engine": "run", "--address": "run", "--retry-failed": "run",
+        "--out": ("report", "export"), "--rows": "import"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=ACTIONS,
                         help="run: run the study file's pending rows; status: a store's rows by status and the time "
                              "left; report: Markdown, CSV and PNG regenerated from a store; import: rows made before the store "
-                             "(--rows FILE.jsonl) into it, marked imported")
-    parser.add_argument("path", help="run: the study file (.toml); status, report, import: its store (.sqlite)")
+                             "(--rows FILE.jsonl) into it, marked imported, or a store's export back into a store; "
+                             "export: a store's finished rows as JSON lines (--out FILE.jsonl), to commit")
+    parser.add_argument("path", help="run: the study file (.toml); status, report, import, export: its store (.sqlite)")
     parser.add_argument("--workers", type=positive_int,
                         help="run: runs at a time (local: processes on this machine, each claiming rows; ray: tasks "
                              "in flight; default 1)")
@@ -27,16 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                     "pip install -e \".[ray]\")")
     parser.add_argument("--address", help="run, ray engine: the Ray cluster's address (default: a local Ray instance)")
     parser.add_argument("--retry-failed", action="store_true", help="run: run the failed rows again")
-    parser.add_argument("--out", help="report: the folder to write (report.md, runs.csv, changes.png)")
+    parser.add_argument("--out", help="report: the folder to write (report.md, runs.csv, PNGs); export: the "
+                                      "JSON-lines file to write")
     parser.add_argument("--rows", help="import: a JSON-lines file of the held-out bench's rows "
-                                       "(benchmarks/results/heldout_rows.jsonl)")
+                                       "(benchmarks/results/heldout_rows.jsonl), or a store's export")
 
 
 def run(args: argparse.Namespace) -> dict:
-    for option, action in ONLY.items():
+    for option, actions in ONLY.items():
         value = getattr(args, option[2:].replace("-", "_"))
-        if value not in (None, False) and args.action != action:
-            raise ArchRepairError(f"{option} means something only to `study {action}`")
+        actions = (actions,) if isinstance(actions, str) else actions
+        if value not in (None, False) and args.action not in actions:
+            raise ArchRepairError(f"{option} means something only to `study {' / '.join(actions)}`")
     if args.address and args.engine != "ray":
         raise ArchRepairError("--address is the Ray cluster's: give it with --engine ray")
     if args.action == "run":
@@ -54,6 +57,12 @@ def run(args: argparse.Namespace) -> dict:
         from ..study import import_rows
 
         return import_rows(args.path, args.rows)
+    if args.action == "export":
+        if not args.out:
+            raise ArchRepairError("study export needs --out FILE.jsonl: the file to write")
+        from ..study import export_store
+
+        return export_store(args.path, args.out)
     if not args.out:
         raise ArchRepairError("study report needs --out DIR: the folder to write the report into")
     from ..study import write_report
@@ -62,6 +71,9 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def show(result: dict) -> None:
+    if "exported" in result:
+        console.print(f"wrote {result['exported']} finished rows of {result['store']} to [bold]{result['out']}[/]")
+        return
     if "imported" in result and "counts" not in result:
         console.print(f"imported {result['imported']} of {result['rows']} rows into [bold]{result['store']}[/]")
         return

@@ -6,6 +6,7 @@ from .engine import ENGINES, run_study, status
 from .imported import import_rows
 from .report import write_report
 from .spec import Run, Study, load_study
-from .store import Store, StoredRun
+from .store import Store, StoredRun, export_store
 
-__all__ = ["ENGINES", "Run", "import_rows", "Store", "StoredRun", "Study", "load_study", "run_study", "status", "write_report"]
+__all__ = ["ENGINES", "Run", "export_store", "import_rows", "Store", "StoredRun", "Study", "load_study", "run_study",
+           "status", "write_report"]

@@ -21,9 +21,11 @@ from pathlib import Path
 
 from .._checks import output_lock
 from ..errors import ArchRepairError
+from ..fileio import write_text_atomically
 from .execute import execute
+from .imported import import_into
 from .spec import Study
-from .store import STATUSES, Store, StoredRun
+from .store import STATUSES, Store, StoredRun, read_export
 
 ENGINES = ("local", "ray")
 
@@ -45,18 +47,32 @@ def run_study(study: Study, workers: int = 1, engine: str = "local", address: st
         try:
             store.set_meta("study", {"name": study.name, "file": str(study.path)})
             added = store.add(runs)
+            for rows_path, models in study.imports:
+                imported = import_into(store, rows_path, models)["imported"]
+                if imported:
+                    log(f"imported {imported} rows from {rows_path.name}")
+            if study.export is not None and study.export.is_file():
+                restored = store.restore(read_export(study.export))
+                if restored:
+                    log(f"restored {restored} finished rows from {study.export.name}")
             reset = store.reset(retry_failed)
             owner = uuid.uuid4().hex
             todo = sum(run.status == "pending" for run in store.runs() if run.hash in hashes)
             log(f"study {study.name}: {len(runs)} runs, {todo} to run ({added} new, {reset['interrupted']} interrupted "
                 f"before, {reset['retried']} failed retried), {workers} {engine} worker(s); store {study.store}")
+
+            def finished(run_hash: str) -> None:
+                log(_progress(store, run_hash, hashes))
+                if study.export is not None:
+                    write_text_atomically(study.export, store.export_lines())
+
             try:
                 if engine == "ray":
-                    _run_ray(store, owner, hashes, workers, address, log)
+                    _run_ray(store, owner, hashes, workers, address, finished)
                 elif workers == 1:
-                    _run_here(store, owner, hashes, log)
+                    _run_here(store, owner, hashes, finished)
                 else:
-                    _run_processes(store, owner, hashes, workers, log, poll)
+                    _run_processes(store, owner, hashes, workers, finished, poll)
             finally:
                 store.release(owner)
             counts = dict.fromkeys(STATUSES, 0)
@@ -80,15 +96,15 @@ def describe(run: StoredRun) -> str:
     return f"{run.cell}: {headline}, kept {figures.get('kept')}, {run.seconds:.0f} s"
 
 
-def _run_here(store: Store, owner: str, hashes: set[str], log: Callable[[str], None]) -> None:
+def _run_here(store: Store, owner: str, hashes: set[str], finished: Callable[[str], None]) -> None:
     """One worker: the driver itself."""
     worker = f"{os.uname().nodename}:{os.getpid()}"
     while (run := store.claim(owner, worker, hashes)) is not None:
         store.finish(run.hash, owner, worker, execute(run.config))
-        log(_progress(store, run.hash, hashes))
+        finished(run.hash)
 
 
-def _run_processes(store: Store, owner: str, hashes: set[str], workers: int, log: Callable[[str], None],
+def _run_processes(store: Store, owner: str, hashes: set[str], workers: int, finished: Callable[[str], None],
                    poll: float) -> None:
     """``workers`` processes claiming rows from the store; the driver reports each finished row."""
     context = multiprocessing.get_context("spawn")
@@ -104,7 +120,7 @@ def _run_processes(store: Store, owner: str, hashes: set[str], workers: int, log
                 if run.hash in hashes and run.owner == owner and run.status in ("done", "failed") \
                         and run.hash not in reported:
                     reported.add(run.hash)
-                    log(_progress(store, run.hash, hashes))
+                    finished(run.hash)
             if not alive:
                 break
             time.sleep(poll)
@@ -140,7 +156,7 @@ def _die_with_parent() -> None:
 
 
 def _run_ray(store: Store, owner: str, hashes: set[str], workers: int, address: str | None,
-             log: Callable[[str], None]) -> None:
+             finished: Callable[[str], None]) -> None:
     """Each run a Ray task (``num_cpus`` its threads, one GPU for a CUDA run), at most ``workers`` at a
     time; the driver claims rows, and records what comes back."""
     try:
@@ -165,7 +181,7 @@ def _run_ray(store: Store, owner: str, hashes: set[str], workers: int, address: 
             for reference in done:
                 run = flying.pop(reference)
                 store.finish(run.hash, owner, run.worker, ray.get(reference))
-                log(_progress(store, run.hash, hashes))
+                finished(run.hash)
     finally:
         for reference in flying:
             ray.cancel(reference, force=True)
@@ -180,8 +196,9 @@ def _progress(store: Store, run_hash: str, hashes: set[str]) -> str:
 
 def status(path: str | Path) -> dict:
     """The store's rows by status, the running ones (worker, seconds so far), the failed ones with
-    their errors, and the time left estimated from the finished rows (mean seconds per method,
-    overall for a method with none, divided among the workers of the last run)."""
+    their errors, and the time left estimated from the finished rows (mean seconds per method; for a
+    method with none, the run's wall-clock budget, else the mean over all methods), divided among the
+    workers of the last run."""
     store = Store(path, create=False)
     try:
         rows = store.runs()
@@ -194,7 +211,7 @@ def status(path: str | Path) -> dict:
         left = [run for run in rows if run.status in ("pending", "running")]
         workers = max((run.config.get("workers", 1) for run in left), default=1)
         estimates = [sum(per_method[run.method]) / len(per_method[run.method]) if run.method in per_method
-                     else overall for run in left]
+                     else _budget_seconds(run) or overall for run in left]
         seconds_left = None if None in estimates else sum(estimates) / workers
         now = time.time()
         return {"store": str(path), "study": store.meta("study"), "counts": counts,
@@ -204,3 +221,8 @@ def status(path: str | Path) -> dict:
                 "seconds_done": round(sum(run.seconds for run in done), 1), "seconds_left": seconds_left}
     finally:
         store.close()
+
+
+def _budget_seconds(run: StoredRun) -> float | None:
+    """The wall-clock budget of a run's repair (its configuration's ``budget.seconds``), if it has one."""
+    return ((run.config or {}).get("budget") or {}).get("seconds")

@@ -48,4 +48,33 @@ def _figures(config: dict) -> dict:
     result, report = run_repair(get_repairer(config["repairer"], settings, budget, log=lambda line: None), task,
                                 base_checkpoint=config["checkpoint"])
     row = asdict(ComparisonRow.from_report(report, sum(result.phase_seconds.values())))
-    return {key: value for key, value in row.items() if key not in BULKY} | {"fail_count": len(split.fail_indices)}
+    figures = {key: value for key, value in row.items() if key not in BULKY} | {"fail_count": len(split.fail_indices)}
+    if settings.block is not None:  # a block named by the study (RQ3): what the localiser would have said
+        figures["localization"] = _localization(task, settings)
+    if task_config.corruption:
+        figures["shift_table"] = _shift_table(config, problem, result, split)
+    return figures
+
+
+def _localization(task, settings) -> dict:
+    """The localiser's verdict on the run's ``D_fail``: the block it chooses, its criterion and, per
+    block, the vulnerable-neuron counts per level and the mean score."""
+    from .._repair.methods.archrepair import localised_block
+
+    _, report = localised_block(task, settings.localize, settings.localize_rows)
+    return {"chosen": report["chosen"], "criterion": report["criterion"],
+            "blocks": {row["block"]: {"vulnerable": row["vulnerable"], "mean_score": row["mean_score"]}
+                       for row in report["blocks"]}}
+
+
+def _shift_table(config: dict, problem, result, split) -> dict:
+    """The corruption scenario's table (:func:`~archrepair.study.shifted.shift_table`) for the
+    original, returned and candidate models."""
+    from ..data import load_data
+    from .shifted import shift_table
+
+    clean = load_data(config["data"] or problem.record.data.get("spec", ""))
+    corruption = config["task"]["corruption"]
+    models = {"original": problem.model, "returned": result.model, "candidate": result.candidate}
+    return shift_table(clean, corruption["name"], corruption["severity"], models, problem.record,
+                       split.holdout_indices, config["seed"])

@@ -1,6 +1,8 @@
 """A study's report, regenerated from its store alone and byte-identical for the same store:
-``report.md`` (the answers in numbers, then the tables), ``runs.csv`` (one line per run) and
-``changes.png`` (the returned hold-out change per method, one panel per model and scenario).
+``report.md`` (the answers in numbers, then the tables), ``runs.csv`` (one line per run),
+``changes.png`` (the returned hold-out change per method, one panel per model and scenario) and, for
+corruption scenarios, ``corruptions.png`` (accuracy under each corruption; the paper's Fig. 6).
+The paper's tables are in :mod:`~archrepair.study.paper_tables`.
 
 Figures are on the test hold-out of the ``heldout`` protocol (the field hold-out for a field
 scenario) in percentage points: *returned*, the model the keep rule handed back; *candidate*, the
@@ -20,6 +22,9 @@ import numpy as np
 
 from ..fileio import write_bytes_atomically, write_text_atomically
 from .store import STATUSES, Store, StoredRun
+from .paper_tables import (answers, block_layer_section, corruption_section, localisation_section, levels_section,
+                           shift_rows, target_of)
+from .variants import variant_labels
 
 CSV_COLUMNS = ("model", "scenario", "method", "seed", "status", "hash", "holdout_change_points",
                "holdout_negative_flip_rate", "holdout_unseen_fix_rate", "candidate_holdout_change_points",
@@ -69,16 +74,21 @@ def write_report(store_path: str | Path, out: str | Path) -> dict:
     write_text_atomically(out / "report.md", markdown(study.get("name", Path(store_path).stem), rows, groups))
     write_text_atomically(out / "runs.csv", runs_csv(rows))
     _chart(groups, out / "changes.png")
-    return {"out": str(out), "files": ["report.md", "runs.csv", "changes.png"], "runs": len(rows),
+    files = ["report.md", "runs.csv", "changes.png"]
+    if _corruption_chart(groups, out / "corruptions.png"):
+        files.append("corruptions.png")
+    return {"out": str(out), "files": files, "runs": len(rows),
             "finished": sum(run.status in ("done", "imported") for run in rows), "groups": len(groups)}
 
 
 def _groups(rows: list[StoredRun]) -> dict[tuple[str, str], list[MethodFigures]]:
-    """Finished rows by (model, scenario), then by method, each in order of first appearance."""
+    """Finished rows by (model, scenario), then by method variant (:func:`variant_labels`), each in
+    order of first appearance."""
+    finished = [run for run in rows if run.status in ("done", "imported") and run.figures]
+    labels = variant_labels(finished)
     grouped: dict[tuple[str, str], dict[str, list[StoredRun]]] = {}
-    for run in rows:
-        if run.status in ("done", "imported") and run.figures:
-            grouped.setdefault((run.model, run.scenario), {}).setdefault(run.method, []).append(run)
+    for run in finished:
+        grouped.setdefault((run.model, run.scenario), {}).setdefault(labels[run.hash], []).append(run)
     return {key: [MethodFigures(method, sorted(runs, key=lambda run: run.seed)) for method, runs in methods.items()]
             for key, methods in grouped.items()}
 
@@ -88,7 +98,7 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
     from .._repair import DEFAULT_METHOD
 
     counts = {status: sum(run.status == status for run in rows) for status in STATUSES}
-    lines = [f"# Study {name}", "", _answers(groups, DEFAULT_METHOD), "",
+    lines = [f"# Study {name}", "", answers(groups, DEFAULT_METHOD), "", _best_per_group(groups, DEFAULT_METHOD), "",
              f"Runs: {len(rows)}; done {counts['done']}, imported {counts['imported']} (made before the store: no "
              f"code version or environment), failed {counts['failed']}, not run yet "
              f"{counts['pending'] + counts['running']}. Figures in points on the test hold-out (the field hold-out for a "
@@ -110,6 +120,8 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
                 f"{np.mean([run.seconds or 0.0 for run in entry.runs]):.0f} | {imported} |")
         lines.append("")
     lines += _wilcoxon_section(groups, DEFAULT_METHOD)
+    lines += levels_section(groups) + corruption_section(groups) + localisation_section(groups)
+    lines += block_layer_section(groups)
     failed = [run for run in rows if run.status == "failed"]
     if failed:
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
@@ -118,9 +130,9 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
     return "\n".join(lines)
 
 
-def _answers(groups: dict[tuple[str, str], list[MethodFigures]], default: str) -> str:
-    """The first paragraph: per group, the method with the best mean returned change, and the default
-    and ArchRepair's figures, in numbers."""
+def _best_per_group(groups: dict[tuple[str, str], list[MethodFigures]], default: str) -> str:
+    """Per group, the method with the best mean returned change, and the default and ArchRepair's
+    figures, in numbers."""
     if not groups:
         return "No finished runs yet."
     parts = []
@@ -194,11 +206,7 @@ def _cell(value) -> str:
 
 def _chart(groups: dict[tuple[str, str], list[MethodFigures]], path: Path) -> None:
     """Bars of the mean returned change with the sample sd, one panel per group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     panels = max(len(groups), 1)
     figure, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.6), squeeze=False)
     for axis, ((model, scenario), methods) in zip(axes[0], groups.items()):
@@ -211,8 +219,54 @@ def _chart(groups: dict[tuple[str, str], list[MethodFigures]], path: Path) -> No
         axis.set_title(f"{model}, {scenario}", fontsize=9)
         axis.set_ylabel("returned hold-out change (points)", fontsize=8)
     figure.suptitle("Study runs: change on the test hold-out (heldout protocol), mean ± sd over seeds", fontsize=9)
+    _save(figure, path)
+
+
+def _corruption_chart(groups: dict[tuple[str, str], list[MethodFigures]], path: Path) -> bool:
+    """The paper's Fig. 6: per corruption group, the accuracy of the original and of each method's
+    returned model on clean images and under each corruption (mean over runs). ``False``: no group
+    has the tables, nothing written."""
+    panels = []
+    for (model, scenario), methods in groups.items():
+        tables = {entry.method: shift_rows(entry) for entry in methods}
+        tables = {method: rows for method, rows in tables.items() if rows}
+        if tables and target_of(scenario, next(iter(tables.values()))):
+            panels.append((f"{model}, {scenario}", tables))
+    if not panels:
+        return False
+    plt = _pyplot()
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 3.4 * len(panels)), squeeze=False)
+    for axis, (title, tables) in zip(axes[:, 0], panels):
+        names = list(next(iter(tables.values()))[0])
+        pooled = [table for rows in tables.values() for table in rows]
+        curves = {"original": [np.mean([table[name]["original"] for table in pooled]) for name in names]}
+        curves |= {method: [np.mean([table[name]["returned"] for table in rows]) for name in names]
+                   for method, rows in tables.items()}
+        for label, values in curves.items():
+            axis.plot(range(len(names)), values, marker="o", markersize=3, linewidth=1,
+                      color="black" if label == "original" else None, label=label)
+        axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        axis.set_ylabel("accuracy (%)", fontsize=8)
+        axis.set_title(title, fontsize=9)
+        axis.legend(fontsize=7, ncols=4)
+    figure.suptitle("Returned models on the test hold-out, clean and under each corruption (mean over runs)", fontsize=9)
+    _save(figure, path)
+    return True
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> None:
+    """``figure`` as a PNG at ``path``, the same bytes for the same figure."""
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(figure)
+    _pyplot().close(figure)
     write_bytes_atomically(path, buffer.getvalue())

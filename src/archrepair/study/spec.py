@@ -27,9 +27,16 @@ A study is a TOML file (paths in it are relative to the file)::
     scenarios = ["test", "gaussian"]
     methods = ["auto", "archrepair", "block-gradient-w0.5"]
 
+    export = "example/runs.jsonl"         # finished rows as text, to commit (the store is not)
+
+    [[imports]]                           # rows made before the store (study/imported.py)
+    rows = "../benchmarks/results/heldout_rows.jsonl"
+    models = { undertrained = "resnet18-undertrained" }   # old name = study name
+
 Each run resolves to a plain dictionary (:func:`resolve_runs`) whose hash names it in the store: it
 covers every resolved setting, the method's version (:func:`method_version`), the keep rule, the
-model's weights fingerprint, and the threads and worker count the run has.
+model's weights fingerprint, and the threads and worker count the run has (not the checkpoint's
+path on this machine).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from pathlib import Path
 from ..errors import ArchRepairError
 
 STUDY_KEYS = {"name", "seeds", "budget", "count", "train_examples", "threads", "device", "protocol", "holdout",
-              "keep_level", "models", "scenarios", "methods", "grid", "store"}
+              "keep_level", "models", "scenarios", "methods", "grid", "store", "imports", "export"}
 SCENARIO_KEYS = {"corruption", "severity", "field"}
 
 
@@ -74,6 +81,18 @@ class Study:
         return str(self.raw.get("name", self.path.stem))
 
     @property
+    def export(self) -> Path | None:
+        """The text export of the store's finished rows (``export``, relative to the file), rewritten
+        after each finished run and read back into a new store (:func:`~archrepair.study.store.read_export`)."""
+        return (self.path.parent / self.raw["export"]).resolve() if "export" in self.raw else None
+
+    @property
+    def imports(self) -> list[tuple[Path, dict[str, str]]]:
+        """``(rows file, model renames)`` of each ``[[imports]]`` table, paths relative to the file."""
+        return [((self.path.parent / entry["rows"]).resolve(), dict(entry.get("models", {})))
+                for entry in self.raw.get("imports", [])]
+
+    @property
     def store(self) -> Path:
         """The SQLite store: ``store`` of the file (relative to it), else ``<file stem>.sqlite`` beside it."""
         return (self.path.parent / self.raw.get("store", f"{self.path.stem}.sqlite")).resolve()
@@ -100,6 +119,10 @@ def load_study(path: str | Path) -> Study:
     for name, model in (raw.get("models") or {}).items():
         if "checkpoint" not in model:
             raise ArchRepairError(f"study file {str(path)!r}: model {name!r} has no checkpoint")
+    for entry in raw.get("imports", []):
+        if not isinstance(entry, dict) or "rows" not in entry or set(entry) - {"rows", "models"}:
+            raise ArchRepairError(f"study file {str(path)!r}: each [[imports]] table takes rows (a .jsonl file) and "
+                                  "optionally models (old name = study name)")
     for name, scenario in (raw.get("scenarios") or {}).items():
         if set(scenario) - SCENARIO_KEYS:
             raise ArchRepairError(f"study file {str(path)!r}: scenario {name!r} has unknown keys "
@@ -162,8 +185,11 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
 
 
 def config_hash(config: dict) -> str:
-    """sha256 (first 16 hex digits) of ``config`` as sorted JSON."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    """sha256 (first 16 hex digits) of ``config`` as sorted JSON, without where the checkpoint lies on
+    this machine (its weights' fingerprint names it), so that a study's rows keep their hashes on any
+    machine."""
+    named = {key: value for key, value in config.items() if key != "checkpoint"}
+    return hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def method_version(name: str) -> int:

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STATUSES = ("pending", "running", "done", "failed", "imported")
+FINISHED = ("done", "failed", "imported")
+# what a text export keeps of a finished row (not who ran it, or when)
+EXPORTED = ("hash", "model", "scenario", "method", "seed", "config", "status", "figures", "seconds", "code_version",
+            "environment", "error", "note", "attempts", "completions")
 BACK_TO_PENDING = ("UPDATE runs SET status = 'pending', owner = NULL, worker = NULL, "
                    "note = 'interrupted on attempt ' || attempts || ', rerun' WHERE status = 'running'")
 
@@ -115,7 +119,8 @@ class Store:
     def add(self, runs: list[Run], results: list[tuple[dict, float | None]] | None = None) -> int:
         """Insert the runs not stored yet (by hash), in order after the stored ones, as ``pending``;
         with ``results`` (``(figures, seconds)`` per run: made before the store) as ``imported``.
-        Returns how many were inserted."""
+        A pending row already stored takes ``run``'s configuration (the same but for the paths of this
+        machine). Returns how many were inserted."""
         with self.transaction() as db:
             start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
             added = 0
@@ -128,6 +133,9 @@ class Store:
                      json.dumps(run.config, sort_keys=True), "pending" if results is None else "imported",
                      None if figures is None else json.dumps(figures, sort_keys=True), seconds,
                      int(results is not None))).rowcount
+                if results is None:  # a pending row runs from this machine's paths
+                    db.execute("UPDATE runs SET config = ? WHERE hash = ? AND status = 'pending'",
+                               (json.dumps(run.config, sort_keys=True), run.hash))
         return added
 
     def reset(self, retry_failed: bool = False) -> dict[str, int]:
@@ -183,6 +191,32 @@ class Store:
         found = dict(self.connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         return {status: int(found.get(status, 0)) for status in STATUSES}
 
+    def export_lines(self) -> str:
+        """The finished rows (done, failed, imported) in grid order, one sorted JSON object a line:
+        a text copy of the store that :meth:`restore` reads back."""
+        return "".join(json.dumps({key: getattr(run, key) for key in EXPORTED}, sort_keys=True) + "\n"
+                       for run in self.runs() if run.status in FINISHED)
+
+    def restore(self, exported: list[dict]) -> int:
+        """Put exported rows (:meth:`export_lines`) into the store: a row not stored is added, a stored
+        row still pending takes the exported outcome; returns how many rows changed."""
+        changed = 0
+        with self.transaction() as db:
+            start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
+            for row in exported:
+                values = [json.dumps(row[key], sort_keys=True) if key in ("config", "figures", "environment")
+                          and row[key] is not None else row[key] for key in EXPORTED]
+                found = db.execute("SELECT status FROM runs WHERE hash = ?", (row["hash"],)).fetchone()
+                if found is None:
+                    db.execute(f"INSERT INTO runs ({', '.join(EXPORTED)}, position) VALUES "
+                               f"({', '.join('?' * (len(EXPORTED) + 1))})", (*values, start + changed))
+                    changed += 1
+                elif found[0] == "pending":
+                    assignments = ", ".join(f"{key} = ?" for key in EXPORTED[1:])
+                    db.execute(f"UPDATE runs SET {assignments} WHERE hash = ?", (*values[1:], row["hash"]))
+                    changed += 1
+        return changed
+
     def set_meta(self, key: str, value) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
@@ -196,3 +230,29 @@ class Store:
         for key in ("config", "figures", "environment"):
             values[key] = json.loads(values[key]) if values[key] else None
         return StoredRun(**values)
+
+
+def read_export(path: str | Path) -> list[dict]:
+    """The rows of a store's text export (:meth:`Store.export_lines`); a file that is not one is a
+    one-line error."""
+    path = Path(path)
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ArchRepairError(f"{str(path)!r} is not a study export (JSON lines): {error}") from None
+    if any(not isinstance(row, dict) or set(EXPORTED) - set(row) for row in rows):
+        raise ArchRepairError(f"{str(path)!r} is not a study export: each line needs {', '.join(EXPORTED)}")
+    return rows
+
+
+def export_store(store_path: str | Path, out: str | Path) -> dict:
+    """Write the finished rows of the store at ``store_path`` to ``out`` (:meth:`Store.export_lines`)."""
+    from ..fileio import write_text_atomically
+
+    store = Store(store_path, create=False)
+    try:
+        text = store.export_lines()
+    finally:
+        store.close()
+    write_text_atomically(Path(out), text)
+    return {"store": str(store_path), "out": str(out), "exported": text.count("\n")}

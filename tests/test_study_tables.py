@@ -1,0 +1,127 @@
+"""The study report's analogues of the paper's tables (#30), on stores of made-up rows: each number
+in the text is recomputed here from the rows, and rows of one method run under other settings are
+reported apart."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from archrepair.study import Store, write_report
+from archrepair.study.spec import Run
+
+CORRUPTIONS = ["gaussian_noise", "shot_noise", "contrast"]
+
+
+def _store(tmp_path, rows: list[tuple[str, str, str, int, dict, dict]]) -> Store:
+    """A store of imported rows ``(model, scenario, method, seed, settings, figures)``."""
+    store = Store(tmp_path / "made.sqlite")
+    runs = [Run(model, scenario, method, seed, {"model": model, "scenario": scenario, "method": method, "seed": seed,
+                                                "settings": settings}) for model, scenario, method, seed, settings, _ in rows]
+    store.add(runs, [(figures, 10.0) for *_, figures in rows])
+    return store
+
+
+def _report(tmp_path, rows) -> str:
+    _store(tmp_path, rows).close()
+    write_report(tmp_path / "made.sqlite", tmp_path / "report")
+    return (tmp_path / "report" / "report.md").read_text()
+
+
+def _figures(change: float, candidate: float | None = None, **more) -> dict:
+    return {"holdout_change_points": change, "candidate_holdout_change_points": change if candidate is None else candidate,
+            "holdout_negative_flip_rate": 0.01, "candidate_holdout_negative_flip_rate": 0.01,
+            "candidate_holdout_unseen_fix_rate": 0.2, "kept": "repaired"} | more
+
+
+def test_the_localisation_table_ranks_blocks_against_the_localisers_counts(tmp_path):
+    rng = np.random.default_rng(0)
+    blocks = ["layer1", "layer2", "layer3", "layer4"]
+    rows, changes, counts = [], {}, {}
+    for seed in range(3):
+        counts[seed] = {block: {"top10": int(rng.integers(0, 10)), "top50": int(rng.integers(0, 50))} for block in blocks}
+        chosen = max(blocks, key=lambda block: counts[seed][block]["top10"])
+        localization = {"chosen": chosen, "criterion": "reweighted",
+                        "blocks": {block: {"vulnerable": counts[seed][block], "mean_score": 0.1} for block in blocks}}
+        for block in blocks:
+            changes[seed, block] = float(np.round(rng.normal(), 2))
+            rows.append(("r18", "test", f"archrepair@{block}", seed, {},
+                         _figures(0.0, changes[seed, block], block=block, localization=localization)))
+    text = _report(tmp_path, rows)
+    best = {seed: max(blocks, key=lambda block: changes[seed, block]) for seed in range(3)}
+    chosen = {seed: max(blocks, key=lambda block: counts[seed][block]["top10"]) for seed in range(3)}
+    agree = sum(best[seed] == chosen[seed] for seed in range(3))
+    assert f"best repaired block on {agree}/3 seeds" in text
+    for level in ("top10", "top50"):
+        rho = np.mean([spearmanr([counts[s][b][level] for b in blocks], [changes[s, b] for b in blocks]).statistic
+                       for s in range(3)])
+        assert f"{level} {rho:+.2f}" in text, level
+    values = np.array([changes[seed, "layer2"] for seed in range(3)])
+    mean_counts = [np.mean([counts[seed]["layer2"][level] for seed in range(3)]) for level in ("top10", "top50")]
+    chosen_count = sum(chosen[seed] == "layer2" for seed in range(3))
+    assert (f"| layer2 | 3 | {values.mean():+.2f} ± {values.std(ddof=1):.2f} | +0.00 ± 0.00 | {chosen_count}/3 | "
+            f"{mean_counts[0]:.1f} | {mean_counts[1]:.1f} |") in text
+    assert "**RQ3** (localisation): r18, test: the localised block was the best repaired block on" in text
+
+
+def test_the_corruption_table_is_the_mean_over_runs_of_target_others_clean_and_robust(tmp_path):
+    rng = np.random.default_rng(1)
+    rows, tables = [], {}
+    for method in ("augmix", "archrepair"):
+        for seed in range(2):
+            table = {name: {who: float(np.round(rng.uniform(50, 90), 2)) for who in ("original", "returned", "candidate")}
+                     for name in ["clean", *CORRUPTIONS]}
+            tables[method, seed] = table
+            rows.append(("vgg", "gaussian_noise-3", method, seed, {}, _figures(1.0, shift_table=table)))
+    text = _report(tmp_path, rows)
+    for method in ("augmix", "archrepair"):
+        mine = [tables[method, seed] for seed in range(2)]
+        target = np.mean([t["gaussian_noise"]["returned"] for t in mine])
+        others = np.mean([np.mean([t[n]["returned"] for n in CORRUPTIONS[1:]]) for t in mine])
+        clean = np.mean([t["clean"]["returned"] for t in mine])
+        robust = np.mean([np.mean([t[n]["returned"] for n in CORRUPTIONS]) for t in mine])
+        before = np.mean([np.mean([t[n]["original"] for n in CORRUPTIONS]) for t in mine])
+        assert (f"| `{method}` | 2 | {target:.2f} | {others:.2f} | {clean:.2f} | {robust:.2f} | {robust - before:+.2f} |"
+                in text), method
+    assert (tmp_path / "report" / "corruptions.png").is_file()
+    assert "**RQ2**" in text
+
+
+def test_levels_and_block_versus_layer_tables_show_each_method_and_the_papers_figure(tmp_path):
+    rows = []
+    for seed, (neuron, network, block, layer) in enumerate([(0.1, 0.5, 1.0, 0.2), (0.3, 0.9, 2.0, 0.4)]):
+        rows += [("r18", "test", "neuron-gradient", seed, {}, _figures(neuron)),
+                 ("r18", "test", "network-gradient", seed, {}, _figures(network)),
+                 ("r18", "test", "archrepair", seed, {}, _figures(0.0, block)),
+                 ("r18", "test", "archrepair-layer", seed, {}, _figures(0.0, layer))]
+    text = _report(tmp_path, rows)
+    assert "| neuron | 2 | +0.20 ± 0.14 | +0.20 ± 0.14 | 10 | +0.18 | 650 |" in text
+    assert "| network | 2 | +0.70 ± 0.28 | +0.70 ± 0.28 | 10 | +0.73 | 1457 |" in text
+    assert "| r18 | test | +1.50 ± 0.71 (2) | +0.30 ± 0.14 (2) | — |" in text
+    assert "**RQ4** (components, candidate change): r18, test: block +1.50, layer +0.30" in text
+    assert "block better than one layer on every model: agrees." in text
+    # RQ1 on the repaired models: ArchRepair +1.50 against network-gradient's +0.70
+    assert "r18: ArchRepair +1.50, best other method `network-gradient` +0.70" in text
+    assert "leads the other methods on 1/1 models" in text
+
+
+def test_rows_of_one_method_under_other_settings_are_reported_apart_the_newest_by_its_name(tmp_path):
+    rows = [("r18", "test", "archrepair", seed, {"budget_seconds": 60.0}, _figures(1.0)) for seed in range(2)]
+    rows += [("r18", "test", "archrepair", seed, {"budget_seconds": 120.0, "keep_level": 0.05}, _figures(3.0))
+             for seed in range(2)]
+    text = _report(tmp_path, rows)
+    assert "| `archrepair` | 2 | +3.00 ± 0.00 |" in text  # the newest variant
+    assert "| `archrepair [budget_seconds 60.0, keep_level none]` | 2 | +1.00 ± 0.00 |" in text
+
+
+@pytest.mark.parametrize("broken, message", [("{not json\n", "is not a JSON-lines file"),
+                                             (json.dumps({"hash": "x", "config": {}, "status": "done"}) + "\n",
+                                              "each line needs")])
+def test_a_broken_export_is_refused_in_one_line(cli, tmp_path, broken, message):
+    path = tmp_path / "export.jsonl"
+    path.write_text(broken)
+    status_code, _, stderr = cli("study", "import", tmp_path / "s.sqlite", "--rows", path)
+    assert status_code == 1 and len(stderr.strip().splitlines()) == 1 and message in stderr, stderr
