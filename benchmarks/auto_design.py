@@ -25,8 +25,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, cifar10_spec, code_commit, load_cached_model, print_headline
-from heldout_rows import MODELS, method_settings
+from common import BASE_MODELS, ROOT, cifar10_spec, code_commit, load_cached_model, print_headline
 
 STORE = ROOT / "benchmarks" / "results" / "auto_design.jsonl"
 
@@ -80,22 +79,24 @@ def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace, data)
     from archrepair.base_model import make_loader
     from archrepair.data import load_data, select_failures
     from archrepair.evaluate import predict_logits
-    from archrepair._repair import TaskConfig, make_task
+    from archrepair._repair import RepairSettings, TaskConfig, make_task
     from archrepair.budget import Budget
     from archrepair._repair.methods.auto import FAILURE_CANDIDATES, AutoConfig, AutoRepair
+    from archrepair._repair.retain import RetainConfig
     from archrepair.data.corrupted import corrupted_test
 
     data = load_data(cifar10_spec())
     if args.corruption:
         data = corrupted_test(data, args.corruption, args.severity)
-    model, record = load_cached_model(MODELS[kind])
+    model, record = load_cached_model(BASE_MODELS[kind])
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
     split = select_failures(predictions, data.y_test, args.count, seed)
     shift = {"name": args.corruption, "severity": args.severity, "seed": 0} if args.corruption else None
     task = make_task(model, record, data, split, TaskConfig(args.train_examples, seed=seed, corruption=shift))
     specs = FAILURE_CANDIDATES if scenario == "choice" else design_candidates(scenario)
-    config = AutoConfig(failures=specs, shift=specs, settings=method_settings("auto"),
-                        mixes=MIXES if scenario == "choice" else ())
+    # localisation on D_fail and up to 5,000 other rows, as the held-out bench's rows ran
+    settings = RepairSettings(retain=RetainConfig("none", 0.0), localize_rows=5000)
+    config = AutoConfig(failures=specs, shift=specs, settings=settings, mixes=MIXES if scenario == "choice" else ())
     method = AutoRepair(config, log=lambda message: print(message, flush=True) if message.startswith("auto:") else None)
     if scenario == "choice":
         method.apply_budget(Budget(seconds=args.budget_seconds))

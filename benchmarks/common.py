@@ -36,6 +36,8 @@ def print_headline(figures: dict) -> None:
     print(json.dumps(figures), flush=True)
 
 
+# the two shared ResNet-18 w0.25 models the repair benchmarks start from
+BASE_MODELS = {"undertrained": "resnet18-w0.25-deployed80", "converged": "resnet18-w0.25-converged"}
 TRAIN_SECONDS = {"resnet18-w0.25-converged": 640, "resnet18-w0.25-deployed80": 740, "resnet18-w0.25-e21": 830}
 
 

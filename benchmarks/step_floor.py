@@ -18,7 +18,7 @@ The block-level Table 1 repair trains ``layer2`` (the block the failure gradient
 cached step's FLOP ratio is the floor of its time ratio before any set-up. From the ``layer4``
 figures, the FLOP floor of a whole ArchRepair run cached against uncached (``--fit-rows``,
 ``--repair-rows``, ``--search-epochs``, ``--warmup-epochs``, ``--finetune-epochs``: by default the
-whole-training-set run of ``repair_cifar10.py --compare-cache --train-examples 0 --search-epochs 3
+whole-training-set run of ``cache_cost.py --train-examples 0 --search-epochs 3
 --finetune-epochs 3``; the search's weight and architecture halves taken as half the fit rows
 each): weight steps, architecture steps and fine-tuning steps each lose the prefix's forward
 pass, and the cached run pays one prefix pass over every repair row to build the cache.

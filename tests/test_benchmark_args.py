@@ -12,14 +12,13 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.mark.parametrize("script,arguments,message", [
-    ("repair_cifar10.py", ["--compare-cache", "--cache-order", "on,of"], "--cache-order takes on and off"),
-    ("repair_cifar10.py", ["--compare-cache", "--cache-order", "on,on"], "both present"),
+    ("cache_cost.py", ["--cache-order", "on,of"], "--cache-order takes on and off"),
+    ("cache_cost.py", ["--cache-order", "on,on"], "both present"),
     ("step_floor.py", ["--pairs", "0"], "at least 1"),
     ("step_floor.py", ["--warmup-epochs", "3", "--search-epochs", "3"], "--warmup-epochs from 0"),
     ("step_floor.py", ["--width", "0"], "--width must be above 0"),
     ("field_digits.py", ["--methods", "auto,magic"], "unknown method(s) magic"),
     ("field_digits.py", ["--seeds", "0,x"], "--seeds takes whole numbers"),
-    ("repair_default.py", ["--out", "report.txt", "--report-only"], "is not a .jsonl rows store"),
 ])
 def test_a_benchmark_refuses_a_bad_option_in_one_line_without_a_traceback(script, arguments, message):
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,

@@ -328,3 +328,12 @@ def test_a_corruption_run_records_its_15_corruption_table_and_a_named_block_the_
     localization = row.figures["localization"]
     assert set(localization["blocks"]) == set(default_blocks(problem.model))
     assert localization["chosen"] in localization["blocks"] and row.figures["block"] == "block2"
+
+
+def test_the_committed_studies_resolve_and_zero_training_examples_means_all():
+    root = Path(__file__).resolve().parent.parent / "studies"
+    counts = {name: len(load_study(root / f"{name}.toml").runs()) for name in ("cpu", "search", "full")}
+    assert counts == {"cpu": 96, "search": 36, "full": 1488}
+    whole = [run for run in load_study(root / "search.toml").runs() if run.method == "archrepair@logit2-whole-train"]
+    assert len(whole) == 3 and all(run.config["task"]["train_examples"] is None for run in whole)
+    assert all(run.config["task"]["train_examples"] == 5000 for run in load_study(root / "cpu.toml").runs())

@@ -116,11 +116,10 @@ def _run_processes(store: Store, owner: str, hashes: set[str], workers: int, fin
     try:
         while True:
             alive = any(process.is_alive() for process in processes)
-            for run in store.runs():
-                if run.hash in hashes and run.owner == owner and run.status in ("done", "failed") \
-                        and run.hash not in reported:
-                    reported.add(run.hash)
-                    finished(run.hash)
+            for run_hash in store.finished_by(owner):
+                if run_hash in hashes and run_hash not in reported:
+                    reported.add(run_hash)
+                    finished(run_hash)
             if not alive:
                 break
             time.sleep(poll)

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..fileio import write_bytes_atomically, write_text_atomically
 from .store import STATUSES, Store, StoredRun
-from .paper_tables import (answers, block_layer_section, corruption_section, localisation_section, levels_section,
-                           shift_rows, target_of)
+from .paper_tables import (PAPER_TABLE6, answers, block_layer_section, corruption_groups, corruption_section,
+                           levels_section, localisation_section, paper_table5_line)
 from .variants import variant_labels
 
 CSV_COLUMNS = ("model", "scenario", "method", "seed", "status", "hash", "holdout_change_points",
@@ -104,8 +104,10 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
              f"{counts['pending'] + counts['running']}. Figures in points on the test hold-out (the field hold-out for a "
              "field scenario); *returned*: the model the keep rule handed back, *candidate*: the repaired model; "
              "mean ± sample sd over seeds.", ""]
+    if groups:
+        lines += ["## Methods on each model (the paper's Table 5; Table 7's target for a corruption)", ""]
     for (model, scenario), methods in groups.items():
-        lines += [f"## {model}, {scenario}", "",
+        lines += [f"### {model}, {scenario}", "", *paper_table5_line(model, scenario),
                   "| method | runs | returned change | candidate change | negative flips % (returned) | "
                   "negative flips % (candidate) | unseen failures fixed % (candidate) | kept (keep rule / old rule) | "
                   "seconds | imported |",
@@ -165,7 +167,8 @@ def _wilcoxon_section(groups: dict[tuple[str, str], list[MethodFigures]], defaul
     for reference in (default, "archrepair"):
         if reference not in values:
             continue
-        lines += [f"## `{reference}` against each method (paired by model, scenario and seed; returned change)", "",
+        lines += [f"## `{reference}` against each method (the paper's Table 6: paired by model, scenario and seed; "
+                  "returned change)", "", *([PAPER_TABLE6, ""] if reference == "archrepair" else []),
                   "| method | pairs | mean difference | ahead | Wilcoxon p |", "|---|---|---|---|---|"]
         for method in values:
             if method == reference:
@@ -226,12 +229,7 @@ def _corruption_chart(groups: dict[tuple[str, str], list[MethodFigures]], path: 
     """The paper's Fig. 6: per corruption group, the accuracy of the original and of each method's
     returned model on clean images and under each corruption (mean over runs). ``False``: no group
     has the tables, nothing written."""
-    panels = []
-    for (model, scenario), methods in groups.items():
-        tables = {entry.method: shift_rows(entry) for entry in methods}
-        tables = {method: rows for method, rows in tables.items() if rows}
-        if tables and target_of(scenario, next(iter(tables.values()))):
-            panels.append((f"{model}, {scenario}", tables))
+    panels = [(f"{model}, {scenario}", tables) for model, scenario, _, tables in corruption_groups(groups)]
     if not panels:
         return False
     plt = _pyplot()

@@ -6,7 +6,7 @@ A study is a TOML file (paths in it are relative to the file)::
     seeds = [0, 1, 2, 3]
     budget = { seconds = 120 }            # or { epochs = 2 }, or both
     count = 750                           # failures asked for (D_fail)
-    train_examples = 5000                 # training examples in D_repair
+    train_examples = 5000                 # training examples in D_repair (0: all)
     threads = 2                           # torch threads per run
 
     [models.undertrained]
@@ -170,6 +170,8 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
                             train_examples=raw.get("train_examples", 5000), seed=int(seed), corruption=shift,
                             device=raw.get("device", "cpu"), keep_level=raw.get("keep_level", 0.05)),
                             overrides.get("task", {}), f"{label}.task")
+                        if task.train_examples == 0:  # as on the command line: all of them
+                            task = replace(task, train_examples=None)
                         config = {
                             "model": model, "checkpoint": checkpoint, "model_fingerprint": fingerprints[checkpoint],
                             "data": models[model].get("data"), "scenario": scenario, "field": field_spec,

@@ -186,6 +186,12 @@ class Store:
             query, arguments = query + " WHERE status = ?", (status,)
         return [self._decoded(row) for row in self.connection.execute(query + " ORDER BY position", arguments)]
 
+    def finished_by(self, owner: str) -> list[str]:
+        """The hashes of the rows ``owner``'s workers finished (done or failed), in grid order (no
+        row decoded: a driver asks this every second)."""
+        return [row[0] for row in self.connection.execute(
+            "SELECT hash FROM runs WHERE owner = ? AND status IN ('done', 'failed') ORDER BY position", (owner,))]
+
     def counts(self) -> dict[str, int]:
         """Rows per status (every status, 0 where none)."""
         found = dict(self.connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())

@@ -35,7 +35,7 @@ from ..task import RepairTask
 SCORE_ROWS = 2048
 """Rows of the architecture half whose accuracy each search epoch reports (a figure that is logged and
 recorded, never used to decide): on the whole training set, scoring all of its ~20,000 rows took
-10-28% of the search's time (``benchmarks/repair_cifar10.py --compare-cache``)."""
+10-28% of the search's time (``benchmarks/cache_cost.py``)."""
 
 
 @dataclass
