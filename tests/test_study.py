@@ -192,6 +192,12 @@ def test_study_options_are_refused_where_they_mean_nothing(cli, tmp_path):
     assert status_code == 1 and "does not exist" in stderr
     status_code, _, stderr = cli("study", "report", tmp_path / "missing.sqlite")
     assert status_code == 1 and "needs --out" in stderr
+    status_code, _, stderr = cli("study", "export", tmp_path / "missing.sqlite")
+    assert status_code == 1 and "study export needs --out" in stderr
+    status_code, _, stderr = cli("study", "export", tmp_path / "missing.sqlite", "--out", tmp_path / "e.jsonl")
+    assert status_code == 1 and "does not exist" in stderr and not (tmp_path / "e.jsonl").exists()
+    status_code, _, stderr = cli("study", "status", tmp_path / "x.sqlite", "--out", tmp_path / "e.jsonl")
+    assert status_code == 1 and "--out means something only to `study report / export`" in stderr
 
 
 def test_the_ray_engine_gives_the_rows_local_workers_give(digits_checkpoint, tmp_path):

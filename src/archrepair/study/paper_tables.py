@@ -35,7 +35,8 @@ BLOCK_LEVEL = ("archrepair", "archrepair-layer", "archrepair-fixed-arch")
 Groups = dict[tuple[str, str], list]  # (model, scenario) -> [MethodFigures]
 
 
-def _mean_sd(values) -> str:
+def mean_sd(values) -> str:
+    """``mean ± sample sd`` of ``values`` with signs, two decimals (``—`` when empty)."""
     values = np.asarray(values, dtype=float)
     if not len(values):
         return "—"
@@ -209,8 +210,8 @@ def localisation_section(groups: Groups) -> list[str]:
             counts = [np.mean([run.figures["localization"]["blocks"].get(name, {}).get("vulnerable", {}).get(level, 0)
                                for run in mine]) for level in levels]
             lines.append(f"| {name} | {len(mine)} | "
-                         f"{_mean_sd([run.figures['candidate_holdout_change_points'] for run in mine])} | "
-                         f"{_mean_sd([run.figures['holdout_change_points'] for run in mine])} | "
+                         f"{mean_sd([run.figures['candidate_holdout_change_points'] for run in mine])} | "
+                         f"{mean_sd([run.figures['holdout_change_points'] for run in mine])} | "
                          f"{sum(seed['chosen'] == name for seed in figures.values())}/{len(figures)} | "
                          + " | ".join(f"{count:.1f}" for count in counts) + " |")
         agree = sum(seed["chosen"] == seed["best"] for seed in figures.values())

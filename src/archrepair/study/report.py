@@ -23,7 +23,7 @@ import numpy as np
 from ..fileio import write_bytes_atomically, write_text_atomically
 from .store import STATUSES, Store, StoredRun
 from .paper_tables import (PAPER_TABLE6, answers, block_layer_section, corruption_groups, corruption_section,
-                           levels_section, localisation_section, paper_table5_line)
+                           levels_section, localisation_section, mean_sd, paper_table5_line)
 from .variants import variant_labels
 
 CSV_COLUMNS = ("model", "scenario", "method", "seed", "status", "hash", "holdout_change_points",
@@ -43,11 +43,7 @@ class MethodFigures:
         return np.array([run.figures[figure] for run in self.runs if run.figures.get(figure) is not None], dtype=float)
 
     def mean_sd(self, figure: str, scale: float = 1.0) -> str:
-        values = self.values(figure) * scale
-        if not len(values):
-            return "—"
-        spread = values.std(ddof=1) if len(values) > 1 else 0.0
-        return f"{values.mean():+.2f} ± {spread:.2f}"
+        return mean_sd(self.values(figure) * scale)
 
     def mean(self, figure: str, scale: float = 1.0) -> str:
         values = self.values(figure) * scale

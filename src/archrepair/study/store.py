@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 STATUSES = ("pending", "running", "done", "failed", "imported")
 FINISHED = ("done", "failed", "imported")
+JSON_COLUMNS = ("config", "figures", "environment")
 # what a text export keeps of a finished row (not who ran it, or when)
 EXPORTED = ("hash", "model", "scenario", "method", "seed", "config", "status", "figures", "seconds", "code_version",
             "environment", "error", "note", "attempts", "completions")
@@ -210,7 +211,7 @@ class Store:
         with self.transaction() as db:
             start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
             for row in exported:
-                values = [json.dumps(row[key], sort_keys=True) if key in ("config", "figures", "environment")
+                values = [json.dumps(row[key], sort_keys=True) if key in JSON_COLUMNS
                           and row[key] is not None else row[key] for key in EXPORTED]
                 found = db.execute("SELECT status FROM runs WHERE hash = ?", (row["hash"],)).fetchone()
                 if found is None:
@@ -233,7 +234,7 @@ class Store:
 
     def _decoded(self, row: tuple) -> StoredRun:
         values = dict(zip(self.columns, row))
-        for key in ("config", "figures", "environment"):
+        for key in JSON_COLUMNS:
             values[key] = json.loads(values[key]) if values[key] else None
         return StoredRun(**values)
 
@@ -246,6 +247,11 @@ def read_export(path: str | Path) -> list[dict]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArchRepairError(f"{str(path)!r} is not a study export (JSON lines): {error}") from None
+    return checked_export(rows, path)
+
+
+def checked_export(rows: list, path: str | Path) -> list[dict]:
+    """``rows`` (read from ``path``) if each is a row of a store's export, else a one-line error."""
     if any(not isinstance(row, dict) or set(EXPORTED) - set(row) for row in rows):
         raise ArchRepairError(f"{str(path)!r} is not a study export: each line needs {', '.join(EXPORTED)}")
     return rows
