@@ -123,7 +123,8 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 1, as every other bad input."""
 
     def error(self, message: str):  # noqa: D401 (argparse's signature)
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process refuses; process 0 says why
+            print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(1)
 
 

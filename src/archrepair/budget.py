@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import distributed
 from .errors import ArchRepairError
 
 
@@ -45,15 +46,18 @@ class Deadline:
         return cls(None if seconds is None else clock() + seconds, clock)
 
     def expired(self) -> bool:
-        passed = self.at is not None and self.clock() >= self.at
+        """Whether the deadline has passed; spread over processes, whether it has in any of them
+        (every process must ask at the same step), so that all stop at the same step."""
+        passed = self.at is not None and distributed.any_rank(self.clock() >= self.at)
         self.checks.count += 1
         if passed and self.checks.first_expired is None:
             self.checks.first_expired = self.checks.count
         return passed
 
     def left(self) -> float | None:
-        """Seconds until the deadline (0 once past it), ``None`` without one."""
-        return None if self.at is None else max(self.at - self.clock(), 0.0)
+        """Seconds until the deadline (0 once past it), ``None`` without one; spread over processes,
+        the least of theirs (every process must ask)."""
+        return None if self.at is None else distributed.least(max(self.at - self.clock(), 0.0))
 
     def sooner(self, seconds: float | None) -> Deadline:
         """The earlier of this deadline and ``seconds`` from now (``None``: this one)."""

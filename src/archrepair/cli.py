@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -32,24 +33,41 @@ def main(argv: list[str] | None = None) -> int:
         check_dependent(args)
         result = args.handler(args)
     except ArchRepairError as error:
-        print(f"archrepair {args.command}: error: {error}", file=sys.stderr)
+        _error(args.command, str(error), error)
         return 1
     except OSError as error:  # a full disk, a file removed under us: the system's words, one line
         where = f" ({error.filename})" if error.filename else ""
-        print(f"archrepair {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        _error(args.command, f"{error.strerror or error}{where}", error)
         return 1
     except KeyboardInterrupt:
         hint = "; finished epochs are kept, rerun with --resume" if hasattr(args, "resume") else ""
-        print(f"archrepair {args.command}: interrupted{hint}", file=sys.stderr)
+        if _rank() == 0:
+            print(f"archrepair {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if _rank() != 0:  # one of several processes under torchrun: process 0 prints the result
+        return 0
     if args.json:
         print(json.dumps(json_ready(result)))
     else:
         args.printer(result)
     return 0
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def _error(command: str, message: str, error: BaseException) -> None:
+    """One line on stderr. Under torchrun, a refusal before the processes joined is the same in every
+    process and process 0 says it; a failure after they joined is said by each process it hit, named."""
+    process = getattr(error, "archrepair_process", None)
+    if _rank() == 0 or process is not None:
+        tag = f" (process {process})" if process else ""
+        print(f"archrepair {command}: error{tag}: {message}", file=sys.stderr)
 
 
 def _terminate(signum, frame) -> None:

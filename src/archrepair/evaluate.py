@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .data.loader import BatchLoader
 from .device import autocast
 
@@ -14,18 +15,21 @@ from .device import autocast
 def predict(model: nn.Module, loader: BatchLoader, amp: bool = False,
             progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(N, num_classes)`` (float32) and labels ``(N,)`` (int64), on the CPU, for every
-    example of ``loader`` in its order, with ``model`` in eval mode: the one evaluation loop."""
+    example of ``loader`` in its order, with ``model`` in eval mode: the one evaluation loop. Spread
+    over processes, each predicts every ``N``-th batch and every process gets the whole."""
     from tqdm import tqdm
 
     was_training = model.training
     model.eval()
     outputs, labels = [], []
-    batches = tqdm(loader, desc=progress, unit="batch", leave=False, disable=None if progress else True)
+    batches = tqdm(distributed.my_batches(loader), desc=progress, unit="batch", leave=False,
+                   disable=None if progress and distributed.writes_files() else True)
     for images, targets, *_ in batches:  # a loader may yield rows too
         with autocast(loader.device, amp):
             outputs.append(model(images).float().cpu())
         labels.append(targets.cpu())
     model.train(was_training)
+    outputs, labels = distributed.gather_batches(outputs), distributed.gather_batches(labels)
     if not outputs:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
     return torch.cat(outputs), torch.cat(labels)

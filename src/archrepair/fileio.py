@@ -23,6 +23,12 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def write_bytes_atomically(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename; spread
+    over processes, only process 0 writes (:func:`archrepair.distributed.writes_files`)."""
+    from .distributed import writes_files
+
+    if not writes_files():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -1,9 +1,10 @@
 """The training loop shared by base-model training, search and fine-tuning.
 
 No global state: the model, the loaders (which carry the device and the sampling) and the
-parameters to train are passed in, so that torchrun/DDP can wrap it later. Each epoch (and, where an
-epoch takes minutes, every few batches) can be checkpointed to a state file and a killed run
-resumed from it with the same result.
+parameters to train are passed in. Each epoch (and, where an epoch takes minutes, every few batches)
+can be checkpointed to a state file and a killed run resumed from it with the same result. Spread
+over processes (:mod:`archrepair.distributed`), each trains on its share of every batch and the
+gradients are averaged before each step, so the weights stay the same in every process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import distributed
 from ._checks import check_same_settings
 from .budget import Deadline
 from .data.loader import BatchLoader
@@ -151,6 +153,7 @@ def fit(
     params = [p for p in (parameters if parameters is not None else model.parameters()) if p.requires_grad]
     if not params:
         raise ArchRepairError("nothing to train: no parameter requires a gradient")
+    distributed.broadcast(itertools.chain(params, model.buffers()))
     optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and train_loader.device.type == "cuda")
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -186,12 +189,14 @@ def fit(
             with autocast(train_loader.device, config.amp):
                 logits = model(images)
                 loss = criterion(logits.float(), labels) if loss_fn is None else loss_fn(logits.float(), labels, batch[2], images)
-            if not torch.isfinite(loss):
+            optimizer.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                scaler.scale(loss).backward()
+            loss = distributed.average_gradients(params, loss)
+            if not torch.isfinite(loss):  # in any process: the mean is not finite either
                 raise ArchRepairError(
                     f"the training loss became {loss.item()} at epoch {epoch + 1}; lower the learning rate (--lr)"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
             if config.max_grad_norm is not None:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -205,7 +210,12 @@ def fit(
                 break
             if state_path is not None and checkpoint_every and (index + 1) % checkpoint_every == 0 \
                     and index + 1 < len(train_loader):
-                save(_Position(epoch, index + 1, loss_sum, correct, seen, time.perf_counter() - tick))
+                distributed.average_buffers(model)
+                # the running sums of every process, shared evenly: each resumes with its part of them
+                shares = [value / distributed.world().size for value in distributed.sums(loss_sum, correct, seen)]
+                save(_Position(epoch, index + 1, *shares, time.perf_counter() - tick))
+        distributed.average_buffers(model)
+        loss_sum, correct, seen = distributed.sums(loss_sum, correct, seen)
         val = accuracy(model, val_loader, config.amp) if val_loader is not None else None
         target = accuracy(model, target_loader, config.amp) if target_loader is not None else None
         record = EpochRecord(epoch, lr, loss_sum / max(seen, 1), correct / max(seen, 1), val, target, time.perf_counter() - tick)

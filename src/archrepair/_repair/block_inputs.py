@@ -38,6 +38,7 @@ import torch
 from torch import fx, nn
 from tqdm import tqdm
 
+from .. import distributed
 from .._checks import check_same_settings
 from ..device import autocast
 from ..fileio import write_text_atomically
@@ -233,10 +234,11 @@ class BlockView:
 
     def _allocate(self, rows: int, width: int):
         """An ``(rows, width)`` float32 store: a tensor when it fits ``cache_memory``, else a
-        memory-mapped file (in the work folder, or a temporary folder removed with this view)."""
+        memory-mapped file (in the work folder, or a temporary folder removed with this view; spread
+        over processes, each but process 0 spills to a temporary folder of its own)."""
         if rows * width * 4 <= self.task.config.cache_memory:
             return torch.empty(rows, width, device=self.task.device), None
-        if self.work_dir is not None:
+        if self.work_dir is not None and distributed.writes_files():
             folder = self.work_dir
             folder.mkdir(parents=True, exist_ok=True)
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import distributed
 from .._checks import environment
 from ..base_model import make_loader
 from ..checkpoint import ModelRecord, model_fingerprint, save_checkpoint
@@ -35,7 +36,8 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     ``before``: the original model's test predictions, if already known (saves one pass).
     ``run_time``: the run's sessions, started by the caller (a resumed run's total counts every
     session; the report then says so; ``None``: this call alone is timed). Returns the result and
-    the report (a JSON-ready dict)."""
+    the report (a JSON-ready dict). Spread over processes (:mod:`archrepair.distributed`), every
+    process runs this and gets the same report; only process 0 writes ``out``."""
     if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
         raise ArchRepairError("the output folder is the input checkpoint; choose another --out (the input is never overwritten)")
     if run_time is None:
@@ -92,6 +94,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "task": asdict(task.config),
         "method_config": json_ready(asdict(repairer.config)) if is_dataclass(getattr(repairer, "config", None)) else None,
         "environment": {**environment(), "device": str(task.device), "amp": task.amp},
+        "distributed": distributed.describe(task.device),
         "data": {"spec": task.data.spec, "fingerprint": task.data.fingerprint},
         "field": task.split.extra.get("field"),
         "split": {"fail_indices": task.split.fail_indices, "seed": task.split.seed,
@@ -106,7 +109,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "base_fingerprint": model_fingerprint(base_checkpoint) if base_checkpoint else None,
         "details": result.details,
     }
-    if out is not None:
+    if out is not None and distributed.writes_files():
         save_repaired(result, task.record, report, Path(out))
     return result, report
 

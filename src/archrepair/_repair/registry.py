@@ -58,25 +58,29 @@ class RepairSettings:
 @dataclass(frozen=True)
 class MethodEntry:
     """A registered method: its builder, its one-line ``summary``, whether it ``searches`` a
-    block's architecture (so that the search's settings mean something to it), and its ``version``:
-    bumped when its behaviour changes, so that a study's stored runs of the old one are not reused."""
+    block's architecture (so that the search's settings mean something to it), its ``version``:
+    bumped when its behaviour changes, so that a study's stored runs of the old one are not reused, and
+    whether it ``spreads`` over the processes torchrun starts (:mod:`archrepair.distributed`; a method
+    that does not runs in process 0 alone)."""
 
     name: str
     summary: str
     build: Callable[[RepairSettings], Repairer]
     searches: bool = False
     version: int = 1
+    spreads: bool = True
 
 
 _METHODS: Registry[MethodEntry] = Registry("repair method")
 
 
-def register_repairer(name: str, summary: str, searches: bool = False, version: int = 1):
+def register_repairer(name: str, summary: str, searches: bool = False, version: int = 1, spreads: bool = True):
     """Register the decorated builder ``(settings) -> Repairer`` as method ``name``; ``searches``:
-    it uses :attr:`RepairSettings.space`, ``search`` and ``rule``; ``version``: see :class:`MethodEntry`."""
+    it uses :attr:`RepairSettings.space`, ``search`` and ``rule``; ``version``, ``spreads``: see
+    :class:`MethodEntry`."""
 
     def decorate(build: Callable[[RepairSettings], Repairer]):
-        _METHODS.add(name, MethodEntry(name, summary, build, searches, version))
+        _METHODS.add(name, MethodEntry(name, summary, build, searches, version, spreads))
         return build
 
     return decorate

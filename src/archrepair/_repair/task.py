@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..checkpoint import ModelRecord
 from ..data import BatchLoader, FailureSplit, ImageData, stratified_split
 from ..data.loader import FeatureRows
@@ -121,7 +122,12 @@ class RepairTask:
         """Batches of ``repair`` rows ``indices``; a shuffled (training) loader counts each failure
         ``fail_weight`` times per epoch (``None``: the task's; :class:`FailureWeightedLoader`).
         ``features``: yield these precomputed rows (a block's cached inputs) instead of images, in
-        the same batches; ``with_rows``: yield each batch's rows too (for :meth:`original_logits`)."""
+        the same batches; ``with_rows``: yield each batch's rows too (for :meth:`original_logits`).
+        Spread over processes (:mod:`archrepair.distributed`), a shuffled loader yields this process's
+        fixed share of ``indices`` in batches of ``batch_size / N``."""
+        if shuffle and distributed.joined():
+            indices = distributed.share_rows(indices, self.repair.num_failures, self.seed + seed_offset)
+            batch_size = distributed.batch_share(batch_size, distributed.world().size)
         arguments = dict(indices=indices, batch_size=batch_size, shuffle=shuffle, augment=augment,
                          seed=self.seed + seed_offset, device=self.device, channels_last=self.channels_last,
                          features=features, with_rows=with_rows)

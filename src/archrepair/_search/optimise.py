@@ -5,11 +5,16 @@ operation weights) and, after the warm-up epochs, first one batch of the search-
 architecture step (Adam on the alphas and betas). Beta-decay regularisation (Beta-DARTS: lambda
 times the mean over edges of logsumexp(alpha)) guards against the drift towards parameter-free
 operations. Only the relaxed block trains; the caller keeps the rest of the network frozen.
+
+Spread over processes (:mod:`archrepair.distributed`), both steps average their gradients (the
+weights' and the alphas' and betas') over the processes before stepping, so every process holds the
+same weights and the same architecture after every step.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import distributed
 from ..budget import Deadline
 from ..data.loader import BatchLoader
 from ..device import autocast
@@ -109,6 +115,7 @@ def search(
     weight_opt = torch.optim.SGD(weights, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     arch_opt = torch.optim.Adam(block.architecture_parameters(), lr=config.arch_lr, betas=(0.5, 0.999),
                                 weight_decay=config.arch_weight_decay)
+    distributed.broadcast(itertools.chain(block.parameters(), block.buffers()))
     history = SearchHistory()
     start = 0
     if state_path is not None and state_path.exists():
@@ -142,6 +149,8 @@ def search(
             if deadline is not None and deadline.expired():
                 history.stop_reason = "budget"
                 break
+        distributed.average_buffers(model)
+        loss_sum, correct, seen = distributed.sums(loss_sum, correct, seen)
         genotype = discretise(block)
         clock = time.perf_counter()
         val_accuracy = accuracy(model, val_loader if score_loader is None else score_loader, config.amp)
@@ -177,8 +186,11 @@ def architecture_step(model: nn.Module, block: RelaxedBlock, images: torch.Tenso
         loss = _loss(logits.float(), labels, loss_fn, rows, images)
         if config.beta_decay:
             loss = loss + config.beta_decay * torch.stack([torch.logsumexp(alpha, 0) for alpha in block.alphas]).mean()
-        loss.backward()
-        optimizer.step()
+        if torch.isfinite(loss):
+            loss.backward()
+        loss = distributed.average_gradients(list(block.architecture_parameters()), loss)
+        if torch.isfinite(loss):
+            optimizer.step()
     finally:
         for parameter in weights:
             parameter.requires_grad_(True)
@@ -199,6 +211,8 @@ def weight_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, we
     loss = _loss(logits.float(), labels, loss_fn, rows, images)
     if torch.isfinite(loss):
         loss.backward()
+    loss = distributed.average_gradients(weights, loss)
+    if torch.isfinite(loss):
         nn.utils.clip_grad_norm_(weights, config.grad_clip)
         optimizer.step()
     return logits, loss

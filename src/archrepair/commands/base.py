@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .._checks import add_dependent, check_output, non_negative_int, open_fraction, positive_int
 from ..data.scenario import PROTOCOLS
+from ..distributed import launch_rank
 from ..data.sources import DEFAULT_SPEC, parse_spec
 
 
@@ -111,7 +112,7 @@ def failures_of(loaded, args: argparse.Namespace, seed: int):
     shortfall, and why, said in one line on stderr whatever ``--json`` says)."""
     given = getattr(args, "failures", None)
     split = loaded.failures(given, args.count, seed, args.protocol, args.holdout, args.test_validation)
-    for note in ([] if given else split.notes()):
+    for note in ([] if given or launch_rank() else split.notes()):  # said once, by process 0
         print(f"note: {note}", file=sys.stderr, flush=True)
     return split
 

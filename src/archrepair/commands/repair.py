@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.table import Table
@@ -27,12 +28,14 @@ from .._checks import (
     replace_stale,
 )
 from .._repair.estimate import peak_memory_mb
+from .. import distributed
+from ..device import resolve_device
 from ..fileio import write_text_atomically
 from .._localize import FORMULAS, LOCALIZE_ROWS, LocalizationReport, LocalizeConfig, list_localizers
 from ..errors import ArchRepairError
 from ..budget import Budget
 from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
-from .._repair.registry import searching_repairers
+from .._repair.registry import method_entry, searching_repairers
 from .._repair.keep import KEEP_LEVEL
 from .._repair.base import first_off
 from .._repair.document import latency_change, tested_set
@@ -194,34 +197,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict:
     settings = repair_settings(args, [args.method])  # an option that means nothing is refused before any work
     if args.dry_run:
+        if distributed.launched():
+            raise ArchRepairError("--dry-run times one process; run it without torchrun")
         return dry_run(args, settings)
+    distributed.batch_share(args.search_batch_size)  # every refusal comes before the processes wait on each other
     out = checked_out(args, args.checkpoint, args.failures, args.localization, data_path(args.data), args.corruption_dir)
-    with output_lock(out):
-        return _repair(args, out, settings)
+    device = distributed.local_device(resolve_device(args.device))
+    args.device = str(device)
+    problem = _problem(args, settings)
+    with distributed.process_group(device) as world:
+        if world.spread and not method_entry(args.method).spreads:
+            if world.main:
+                print(f"note: {args.method} cannot be spread over processes; it runs in process 0 alone",
+                      file=sys.stderr, flush=True)
+            distributed.leave()
+            if not world.main:
+                return {"process": world.rank, "ran": False}
+        with output_lock(out) if world.main else contextlib.nullcontext():
+            return _repair(args, out, problem)
 
 
-def _repair(args: argparse.Namespace, out: Path, settings: RepairSettings) -> dict:
-    work = out.with_name(out.name + ".work")
-    log = progress(args)
-    replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
+@dataclass
+class _Problem:
+    """What a repair starts from, loaded and checked before any process waits on another."""
+
+    loaded: object
+    split: object
+    config: TaskConfig
+    repairer: object
+    resolved: dict
+
+
+def _problem(args: argparse.Namespace, settings: RepairSettings) -> _Problem:
     loaded = load_model_and_data(args)
     split = failures_of(loaded, args, args.seed)
     config = task_config(args, loaded.device)
     failures = split.digest()
     if args.localization:
         settings.block = _localised_block(args.localization, loaded.fingerprint, failures)
+    log = progress(args) if distributed.launch_rank() == 0 else (lambda message: None)  # process 0 speaks
     repairer = get_repairer(args.method, settings, budget_of(args), log=log)
     height, width, channels = loaded.record.input_shape
     repairer.check(loaded.model, (channels, height, width), split)  # before the work folder is written
     resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
-                "budget": asdict(repairer.budget),
+                "budget": asdict(repairer.budget), "processes": distributed.launch_size(),
                 "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": failures}
-    _check_work(work, resolved, args.resume)
+    return _Problem(loaded, split, config, repairer, resolved)
+
+
+def _repair(args: argparse.Namespace, out: Path, problem: _Problem) -> dict:
+    work = out.with_name(out.name + ".work")
+    if distributed.writes_files():
+        replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
+    distributed.barrier()  # no process reads the work folder before a stale one is gone
+    _check_work(work, problem.resolved, args.resume)
+    loaded, repairer = problem.loaded, problem.repairer
     with RunTime(work) as timer:
-        task = make_task(loaded.model, loaded.record, loaded.data, split, config)
+        task = make_task(loaded.model, loaded.record, loaded.data, problem.split, problem.config)
         repairer.work_dir = work
         _, report = run_repair(repairer, task, out, args.checkpoint, run_time=timer)
-    shutil.rmtree(work, ignore_errors=True)
+    distributed.barrier()  # every process is done with the work folder
+    if distributed.writes_files():
+        shutil.rmtree(work, ignore_errors=True)
     report["out"] = str(out)
     return report
 

@@ -292,6 +292,6 @@ def _particle_swarm(fitness, weight: np.ndarray, size: int, config: ArachneConfi
 
 
 @register_repairer("arachne", "baseline: patch the few last-layer weights bidirectional localisation finds, by "
-                              "differential evolution (Sohn et al.)")
+                              "differential evolution (Sohn et al.)", spreads=False)
 def arachne(settings: RepairSettings) -> Arachne:
     return Arachne(ArachneConfig(layer=settings.layer))

@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from ... import distributed
 from ...budget import Deadline
+from ...errors import ArchRepairError
 from ..._localize import LOCALIZE_ROWS, LocalizeConfig, localize
 from ...models import get_block, replace_block
 from ..._search import DiscreteBlock, RelaxedBlock, SearchConfig, SearchSpace, block_graph, discretise, search
@@ -164,6 +166,11 @@ class ArchRepair(Repairer):
                          score_loader=bound.loader(scored_rows(architecture_rows, task.seed)))
         genotype = discretise(relaxed, config.rule)
         seconds["search"] = time.perf_counter() - started
+        if distributed.joined():  # every process must hold the same architecture, bit for bit
+            details["architecture_sha256"] = distributed.digests(relaxed.architecture_parameters())
+            if len(set(details["architecture_sha256"])) > 1:
+                raise ArchRepairError(f"the processes ended the search with different architectures "
+                                      f"({details['architecture_sha256']}); rerun in one process and report this")
         details["search"] = [asdict(e) for e in history.epochs]
         details["search_stop_reason"] = history.stop_reason
         warmup = config.search.warmup_epochs

@@ -100,12 +100,12 @@ class BatchNormAdaptation(Repairer):
 
 
 @register_repairer("bn-adapt", "baseline: re-estimate the BatchNorm statistics on D_repair (its corrupted rows under "
-                               "a shift)")
+                               "a shift)", spreads=False)
 def bn_adapt(settings: RepairSettings) -> BatchNormAdaptation:
     return BatchNormAdaptation()
 
 
 @register_repairer("bn-adapt-pool", "baseline: re-estimate the BatchNorm statistics on the failure pool's unlabelled "
-                                    "test images (more target data)")
+                                    "test images (more target data)", spreads=False)
 def bn_adapt_pool(settings: RepairSettings) -> BatchNormAdaptation:
     return BatchNormAdaptation(pool=True)
