@@ -5,7 +5,7 @@ training examples. Both are timed in the same process, same batch size, same thr
 memory (resident set, measured in a fresh subprocess per size) is shown for two sizes of D_repair
 to check that it does not grow with the number of examples.
 
-    python benchmarks/localize_cost.py
+    python benchmarks/localize_cost.py                 # --device cuda on a GPU machine
 """
 
 from __future__ import annotations
@@ -27,37 +27,50 @@ from archrepair.evaluate import predict_logits
 from archrepair._localize import localize
 
 
-def build(name: str, failures: int, train_examples: int, batch_size: int):
+def build(name: str, failures: int, train_examples: int, batch_size: int, device: str):
     model, record = load_cached_model(name)
+    model = model.to(device)
     data = load_data(cifar10_spec())
-    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
+    predictions = predict_logits(model, make_loader(data, "test", record, device=device)).argmax(1).numpy()
     split = select_failures(predictions, data.y_test, failures, 0, protocol="paper")
     repair = repair_set(data, split, train_examples, 0)
-    loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=batch_size)
+    loader = BatchLoader(repair.x, repair.y, record.mean, record.std, batch_size=batch_size, device=device)
     return model, record, loader
 
 
-def plain_pass(model, loader) -> float:
+def _synchronised(seconds_of):
+    """``seconds_of(...)`` with the device's queued work finished before the clock is read."""
+    def timed(model, *rest) -> float:
+        device = next(model.parameters()).device
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        seconds_of(model, *rest)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - started
+    return timed
+
+
+@_synchronised
+def plain_pass(model, loader) -> None:
     """One forward and backward pass (parameter gradients, as training computes) over ``loader``."""
     model.eval()
-    started = time.perf_counter()
     for images, labels in loader:
         model.zero_grad(set_to_none=True)
         torch.nn.functional.cross_entropy(model(images), labels).backward()
-    return time.perf_counter() - started
 
 
-def timed_localize(model, record, loader) -> float:
+@_synchronised
+def timed_localize(model, record, loader) -> None:
     height, width, channels = record.input_shape
-    started = time.perf_counter()
     localize(model, loader, (channels, height, width), progress=False)
-    return time.perf_counter() - started
 
 
-def worker(name: str, failures: int, train_examples: int, batch_size: int) -> None:
+def worker(name: str, failures: int, train_examples: int, batch_size: int, device: str) -> None:
     """Peak resident memory during one localisation: the high-water mark is reset first (Linux
     clear_refs), so data loading before it does not count; the resident data arrays still do."""
-    model, record, loader = build(name, failures, train_examples, batch_size)
+    model, record, loader = build(name, failures, train_examples, batch_size, device)
     resident = _status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")
     timed_localize(model, record, loader)
@@ -77,11 +90,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model-name", default="resnet18-w0.25-converged", help="cached checkpoint to use")
     parser.add_argument("--worker", nargs=2, type=int, metavar=("FAILURES", "TRAIN"))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
     if args.worker:
-        worker(args.model_name, *args.worker, args.batch_size)
+        worker(args.model_name, *args.worker, args.batch_size, args.device)
         return
-    model, record, loader = build(args.model_name, 1000, 1000, args.batch_size)
+    model, record, loader = build(args.model_name, 1000, 1000, args.batch_size, args.device)
     plain_pass(model, loader)  # warm-up
     plain, local = [], []
     for _ in range(args.repeats):  # interleaved, so drift in machine load hits both alike
@@ -93,12 +107,12 @@ def main() -> None:
     memory = []
     for failures, train in ((250, 250), (1000, 1000)):
         out = subprocess.run([sys.executable, __file__, "--worker", str(failures), str(train), "--model-name",
-                              args.model_name, "--batch-size", str(args.batch_size)],
+                              args.model_name, "--batch-size", str(args.batch_size), "--device", args.device],
                              capture_output=True, text=True, check=True)
         memory.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"memory: {memory[-1]}")
     print_headline({
-        "examples": loader.num_examples, "plain_seconds": round(min(plain), 2), "localize_seconds": round(min(local), 2),
+        "device": args.device, "examples": loader.num_examples, "plain_seconds": round(min(plain), 2), "localize_seconds": round(min(local), 2),
         "time_ratio": round(ratio, 3), "peak_rss_mb_small": memory[0]["peak_rss_mb"],
         "peak_rss_mb_large": memory[1]["peak_rss_mb"], "examples_small": memory[0]["examples"],
     })

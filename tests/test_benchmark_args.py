@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
     ("step_floor.py", ["--width", "0"], "--width must be above 0"),
     ("field_digits.py", ["--methods", "auto,magic"], "unknown method(s) magic"),
     ("field_digits.py", ["--seeds", "0,x"], "--seeds takes whole numbers"),
+    ("ddp_scaling.py", ["--search-epochs", "1"], "--search-epochs must be at least 2"),
 ])
 def test_a_benchmark_refuses_a_bad_option_in_one_line_without_a_traceback(script, arguments, message):
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,
