@@ -17,7 +17,7 @@ README = PACKAGE.parent.parent / "README.md"
 # data and models -> train and evaluate -> localize and search -> repair -> comparison -> commands
 LAYERS = {
     "errors": 0, "fileio": 0, "_checks": 0, "_registry": 0, "budget": 0, "device": 0, "hooks": 0, "data": 0, "models": 0,
-    "checkpoint": 0,
+    "checkpoint": 0, "distributed": 0,
     "train": 1, "evaluate": 1, "base_model": 1,
     "_localize": 2, "_search": 2,
     "_repair": 3,
