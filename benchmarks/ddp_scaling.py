@@ -49,8 +49,8 @@ def timed_repair(out: Path, processes: int, args: argparse.Namespace) -> dict:
     return {"processes": processes, "wall_seconds": round(seconds, 1), "report_seconds": report["total_seconds"],
             "phase_seconds": report["phase_seconds"], "kept": report["kept"], "block": report["block"],
             "holdout_change_points": held["change_points"],
-            "weights": [[edge["weights"][op] for op in sorted(edge["weights"])]
-                        for edge in (report["genotype"] or {"alphas": []})["alphas"]]}
+            "weights": [edge["weights"][op] for edge in (report["genotype"] or {"alphas": []})["alphas"]
+                        for op in sorted(edge["weights"])]}
 
 
 def main() -> None:

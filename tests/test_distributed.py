@@ -29,9 +29,10 @@ SEARCH = ["--method", "archrepair", "--block", "block2", "--original-logit", "2"
           "--count", "15", "--search-batch-size", "64", "--quiet", "--json"]
 """A repair whose search moves (a weak original operation, no beta decay), small enough for a test."""
 
-ARCHITECTURE_TOLERANCE = 0.05
+ARCHITECTURE_TOLERANCE = 0.02
 """Largest difference allowed between one process's and two processes' softmax architecture weights
-(each process sees other rows in another order, so the steps differ a little; measured 0.0 to 0.02)."""
+(two processes draw other batches of the same global size, so the steps differ a little): measured
+0.008, while the search moves them by about 0.06 from their start."""
 
 HOLDOUT_ROWS = 15
 """Largest difference allowed in correctly classified test hold-out rows between one and two processes."""
@@ -55,9 +56,8 @@ def _collectives(rank: int, size: int, port: int, folder: str) -> None:
     torch.set_num_threads(1)
     found: dict = {}
     rows = np.arange(103)
-    expected_logits = None
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))  # the same in both processes
     x = np.random.default_rng(0).integers(0, 255, (50, 2, 2, 3), dtype=np.uint8)
     y = np.random.default_rng(1).integers(0, 3, 50)
     loader = BatchLoader(x, y, [0.5] * 3, [0.25] * 3, batch_size=8)
@@ -84,10 +84,11 @@ def _collectives(rank: int, size: int, port: int, folder: str) -> None:
         torch.manual_seed(rank)  # different starting weights: the start is taken from process 0
         net = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
         train = BatchLoader(x, y, [0.5] * 3, [0.25] * 3, batch_size=4, shuffle=True, seed=rank,
-                            indices=distributed.share_rows(np.arange(50), 0, seed=0))
+                            indices=distributed.share_rows(np.arange(48), 0, seed=0))
         fit(net, train, TrainConfig(epochs=2, batch_size=8, lr=0.05, patience=None))
         found["fit_digests"] = distributed.digests(net.state_dict().values())
     (Path(folder) / f"found-{rank}.json").write_text(json.dumps(found))
+    os._exit(0)  # as the command does under torchrun: gloo's threads sometimes abort the interpreter's teardown
 
 
 def test_collectives_agree_over_two_processes(tmp_path):
@@ -154,8 +155,20 @@ def _report(done: subprocess.CompletedProcess) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _start(report: dict) -> np.ndarray:
+    """:func:`_weights` before the search: logit 2 (``--original-logit``) on ``original`` (else ``none``), 0 elsewhere."""
+    logits = []
+    for edge in report["genotype"]["alphas"]:
+        first = "original" if "original" in edge["weights"] else "none"
+        row = np.array([2.0 if op == first else 0.0 for op in sorted(edge["weights"])])
+        logits.append(np.exp(row) / np.exp(row).sum())
+    return np.concatenate(logits)
+
+
 def _weights(report: dict) -> np.ndarray:
-    return np.array([[edge["weights"][op] for op in sorted(edge["weights"])] for edge in report["genotype"]["alphas"]])
+    """Every edge's softmax architecture weights, edge after edge, operations in name order."""
+    return np.concatenate([[edge["weights"][op] for op in sorted(edge["weights"])]
+                           for edge in report["genotype"]["alphas"]])
 
 
 def _right(report: dict) -> float:
@@ -179,7 +192,8 @@ def test_two_processes_search_like_one(one_and_two):
     assert two["distributed"] == {"processes": 2, "backend": "gloo", "devices": ["cpu", "cpu"]}
     digests = two["details"]["architecture_sha256"]
     assert len(digests) == 2 and digests[0] == digests[1]  # bit-identical architecture in both processes
-    assert np.abs(_weights(one) - _weights(one)[:, :1]).max() > 0.05, "the search did not move: nothing compared"
+    moved = np.abs(_weights(one) - _start(one)).max()
+    assert moved >= 2 * ARCHITECTURE_TOLERANCE, f"the search moved the weights by {moved:.3f} only: nothing compared"
     assert np.abs(_weights(one) - _weights(two)).max() <= ARCHITECTURE_TOLERANCE
     assert one["kept"] == two["kept"]
     assert abs(_right(one) - _right(two)) <= HOLDOUT_ROWS
@@ -192,7 +206,7 @@ def test_a_bad_option_ends_every_process_without_a_traceback(digits_checkpoint, 
                          (["--no-such-option"], "unrecognized arguments")):
         done = _run(_torchrun("repair", digits_checkpoint, "--out", tmp_path / "x", *SEARCH, *option))
         assert done.returncode != 0
-        ours = [line for line in done.stderr.splitlines() if line.startswith("archrepair")]
+        ours = [line for line in done.stderr.splitlines() if line.startswith("archrepair") and ": error" in line]
         assert len(ours) == 1 and says in ours[0], done.stderr[-2000:]
         assert "archrepair/" not in done.stderr  # no traceback through our code (torchrun adds its own summary)
         assert not (tmp_path / "x").exists() and not (tmp_path / "x.work").exists()

@@ -19,6 +19,17 @@ from .fileio import json_ready
 
 
 def main(argv: list[str] | None = None) -> int:
+    status = _main(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # one of several processes under torchrun: end here, output flushed, without the interpreter's
+        # teardown, where gloo's threads sometimes abort (SIGABRT) after the work is done and written
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     argv = [str(word) for word in (sys.argv[1:] if argv is None else argv)]
     parser = build_parser(_command_named(argv))
     try:

@@ -121,6 +121,7 @@ def process_group(device: torch.device, timeout_seconds: float = 1800.0) -> Iter
     try:
         barrier()
         yield world()
+        barrier()  # every process done before any tears its end of the group down
     except Exception as error:
         error.archrepair_process = rank  # the command's one-line error names the process it hit
         raise
