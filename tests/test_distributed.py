@@ -220,6 +220,15 @@ def test_a_method_that_cannot_be_spread_runs_in_process_zero(digits_checkpoint, 
     assert report["distributed"]["processes"] == 1 and (tmp_path / "bn" / "report.json").exists()
 
 
+@pytest.mark.parametrize("method", ["auto", "augmix"])
+def test_the_default_and_a_data_level_method_spread_under_a_time_budget(digits_checkpoint, tmp_path, method):
+    report = _report(_run(_torchrun("repair", digits_checkpoint, "--out", tmp_path / method, "--method", method,
+                                    "--budget-seconds", "15", "--train-examples", "400", "--count", "15", "--json")))
+    assert report["distributed"]["processes"] == 2 and report["kept"] in ("repaired", "original")
+    if method == "auto":  # its candidates shared the budget the processes agreed on
+        assert [c["status"] for c in report["details"]["candidates"]][:3] == ["ran"] * 3
+
+
 def _processes_running(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
