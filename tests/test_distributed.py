@@ -203,7 +203,8 @@ def test_two_processes_search_like_one(one_and_two):
 
 def test_a_bad_option_ends_every_process_without_a_traceback(digits_checkpoint, tmp_path):
     for option, says in ((["--search-batch-size", "63"], "does not divide over 2 processes"),
-                         (["--no-such-option"], "unrecognized arguments")):
+                         (["--no-such-option"], "unrecognized arguments"),
+                         (["--dry-run"], "--dry-run times one process; run it without torchrun")):
         done = _run(_torchrun("repair", digits_checkpoint, "--out", tmp_path / "x", *SEARCH, *option))
         assert done.returncode != 0
         ours = [line for line in done.stderr.splitlines() if line.startswith("archrepair") and ": error" in line]

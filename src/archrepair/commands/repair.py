@@ -37,7 +37,9 @@ from ..budget import Budget
 from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from .._repair.registry import method_entry, searching_repairers
 from .._repair.keep import KEEP_LEVEL
-from .._repair.base import first_off
+from .._api import Problem
+from .._repair.base import Repairer, first_off
+from ..data.scenario import FailureSplit
 from .._repair.document import latency_change, tested_set
 from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
@@ -219,12 +221,13 @@ def run(args: argparse.Namespace) -> dict:
 
 @dataclass
 class _Problem:
-    """What a repair starts from, loaded and checked before any process waits on another."""
+    """What a repair starts from, loaded and checked before any process waits on another (under
+    torchrun each process loads it whole: the same refusal everywhere, said once by process 0)."""
 
-    loaded: object
-    split: object
+    loaded: Problem
+    split: FailureSplit
     config: TaskConfig
-    repairer: object
+    repairer: Repairer
     resolved: dict
 
 
