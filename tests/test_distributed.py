@@ -211,6 +211,8 @@ def test_a_bad_option_ends_every_process_without_a_traceback(digits_checkpoint, 
         assert len(ours) == 1 and says in ours[0], done.stderr[-2000:]
         assert "archrepair/" not in done.stderr  # no traceback through our code (torchrun adds its own summary)
         assert not (tmp_path / "x").exists() and not (tmp_path / "x.work").exists()
+    done = _run(_torchrun("evaluate", digits_checkpoint))
+    assert done.returncode != 0 and "archrepair evaluate: error: only repair runs over several processes" in done.stderr
 
 
 def test_a_method_that_cannot_be_spread_runs_in_process_zero(digits_checkpoint, tmp_path):

@@ -123,9 +123,28 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 1, as every other bad input."""
 
     def error(self, message: str):  # noqa: D401 (argparse's signature)
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process refuses; process 0 says why
-            print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        say_once(f"{self.prog}: error: {message} (see {self.prog} --help)")
         raise SystemExit(1)
+
+
+SPEAKING_SECONDS = 3.0
+"""How long a silent process waits before it ends, under torchrun, so that process 0 can say why."""
+
+
+def say_once(line: str) -> None:
+    """Print ``line`` on stderr; under torchrun, where every process refuses the same input, only
+    process 0 prints it, and the others wait a little first (torchrun ends them all as soon as one
+    ends, which could cut process 0 off before it speaks)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, file=sys.stderr)
+    else:
+        import signal
+        import threading
+        import time
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # torchrun's end for it comes quietly
+        time.sleep(SPEAKING_SECONDS)
 
 
 def add_dependent(parser: argparse.ArgumentParser, *flags: str, needs: tuple[str, ...] = (),

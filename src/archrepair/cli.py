@@ -13,14 +13,14 @@ import signal
 import sys
 
 from . import __version__
-from ._checks import Parser, check_dependent
+from ._checks import Parser, check_dependent, say_once
 from .errors import ArchRepairError
 from .fileio import json_ready
 
 
 def main(argv: list[str] | None = None) -> int:
     status = _main(argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _launched():
         # one of several processes under torchrun: end here, output flushed, without the interpreter's
         # teardown, where gloo's threads sometimes abort (SIGABRT) after the work is done and written
         sys.stdout.flush()
@@ -39,6 +39,9 @@ def _main(argv: list[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if _launched() and args.command != "repair":
+        _error(args.command, f"only repair runs over several processes; run {args.command} without torchrun", None)
+        return 1
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         check_dependent(args)
@@ -67,16 +70,23 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
+def _launched() -> bool:
+    """Whether torchrun started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def _rank() -> int:
     """This process's rank under torchrun (0 alone)."""
     return int(os.environ.get("RANK", "0"))
 
 
-def _error(command: str, message: str, error: BaseException) -> None:
+def _error(command: str, message: str, error: BaseException | None) -> None:
     """One line on stderr. Under torchrun, a refusal before the processes joined is the same in every
     process and process 0 says it; a failure after they joined is said by each process it hit, named."""
     process = getattr(error, "archrepair_process", None)
-    if _rank() == 0 or process is not None:
+    if process is None:
+        say_once(f"archrepair {command}: error: {message}")
+    else:
         tag = f" (process {process})" if process else ""
         print(f"archrepair {command}: error{tag}: {message}", file=sys.stderr)
 
