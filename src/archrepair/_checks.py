@@ -127,6 +127,22 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(1)
 
 
+def launch_size() -> int:
+    """How many processes torchrun started (``WORLD_SIZE``; 1 without torchrun). Read from the
+    environment, so that the command line knows it without importing torch."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launch_rank() -> int:
+    """This process's rank as torchrun numbered it (``RANK``; 0 without torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def launched() -> bool:
+    """Whether torchrun started this process as one of several."""
+    return launch_size() > 1
+
+
 SPEAKING_SECONDS = 3.0
 """How long a silent process waits before it ends, under torchrun, so that process 0 can say why."""
 
@@ -135,7 +151,7 @@ def say_once(line: str) -> None:
     """Print ``line`` on stderr; under torchrun, where every process refuses the same input, only
     process 0 prints it, and the others wait a little first (torchrun ends them all as soon as one
     ends, which could cut process 0 off before it speaks)."""
-    if os.environ.get("RANK", "0") == "0":
+    if launch_rank() == 0:
         print(line, file=sys.stderr)
     else:
         import signal

@@ -13,14 +13,14 @@ import signal
 import sys
 
 from . import __version__
-from ._checks import Parser, check_dependent, say_once
+from ._checks import Parser, check_dependent, launch_rank, launched, say_once
 from .errors import ArchRepairError
 from .fileio import json_ready
 
 
 def main(argv: list[str] | None = None) -> int:
     status = _main(argv)
-    if _launched():
+    if launched():
         # one of several processes under torchrun: end here, output flushed, without the interpreter's
         # teardown, where gloo's threads sometimes abort (SIGABRT) after the work is done and written
         sys.stdout.flush()
@@ -39,7 +39,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if _launched() and args.command != "repair":
+    if launched() and args.command != "repair":
         _error(args.command, f"only repair runs over several processes; run {args.command} without torchrun", None)
         return 1
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
@@ -55,29 +55,19 @@ def _main(argv: list[str] | None) -> int:
         return 1
     except KeyboardInterrupt:
         hint = "; finished epochs are kept, rerun with --resume" if hasattr(args, "resume") else ""
-        if _rank() == 0:
+        if launch_rank() == 0:
             print(f"archrepair {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    if _rank() != 0:  # one of several processes under torchrun: process 0 prints the result
+    if launch_rank() != 0:  # one of several processes under torchrun: process 0 prints the result
         return 0
     if args.json:
         print(json.dumps(json_ready(result)))
     else:
         args.printer(result)
     return 0
-
-
-def _launched() -> bool:
-    """Whether torchrun started this process as one of several."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def _rank() -> int:
-    """This process's rank under torchrun (0 alone)."""
-    return int(os.environ.get("RANK", "0"))
 
 
 def _error(command: str, message: str, error: BaseException | None) -> None:

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from ._checks import launch_rank, launch_size, launched
 from .errors import ArchRepairError
 
 
@@ -58,51 +60,30 @@ def world() -> World:
     """The process group this process is in now (a lone process outside one)."""
     if not joined():
         return World()
-    return World(dist().get_rank(), dist().get_world_size(), dist().get_backend())
-
-
-def dist():
-    import torch.distributed
-
-    return torch.distributed
+    return World(dist.get_rank(), dist.get_world_size(), dist.get_backend())
 
 
 def joined() -> bool:
     """Whether a process group of more than one process is up."""
-    return dist().is_available() and dist().is_initialized() and dist().get_world_size() > 1
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def launch_size() -> int:
-    """How many processes torchrun started (``WORLD_SIZE``; 1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def launch_rank() -> int:
-    """This process's rank as torchrun numbered it (``RANK``; 0 without torchrun)."""
-    return int(os.environ.get("RANK", "0"))
-
-
-def launched() -> bool:
-    """Whether torchrun started this process as one of several."""
-    return launch_size() > 1
+def _gpu_per_process() -> bool:
+    """Whether this machine has a GPU for each of the processes torchrun started on it."""
+    return torch.cuda.device_count() >= int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def local_device(device: torch.device) -> torch.device:
     """Under torchrun with CUDA, ``cuda:LOCAL_RANK`` when this machine has a GPU per local process,
     else the one GPU for every process (``device`` itself); other devices are kept."""
-    if not launched() or device.type != "cuda":
+    if not launched() or device.type != "cuda" or not _gpu_per_process():
         return device
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return torch.device("cuda", local) if torch.cuda.device_count() >= local_size else device
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def _backend(device: torch.device) -> str:
     """NCCL when each process has a GPU of its own, else gloo (NCCL cannot share one GPU)."""
-    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    if device.type == "cuda" and dist().is_nccl_available() and torch.cuda.device_count() >= local_size:
-        return "nccl"
-    return "gloo"
+    return "nccl" if device.type == "cuda" and dist.is_nccl_available() and _gpu_per_process() else "gloo"
 
 
 @contextlib.contextmanager
@@ -115,9 +96,9 @@ def process_group(device: torch.device, timeout_seconds: float = 1800.0) -> Iter
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = _backend(device)
-    dist().init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds),
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds),
                               device_id=device if backend == "nccl" else None)
-    rank = dist().get_rank()
+    rank = dist.get_rank()
     try:
         barrier()
         yield world()
@@ -131,28 +112,28 @@ def process_group(device: torch.device, timeout_seconds: float = 1800.0) -> Iter
 
 def leave() -> None:
     """Leave the process group (a process that runs nothing more: the others go on without it)."""
-    if dist().is_available() and dist().is_initialized():
-        dist().destroy_process_group()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
     if joined():
-        dist().barrier()
+        dist.barrier()
 
 
 def writes_files() -> bool:
     """Whether this process writes files: process 0, or a lone process."""
-    return not joined() or dist().get_rank() == 0
+    return not joined() or dist.get_rank() == 0
 
 
 def _collective_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist().get_backend() == "nccl" else torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def _all_reduce(values: torch.Tensor, op=None) -> torch.Tensor:
     """``values`` reduced over the processes (sum unless ``op``), on ``values``' device."""
     moved = values.to(_collective_device())
-    dist().all_reduce(moved, op=op or dist().ReduceOp.SUM)
+    dist.all_reduce(moved, op=op or dist.ReduceOp.SUM)
     return moved.to(values.device)
 
 
@@ -167,7 +148,7 @@ def average_gradients(parameters: Sequence[nn.Parameter], loss: torch.Tensor) ->
     present = torch.tensor([float(p.grad is not None) for p in parameters], device=loss.device)
     flat = torch.cat([g.detach().reshape(-1).float() for g in grads] + [loss.detach().reshape(1).float(), present])
     flat = _all_reduce(flat)
-    offset, size = 0, dist().get_world_size()
+    offset, size = 0, dist.get_world_size()
     anywhere = flat[-len(parameters):] > 0
     for parameter, grad, has in zip(parameters, grads, anywhere.tolist()):
         count = grad.numel()
@@ -184,7 +165,7 @@ def average_buffers(module: nn.Module) -> None:
     buffers = [b for m in module.modules() if m.training for b in m.buffers(recurse=False) if b.is_floating_point()]
     if not buffers:
         return
-    flat = _all_reduce(torch.cat([b.detach().reshape(-1).float() for b in buffers])) / dist().get_world_size()
+    flat = _all_reduce(torch.cat([b.detach().reshape(-1).float() for b in buffers])) / dist.get_world_size()
     offset = 0
     for buffer in buffers:
         buffer.copy_(flat[offset:offset + buffer.numel()].view_as(buffer))
@@ -200,7 +181,7 @@ def broadcast(tensors: Iterable[torch.Tensor]) -> None:
     if not tensors:
         return
     flat = torch.cat([t.detach().reshape(-1).float() for t in tensors]).to(_collective_device())
-    dist().broadcast(flat, src=0)
+    dist.broadcast(flat, src=0)
     offset = 0
     for tensor in tensors:
         with torch.no_grad():
@@ -212,14 +193,14 @@ def any_rank(flag: bool) -> bool:
     """Whether ``flag`` holds in any process (every process must ask)."""
     if not joined():
         return flag
-    return bool(_all_reduce(torch.tensor([float(flag)]), dist().ReduceOp.MAX).item())
+    return bool(_all_reduce(torch.tensor([float(flag)]), dist.ReduceOp.MAX).item())
 
 
 def least(value: float) -> float:
     """The smallest ``value`` over the processes."""
     if not joined():
         return value
-    return float(_all_reduce(torch.tensor([value], dtype=torch.float64), dist().ReduceOp.MIN).item())
+    return float(_all_reduce(torch.tensor([value], dtype=torch.float64), dist.ReduceOp.MIN).item())
 
 
 def sums(*values: float) -> tuple[float, ...]:
@@ -233,24 +214,25 @@ def gather(value) -> list:
     """Every process's ``value`` (any picklable object), in rank order."""
     if not joined():
         return [value]
-    gathered = [None] * dist().get_world_size()
-    dist().all_gather_object(gathered, value)
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
     return gathered
 
 
 def my_batches(batches: Iterable) -> Iterator:
     """This process's share of ``batches``: every ``N``-th, starting at its rank."""
-    rank, size = (dist().get_rank(), dist().get_world_size()) if joined() else (0, 1)
+    rank, size = (dist.get_rank(), dist.get_world_size()) if joined() else (0, 1)
     for index, batch in enumerate(batches):
         if index % size == rank:
             yield batch
 
 
-def gather_batches(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The outputs of every batch, in batch order, from each process's :func:`my_batches` outputs."""
+def gather_batches(outputs: list) -> list:
+    """What every process made of its :func:`my_batches` (one picklable item per batch, on the CPU),
+    in batch order, in every process."""
     if not joined():
         return outputs
-    parts = gather([o.cpu() for o in outputs])
+    parts = gather(outputs)
     size = len(parts)
     ordered = []
     for index in range(sum(len(p) for p in parts)):
@@ -266,7 +248,7 @@ def share_rows(indices: np.ndarray, num_failures: int, seed: int) -> np.ndarray:
     process: ``indices`` unchanged."""
     if not joined():
         return indices
-    rank, size = dist().get_rank(), dist().get_world_size()
+    rank, size = dist.get_rank(), dist.get_world_size()
     indices = np.asarray(indices)
     generator = np.random.default_rng([seed, 7919])
     shares = []

@@ -29,10 +29,10 @@ def predict(model: nn.Module, loader: BatchLoader, amp: bool = False,
             outputs.append(model(images).float().cpu())
         labels.append(targets.cpu())
     model.train(was_training)
-    outputs, labels = distributed.gather_batches(outputs), distributed.gather_batches(labels)
-    if not outputs:
+    batches = distributed.gather_batches(list(zip(outputs, labels)))
+    if not batches:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
-    return torch.cat(outputs), torch.cat(labels)
+    return torch.cat([output for output, _ in batches]), torch.cat([label for _, label in batches])
 
 
 def predict_logits(model: nn.Module, loader: BatchLoader, amp: bool = False, progress: str | None = None) -> torch.Tensor:

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
-from .._checks import add_dependent, check_output, non_negative_int, open_fraction, positive_int
+from .._checks import add_dependent, check_output, launch_rank, non_negative_int, open_fraction, positive_int
 from ..data.scenario import PROTOCOLS
-from ..distributed import launch_rank
 from ..data.sources import DEFAULT_SPEC, parse_spec
 
 
