@@ -12,8 +12,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 INPUTS=.gpu-inputs
+case "${1:-}" in
+    ""|--prepare) ;;
+    *) echo "gpu_check.sh: error: unknown argument ${1} (give --prepare, or nothing to run the check)" >&2; exit 1 ;;
+esac
 if [[ "${1:-}" == "--prepare" ]]; then
     SHARED=${SHARED:-../shared}
+    for needed in "$SHARED/data/cifar10/cifar10-jpeg-q75.tar.gz" "$SHARED/models/resnet18-w0.25-deployed80" \
+                  "$SHARED/models/resnet18-w0.25-converged"; do
+        if [[ ! -e "$needed" ]]; then
+            echo "gpu_check.sh: error: $needed is missing; set SHARED to the shared folder (default ../shared)" >&2
+            exit 1
+        fi
+    done
     mkdir -p "$INPUTS/data/cifar10" "$INPUTS/models"
     cp "$SHARED/data/cifar10/cifar10-jpeg-q75.tar.gz" "$INPUTS/data/cifar10/"
     cp -r "$SHARED/models/resnet18-w0.25-deployed80" "$SHARED/models/resnet18-w0.25-converged" "$INPUTS/models/"

@@ -22,6 +22,8 @@ from common import cifar10_spec, load_cached_model, print_headline
 
 from archrepair.base_model import make_loader
 from archrepair.data import BatchLoader, load_data, select_failures
+from archrepair.device import resolve_device
+from archrepair.errors import ArchRepairError
 from archrepair.data.repair_set import repair_set
 from archrepair.evaluate import predict_logits
 from archrepair._localize import localize
@@ -92,6 +94,10 @@ def main() -> None:
     parser.add_argument("--worker", nargs=2, type=int, metavar=("FAILURES", "TRAIN"))
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args()
+    try:
+        resolve_device(args.device)
+    except ArchRepairError as error:
+        parser.error(str(error))
     if args.worker:
         worker(args.model_name, *args.worker, args.batch_size, args.device)
         return
