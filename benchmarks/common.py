@@ -70,3 +70,18 @@ def model_with_failures(name: str, count: int = 1000, seed: int = 0):
     model, record = load_cached_model(name)
     predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
     return data, model, record, select_failures(predictions, data.y_test, count, seed, protocol="paper")
+
+
+def relative_data_spec(out: Path) -> None:
+    """Record the data spec of the checkpoint in ``out`` relative to the repository root
+    (``imagefolder:../shared/data/...``, as the shared models record it), so that a committed folder
+    loads on any machine with ``../shared`` beside the repository; a spec without an absolute path is
+    left as it is."""
+    from archrepair.fileio import write_text_atomically
+
+    record = json.loads((out / "model.json").read_text())
+    kind, _, path = record["data"]["spec"].partition(":")
+    if not path.startswith("/"):
+        return
+    record["data"]["spec"] = f"{kind}:{os.path.relpath(path, ROOT)}"
+    write_text_atomically(out / "model.json", json.dumps(record, indent=1))

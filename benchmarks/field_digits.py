@@ -4,7 +4,7 @@
         --methods auto,archrepair,train-more-block,augmix,network-gradient
 
 Two real sources of handwriting: the base model is a ``small_cnn`` trained on the shared MNIST
-(``../shared/data/mnist/mnist.npz``, 28 px; trained once here and cached under ``benchmarks/cache``),
+(``../shared/data/mnist/mnist.npz``, 28 px; trained once, committed under ``models/``),
 the field set is scikit-learn's 1,797 digits (another collection, 8x8, brought to 28 px by the field
 reader, bilinear). For each seed the field set is split (``--field``: fit part, validation part,
 hold-out; the seed draws it) and each method runs on it with ``--budget-seconds`` of wall time. Each
@@ -21,20 +21,25 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CACHE, ROOT, code_commit, print_headline, shared_data_dir
+from common import ROOT, code_commit, print_headline, relative_data_spec, shared_data_dir
 
 STORE = ROOT / "benchmarks" / "results" / "field_digits_rows.jsonl"
 
 
+MODELS = ROOT / "models"
+FIELD_SET = ROOT / "studies" / "data" / "sklearn-digits.npz"
+
+
 def base_model(epochs: int) -> str:
-    """The MNIST model's checkpoint folder, trained here on first use (seed 0)."""
+    """The MNIST model's checkpoint folder (``models/mnist-small_cnn-e<epochs>``, committed for 2
+    epochs), trained here when missing (seed 0, resumable)."""
     import torch
 
     from archrepair.base_model import TrainJob, train_base_model
     from archrepair.data import load_data
     from archrepair.train import TrainConfig
 
-    out = CACHE / f"mnist-small_cnn-e{epochs}"
+    out = MODELS / f"mnist-small_cnn-e{epochs}"
     if not (out / "model.json").exists():
         data = load_data(f"npz:{shared_data_dir() / 'mnist' / 'mnist.npz'}")
         started = time.perf_counter()
@@ -42,14 +47,16 @@ def base_model(epochs: int) -> str:
                                         out, torch.device("cpu"), resume=(out.parent / f"{out.name}.state.pt").exists(),
                                         on_epoch=lambda e: print(f"MNIST epoch {e.epoch + 1}: val {e.val_accuracy:.4f}",
                                                                  flush=True))
+        relative_data_spec(out)
         print(f"trained {out.name}: test accuracy {record.metrics['test_accuracy']:.4f} in "
               f"{time.perf_counter() - started:.0f} s", flush=True)
     return str(out)
 
 
 def field_set() -> str:
-    """scikit-learn's digits as a field npz (``x`` 8x8 uint8, ``y``), written once to the cache."""
-    path = CACHE / "sklearn-digits-field.npz"
+    """scikit-learn's digits as a field npz (``x`` 8x8 uint8, ``y``; committed as
+    ``studies/data/sklearn-digits.npz``), written when missing."""
+    path = FIELD_SET
     if not path.exists():
         from sklearn.datasets import load_digits
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import CACHE, ROOT, cifar10_spec, print_headline
+from common import CACHE, ROOT, cifar10_spec, print_headline, relative_data_spec
 
 from archrepair.base_model import TrainJob, describe_epoch, train_base_model
 from archrepair.checkpoint import load_record
@@ -55,7 +55,7 @@ def main() -> None:
         job = TrainJob(args.model, args.width, args.seed, channels_last=True)
         _, record, _ = train_base_model(data, job, config, out, resolve_device(args.device), resume=True,
                                         on_epoch=lambda e: print(describe_epoch(e), flush=True))
-    if out.resolve().is_relative_to(ROOT) and record.data["spec"].startswith("imagefolder:/"):
+    if out.resolve().is_relative_to(ROOT):
         relative_data_spec(out)
     print_headline({
         "model": record.architecture, "width": record.arguments["width"],
@@ -63,21 +63,6 @@ def main() -> None:
         "epochs": record.training["epochs_run"], "train_seconds": record.training["seconds"],
         "stop_reason": record.training["stop_reason"], "torch_threads": torch.get_num_threads(),
     })
-
-
-def relative_data_spec(out: Path) -> None:
-    """Record the data spec of the checkpoint in ``out`` relative to the repository root
-    (``imagefolder:../shared/data/...``, as the shared models record it), so that a committed folder
-    loads on any machine with ``../shared`` beside the repository."""
-    import json
-    import os
-
-    from archrepair.fileio import write_text_atomically
-
-    record = json.loads((out / "model.json").read_text())
-    path = record["data"]["spec"].removeprefix("imagefolder:")
-    record["data"]["spec"] = f"imagefolder:{os.path.relpath(path, ROOT)}"
-    write_text_atomically(out / "model.json", json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

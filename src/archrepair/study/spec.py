@@ -26,6 +26,7 @@ A study is a TOML file (paths in it are relative to the file)::
     models = ["undertrained"]
     scenarios = ["test", "gaussian"]
     methods = ["auto", "archrepair", "block-gradient-w0.5"]
+    # seeds, budget and count may be given per grid too (they replace the file's for its runs)
 
     export = "example/runs.jsonl"         # finished rows as text, to commit (the store is not)
 
@@ -52,6 +53,7 @@ from ..errors import ArchRepairError
 STUDY_KEYS = {"name", "seeds", "budget", "count", "train_examples", "threads", "device", "protocol", "holdout",
               "keep_level", "models", "scenarios", "methods", "grid", "store", "imports", "export"}
 SCENARIO_KEYS = {"corruption", "severity", "field"}
+GRID_KEYS = {"models", "scenarios", "methods", "seeds", "budget", "count"}
 
 
 @dataclass(frozen=True)
@@ -134,18 +136,19 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
     """Every run of ``study``'s grids in file order (grid, model, scenario, method, seed), each with
     its resolved configuration; a run named twice is kept once."""
     from .._repair import RepairSettings, TaskConfig
-    from ..budget import Budget
     from ..checkpoint import model_fingerprint
 
     raw, base = study.raw, study.path.parent
     models, scenarios = raw.get("models") or {}, raw.get("scenarios") or {}
-    unknown = set(raw.get("budget", {})) - {"seconds", "epochs"}
-    if unknown:
-        raise ArchRepairError(f"study {study.name!r}: budget has unknown keys {sorted(unknown)}; known: epochs, seconds")
-    budget = Budget(**raw.get("budget", {}))
     fingerprints: dict[str, str] = {}
     runs: dict[str, Run] = {}
     for number, grid in enumerate(raw["grid"], 1):
+        unknown = set(grid) - GRID_KEYS
+        if unknown:
+            raise ArchRepairError(f"study {study.name!r}: grid {number} has unknown keys {sorted(unknown)}; "
+                                  f"known: {', '.join(sorted(GRID_KEYS))}")
+        budget = _budget(study, grid.get("budget", raw.get("budget", {})))
+        count = int(grid.get("count", raw.get("count", 1000)))
         seeds = grid.get("seeds", raw.get("seeds", [0]))
         for key in ("models", "scenarios", "methods"):
             if not grid.get(key):
@@ -175,9 +178,10 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
                         config = {
                             "model": model, "checkpoint": checkpoint, "model_fingerprint": fingerprints[checkpoint],
                             "data": models[model].get("data"), "scenario": scenario, "field": field_spec,
+                            **({"field_fingerprint": field_fingerprint(field_spec)} if field_spec else {}),
                             "method": label, "repairer": method, "method_version": method_version(method),
                             "overrides": overrides, "settings": _plain(settings), "task": _plain(task),
-                            "budget": _plain(budget), "seed": int(seed), "count": int(raw.get("count", 1000)),
+                            "budget": _plain(budget), "seed": int(seed), "count": count,
                             "protocol": raw.get("protocol", "heldout"), "holdout": float(raw.get("holdout", 0.5)),
                             "threads": int(raw.get("threads", 1)), "workers": int(workers),
                         }
@@ -186,12 +190,38 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
     return list(runs.values())
 
 
+def _budget(study: Study, given: dict):
+    """The :class:`~archrepair.budget.Budget` of a ``budget`` table (the file's or a grid's)."""
+    from ..budget import Budget
+
+    unknown = set(given) - {"seconds", "epochs"}
+    if unknown:
+        raise ArchRepairError(f"study {study.name!r}: budget has unknown keys {sorted(unknown)}; known: epochs, seconds")
+    return Budget(**given)
+
+
 def config_hash(config: dict) -> str:
-    """sha256 (first 16 hex digits) of ``config`` as sorted JSON, without where the checkpoint lies on
-    this machine (its weights' fingerprint names it), so that a study's rows keep their hashes on any
-    machine."""
-    named = {key: value for key, value in config.items() if key != "checkpoint"}
+    """sha256 (first 16 hex digits) of ``config`` as sorted JSON, without where the checkpoint and a
+    field set lie on this machine (their contents' fingerprints name them), so that a study's rows
+    keep their hashes on any machine."""
+    named = {key: value for key, value in config.items()
+             if key != "checkpoint" and not (key == "field" and "field_fingerprint" in config)}
     return hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def field_fingerprint(path: str) -> str:
+    """sha256 (first 16 hex digits) of a field set's contents: the file's bytes, or a folder's files
+    (their paths relative to it and their bytes, in sorted order), wherever it lies."""
+    root = Path(path)
+    if not root.exists():
+        raise ArchRepairError(f"field set {path!r} does not exist; give a folder, .tar.gz, .npz or .csv path "
+                              "relative to the study file")
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]:
+        if root.is_dir():
+            digest.update(str(file.relative_to(root)).encode() + b"\0")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def method_version(name: str) -> int:
