@@ -1,5 +1,6 @@
 """``auto``: the scenario's candidates within one budget (an injected clock, never the wall clock),
-the best by validation, every candidate in the report."""
+the best option of each offered to the keep rule, the best validated that passes returned, every
+candidate and every keep test in the report."""
 
 import copy
 
@@ -61,8 +62,8 @@ def spenders(monkeypatch):
             lambda settings, steps=steps, scale=scale: Spender(steps, scale))
 
 
-def _auto(specs, budget: Budget) -> AutoRepair:
-    method = AutoRepair(AutoConfig(failures=specs))
+def _auto(specs, budget: Budget, **config) -> AutoRepair:
+    method = AutoRepair(AutoConfig(failures=specs, **config))
     method.apply_budget(budget)
     method.clock = CLOCK
     return method
@@ -93,16 +94,82 @@ def test_time_a_candidate_does_not_use_goes_to_the_next(task):
     assert quick["seconds"] == 1.0 and slow["share_seconds"] == pytest.approx(9.0) and slow["seconds"] == 6.0
 
 
-def test_the_best_candidate_by_validation_is_chosen_and_every_one_is_in_the_report(task):
+def test_each_candidate_s_best_option_goes_to_the_keep_rule_best_validated_first(task):
     specs = (CandidateSpec("plain", "test-spend-1"), CandidateSpec("sharper", "test-spend-6-sharper"))
-    _, report = run_repair(_auto(specs, Budget(seconds=100)), task)
-    ran = report["details"]["candidates"]
+    _, report = run_repair(_auto(specs, Budget(seconds=100), mixes=(), soup=False), task)
+    details, keep = report["details"], report["keep"]
+    ran = details["candidates"]
     assert [r["name"] for r in ran] == ["plain", "sharper"] and all(r["status"] == "ran" for r in ran)
-    best = max(ran, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
-    assert report["details"]["chosen"] == best["name"]
-    assert report["val_accuracy_repaired"] == best["val_accuracy"]
+    order = sorted(ran, key=lambda r: (r["val_accuracy"], -r["val_loss"]), reverse=True)
+    assert [o["option"] for o in details["offered"]] == [r["name"] for r in order]
+    assert [t["option"] for t in keep["tests"]] == [r["name"] for r in order]  # every option offered is tested
+    returned = keep["chosen"] or order[0]["name"]  # none passed: the best validated is reported
+    assert details["chosen"] == returned
+    assert report["val_accuracy_repaired"] == next(r["val_accuracy"] for r in ran if r["name"] == returned)
     assert report["phase_seconds"] == {"plain": 1.0, "sharper": 6.0}
-    assert report["keep"]["rule"] == "mcnemar"  # then the keep rule decides against the original
+    assert keep["rule"] == "mcnemar" and keep["procedure"] == "holm"
+
+
+def test_the_keep_rule_returns_a_passing_option_when_the_best_validated_one_fails(task, monkeypatch):
+    """The options' keep-row answers are made up: the first (best validated) is no better than the
+    original, the second clearly is; the second is returned with its own model and details."""
+    import numpy as np
+
+    from archrepair._repair import base
+
+    first, second = Candidate(copy.deepcopy(task.model), {"who": "first"}, label="first"), \
+        Candidate(copy.deepcopy(task.model), {"who": "second"}, label="second")
+    answers = {id(task.model): np.array([True] * 900 + [False] * 100)}
+    answers[id(first.model)] = answers[id(task.model)].copy()
+    answers[id(second.model)] = np.array([True] * 900 + [True] * 60 + [False] * 40)
+    monkeypatch.setattr(base, "keep_right", lambda task, model: answers[id(model)])
+    result = base.keep_better("auto", task, [first, second])
+    assert result.kept == "repaired" and result.model is second.model and result.details == {"who": "second"}
+    assert [(t["option"], t["passed"], t["chosen"]) for t in result.keep["tests"]] == [
+        ("first", False, False), ("second", True, True)]
+    alone = base.keep_better("auto", task, [first])
+    assert alone.kept == "original" and alone.details == {"who": "first"}  # the candidate reported whichever won
+
+
+@pytest.mark.parametrize("best_scale, joins", [(2.2, True), (1.0, False)])
+def test_a_soup_of_the_candidates_is_offered_only_when_the_average_validates_better(task, monkeypatch, best_scale,
+                                                                                    joins):
+    """Validation made up from the last layer's scale (the candidates scale it by 1 and 3, their
+    average by 2): the soup is offered when scale 2.2 validates best, not when scale 1 does."""
+    from archrepair._repair.methods import auto
+
+    last = [m for m in task.model.modules() if isinstance(m, torch.nn.Linear)][-1].weight
+
+    def figures(task, model, view=None):
+        scale = float([m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1].weight.detach().norm() / last.detach().norm())
+        return {"val_accuracy": 1 - abs(scale - best_scale) / 10, "val_loss": 0.0, "val_negative_flip_rate": 0.0}
+
+    monkeypatch.setattr(auto, "validation_figures", figures)
+    specs = (CandidateSpec("plain", "test-spend-1"), CandidateSpec("sharper", "test-spend-6-sharper"))
+    details = _auto(specs, Budget(seconds=100), mixes=()).train(task, Budget(seconds=100).deadline(CLOCK)).details
+    records = {r["name"]: r for r in details["candidates"]}
+    offered = [o["option"] for o in details["offered"]]
+    if joins:
+        assert records["soup"]["members"] == ["sharper", "plain"]
+        assert records["soup"]["val_accuracy"] == pytest.approx(0.98)
+        assert offered[0] == "soup"
+    else:
+        assert "soup" not in records and "soup" not in offered and offered[0] == "plain"
+
+
+def test_the_average_of_models_is_their_mean_weights(digits_task_of):
+    from archrepair._repair.methods.auto import average
+
+    original = digits_task_of(40, 400).model
+    shifted = copy.deepcopy(original)
+    with torch.no_grad():
+        for value in shifted.state_dict().values():
+            value.add_(2.0) if value.is_floating_point() else value.add_(7)
+    mixed = average([original, shifted]).state_dict()
+    for name, value in original.state_dict().items():
+        expected = value + 1.0 if value.is_floating_point() else value
+        assert torch.allclose(mixed[name], expected, atol=1e-6) if value.is_floating_point() else torch.equal(
+            mixed[name], expected), name
 
 
 def test_an_epoch_budget_is_dealt_out_over_the_candidates_in_order(task):
@@ -114,14 +181,22 @@ def test_an_epoch_budget_is_dealt_out_over_the_candidates_in_order(task):
                                                               "skipped: no epoch of the budget left"]
 
 
-def test_a_shift_task_gets_the_shift_candidates(task):
+def test_a_shift_task_gets_the_shift_candidates_and_a_field_task_the_field_ones(task):
     from dataclasses import replace
 
+    from archrepair._repair.methods.auto import FIELD_CANDIDATES
+    from archrepair._repair.methods.train_more import TrainMore
+
     method = AutoRepair(AutoConfig(failures=(CandidateSpec("f", "test-spend-1"),),
-                                   shift=(CandidateSpec("s", "test-spend-1"),)))
+                                   shift=(CandidateSpec("s", "test-spend-1"),),
+                                   field_set=(CandidateSpec("d", "test-spend-1"),)))
     shifted = replace(task, config=replace(task.config, corruption={"name": "gaussian_noise", "severity": 3}))
+    field = replace(task, split=replace(task.split, source="field"))
     assert [s.name for s in method.candidates(task)] == ["f"]
     assert [s.name for s in method.candidates(shifted)] == ["s"]
+    assert [s.name for s in method.candidates(field)] == ["d"]
+    # every default field candidate trains on the field's images: none of the "train more" methods
+    assert not any(isinstance(get_repairer(spec.method), TrainMore) for spec in FIELD_CANDIDATES)
 
 
 def test_the_default_candidates_run_on_a_real_task_within_the_budget(digits_task_of, tmp_path):
@@ -131,13 +206,17 @@ def test_the_default_candidates_run_on_a_real_task_within_the_budget(digits_task
     result, report = run_repair(method, digits_task_of(40, 400), tmp_path / "out")
     names = [r["name"] for r in result.details["candidates"]]
     written = (tmp_path / "out" / "report.md").read_text()
-    assert "## Candidates (chosen by validation" in written and all(f"| {name} |" in written for name in names)
-    assert names == [s.name for s in method.config.failures] and result.details["scenario"] == "failures"
+    assert "## Candidates (returned or" in written and all(f"| {name} |" in written for name in names)
+    defaults = [s.name for s in method.config.failures]
+    assert names[:len(defaults)] == defaults and names[len(defaults):] in ([], ["soup"])
+    assert result.details["scenario"] == "failures"
     for record in result.details["candidates"]:
         assert record["status"] == "ran" or record["status"].startswith("skipped")
         if record["status"] == "ran":
             assert 0 <= record["val_accuracy"] <= 1 and record["seconds"] >= 0
     assert result.details["chosen"] in names and result.keep["rule"] == "mcnemar"
+    assert [t["option"] for t in result.keep["tests"]] == [o["option"] for o in result.details["offered"]]
+    assert 1 <= len(result.keep["tests"]) <= method.config.keep_options
 
 
 def test_a_candidate_s_failure_weight_reaches_the_cached_block_loader(digits_task_of):
@@ -173,7 +252,7 @@ def test_a_resumed_run_keeps_its_finished_candidates_and_their_seconds(task, tmp
     resumed.work_dir = tmp_path / "work"
     again = resumed.repair(task)
     records = again.details["candidates"]
-    assert records[:2] == done.details["candidates"]  # restored, not trained again
+    assert records[:2] == done.details["candidates"][:2]  # restored, not trained again
     assert CLOCK.now == 10.0 and records[2]["seconds"] == 3.0  # the 7 s they used are spent
     if done.details["chosen"] in ("a", "b"):
         assert again.details["chosen"] in (done.details["chosen"], "c")
@@ -207,7 +286,7 @@ def test_the_choice_weighs_negative_flips_and_the_interpolated_options(task):
     with the highest accuracy − flip weight · negative flips among every recorded option."""
     specs = (CandidateSpec("plain", "test-spend-1"), CandidateSpec("sharper", "test-spend-6-sharper"))
     for flip_weight in (0.0, 100.0):
-        method = AutoRepair(AutoConfig(failures=specs, flip_weight=flip_weight, mixes=(0.0, 0.5)))
+        method = AutoRepair(AutoConfig(failures=specs, flip_weight=flip_weight, mixes=(0.0, 0.5), soup=False))
         method.apply_budget(Budget(seconds=100))
         method.clock = CLOCK
         result = method.repair(task)
@@ -219,5 +298,8 @@ def test_the_choice_weighs_negative_flips_and_the_interpolated_options(task):
                 assert figures["val_negative_flip_rate"] == 0 and figures["val_accuracy"] == original
         best = max(options, key=lambda o: (o[2]["val_accuracy"] - flip_weight * o[2]["val_negative_flip_rate"],
                                            -o[2]["val_loss"]))
-        assert (result.details["chosen"], result.details["chosen_mix"]) == best[:2]
+        label = best[0] if best[1] == 1.0 else f"{best[0]} α {best[1]:g}"
+        assert result.details["offered"][0]["option"] == label  # the best validated option is offered first
+        if result.keep["chosen"] == label or result.keep["chosen"] is None:
+            assert (result.details["chosen"], result.details["chosen_mix"]) == best[:2]
         assert result.details["flip_weight"] == flip_weight

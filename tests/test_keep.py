@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archrepair._repair import TaskConfig
-from archrepair._repair.keep import KEEP_LEVEL, keep_decision, mcnemar_gain
+from archrepair._repair.keep import KEEP_LEVEL, holm, keep_choice, keep_decision, mcnemar_gain
 from archrepair.errors import ArchRepairError
 
 
@@ -101,3 +101,55 @@ def test_under_a_corruption_the_keep_rows_are_used_clean_and_shifted(digits_chec
 def test_the_paper_protocol_has_no_keep_rows_and_keeps_the_validation_rule(digits_task_of):
     task = digits_task_of(40, 400, protocol="paper")
     assert task.keep is None
+
+
+def test_holm_returns_the_second_option_when_the_best_validated_one_fails_and_the_second_passes():
+    original = np.array([True] * 900 + [False] * 100)
+
+    def changed(gained: int, lost: int) -> np.ndarray:
+        right = original.copy()
+        right[900:900 + gained], right[:lost] = True, False
+        return right
+
+    weak, strong = changed(31, 30), changed(60, 25)
+    choice = keep_choice(original, [weak, strong], ["weak", "strong"], 0.05, "repaired", "rows")
+    assert choice["decision"] == "repaired" and choice["chosen"] == "strong"
+    first, second = choice["tests"]
+    assert (first["option"], first["passed"], first["chosen"]) == ("weak", False, False)
+    assert (second["option"], second["passed"], second["chosen"]) == ("strong", True, True)
+    assert second["threshold"] == pytest.approx(0.025) and first["threshold"] == pytest.approx(0.05)  # 0.05/2, 0.05/1
+    assert choice["p_value"] == second["p_value"] and choice["candidate_only_right"] == 60  # the returned option's
+    both = keep_choice(original, [strong, strong], ["a", "b"], 0.05, "repaired")
+    assert both["chosen"] == "a"  # of those that pass, the best validated (the first given)
+    none = keep_choice(original, [weak, weak], ["a", "b"], 0.05, "repaired")
+    assert none["decision"] == "original" and none["chosen"] is None and none["p_value"] == none["tests"][0]["p_value"]
+
+
+def test_holm_keeps_the_family_wise_level_over_many_null_options():
+    """Eight options no better than the original (each row's answers drawn alike for both): Holm keeps
+    any of them in at most α of the families, where testing each at α alone keeps one far more often."""
+    rng = np.random.default_rng(0)
+    families, size, level = 600, 8, 0.05
+    any_holm = any_alone = 0
+    for _ in range(families):
+        original = rng.random(300) < 0.8
+        options = [rng.random(300) < 0.8 for _ in range(size)]
+        choice = keep_choice(original, options, [str(i) for i in range(size)], level, "repaired")
+        any_holm += choice["decision"] == "repaired"
+        any_alone += any(test["p_value"] <= level for test in choice["tests"])
+    assert any_holm / families <= level
+    assert any_alone / families > 2 * level  # the family needs the correction
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=10), st.floats(0.001, 0.5))
+def test_holm_passes_a_step_down_prefix_between_bonferroni_and_no_correction(p_values, level):
+    verdicts = holm(p_values, level)
+    passed = [p for p, (ok, _) in zip(p_values, verdicts) if ok]
+    failed = [p for p, (ok, _) in zip(p_values, verdicts) if not ok]
+    assert not passed or not failed or max(passed) <= min(failed)  # smaller p-values pass first
+    assert all(p <= level for p in passed)  # never more than without a correction
+    assert all(ok for p, (ok, _) in zip(p_values, verdicts) if p <= level / len(p_values))  # at least Bonferroni's
+    assert all(p <= threshold for p, (ok, threshold) in zip(p_values, verdicts) if ok)
+    if len(p_values) == 1:
+        assert verdicts[0] == (p_values[0] <= level, level)

@@ -173,13 +173,13 @@ def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digit
     from archrepair.checkpoint import ModelRecord
     from archrepair.data import select_failures
     from archrepair._repair import make_task
-    from archrepair._repair.base import keep_better
+    from archrepair._repair.base import Candidate, keep_better
 
     record = ModelRecord("small_cnn", {}, [0.0], [1.0], [8, 8, 1], digits.class_names)
     split = select_failures(np.zeros_like(digits.y_test), digits.y_test, 20, 0, protocol=protocol)
     sure, unsure = _FavoursZero(1.0), _FavoursZero(0.01)  # same predictions; about 90% of labels are not 0,
     task = make_task(sure, record, digits, split, TaskConfig(train_examples=300, seed=0))  # so the unsure one has the lower loss
-    result = keep_better("test", task, unsure)
+    result = keep_better("test", task, [Candidate(unsure)])
     assert result.val_accuracy_original == result.val_accuracy_repaired
     assert result.val_loss_repaired < result.val_loss_original and result.keep["decision_old_rule"] == "repaired"
     assert result.kept == ("repaired" if protocol == "paper" else "original")
@@ -187,7 +187,7 @@ def test_equal_validation_accuracy_is_decided_by_the_lower_validation_loss(digit
         assert result.keep["candidate_only_right"] == result.keep["original_only_right"] == 0
         assert result.keep["p_value"] == 1.0
     task = make_task(unsure, record, digits, split, TaskConfig(train_examples=300, seed=0))
-    assert keep_better("test", task, sure).kept == "original"
+    assert keep_better("test", task, [Candidate(sure)]).kept == "original"
 
 
 @pytest.mark.parametrize("weight, copies", [(0.0, 0.0), (0.5, 0.5), (2.0, 2.0), (1.5, 1.5)])

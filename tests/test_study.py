@@ -135,6 +135,25 @@ def test_every_setting_the_hash_covers_makes_another_row(digits_checkpoint, tmp_
     assert len(bumped & base) == 2  # block-gradient's rows stay, train-more-block's are new
 
 
+def test_an_auto_row_names_the_option_it_returned_and_lists_every_keep_test(digits_checkpoint, tmp_path):
+    path = _study(tmp_path, digits_checkpoint, methods=("auto",), seeds=(0,))
+    path.write_text(path.read_text().replace("epochs = 1", "epochs = 4"))  # four candidates get an epoch each
+    run_study(load_study(path), log=lambda line: None)
+    (row,) = Store(tmp_path / "tiny.sqlite").runs()
+    choice, keep = row.figures["choice"], row.figures["keep"]
+    trained = [c["name"] for c in choice["candidates"] if c["status"] == "ran"]
+    assert len(trained) >= 4 and all("seconds" in c and "val_accuracy" in c for c in choice["candidates"]
+                                     if c["status"] == "ran" and c["name"] != "soup")
+    offered = [o["option"] for o in choice["offered"]]
+    assert [t["option"] for t in keep["tests"]] == offered and 2 <= len(offered) <= 4
+    assert all({"p_value", "threshold", "passed", "chosen"} <= set(t) for t in keep["tests"])
+    returned = [t["option"] for t in keep["tests"] if t["chosen"]]
+    assert returned == ([keep["chosen"]] if keep["chosen"] else [])
+    label = choice["chosen"] if choice["chosen_mix"] == 1.0 else f"{choice['chosen']} α {choice['chosen_mix']:g}"
+    assert label == (keep["chosen"] or offered[0])  # the returned option, else the best validated
+    assert row.figures["kept"] == keep["decision"]
+
+
 def test_the_report_is_regenerated_identically_and_its_numbers_are_the_rows(digits_checkpoint, tmp_path):
     path = _study(tmp_path, digits_checkpoint, methods=("auto", "block-gradient"), seeds=(0, 1, 2), keep_level=1.0)
     run_study(load_study(path), log=lambda line: None)  # keep level 1: every candidate is returned

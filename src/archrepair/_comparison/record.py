@@ -23,7 +23,8 @@ class ComparisonRow:
     final choice's record (:func:`~archrepair._repair.keep.keep_decision`: discordant counts, p-value,
     the decision under the keep rule and under the old validation rule); ``notes``: one line each for
     what did not happen as expected (:meth:`~archrepair._repair.base.Repairer.note`: a budget spent at
-    the first step, a search with no architecture step)."""
+    the first step, a search with no architecture step); ``choice``: what ``auto`` chose
+    (:func:`choice_record`)."""
 
     method: str
     seed: int
@@ -57,6 +58,7 @@ class ComparisonRow:
     candidate_paper_change_points: float | None = None
     keep: dict | None = None
     notes: list[str] = field(default_factory=list)
+    choice: dict | None = None
 
     @classmethod
     def from_report(cls, report: dict, seconds: float) -> ComparisonRow:
@@ -70,9 +72,22 @@ class ComparisonRow:
             unit=report["block"] or report["details"].get("unit"), genotype=report["genotype"],
             repair_train_indices=report["split"]["repair_train_indices"],
             val_rows=report["split"]["val_rows"], prefix_cache=report.get("prefix_cache"), keep=report.get("keep"),
-            notes=report["details"].get("notes", []),
+            notes=report["details"].get("notes", []), choice=choice_record(report["details"]),
             **judged_fields(report.get("judged") or {}),
         )
+
+
+CHOICE_KEYS = ("scenario", "chosen", "chosen_mix", "candidates", "offered")
+
+
+def choice_record(details: dict) -> dict | None:
+    """What a method that chooses among candidates (``auto``) chose: its scenario, the option
+    returned (or, when the keep rule passed none, the best validated) and its mix ``α``, every
+    candidate's record (seconds, share, validation figures, status) and the options offered to the
+    keep rule; ``None`` for other methods."""
+    if "candidates" not in details:
+        return None
+    return {key: details.get(key) for key in CHOICE_KEYS}
 
 
 def judged_fields(judged: dict) -> dict:

@@ -25,7 +25,7 @@ from ..data import BatchLoader, FailureSplit
 from ..errors import ArchRepairError
 from ..evaluate import predict, predict_logits
 from .block_inputs import BlockView
-from .keep import describe, keep_decision
+from .keep import describe, keep_choice
 from .task import RepairTask
 
 
@@ -35,7 +35,9 @@ class Candidate:
     the repaired ``model``, method-specific ``details`` (histories, the localisation, the unit it
     trained), seconds per phase, and for block-level methods the ``block`` (and the searched
     ``genotype``, when the block's architecture changed); ``view``: the cached inputs of the unit it
-    trained (:meth:`RepairTask.block_view`), which the final choice reuses."""
+    trained (:meth:`RepairTask.block_view`), which the final choice reuses. ``label`` names it among
+    a method's options (``None``: the method's name); ``alternatives``: further options, ordered best
+    validated first after this one, that the keep rule tests beside it (:func:`keep_better`)."""
 
     model: nn.Module
     details: dict = field(default_factory=dict)
@@ -43,6 +45,8 @@ class Candidate:
     block: str | None = None
     genotype: dict | None = None
     view: BlockView | None = None
+    label: str | None = None
+    alternatives: list[Candidate] = field(default_factory=list)
 
 
 @dataclass
@@ -105,10 +109,11 @@ class Repairer(ABC):
             self.note(candidate.details, f"the budget ({self.budget.describe()}) was spent at the first step: at most "
                                          "one training step was taken, so the candidate is barely trained; give a "
                                          "larger --budget-seconds")
-        for parameter in candidate.model.parameters():
-            parameter.requires_grad_(True)
-        result = keep_better(self.name, task, candidate.model, candidate.view, phase_seconds=candidate.phase_seconds,
-                             details=candidate.details, block=candidate.block, genotype=candidate.genotype)
+        options = [candidate, *candidate.alternatives]
+        for option in options:
+            for parameter in option.model.parameters():
+                parameter.requires_grad_(True)
+        result = keep_better(self.name, task, options)
         self.log(f"validation accuracy (mean loss): original {result.val_accuracy_original:.4f} "
                  f"({result.val_loss_original:.4f}), repaired {result.val_accuracy_repaired:.4f} "
                  f"({result.val_loss_repaired:.4f}); {describe(result.keep)}")
@@ -161,29 +166,37 @@ class ConfiguredRepairer(Repairer):
         self.config = replace(self.config, train=replace(self.config.train, epochs=epochs))
 
 
-def keep_better(method: str, task: RepairTask, repaired: nn.Module, view: BlockView | None = None,
-                **fields) -> RepairResult:
-    """The result of ``method``: ``repaired`` or a copy of the original (eval mode either way), by the
-    keep rule (:mod:`.keep`): under the ``heldout`` protocol ``repaired`` is kept only when it beats
-    the original at level ``task.config.keep_level`` on the task's keep rows (one-sided exact
-    McNemar); under ``paper`` (no keep rows), when its accuracy on the validation rows is higher, or
-    equal with a lower mean cross-entropy (the old rule, recorded either way in ``keep``). ``view``:
-    the cached inputs both models share (the repaired model differs from the original only from its
-    block on). ``fields`` fill the rest of :class:`RepairResult` (phase seconds, details, block,
-    genotype). The repaired model stays available as ``candidate`` either way."""
-    original_val, original_loss = validate(task, task.model, view)
-    repaired_val, repaired_loss = validate(task, repaired, view)
-    old_rule = "repaired" if (repaired_val, -repaired_loss) > (original_val, -original_loss) else "original"
+def keep_better(method: str, task: RepairTask, options: list[Candidate]) -> RepairResult:
+    """The result of ``method``: one of its ``options`` (best validated first; one for most methods)
+    or a copy of the original (eval mode either way), by the keep rule (:mod:`.keep`): under the
+    ``heldout`` protocol an option is returned only when it beats the original on the task's keep
+    rows (one-sided exact McNemar, Holm's procedure over the options at family-wise level
+    ``task.config.keep_level``), the best validated of those that pass; under ``paper`` (no keep
+    rows), the first option when its accuracy on the validation rows is higher, or equal with a lower
+    mean cross-entropy (the old rule, recorded either way in ``keep``). Each option's ``view``: the
+    cached inputs it shares with the original (it differs from it only from its block on). The rest
+    of :class:`RepairResult` (phase seconds, details, block, genotype, ``candidate``: the repaired
+    model whichever won) comes from the option returned, else from the first."""
+    first = options[0]
+    original_val, original_loss = validate(task, task.model, first.view)
+    first_val, first_loss = validate(task, first.model, first.view)
+    old_rule = "repaired" if (first_val, -first_loss) > (original_val, -original_loss) else "original"
+    names = [option.label or method for option in options]
     if task.keep is None:  # the paper's protocol: the old rule decides
-        keep = keep_decision(None, None, task.config.keep_level, old_rule)
+        keep = keep_choice(None, None, names, task.config.keep_level, old_rule)
     else:
-        keep = keep_decision(keep_right(task, task.model), keep_right(task, repaired), task.config.keep_level,
-                             old_rule, task.keep.source)
+        keep = keep_choice(keep_right(task, task.model), [keep_right(task, option.model) for option in options], names,
+                           task.config.keep_level, old_rule, task.keep.source)
     kept = keep["decision"]
-    model = repaired if kept == "repaired" else copy.deepcopy(task.model)
+    chosen = options[names.index(keep["chosen"])] if keep["chosen"] is not None else first
+    repaired_val, repaired_loss = (first_val, first_loss) if chosen is first else validate(task, chosen.model,
+                                                                                           chosen.view)
+    model = chosen.model if kept == "repaired" else copy.deepcopy(task.model)
     return RepairResult(method=method, model=model.eval(), kept=kept, val_accuracy_original=original_val,
                         val_accuracy_repaired=repaired_val, val_loss_original=original_loss,
-                        val_loss_repaired=repaired_loss, candidate=repaired.eval(), keep=keep, **fields)
+                        val_loss_repaired=repaired_loss, candidate=chosen.model.eval(), keep=keep,
+                        phase_seconds=chosen.phase_seconds, details=chosen.details, block=chosen.block,
+                        genotype=chosen.genotype)
 
 
 def validate(task: RepairTask, model: nn.Module, view: BlockView | None = None) -> tuple[float, float]:

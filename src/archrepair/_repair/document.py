@@ -33,6 +33,32 @@ def write_report_markdown(report: dict, folder: Path) -> list[Path]:
     return [folder / MARKDOWN_FILE, *charts]
 
 
+def _candidate_lines(details: dict, candidates: list[dict]) -> list[str]:
+    """The ``auto`` candidates' table: each trained candidate and its interpolations (seconds, share,
+    validation figures), the soup, the skipped ones and why."""
+    mix = details.get("chosen_mix")
+    chosen = f"`{details.get('chosen')}`" + (f", weights mixed at α {mix:g}" if mix not in (None, 1.0) else "")
+    lines = ["", f"## Candidates (returned or, when none passed the keep rule, best validated: {chosen}; score: "
+                 f"accuracy − {details.get('flip_weight', 0):g} × negative flips)", "",
+             "| candidate | method | status | seconds (share) | validation accuracy | validation negative flips "
+             "| validation loss | unit |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in candidates:
+        if c["status"] != "ran":
+            lines.append(f"| {c['name']} | {c['method']} | {c['status']} | - | - | - | - | - |")
+            continue
+        share = "" if c.get("share_seconds") is None else f" ({c['share_seconds']:.0f})"
+        seconds = f"{c['seconds']:.1f}{share}" if "seconds" in c else "-"
+        unit = c.get("block") or (" + ".join(c["members"]) if c.get("members") else "-")
+        options = [(c["name"], "ran", seconds, c)] + \
+            [(f"{c['name']} × α {m['alpha']:g}", "mixed", "-", m) for m in c.get("mixes", [])]
+        for name, status, spent, figures in options:
+            lines.append(f"| {name} | {c['method']} | {status} | {spent} | "
+                         f"{100 * figures['val_accuracy']:.2f}% | {100 * figures['val_negative_flip_rate']:.2f}% | "
+                         f"{figures['val_loss']:.4f} | {unit} |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The report as Markdown (the charts are referenced by file name)."""
     kept = report["kept"]
@@ -73,25 +99,15 @@ def markdown(report: dict) -> str:
                      f"{report.get('per_class_broken', {}).get(name, '-')} |")
     candidates = (report.get("details") or {}).get("candidates")
     if candidates:
-        details = report["details"]
-        mix = details.get("chosen_mix")
-        chosen = f"`{details.get('chosen')}`" + (f", weights mixed at α {mix:g}" if mix not in (None, 1.0) else "")
-        lines += ["", f"## Candidates (chosen by validation: {chosen}; score: accuracy − "
-                      f"{details.get('flip_weight', 0):g} × negative flips)", "",
-                  "| candidate | method | status | seconds (share) | validation accuracy | validation negative flips "
-                  "| validation loss | unit |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for c in candidates:
-            if c["status"] != "ran":
-                lines.append(f"| {c['name']} | {c['method']} | {c['status']} | - | - | - | - | - |")
-                continue
-            share = "" if c.get("share_seconds") is None else f" ({c['share_seconds']:.0f})"
-            options = [(c["name"], "ran", f"{c['seconds']:.1f}{share}", c)] + \
-                [(f"{c['name']} × α {m['alpha']:g}", "mixed", "-", m) for m in c.get("mixes", [])]
-            for name, status, seconds, figures in options:
-                lines.append(f"| {name} | {c['method']} | {status} | {seconds} | "
-                             f"{100 * figures['val_accuracy']:.2f}% | {100 * figures['val_negative_flip_rate']:.2f}% | "
-                             f"{figures['val_loss']:.4f} | {c.get('block') or '-'} |")
+        lines += _candidate_lines(report["details"], candidates)
+    if len(keep.get("tests") or []) > 1:
+        lines += ["", f"## Keep tests (Holm's procedure, family-wise level {keep['level']:g}; best validated first)", "",
+                  "| option | candidate alone right | original alone right | p | threshold | passed |",
+                  "|---|---|---|---|---|---|"]
+        for test in keep["tests"]:
+            mark = " (returned)" if test["chosen"] else ""
+            lines.append(f"| {test['option']}{mark} | {test['candidate_only_right']} | {test['original_only_right']} | "
+                         f"{test['p_value']:.3g} | {test['threshold']:.3g} | {'yes' if test['passed'] else 'no'} |")
     localization = (report.get("details") or {}).get("localization")
     if localization:
         key = f"top{localization['config']['level']}" if localization["config"].get("absolute") is None else "abs"

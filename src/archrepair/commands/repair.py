@@ -352,6 +352,11 @@ def show(report: dict) -> None:
     console.print(table)
     for note in (report.get("details") or {}).get("notes", []):
         console.print(f"note: {note}")
+    tests = (report.get("keep") or {}).get("tests") or []
+    if len(tests) > 1:
+        console.print(f"keep tests (Holm, family-wise level {report['keep']['level']:g}), best validated first: " + "; ".join(
+            f"{test['option']} p {test['p_value']:.3g} {'passed' if test['passed'] else 'not passed'}"
+            + (" (returned)" if test["chosen"] else "") for test in tests))
     if report.get("genotype"):
         edges = ", ".join(f"{e['source']}->{e['target']}:{e['op']}" for e in report["genotype"]["edges"])
         whose = "" if report["kept"] == "repaired" else " (the discarded candidate's; the saved model is the input model)"

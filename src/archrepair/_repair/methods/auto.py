@@ -80,12 +80,24 @@ FAILURE_CANDIDATES = (
     CandidateSpec("train-more-block", "train-more-block"),
     CandidateSpec("block-gradient-w0.5", "block-gradient", fail_weight=0.5),
     CandidateSpec("block-gradient", "block-gradient", fail_weight=1.0),
+    CandidateSpec("network-gradient", "network-gradient", fail_weight=1.0),
+    CandidateSpec("apricot", "apricot"),
     CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, share=0.0, min_seconds=60.0),
 )
 SHIFT_CANDIDATES = (
     CandidateSpec("augmix", "augmix"),
     CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, share=0.0, min_seconds=60.0),
 )
+FIELD_CANDIDATES = (
+    CandidateSpec("network-gradient", "network-gradient", fail_weight=1.0),
+    CandidateSpec("augmix", "augmix"),
+    CandidateSpec("block-gradient", "block-gradient", fail_weight=1.0),
+    CandidateSpec("archrepair", "archrepair", share=0.0, min_seconds=15.0),
+)
+"""The candidates of each scenario, in the order they train: failures from the deployment data as it
+is (``failures``), under a distribution shift (``shift``: the task's corruption), from a field set
+(``field``: every candidate trains on the field's failures and images; the "train more" methods,
+which never see them, are left out)."""
 
 
 MIXES = (0.25, 0.5, 0.75)
@@ -94,21 +106,28 @@ MIXES = (0.25, 0.5, 0.75)
 
 @dataclass
 class AutoConfig:
-    """``failures``: the candidates for failures from the deployment data as it is; ``shift``: for
-    failures under a distribution shift (the task's ``corruption``); ``settings``: what every
-    candidate's method is built from (a given ``block`` is every block-level candidate's block).
+    """``failures``, ``shift``, ``field_set``: the candidates of each scenario (:data:`FIELD_CANDIDATES`);
+    ``settings``: what every candidate's method is built from (a given ``block`` is every block-level
+    candidate's block).
 
-    The choice between candidates maximises ``val_accuracy - flip_weight · val_negative_flip_rate``
-    on the validation rows (ties: the lower loss); ``mixes``: besides each trained candidate of the
-    model's own architecture, its weights interpolated towards the original's,
-    ``θ_original + α (θ_candidate - θ_original)`` for each ``α`` (1: the candidate as trained),
-    are candidates too (a few validation passes each, no training)."""
+    Options are scored by ``val_accuracy - flip_weight · val_negative_flip_rate`` on the validation
+    rows (ties: the lower loss). ``mixes``: besides each trained candidate of the model's own
+    architecture, its weights interpolated towards the original's, ``θ_original + α (θ_candidate -
+    θ_original)`` for each ``α`` (1: the candidate as trained), are options of that candidate (a
+    validation pass each, no training); ``soup``: the candidates of the model's own architecture
+    averaged greedily (Wortsman et al. 2022: best validated first, each next one joins when the
+    average validates better) are one more option. The best-scored option of each candidate (and the
+    soup), at most ``keep_options`` of them best first, go to the keep rule, which tests each against
+    the original with Holm's procedure and returns the best validated that passes (:mod:`..keep`)."""
 
     failures: tuple[CandidateSpec, ...] = FAILURE_CANDIDATES
     shift: tuple[CandidateSpec, ...] = SHIFT_CANDIDATES
+    field_set: tuple[CandidateSpec, ...] = FIELD_CANDIDATES
     settings: RepairSettings = field(default_factory=RepairSettings)
     flip_weight: float = 0.0
     mixes: tuple[float, ...] = MIXES
+    soup: bool = True
+    keep_options: int = 4
 
 
 class AutoRepair(Repairer):
@@ -126,11 +145,12 @@ class AutoRepair(Repairer):
         self.budget = budget
 
     def candidates(self, task: RepairTask) -> tuple[CandidateSpec, ...]:
-        """The candidates of ``task``'s scenario."""
-        return self.config.shift if task.config.corruption is not None else self.config.failures
+        """The candidates of ``task``'s scenario (:func:`scenario`)."""
+        return {"failures": self.config.failures, "shift": self.config.shift,
+                "field": self.config.field_set}[scenario(task)]
 
     def check(self, model, input_shape, split) -> None:
-        for spec in self.config.failures + self.config.shift:
+        for spec in self.config.failures + self.config.shift + self.config.field_set:
             get_repairer(spec.method, self._settings(spec)).check(model, input_shape, split)
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
@@ -150,7 +170,7 @@ class AutoRepair(Repairer):
         specs, clock = self.candidates(task), deadline.clock
         settings, details, seconds = self.config.settings, {}, {}
         localised = settings.block
-        records, best, best_score = [], None, None
+        records, trained = [], []  # trained: (spec, candidate, record) of each candidate that ran
         epochs = self._epoch_shares(task)
         finished = {spec.name: _load_candidate(self.work_dir / spec.name, task) for spec in specs} \
             if self.work_dir else {}
@@ -194,29 +214,83 @@ class AutoRepair(Repairer):
                            **validation_figures(task, candidate.model, candidate.view),
                            "block": candidate.block or candidate.details.get("unit"),
                            "new_operations": _new_operations(candidate.genotype),
-                           "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes")}
+                           "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes"),
+                           "notes": candidate.details.get("notes", [])}
                 if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its files
                     _save_candidate(method.work_dir, candidate, record)
                 self.log(f"auto: {spec.name} validation {record['val_accuracy']:.4f} (loss {record['val_loss']:.4f}, "
                          f"negative flips {record['val_negative_flip_rate']:.2%}), {record['seconds']:.1f} s")
             records.append(record)
             seconds[spec.name] = record["seconds"]
-            for alpha, option, figures in self._options(task, candidate, record):
-                score = (figures["val_accuracy"] - self.config.flip_weight * figures["val_negative_flip_rate"],
-                         -figures["val_loss"])
-                if best_score is None or score > best_score:
-                    best, best_score, chosen, mix = option, score, spec.name, alpha
-        if best is None:  # the budget ran out before any candidate: the original, unchanged
-            best, chosen, mix = Candidate(copy.deepcopy(task.model)), None, None
-        if chosen is not None and "localization" in details and \
-                next(s.method for s in specs if s.name == chosen) not in LOCALISING:
-            details["localization_of_other_candidates"] = details.pop("localization")  # not the chosen block's
+            trained.append((spec, candidate, record))
+        options = [self._best_option(task, spec.name, candidate, record) for spec, candidate, record in trained]
+        if self.config.soup:
+            soup = self._soup(task, trained)
+            if soup is not None:
+                records.append(soup[2])
+                options.append(soup)
         passes = [r["image_passes"] for r in records if r.get("image_passes") is not None]
-        details = best.details | details | {
-            "scenario": "shift" if task.config.corruption is not None else "failures", "chosen": chosen,
-            "chosen_mix": mix, "flip_weight": self.config.flip_weight,
-            "candidates": records, "image_passes": round(sum(passes), 3) if passes else None}
-        return Candidate(best.model, details, seconds, best.block, best.genotype, best.view)
+        shared = {"scenario": scenario(task), "flip_weight": self.config.flip_weight, "candidates": records,
+                  "image_passes": round(sum(passes), 3) if passes else None}
+        if not options:  # the budget ran out before any candidate: the original, unchanged
+            return Candidate(copy.deepcopy(task.model), details | shared | {"chosen": None, "chosen_mix": None},
+                             seconds)
+        options.sort(key=lambda option: option[0], reverse=True)
+        offered = options[:max(1, self.config.keep_options)]
+        shared["offered"] = [{"option": option.label, "val_accuracy": record["val_accuracy"],
+                              "val_negative_flip_rate": record["val_negative_flip_rate"]}
+                             for _, option, record in offered]
+        built = [self._offered(option, details, shared, seconds, trained) for _, option, _ in offered]
+        self.log("auto: options for the keep rule, best validated first: " + ", ".join(
+            f"{entry['option']} {entry['val_accuracy']:.4f}" for entry in shared["offered"]))
+        return replace(built[0], alternatives=built[1:])
+
+    def _score(self, figures: dict) -> tuple[float, float]:
+        return (figures["val_accuracy"] - self.config.flip_weight * figures["val_negative_flip_rate"],
+                -figures["val_loss"])
+
+    def _best_option(self, task: RepairTask, name: str, candidate: Candidate,
+                     record: dict) -> tuple[tuple, Candidate, dict]:
+        """``(score, option, its figures)``: the best-scored of ``candidate`` as trained and its
+        interpolations (:meth:`_options`), labelled ``name`` (and ``α``)."""
+        best = max(self._options(task, candidate, record), key=lambda option: self._score(option[2]))
+        alpha, option, figures = best
+        label = name if alpha == 1.0 else f"{name} α {alpha:g}"
+        return self._score(figures), replace(option, label=label, details=option.details | {
+            "chosen": name, "chosen_mix": alpha}), figures
+
+    def _soup(self, task: RepairTask, trained: list) -> tuple[tuple, Candidate, dict] | None:
+        """The greedy soup of the trained candidates of the model's own architecture (see
+        :class:`AutoConfig`): ``(score, option, record)``, or ``None`` with fewer than two of them
+        or when no second candidate joins."""
+        members = sorted(((self._score(record), spec.name, candidate) for spec, candidate, record in trained
+                          if candidate.genotype is None), key=lambda member: member[0], reverse=True)
+        if len(members) < 2:
+            return None
+        chosen, soup, figures = [members[0][1]], members[0][2].model, None
+        best = members[0][0]
+        for score, name, candidate in members[1:]:
+            trial = average([*(m[2].model for m in members if m[1] in chosen), candidate.model])
+            trial_figures = validation_figures(task, trial)
+            if self._score(trial_figures) > best:
+                chosen, soup, figures, best = chosen + [name], trial, trial_figures, self._score(trial_figures)
+        if figures is None:
+            return None
+        record = {"name": "soup", "method": "average", "members": chosen, "status": "ran", **figures}
+        self.log(f"auto: soup of {', '.join(chosen)} validation {figures['val_accuracy']:.4f}")
+        option = Candidate(soup, {"chosen": "soup", "chosen_mix": 1.0, "soup": chosen}, label="soup")
+        return best, option, record
+
+    @staticmethod
+    def _offered(option: Candidate, details: dict, shared: dict, seconds: dict, trained: list) -> Candidate:
+        """An option handed to the keep rule, with the run's details: the localisation when the
+        option trained the localised block, else under ``localization_of_other_candidates``."""
+        own = dict(details)
+        method = next((spec.method for spec, _, _ in trained if spec.name == option.details["chosen"]), None)
+        if "localization" in own and method not in LOCALISING:
+            own["localization_of_other_candidates"] = own.pop("localization")  # not this option's block
+        return replace(option, details=option.details | own | shared,
+                       phase_seconds=seconds)
 
     def _options(self, task: RepairTask, candidate: Candidate, record: dict) -> list[tuple[float, Candidate, dict]]:
         """``(α, candidate, validation figures)`` for the candidate as trained (α 1) and, when it
@@ -301,6 +375,25 @@ def failure_weight(task: RepairTask, weight: float | None) -> Iterator[None]:
         task.config = saved
 
 
+def scenario(task: RepairTask) -> str:
+    """``"field"`` (the failures come from a field set), ``"shift"`` (from a corruption) or ``"failures"``."""
+    if task.split.source == "field":
+        return "field"
+    return "shift" if task.config.corruption is not None else "failures"
+
+
+def average(models: list[nn.Module]) -> nn.Module:
+    """A copy of ``models[0]`` whose floating-point weights and buffers are the mean of ``models``'
+    (all of one architecture); integer buffers are the first's."""
+    mixed = copy.deepcopy(models[0])
+    states = [model.state_dict() for model in models]
+    with torch.no_grad():
+        for name, value in mixed.state_dict().items():
+            if value.is_floating_point():
+                value.copy_(torch.stack([state[name].to(value.device) for state in states]).mean(0))
+    return mixed
+
+
 def interpolate(original: nn.Module, candidate: nn.Module, alpha: float) -> nn.Module:
     """A copy of ``candidate`` (the architecture of ``original``) whose floating-point weights and
     buffers are ``θ_original + alpha (θ_candidate - θ_original)``; integer buffers (BatchNorm's batch
@@ -326,10 +419,11 @@ def _new_operations(genotype: dict | None) -> int | None:
     return sum(edge["op"] != "original" for edge in genotype["edges"])
 
 
-@register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget, best by validation",
-                   searches=True)
+@register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget; the best "
+                           "validated that passes the keep rule", searches=True, version=2)
 def auto(settings: RepairSettings) -> AutoRepair:
     return AutoRepair(AutoConfig(settings=settings))
 
 
-__all__ = ["AutoConfig", "AutoRepair", "CandidateSpec", "FAILURE_CANDIDATES", "SHIFT_CANDIDATES", "interpolate"]
+__all__ = ["AutoConfig", "AutoRepair", "CandidateSpec", "FAILURE_CANDIDATES", "FIELD_CANDIDATES", "SHIFT_CANDIDATES",
+           "average", "interpolate", "scenario"]
