@@ -27,28 +27,32 @@ CLOCK = FakeClock()
 
 
 class Spender(Repairer):
-    """Spends up to ``steps`` fake seconds, one step at a time, stopping at its deadline; its
-    candidate scales the model's last layer by ``scale`` (so that candidates differ on validation)."""
+    """Spends up to ``steps`` fake seconds (its own schedule; an epoch budget, when given, can only
+    shorten it), one step a second, stopping at its deadline; its candidate scales the model's last
+    layer by ``scale`` (so that candidates differ on validation)."""
 
     phases = ("train",)
 
-    def __init__(self, steps: int, scale: float) -> None:
+    calls: dict[str, int] = {}
+
+    def __init__(self, steps: int, scale: float, cost: float = 1.0) -> None:
         super().__init__()
-        self.steps, self.scale, self.epochs = steps, scale, None
+        self.steps, self.scale, self.cost, self.epochs = steps, scale, cost, None
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         self.epochs = epochs
 
     def train(self, task, deadline) -> Candidate:
+        Spender.calls[self.name] = Spender.calls.get(self.name, 0) + 1
         spent = 0
-        while spent < (self.epochs or self.steps) and not deadline.expired():
-            CLOCK.now += 1.0
+        while spent < min(self.epochs or self.steps, self.steps) and not deadline.expired():
+            CLOCK.now += self.cost
             spent += 1
         model = copy.deepcopy(task.model)
         with torch.no_grad():
             last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
             last.weight.mul_(self.scale)
-        return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at}, {"train": float(spent)})
+        return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at}, {"train": spent * self.cost})
 
 
 @pytest.fixture(autouse=True)
@@ -57,9 +61,11 @@ def spenders(monkeypatch):
     from archrepair._repair import registry
 
     monkeypatch.setattr(registry, "_METHODS", registry._METHODS.copy())
-    for name, steps, scale in (("spend-6", 6, 1.0), ("spend-1", 1, 1.0), ("spend-6-sharper", 6, 3.0)):
+    for name, steps, scale, cost in (("spend-6", 6, 1.0, 1.0), ("spend-1", 1, 1.0, 1.0),
+                                     ("spend-6-sharper", 6, 3.0, 1.0), ("spend-1-cheap", 1, 1.0, 0.5)):
         register_repairer(f"test-{name}", "test: spends fake seconds")(
-            lambda settings, steps=steps, scale=scale: Spender(steps, scale))
+            lambda settings, steps=steps, scale=scale, cost=cost: Spender(steps, scale, cost))
+    Spender.calls.clear()
 
 
 def _auto(specs, budget: Budget, **config) -> AutoRepair:
@@ -75,23 +81,34 @@ def task(digits_task_of):
     return digits_task_of(40, 400)
 
 
-def test_the_candidates_share_the_time_budget_and_a_late_one_without_time_is_skipped(task):
+def _rounds(record: dict) -> list[tuple[int | None, float]]:
+    return [(r["epochs_given"], r["seconds"]) for r in record["rounds"]]
+
+
+def test_the_candidates_race_and_the_survivors_share_the_time_left(task):
+    """One epoch each (1 fake second), then the two best validated continue with what is left, the
+    first with half of it (3 epochs of 1 s fit in 3.5 s), the second with the rest; the search,
+    which does not race, has no time left."""
     specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"), CandidateSpec("c", "test-spend-6"),
-             CandidateSpec("search", "test-spend-6", share=0.0, min_seconds=5.0))
+             CandidateSpec("search", "test-spend-6", races=False, min_seconds=5.0))
     result = _auto(specs, Budget(seconds=10)).repair(task)
     records = {r["name"]: r for r in result.details["candidates"]}
-    assert [r["name"] for r in result.details["candidates"]] == ["a", "b", "c", "search"]  # every candidate reported
-    assert records["a"]["share_seconds"] == pytest.approx(10 / 3, abs=0.01)  # a third of 10 s
-    assert [records[n]["seconds"] for n in "abc"] == [4.0, 3.0, 3.0]  # 4 steps pass 3.33 s; then 6/2, 3/1
+    assert [r["name"] for r in result.details["candidates"]][:4] == ["a", "b", "c", "search"]  # every one reported
+    assert _rounds(records["a"]) == [(1, 1.0), (3, 3.0)] and _rounds(records["b"]) == [(1, 1.0), (4, 4.0)]
+    assert _rounds(records["c"]) == [(1, 1.0)] and records["c"]["continued"] is False
+    assert records["a"]["rounds"][1]["share_seconds"] == pytest.approx(3.5)
     assert CLOCK.now == 10.0 and sum(result.phase_seconds.values()) == 10.0  # the whole budget, no more
     assert records["search"]["status"].startswith("skipped: 0.0 s of the budget left")
 
 
-def test_time_a_candidate_does_not_use_goes_to_the_next(task):
-    specs = (CandidateSpec("quick", "test-spend-1"), CandidateSpec("slow", "test-spend-6"))
+def test_the_cheaper_survivor_continues_first_and_what_it_leaves_goes_to_the_next(task):
+    specs = (CandidateSpec("slow", "test-spend-6"), CandidateSpec("quick", "test-spend-1-cheap"))
     result = _auto(specs, Budget(seconds=10)).repair(task)
-    quick, slow = result.details["candidates"]
-    assert quick["seconds"] == 1.0 and slow["share_seconds"] == pytest.approx(9.0) and slow["seconds"] == 6.0
+    records = {r["name"]: r for r in result.details["candidates"]}
+    first, second = records["quick"]["rounds"][1], records["slow"]["rounds"][1]
+    assert first["share_seconds"] == pytest.approx(4.25) and first["seconds"] == 0.5  # its schedule ends early
+    assert second["share_seconds"] == pytest.approx(8.0) and second["seconds"] == 6.0
+    assert (first["epochs_given"], second["epochs_given"]) == (7, 7)  # at most the rest of an 8-epoch schedule
 
 
 def test_each_candidate_s_best_option_goes_to_the_keep_rule_best_validated_first(task):
@@ -106,7 +123,7 @@ def test_each_candidate_s_best_option_goes_to_the_keep_rule_best_validated_first
     returned = keep["chosen"] or order[0]["name"]  # none passed: the best validated is reported
     assert details["chosen"] == returned
     assert report["val_accuracy_repaired"] == next(r["val_accuracy"] for r in ran if r["name"] == returned)
-    assert report["phase_seconds"] == {"plain": 1.0, "sharper": 6.0}
+    assert report["phase_seconds"] == {"plain": 2.0, "sharper": 7.0}  # both rounds
     assert keep["rule"] == "mcnemar" and keep["procedure"] == "holm"
 
 
@@ -172,13 +189,21 @@ def test_the_average_of_models_is_their_mean_weights(digits_task_of):
             mixed[name], expected), name
 
 
-def test_an_epoch_budget_is_dealt_out_over_the_candidates_in_order(task):
+def test_an_epoch_budget_gives_each_candidate_a_first_epoch_then_the_survivors_the_rest(task):
     specs = tuple(CandidateSpec(n, "test-spend-6") for n in "abc")
     result = _auto(specs, Budget(epochs=5)).repair(task)
-    assert [r["seconds"] for r in result.details["candidates"]] == [2.0, 2.0, 1.0]
+    assert [_rounds(r) for r in result.details["candidates"]] == [[(1, 1.0), (1, 1.0)], [(1, 1.0), (1, 1.0)],
+                                                                 [(1, 1.0)]]
     one = _auto(specs, Budget(epochs=1)).repair(task)
     assert [r["status"] for r in one.details["candidates"]] == ["ran", "skipped: no epoch of the budget left",
                                                               "skipped: no epoch of the budget left"]
+    assert one.details["candidates"][0]["continued"] is False
+
+
+def test_without_a_budget_every_candidate_runs_its_own_schedule_once(task):
+    specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-1"))
+    result = _auto(specs, Budget()).repair(task)
+    assert [_rounds(r) for r in result.details["candidates"]] == [[(None, 6.0)], [(None, 1.0)]]
 
 
 def test_a_shift_task_gets_the_shift_candidates_and_a_field_task_the_field_ones(task):
@@ -243,17 +268,22 @@ def test_a_candidate_s_failure_weight_reaches_the_cached_block_loader(digits_tas
 
 
 def test_a_resumed_run_keeps_its_finished_candidates_and_their_seconds(task, tmp_path):
-    first = _auto((CandidateSpec("a", "test-spend-1"), CandidateSpec("b", "test-spend-6-sharper")), Budget(seconds=10))
+    first = _auto((CandidateSpec("a", "test-spend-1-cheap"), CandidateSpec("b", "test-spend-6-sharper")),
+                  Budget(seconds=10))
     first.work_dir = tmp_path / "work"
     done = first.repair(task)
-    assert (tmp_path / "work" / "a" / "candidate.pt").exists() and CLOCK.now == 7.0
-    resumed = _auto((CandidateSpec("a", "test-spend-1"), CandidateSpec("b", "test-spend-6-sharper"),
+    for folder in ("a", "a+round2", "b", "b+round2"):
+        assert (tmp_path / "work" / folder / "candidate.pt").exists(), folder
+    assert CLOCK.now == 8.0  # 0.5 + 1 in the first round; 0.5 and 6 (the rest of b's schedule) in the second
+    Spender.calls.clear()
+    resumed = _auto((CandidateSpec("a", "test-spend-1-cheap"), CandidateSpec("b", "test-spend-6-sharper"),
                      CandidateSpec("c", "test-spend-6")), Budget(seconds=10))
     resumed.work_dir = tmp_path / "work"
     again = resumed.repair(task)
     records = again.details["candidates"]
     assert records[:2] == done.details["candidates"][:2]  # restored, not trained again
-    assert CLOCK.now == 10.0 and records[2]["seconds"] == 3.0  # the 7 s they used are spent
+    assert Spender.calls.get("test-spend-1-cheap", 0) == Spender.calls.get("test-spend-6-sharper", 0) == 0
+    assert CLOCK.now <= 8.0 + 2.0 and records[2]["rounds"][0]["seconds"] == 1.0  # the 8 s they used are spent
     if done.details["chosen"] in ("a", "b"):
         assert again.details["chosen"] in (done.details["chosen"], "c")
     for name, value in done.candidate.state_dict().items():

@@ -125,3 +125,55 @@ def test_a_broken_export_is_refused_in_one_line(cli, tmp_path, broken, message):
     path.write_text(broken)
     status_code, _, stderr = cli("study", "import", tmp_path / "s.sqlite", "--rows", path)
     assert status_code == 1 and len(stderr.strip().splitlines()) == 1 and message in stderr, stderr
+
+
+def _done(tmp_path, rows: list[tuple[str, str, str, int, dict]]) -> str:
+    """The report of a store of rows run in it (``done``): ``(model, scenario, method, seed, figures)``."""
+    store = Store(tmp_path / "done.sqlite")
+    exported = []
+    for model, scenario, method, seed, figures in rows:
+        config = {"model": model, "scenario": scenario, "method": method, "seed": seed, "method_version": 1}
+        exported.append({"hash": Run(model, scenario, method, seed, config).hash, "model": model, "scenario": scenario,
+                         "method": method, "seed": seed, "config": config, "status": "done", "figures": figures,
+                         "seconds": 100.0, "code_version": "x", "environment": {}, "error": None, "note": None,
+                         "attempts": 1, "completions": 1})
+    store.restore(exported)
+    store.close()
+    write_report(tmp_path / "done.sqlite", tmp_path / "report")
+    return (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_default_is_set_against_the_best_rival_with_all_its_seeds_and_its_choices_are_counted(tmp_path):
+    rng = np.random.default_rng(1)
+    auto = {seed: float(np.round(rng.normal(2, 0.5), 2)) for seed in range(6)}
+    auto[5] = -0.5  # one harmful returned model
+    rivals = {"train-more-block": {s: float(np.round(rng.normal(2, 0.5), 2)) for s in range(6)},
+              "block-gradient": {s: float(np.round(rng.normal(1, 0.5), 2)) for s in range(6)},
+              "apricot": {s: 9.0 for s in range(5)}}  # best of all, but one seed short: not a rival
+    rows = []
+    for seed, change in auto.items():
+        chosen = "soup" if seed % 2 else None
+        tests = [{"option": "soup", "p_value": 0.001, "passed": bool(chosen), "chosen": bool(chosen)},
+                 {"option": "archrepair+distill", "p_value": 0.3, "passed": False, "chosen": False}]
+        keep = {"chosen": chosen, "decision": "repaired" if chosen else "original", "tests": tests,
+                "candidate_only_right": 50, "original_only_right": 20, "p_value": 0.001}
+        choice = {"candidates": [{"name": "soup", "method": "average", "status": "ran"},
+                                 {"name": "archrepair+distill", "method": "archrepair", "status": "ran", "seconds": 40.0},
+                                 {"name": "train-more-block", "method": "train-more-block", "status": "ran",
+                                  "seconds": 20.0 + seed}]}
+        rows.append(("r18", "test", "auto", seed, _figures(change, keep=keep, choice=choice)))
+    for method, changes in rivals.items():
+        rows += [("r18", "test", method, seed, _figures(change)) for seed, change in changes.items()]
+    text = _done(tmp_path, rows)
+    mine = np.array([auto[s] for s in range(6)])
+    best = np.array([rivals["train-more-block"][s] for s in range(6)])
+    if best.mean() < np.mean(list(rivals["block-gradient"].values())):
+        best = np.array([rivals["block-gradient"][s] for s in range(6)])
+    name = "train-more-block" if best.tolist() == [rivals["train-more-block"][s] for s in range(6)] else "block-gradient"
+    line = next(line for line in text.splitlines() if line.startswith("| r18, test | 6 |"))
+    assert f"| `{name}` |" in line and "apricot" not in line
+    assert f"| {mine.mean() - best.mean():+.2f} | {int((best > mine).sum())}/6 | 1 |" in line
+    assert "r18, test, seed 5: -0.50 (keep rows: option alone right 50, original alone 20" in text
+    choices = next(line for line in text.splitlines() if line.startswith("| r18, test | 6 | "))
+    assert any(line.startswith("| r18, test | 6 | original 3, soup 3 | 0.5 | archrepair+distill 40, train-more-block 22"
+                               " | 6/6 | 0 |") for line in text.splitlines()), choices

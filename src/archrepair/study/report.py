@@ -24,6 +24,7 @@ from ..fileio import write_bytes_atomically, write_text_atomically
 from .store import STATUSES, Store, StoredRun
 from .paper_tables import (PAPER_TABLE6, answers, block_layer_section, corruption_groups, corruption_section,
                            levels_section, localisation_section, mean_sd, paper_table5_line)
+from .default_method import choices_section, default_section
 from .variants import variant_labels
 
 CSV_COLUMNS = ("model", "scenario", "method", "seed", "status", "hash", "holdout_change_points",
@@ -117,6 +118,7 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
                 f"{entry.mean('candidate_holdout_unseen_fix_rate', 100)} | {entry.kept()} | "
                 f"{np.mean([run.seconds or 0.0 for run in entry.runs]):.0f} | {imported} |")
         lines.append("")
+    lines += default_section(groups, DEFAULT_METHOD) + choices_section(groups, DEFAULT_METHOD)
     lines += _wilcoxon_section(groups, DEFAULT_METHOD)
     lines += levels_section(groups) + corruption_section(groups) + localisation_section(groups)
     lines += block_layer_section(groups)

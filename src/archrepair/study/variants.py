@@ -2,8 +2,9 @@
 settings (an older method version, another budget, the old keep rule, an imported row's other
 configuration) are different *variants*, reported apart.
 
-The newest variant (that of the last row stored) keeps the method's name; each older one is named
-by the settings in which it differs, e.g. ``archrepair [budget_seconds 60, keep_level none]``.
+The newest variant keeps the method's name: the one of the highest method version, then one with rows
+run in the store (``done``) over rows imported from before it, then the one stored last. Each other
+variant is named by the settings in which it differs, e.g. ``archrepair [budget_seconds 60, keep_level none]``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def variant_labels(runs: list[StoredRun]) -> dict[str, str]:
         cells.setdefault((run.model, run.scenario, run.method), {}).setdefault(key, []).append(run)
     labels = {}
     for (_, _, method), variants in cells.items():
-        newest = max(variants, key=lambda key: max(run.position for run in variants[key]))
+        newest = max(variants, key=lambda key: _recency(variants[key]))
         flats = {key: json.loads(key) for key in variants}
         differing = sorted({name for flat in flats.values() for name in flat
                             if len({json.dumps(other.get(name)) for other in flats.values()}) > 1})
@@ -34,6 +35,12 @@ def variant_labels(runs: list[StoredRun]) -> dict[str, str]:
             label = method if key == newest else f"{method} [{_differences(flats[key], differing)}]"
             labels |= {run.hash: label for run in members}
     return labels
+
+
+def _recency(runs: list[StoredRun]) -> tuple[int, bool, int]:
+    """What makes a variant the newest (see the module docstring)."""
+    return (max(int(run.config.get("method_version", 0)) for run in runs), any(run.status == "done" for run in runs),
+            max(run.position for run in runs))
 
 
 def _differences(flat: dict, names: list[str]) -> str:

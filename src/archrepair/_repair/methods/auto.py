@@ -1,35 +1,35 @@
-"""``auto``, the default repair: the candidates the held-out bench found worth running for the
-scenario, trained one after another within one budget; the best by validation is the candidate,
-and the keep rule (:mod:`..keep`) decides between it and the original model, as for every method.
+"""``auto``, the default repair: the candidates that win somewhere on the held-out bench, raced within
+one budget; the best option of each is offered to the keep rule (:mod:`..keep`), which returns the
+best validated that beats the original at the stated level (Holm's procedure over the options), or
+the original.
 
-Why these candidates (``benchmarks/README.md``; 120 s per run, the shared CIFAR-10 ResNet-18s):
-on the hold-out of seeds 0-5, training the localised block more on the training rows, without the
-failures (``train-more-block``), gained +2.06 points where the paper's search gained +0.88, and
-training the block with the largest failure gradient with the failures (``block-gradient``) +2.44;
-for failures under a distribution shift, AugMix-style training with the Jensen-Shannon consistency
-loss led (+11.6 points on the shifted images against +9.0 for the search). Among wider lists, on
-the validation rows of design seeds 100-102 only (``benchmarks/auto_design.py``): the failures at
-weight 0.5 and 1 validated best among 0, 0.5, 1 and 2; focal distillation (λ 3) lowered validation
-accuracy (0.832 against 0.837 for the same training without it), so no default candidate distils.
-The paper's architecture search is the last candidate: it runs only when at least ``min_seconds``
-of the budget are left (always without a time budget).
+The candidates, per scenario (:data:`FAILURE_CANDIDATES`, :data:`SHIFT_CANDIDATES`,
+:data:`FIELD_CANDIDATES`): for failures from the deployment data as it is, the localised block
+trained more without the failures (``train-more-block``, the best single method on the under-trained
+ResNet-18), the block with the largest failure gradient trained with the failures at weight 0.5 and 1
+(``block-gradient``), and the whole network (``network-gradient``); for failures under a corruption,
+AugMix-style training (the best there) and the block with the failures; for failures from a field set,
+only candidates that train on the field's images (the whole network first: it led the field bench by
+about 4 points over block-level repairs). The paper's search comes last in every list and runs only
+with ``min_seconds`` of the budget left (its model cannot be continued, so it does not race).
 
-Each trained candidate that keeps the model's architecture is also offered interpolated towards the
-original weights (α 0.25, 0.5, 0.75; no training, a validation pass each), and the choice takes the
-best validation accuracy over them all. On design seeds 100-102 (``auto_design.py --choice``,
-validation only) this was the rule with the highest validation accuracy (84.30% against 84.23%
-without the interpolations) whose validation negative flips were at most ``train-more-block``'s
-(2.43% against 2.43%; without the interpolations 3.00%); weighing negative flips in the score
-(``flip_weight`` 0.5 to 3) cut them further (1.47% to 0.77%) at 0.2 to 1.3 points of accuracy.
+The race (with a time or epoch budget; without one each candidate runs its own schedule once): every
+racing candidate trains ``first_round`` epoch(s); the ``survivors`` best validated then continue from
+their first-round weights (the rest of their 8-epoch schedule at most, annealed over the epochs they
+are given), the one whose epochs cost least first so that the time it does not use goes to the
+other. Seconds are converted into epochs by each candidate's first-round cost, after reserving what
+the choice will take (a validation pass per option), so that ``--budget-epochs`` runs are
+reproducible and ``--budget-seconds`` runs end within the budget. A second round replaces the first
+only when it validates better.
 
-Budget: with ``budget.seconds``, each candidate may use its ``share`` of what is left when it starts
-(``remaining · share / Σ shares of the candidates still to run``; ``share`` 0: what the others
-leave), so time a candidate does not use (early stopping) goes to the next. An epoch budget is
-dealt out over the candidates in order, one epoch at a time. The split, each candidate's seconds,
-epochs, validation accuracy and loss, and the candidates skipped (and why) are in
-``details["candidates"]``. With a work folder (``repair --resume``), each finished candidate is
-saved there and a resumed run does not train it again (its seconds count against the budget); the
-search candidate resumes from its own per-epoch state.
+The options: each trained candidate of the model's own architecture as trained and interpolated
+towards the original (α 0.25, 0.5, 0.75), and a greedy soup of those candidates (averaged weights,
+Wortsman et al. 2022). The best-validated option of each candidate and the soup, at most
+``keep_options`` of them, go to the keep rule; ``details["candidates"]`` has every candidate's rounds
+(epochs given and run, seconds, share, validation figures), ``details["offered"]`` what the keep rule
+tested, ``result.keep["tests"]`` each test. With a work folder (``repair --resume``) each finished
+round is saved there and a resumed run does not train it again (its seconds count against the
+budget); the search resumes from its own per-epoch state.
 
 Example:
     >>> result = get_repairer("auto", budget=Budget(seconds=120)).repair(task)   # doctest: +SKIP
@@ -60,15 +60,16 @@ from .archrepair import localised_block
 @dataclass(frozen=True)
 class CandidateSpec:
     """One candidate: the registered ``method`` it trains with, the task's failure weight replaced by
-    ``fail_weight`` (``None``: the task's), focal distillation at ``retain_weight`` (0: none),
-    ``share`` of the time left when it starts (see the module docstring), and the fewest seconds it
-    needs (``min_seconds``; with less left it is skipped)."""
+    ``fail_weight`` (``None``: the task's), focal distillation at ``retain_weight`` (0: none);
+    ``races``: it takes part in the race (see the module docstring), else it trains after the race
+    with what is left when at least ``min_seconds`` are (the architecture search, whose model cannot
+    be continued)."""
 
     name: str
     method: str
     fail_weight: float | None = None
     retain_weight: float = 0.0
-    share: float = 1.0
+    races: bool = True
     min_seconds: float = 0.0
 
 
@@ -76,32 +77,33 @@ LOCALISING = ("train-more-block", "archrepair")
 """Methods that train the localised block: localised once and shared; a method that finds its own
 block (``block-gradient``: the largest failure gradient) keeps its choice unless a block is given."""
 
+SEARCH = CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, races=False, min_seconds=60.0)
 FAILURE_CANDIDATES = (
     CandidateSpec("train-more-block", "train-more-block"),
     CandidateSpec("block-gradient-w0.5", "block-gradient", fail_weight=0.5),
     CandidateSpec("block-gradient", "block-gradient", fail_weight=1.0),
     CandidateSpec("network-gradient", "network-gradient", fail_weight=1.0),
-    CandidateSpec("apricot", "apricot"),
-    CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, share=0.0, min_seconds=60.0),
+    SEARCH,
 )
 SHIFT_CANDIDATES = (
     CandidateSpec("augmix", "augmix"),
-    CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, share=0.0, min_seconds=60.0),
+    CandidateSpec("block-gradient", "block-gradient", fail_weight=1.0),
+    SEARCH,
 )
 FIELD_CANDIDATES = (
     CandidateSpec("network-gradient", "network-gradient", fail_weight=1.0),
     CandidateSpec("augmix", "augmix"),
     CandidateSpec("block-gradient", "block-gradient", fail_weight=1.0),
-    CandidateSpec("archrepair", "archrepair", share=0.0, min_seconds=15.0),
+    CandidateSpec("archrepair", "archrepair", races=False, min_seconds=15.0),
 )
-"""The candidates of each scenario, in the order they train: failures from the deployment data as it
+"""The candidates of each scenario, in the order they race: failures from the deployment data as it
 is (``failures``), under a distribution shift (``shift``: the task's corruption), from a field set
 (``field``: every candidate trains on the field's failures and images; the "train more" methods,
 which never see them, are left out)."""
 
 
 MIXES = (0.25, 0.5, 0.75)
-"""The interpolations towards the original that are candidates too (see :class:`AutoConfig`)."""
+"""The interpolations towards the original that are options too (see :class:`AutoConfig`)."""
 
 
 @dataclass
@@ -109,6 +111,10 @@ class AutoConfig:
     """``failures``, ``shift``, ``field_set``: the candidates of each scenario (:data:`FIELD_CANDIDATES`);
     ``settings``: what every candidate's method is built from (a given ``block`` is every block-level
     candidate's block).
+
+    The race (under a time or epoch budget): each racing candidate first trains ``first_round``
+    epochs; the ``survivors`` best validated then continue from where they stopped, sharing what is
+    left of the budget, each for at most the rest of its own schedule (``settings.train.epochs``).
 
     Options are scored by ``val_accuracy - flip_weight · val_negative_flip_rate`` on the validation
     rows (ties: the lower loss). ``mixes``: besides each trained candidate of the model's own
@@ -128,10 +134,21 @@ class AutoConfig:
     mixes: tuple[float, ...] = MIXES
     soup: bool = True
     keep_options: int = 4
+    first_round: int = 1
+    survivors: int = 2
+
+
+@dataclass
+class _Trained:
+    """A candidate that trained: its spec, its model (the better validated of its rounds) and record."""
+
+    spec: CandidateSpec
+    candidate: Candidate
+    record: dict
 
 
 class AutoRepair(Repairer):
-    """Train the scenario's candidates in turn within one budget; return the best by validation."""
+    """Race the scenario's candidates within one budget; offer the best option of each to the keep rule."""
 
     name = "auto"
     phases = ("candidates",)
@@ -153,12 +170,19 @@ class AutoRepair(Repairer):
         for spec in self.config.failures + self.config.shift + self.config.field_set:
             get_repairer(spec.method, self._settings(spec)).check(model, input_shape, split)
 
+    @property
+    def racing(self) -> bool:
+        """Whether the candidates race (a time or epoch budget); without one each runs its own schedule."""
+        return self.budget.seconds is not None or self.budget.epochs is not None
+
     def estimate(self, task: RepairTask) -> dict[str, float]:
-        """Each candidate's own estimate (from its method), the time budget capping their sum."""
+        """Each candidate's own estimate (from its method; racing ones for their first round), the time
+        budget capping their sum."""
         seconds, left = {}, self.budget.seconds
-        for spec, epochs in zip(self.candidates(task), self._epoch_shares(task)):
-            if epochs == 0 or (left is not None and left < spec.min_seconds):
+        for spec in self.candidates(task):
+            if left is not None and left < spec.min_seconds:
                 continue
+            epochs = self.config.first_round if self.racing and spec.races else None
             method = get_repairer(spec.method, self._settings(spec), Budget(epochs=epochs) if epochs else None)
             with failure_weight(task, spec.fail_weight):
                 own = sum(method.estimate(task).values())
@@ -167,80 +191,56 @@ class AutoRepair(Repairer):
         return seconds
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
-        specs, clock = self.candidates(task), deadline.clock
-        settings, details, seconds = self.config.settings, {}, {}
-        localised = settings.block
-        records, trained = [], []  # trained: (spec, candidate, record) of each candidate that ran
-        epochs = self._epoch_shares(task)
-        finished = {spec.name: _load_candidate(self.work_dir / spec.name, task) for spec in specs} \
-            if self.work_dir else {}
-        spent = sum(saved[1]["seconds"] for saved in finished.values() if saved is not None)
-        if spent and deadline.at is not None:  # a resumed run: what the finished candidates used is spent
-            deadline = Deadline(deadline.at - spent, clock, deadline.checks)
-        for index, spec in enumerate(specs):
-            if finished.get(spec.name) is not None:
-                candidate, record = finished[spec.name]
-                self.log(f"auto: {spec.name} finished before the resume (validation {record['val_accuracy']:.4f})")
-            else:
-                left = deadline.left()
-                record = {"name": spec.name, "method": spec.method, "fail_weight": spec.fail_weight,
-                          "retain_weight": spec.retain_weight}
-                if epochs[index] == 0 or (left is not None and left < max(spec.min_seconds, 1e-9)):
-                    why = "no epoch of the budget left" if epochs[index] == 0 else \
-                        f"{left:.1f} s of the budget left, it needs {spec.min_seconds:g} s"
-                    records.append(record | {"status": f"skipped: {why}"})
-                    self.log(f"auto: {spec.name} skipped ({why})")
-                    continue
-                if localised is None and spec.method in LOCALISING:  # once, when a candidate first needs it
-                    started = clock()
-                    localised, details["localization"] = localised_block(task, settings.localize,
-                                                                         settings.localize_rows)
-                    seconds["localize"] = clock() - started
-                    left = deadline.left()
-                runnable = [s for s in specs[index:] if s.share > 0]
-                share = None if left is None or spec.share == 0 else left * spec.share / sum(s.share for s in runnable)
-                block = localised if spec.method in LOCALISING else settings.block
-                method = get_repairer(spec.method, replace(self._settings(spec), block=block),
-                                      Budget(epochs=epochs[index]) if epochs[index] else None, log=self.log)
-                method.work_dir = self.work_dir / spec.name if self.work_dir else None
-                self.log(f"auto: candidate {index + 1}/{len(specs)} {spec.name}"
-                         + (f" ({share:.0f} s of {left:.0f} s left)" if share is not None else ""))
-                tick = clock()
-                torch.manual_seed(task.seed)
-                with failure_weight(task, spec.fail_weight):
-                    candidate = method.train(task, deadline.sooner(share))
-                record |= {"status": "ran", "share_seconds": None if share is None else round(share, 2),
-                           "seconds": round(clock() - tick, 2),
-                           **validation_figures(task, candidate.model, candidate.view),
-                           "block": candidate.block or candidate.details.get("unit"),
-                           "new_operations": _new_operations(candidate.genotype),
-                           "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes"),
-                           "notes": candidate.details.get("notes", [])}
-                if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its files
-                    _save_candidate(method.work_dir, candidate, record)
-                self.log(f"auto: {spec.name} validation {record['val_accuracy']:.4f} (loss {record['val_loss']:.4f}, "
-                         f"negative flips {record['val_negative_flip_rate']:.2%}), {record['seconds']:.1f} s")
-            records.append(record)
-            seconds[spec.name] = record["seconds"]
-            trained.append((spec, candidate, record))
-        options = [self._best_option(task, spec.name, candidate, record) for spec, candidate, record in trained]
+        specs = self.candidates(task)
+        run = _RaceState(self, task, deadline, specs)
+        racing = [spec for spec in specs if spec.races]
+        for index, spec in enumerate(racing):  # round 1 (without a budget: each to its own schedule)
+            run.train(spec, epochs=self.config.first_round if self.racing else None,
+                      share=run.left_for(len(racing) - index))
+        if self.racing:
+            self._second_round(run)
+        for spec in specs:
+            if not spec.races:
+                run.train(spec, epochs=run.epochs_left(), share=None)
+        return self._choose(task, run)
+
+    def _second_round(self, run: _RaceState) -> None:
+        """The ``survivors`` best validated after round 1 continue, sharing what is left: the one
+        whose epochs cost least first, so that the time it does not use goes to the others."""
+        ranked = sorted(run.trained.values(), key=lambda done: self._score(done.record), reverse=True)
+        survivors = sorted(ranked[:self.config.survivors], key=_seconds_per_epoch)
+        for done in ranked[self.config.survivors:]:
+            done.record["continued"] = False
+        cap = max(self.config.settings.train.epochs - self.config.first_round, 0)
+        for index, done in enumerate(survivors):
+            count = len(survivors) - index
+            epochs, share = run.second_round_epochs(done, count, cap)
+            if not epochs:
+                done.record["continued"] = False
+                self.log(f"auto: {done.spec.name} not continued (no epoch of the budget left for it)")
+                continue
+            run.train(done.spec, epochs=epochs, share=share, start=done)
+
+    def _choose(self, task: RepairTask, run: _RaceState) -> Candidate:
+        """The options offered to the keep rule, best validated first (see :class:`AutoConfig`)."""
+        options = [self._best_option(task, done) for done in run.trained.values()]
         if self.config.soup:
-            soup = self._soup(task, trained)
+            soup = self._soup(task, list(run.trained.values()))
             if soup is not None:
-                records.append(soup[2])
+                run.records.append(soup[2])
                 options.append(soup)
-        passes = [r["image_passes"] for r in records if r.get("image_passes") is not None]
-        shared = {"scenario": scenario(task), "flip_weight": self.config.flip_weight, "candidates": records,
+        passes = [r["image_passes"] for r in run.records if r.get("image_passes") is not None]
+        shared = {"scenario": scenario(task), "flip_weight": self.config.flip_weight, "candidates": run.records,
                   "image_passes": round(sum(passes), 3) if passes else None}
         if not options:  # the budget ran out before any candidate: the original, unchanged
-            return Candidate(copy.deepcopy(task.model), details | shared | {"chosen": None, "chosen_mix": None},
-                             seconds)
+            return Candidate(copy.deepcopy(task.model), run.details | shared | {"chosen": None, "chosen_mix": None},
+                             run.seconds)
         options.sort(key=lambda option: option[0], reverse=True)
         offered = options[:max(1, self.config.keep_options)]
-        shared["offered"] = [{"option": option.label, "val_accuracy": record["val_accuracy"],
-                              "val_negative_flip_rate": record["val_negative_flip_rate"]}
-                             for _, option, record in offered]
-        built = [self._offered(option, details, shared, seconds, trained) for _, option, _ in offered]
+        shared["offered"] = [{"option": option.label, "val_accuracy": figures["val_accuracy"],
+                              "val_negative_flip_rate": figures["val_negative_flip_rate"]}
+                             for _, option, figures in offered]
+        built = [self._offered(option, run, shared) for _, option, _ in offered]
         self.log("auto: options for the keep rule, best validated first: " + ", ".join(
             f"{entry['option']} {entry['val_accuracy']:.4f}" for entry in shared["offered"]))
         return replace(built[0], alternatives=built[1:])
@@ -249,28 +249,27 @@ class AutoRepair(Repairer):
         return (figures["val_accuracy"] - self.config.flip_weight * figures["val_negative_flip_rate"],
                 -figures["val_loss"])
 
-    def _best_option(self, task: RepairTask, name: str, candidate: Candidate,
-                     record: dict) -> tuple[tuple, Candidate, dict]:
-        """``(score, option, its figures)``: the best-scored of ``candidate`` as trained and its
-        interpolations (:meth:`_options`), labelled ``name`` (and ``α``)."""
-        best = max(self._options(task, candidate, record), key=lambda option: self._score(option[2]))
-        alpha, option, figures = best
+    def _best_option(self, task: RepairTask, done: _Trained) -> tuple[tuple, Candidate, dict]:
+        """``(score, option, its figures)``: the best-scored of a trained candidate and its
+        interpolations (:meth:`_options`), labelled with its name (and ``α``)."""
+        alpha, option, figures = max(self._options(task, done.candidate, done.record),
+                                     key=lambda option: self._score(option[2]))
+        name = done.spec.name
         label = name if alpha == 1.0 else f"{name} α {alpha:g}"
         return self._score(figures), replace(option, label=label, details=option.details | {
             "chosen": name, "chosen_mix": alpha}), figures
 
-    def _soup(self, task: RepairTask, trained: list) -> tuple[tuple, Candidate, dict] | None:
+    def _soup(self, task: RepairTask, trained: list[_Trained]) -> tuple[tuple, Candidate, dict] | None:
         """The greedy soup of the trained candidates of the model's own architecture (see
         :class:`AutoConfig`): ``(score, option, record)``, or ``None`` with fewer than two of them
         or when no second candidate joins."""
-        members = sorted(((self._score(record), spec.name, candidate) for spec, candidate, record in trained
-                          if candidate.genotype is None), key=lambda member: member[0], reverse=True)
+        members = sorted(((self._score(done.record), done.spec.name, done.candidate.model) for done in trained
+                          if done.candidate.genotype is None), key=lambda member: member[0], reverse=True)
         if len(members) < 2:
             return None
-        chosen, soup, figures = [members[0][1]], members[0][2].model, None
-        best = members[0][0]
-        for score, name, candidate in members[1:]:
-            trial = average([*(m[2].model for m in members if m[1] in chosen), candidate.model])
+        chosen, soup, figures, best = [members[0][1]], members[0][2], None, members[0][0]
+        for _, name, model in members[1:]:
+            trial = average([*(m[2] for m in members if m[1] in chosen), model])
             trial_figures = validation_figures(task, trial)
             if self._score(trial_figures) > best:
                 chosen, soup, figures, best = chosen + [name], trial, trial_figures, self._score(trial_figures)
@@ -278,19 +277,18 @@ class AutoRepair(Repairer):
             return None
         record = {"name": "soup", "method": "average", "members": chosen, "status": "ran", **figures}
         self.log(f"auto: soup of {', '.join(chosen)} validation {figures['val_accuracy']:.4f}")
-        option = Candidate(soup, {"chosen": "soup", "chosen_mix": 1.0, "soup": chosen}, label="soup")
-        return best, option, record
+        return best, Candidate(soup, {"chosen": "soup", "chosen_mix": 1.0, "soup": chosen}, label="soup"), record
 
     @staticmethod
-    def _offered(option: Candidate, details: dict, shared: dict, seconds: dict, trained: list) -> Candidate:
+    def _offered(option: Candidate, run: _RaceState, shared: dict) -> Candidate:
         """An option handed to the keep rule, with the run's details: the localisation when the
         option trained the localised block, else under ``localization_of_other_candidates``."""
-        own = dict(details)
-        method = next((spec.method for spec, _, _ in trained if spec.name == option.details["chosen"]), None)
+        own = dict(run.details)
+        method = next((done.spec.method for done in run.trained.values() if done.spec.name == option.details["chosen"]),
+                      None)
         if "localization" in own and method not in LOCALISING:
             own["localization_of_other_candidates"] = own.pop("localization")  # not this option's block
-        return replace(option, details=option.details | own | shared,
-                       phase_seconds=seconds)
+        return replace(option, details=option.details | own | shared, phase_seconds=run.seconds)
 
     def _options(self, task: RepairTask, candidate: Candidate, record: dict) -> list[tuple[float, Candidate, dict]]:
         """``(α, candidate, validation figures)`` for the candidate as trained (α 1) and, when it
@@ -314,14 +312,161 @@ class AutoRepair(Repairer):
             settings = replace(settings, retain=RetainConfig("distill", spec.retain_weight, settings.retain.temperature))
         return settings
 
-    def _epoch_shares(self, task: RepairTask) -> list[int | None]:
-        """Each candidate's epochs: ``None`` (its own schedule) without an epoch budget, else the
-        budget dealt out in order (a method with two phases needs two)."""
-        specs, total = self.candidates(task), self.budget.epochs
-        if total is None:
-            return [None] * len(specs)
-        shares = [total // len(specs) + (index < total % len(specs)) for index in range(len(specs))]
-        return [share if share >= len(get_repairer(spec.method).phases) else 0 for spec, share in zip(specs, shares)]
+
+class _RaceState:
+    """One run of :class:`AutoRepair`: the deadline and epochs left, the candidates trained so far
+    (``trained``, by name), every candidate's record in the order they first ran (``records``), the
+    seconds of each (``seconds``) and the localisation (``details``). With a work folder each round
+    of each candidate is saved there and a resumed run restores it instead of training it again
+    (its seconds count against the budget)."""
+
+    def __init__(self, auto: AutoRepair, task: RepairTask, deadline: Deadline, specs) -> None:
+        self.auto, self.task, self.clock = auto, task, deadline.clock
+        self.localised = auto.config.settings.block
+        self.details, self.seconds, self.records = {}, {}, []
+        self.trained: dict[str, _Trained] = {}
+        self.epochs = auto.budget.epochs
+        self.pass_seconds = 0.0  # the longest validation pass seen: what the choice after the race costs
+        work = auto.work_dir
+        self.saved = {} if work is None else {
+            (spec.name, round_): _load_candidate(work / _folder(spec.name, round_), task)
+            for spec in specs for round_ in (1, 2)}
+        spent = sum(found[1]["seconds"] for found in self.saved.values() if found is not None)
+        if spent and deadline.at is not None:  # a resumed run: what the finished rounds used is spent
+            deadline = Deadline(deadline.at - spent, self.clock, deadline.checks)
+        self.deadline = deadline
+
+    def left_for(self, count: int) -> float | None:
+        """An equal share of the seconds left for one of ``count`` candidates still to run (``None``: no time budget)."""
+        left = self.deadline.left()
+        return None if left is None else left / max(count, 1)
+
+    def epochs_left(self) -> int | None:
+        return self.epochs
+
+    def second_round_epochs(self, done: _Trained, count: int, cap: int) -> tuple[int, float | None]:
+        """``(epochs, seconds)`` of a survivor's second round, one of ``count`` still to continue: an
+        equal share of the epochs left, or of the seconds left (after what the choice will need)
+        converted to epochs by its first round's seconds per epoch; at most ``cap``."""
+        if self.epochs is not None:
+            return min(self.epochs // count, cap), None
+        left = max(self.deadline.left() - self._reserve(), 0.0)
+        share = left / count
+        return min(int(share // max(_seconds_per_epoch(done), 1e-9)), cap), share
+
+    def _reserve(self) -> float:
+        """Seconds the choice after the race will take: a validation pass per option and soup trial."""
+        options = len(self.trained) * (1 + len(self.auto.config.mixes)) + max(len(self.trained) - 1, 0)
+        return options * self.pass_seconds
+
+    def train(self, spec: CandidateSpec, epochs: int | None, share: float | None, start: _Trained | None = None) -> None:
+        """Train ``spec`` (its first round, or its second from ``start``) with ``epochs`` (``None``:
+        its own schedule) within ``share`` seconds; skipped when the budget has no epoch or too few
+        seconds left for it."""
+        auto, task, round_ = self.auto, self.task, 1 if start is None else 2
+        found = self.saved.get((spec.name, round_))
+        if found is not None:
+            candidate, figures = found
+            auto.log(f"auto: {spec.name} round {round_} finished before the resume "
+                     f"(validation {figures['val_accuracy']:.4f})")
+        else:
+            left = self.deadline.left()
+            needed = len(get_repairer(spec.method).phases)
+            if (self.epochs is not None and self.epochs < needed) or \
+                    (left is not None and left < max(spec.min_seconds, 1e-9)):
+                why = "no epoch of the budget left" if self.epochs is not None and self.epochs < needed else \
+                    f"{left:.1f} s of the budget left, it needs {spec.min_seconds:g} s"
+                if start is None:
+                    self.records.append(_record(spec) | {"status": f"skipped: {why}"})
+                auto.log(f"auto: {spec.name} {'skipped' if start is None else 'not continued'} ({why})")
+                return
+            candidate, figures = self._train(spec, epochs, share, start)
+        if self.epochs is not None:
+            self.epochs -= figures["epochs_given"] or 0
+        self._keep(spec, candidate, figures, start)
+
+    def _train(self, spec: CandidateSpec, epochs: int | None, share: float | None,
+               start: _Trained | None) -> tuple[Candidate, dict]:
+        auto, task, clock = self.auto, self.task, self.clock
+        settings = auto._settings(spec)
+        if self.localised is None and spec.method in LOCALISING:  # once, when a candidate first needs it
+            started = clock()
+            self.localised, self.details["localization"] = localised_block(task, settings.localize,
+                                                                           settings.localize_rows)
+            self.seconds["localize"] = clock() - started
+        block = self.localised if spec.method in LOCALISING else settings.block
+        if start is not None and start.candidate.block:  # a block-level method continues on its own block
+            block = start.candidate.block
+        round_ = 1 if start is None else 2
+        method = get_repairer(spec.method, replace(settings, block=block), Budget(epochs=epochs) if epochs else None,
+                              log=auto.log)
+        method.work_dir = auto.work_dir / _folder(spec.name, round_) if auto.work_dir else None
+        auto.log(f"auto: {spec.name} round {round_}" + (f", {epochs} epoch(s)" if epochs else "")
+                 + (f" within {share:.0f} s" if share is not None else ""))
+        tick = clock()
+        torch.manual_seed(task.seed + round_ - 1)
+        with failure_weight(task, spec.fail_weight):
+            trained_on = task if start is None else replace(task, model=start.candidate.model)
+            candidate = method.train(trained_on, self.deadline.sooner(share))
+        seconds = round(clock() - tick, 2)
+        started = clock()
+        figures = validation_figures(task, candidate.model, candidate.view)
+        self.pass_seconds = max(self.pass_seconds, clock() - started)
+        figures |= {"round": round_, "epochs_given": epochs, "epochs_run": _epochs_run(candidate.details, epochs),
+                    "share_seconds": None if share is None else round(share, 2), "seconds": seconds}
+        if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its own files
+            _save_candidate(method.work_dir, candidate, figures)
+        auto.log(f"auto: {spec.name} round {round_}: validation {figures['val_accuracy']:.4f} (loss "
+                 f"{figures['val_loss']:.4f}, negative flips {figures['val_negative_flip_rate']:.2%}), {seconds:.1f} s")
+        return candidate, figures
+
+    def _keep(self, spec: CandidateSpec, candidate: Candidate, figures: dict, start: _Trained | None) -> None:
+        """Record a round; a second round replaces the first only when it validates better."""
+        self.seconds[spec.name] = round(self.seconds.get(spec.name, 0.0) + figures["seconds"], 2)
+        rounds = [{key: figures[key] for key in ROUND_KEYS}]
+        if start is None:
+            record = _record(spec) | {"status": "ran", "rounds": rounds}
+            self.records.append(record)
+            self.trained[spec.name] = done = _Trained(spec, candidate, record)
+        else:
+            done = start
+            done.record["rounds"] += rounds
+            done.record["continued"] = True
+            if self.auto._score(figures) <= self.auto._score(done.record):
+                return
+            done.candidate = candidate
+        done.record |= {key: figures[key] for key in ("val_accuracy", "val_loss", "val_negative_flip_rate")}
+        done.record |= {"seconds": self.seconds[spec.name], "share_seconds": figures["share_seconds"],
+                        "block": candidate.block or candidate.details.get("unit"),
+                        "new_operations": _new_operations(candidate.genotype), "epochs": _epochs(candidate.details),
+                        "image_passes": candidate.details.get("image_passes"),
+                        "notes": candidate.details.get("notes", [])}
+
+
+ROUND_KEYS = ("round", "epochs_given", "epochs_run", "share_seconds", "seconds", "val_accuracy", "val_loss",
+              "val_negative_flip_rate")
+
+
+def _seconds_per_epoch(done: _Trained) -> float:
+    """What an epoch of a candidate cost in its first round (its fixed costs included)."""
+    first = done.record["rounds"][0]
+    return first["seconds"] / max(first["epochs_run"], 1)
+
+
+def _record(spec: CandidateSpec) -> dict:
+    return {"name": spec.name, "method": spec.method, "fail_weight": spec.fail_weight,
+            "retain_weight": spec.retain_weight}
+
+
+def _folder(name: str, round_: int) -> str:
+    """A candidate's round's folder in the work folder."""
+    return name if round_ == 1 else f"{name}+round2"
+
+
+def _epochs_run(details: dict, given: int | None) -> int:
+    """Epochs a round ran: its history's length when it keeps one, else those it was given (or 1)."""
+    ran = sum(_epochs(details).values())
+    return ran or given or 1
 
 
 CANDIDATE_FILE = "candidate.pt"
@@ -420,7 +565,7 @@ def _new_operations(genotype: dict | None) -> int | None:
 
 
 @register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget; the best "
-                           "validated that passes the keep rule", searches=True, version=2)
+                           "validated that passes the keep rule", searches=True, version=3)
 def auto(settings: RepairSettings) -> AutoRepair:
     return AutoRepair(AutoConfig(settings=settings))
 
