@@ -29,15 +29,16 @@ CLOCK = FakeClock()
 class Spender(Repairer):
     """Spends up to ``steps`` fake seconds (its own schedule; an epoch budget, when given, can only
     shorten it), one step a second, stopping at its deadline; its candidate scales the model's last
-    layer by ``scale`` (so that candidates differ on validation)."""
+    layer by ``scale`` (so that candidates differ on validation) and moves its bias by ``shift`` per
+    step (so that it is not the original)."""
 
     phases = ("train",)
 
     calls: dict[str, int] = {}
 
-    def __init__(self, steps: int, scale: float, cost: float = 1.0) -> None:
+    def __init__(self, steps: int, scale: float, cost: float = 1.0, shift: float = 1e-4) -> None:
         super().__init__()
-        self.steps, self.scale, self.cost, self.epochs = steps, scale, cost, None
+        self.steps, self.scale, self.cost, self.shift, self.epochs = steps, scale, cost, shift, None
 
     def set_phase_epochs(self, phase: str, epochs: int) -> None:
         self.epochs = epochs
@@ -52,6 +53,7 @@ class Spender(Repairer):
         with torch.no_grad():
             last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
             last.weight.mul_(self.scale)
+            last.bias.add_(self.shift * spent)
         return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at}, {"train": spent * self.cost})
 
 
@@ -61,10 +63,11 @@ def spenders(monkeypatch):
     from archrepair._repair import registry
 
     monkeypatch.setattr(registry, "_METHODS", registry._METHODS.copy())
-    for name, steps, scale, cost in (("spend-6", 6, 1.0, 1.0), ("spend-1", 1, 1.0, 1.0),
-                                     ("spend-6-sharper", 6, 3.0, 1.0), ("spend-1-cheap", 1, 1.0, 0.5)):
+    for name, steps, scale, cost, shift in (("spend-6", 6, 1.0, 1.0, 1e-4), ("spend-1", 1, 1.0, 1.0, 1e-4),
+                                            ("spend-6-sharper", 6, 3.0, 1.0, 1e-4), ("spend-1-cheap", 1, 1.0, 0.5, 1e-4),
+                                            ("noop", 1, 1.0, 1.0, 0.0)):
         register_repairer(f"test-{name}", "test: spends fake seconds")(
-            lambda settings, steps=steps, scale=scale, cost=cost: Spender(steps, scale, cost))
+            lambda settings, steps=steps, scale=scale, cost=cost, shift=shift: Spender(steps, scale, cost, shift))
     Spender.calls.clear()
 
 
@@ -172,6 +175,16 @@ def test_a_soup_of_the_candidates_is_offered_only_when_the_average_validates_bet
         assert offered[0] == "soup"
     else:
         assert "soup" not in records and "soup" not in offered and offered[0] == "plain"
+
+
+def test_a_candidate_that_changed_no_weight_is_not_offered_and_says_so(task):
+    specs = (CandidateSpec("nothing", "test-noop"), CandidateSpec("plain", "test-spend-1"))
+    result = _auto(specs, Budget(seconds=100)).repair(task)
+    records = {r["name"]: r for r in result.details["candidates"]}
+    assert records["nothing"]["status"] == "ran: no weight changed, not offered"
+    assert all(not o["option"].startswith("nothing") for o in result.details["offered"])
+    assert all(not t["option"].startswith("nothing") for t in result.keep["tests"])
+    assert "soup" not in records  # one changed candidate: nothing to average
 
 
 def test_the_average_of_models_is_their_mean_weights(digits_task_of):

@@ -85,7 +85,7 @@ def choices_section(groups: dict, default: str) -> list[str]:
             returned[keep.get("chosen") or "original"] += 1
             passed.append(sum(test.get("passed", False) for test in keep.get("tests") or []))
             for candidate in choice.get("candidates") or []:
-                if candidate.get("status") == "ran" and "seconds" in candidate:
+                if candidate.get("status", "").startswith("ran") and "seconds" in candidate:
                     seconds.setdefault(candidate["name"], []).append(candidate["seconds"])
                     searched += candidate.get("method") == "archrepair"
             search_won += (keep.get("chosen") or "").startswith("archrepair") and keep.get("decision") == "repaired"

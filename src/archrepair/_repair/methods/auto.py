@@ -223,7 +223,13 @@ class AutoRepair(Repairer):
 
     def _choose(self, task: RepairTask, run: _RaceState) -> Candidate:
         """The options offered to the keep rule, best validated first (see :class:`AutoConfig`)."""
-        options = [self._best_option(task, done) for done in run.trained.values()]
+        options = []
+        for done in run.trained.values():
+            if done.candidate.genotype is None and same_weights(task.model, done.candidate.model):
+                done.record["status"] = "ran: no weight changed, not offered"
+                self.log(f"auto: {done.spec.name} changed no weight; it is the original and is not offered")
+                continue
+            options.append(self._best_option(task, done))
         if self.config.soup:
             soup = self._soup(task, list(run.trained.values()))
             if soup is not None:
@@ -264,7 +270,8 @@ class AutoRepair(Repairer):
         :class:`AutoConfig`): ``(score, option, record)``, or ``None`` with fewer than two of them
         or when no second candidate joins."""
         members = sorted(((self._score(done.record), done.spec.name, done.candidate.model) for done in trained
-                          if done.candidate.genotype is None), key=lambda member: member[0], reverse=True)
+                          if done.candidate.genotype is None and done.record["status"] == "ran"),
+                         key=lambda member: member[0], reverse=True)
         if len(members) < 2:
             return None
         chosen, soup, figures, best = [members[0][1]], members[0][2], None, members[0][0]
@@ -537,6 +544,13 @@ def average(models: list[nn.Module]) -> nn.Module:
             if value.is_floating_point():
                 value.copy_(torch.stack([state[name].to(value.device) for state in states]).mean(0))
     return mixed
+
+
+def same_weights(original: nn.Module, candidate: nn.Module) -> bool:
+    """Whether ``candidate`` has exactly ``original``'s weights and buffers (a repair that changed nothing)."""
+    mine, theirs = original.state_dict(), candidate.state_dict()
+    return mine.keys() == theirs.keys() and all(torch.equal(mine[name], theirs[name].to(mine[name].device))
+                                                for name in mine)
 
 
 def interpolate(original: nn.Module, candidate: nn.Module, alpha: float) -> nn.Module:
