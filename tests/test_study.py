@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archrepair.study import Store, load_study, run_study, status, write_report
 from archrepair.study.spec import method_version
@@ -115,6 +117,14 @@ def test_two_local_workers_never_run_the_same_row_and_a_failed_run_does_not_stop
     assert status(tmp_path / "tiny.sqlite")["failed"][0]["error"].startswith("ArchRepairError")
 
 
+def test_a_study_whose_every_run_fails_ends_in_one_line_and_exit_1(cli, digits_checkpoint, tmp_path):
+    path = _study(tmp_path, digits_checkpoint, methods=("broken",), seeds=(0, 1))
+    status_code, _, stderr = cli("study", "run", path)
+    last = stderr.strip().splitlines()[-1]
+    assert status_code == 1 and "every run of study 'tiny' failed (2 runs, 1 distinct error)" in last, stderr
+    assert "no_such_block" in last and "--retry-failed" in last and "Traceback" not in stderr
+
+
 def test_every_setting_the_hash_covers_makes_another_row(digits_checkpoint, tmp_path, monkeypatch):
     base = {run.hash for run in load_study(_study(tmp_path, digits_checkpoint)).runs()}
     assert len(base) == 4
@@ -183,18 +193,29 @@ def test_the_report_is_regenerated_identically_and_its_numbers_are_the_rows(digi
         [row.figures["holdout_change_points"] for row in rows], abs=1e-4)
 
 
+GOOD = "[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['m']\nscenarios = ['t']\nmethods = ['auto']\n"
+
+
 @pytest.mark.parametrize("text, message", [
-    ("name = 'x'\nbogus = 1\n[[grid]]\nmodels = ['m']\n", "unknown keys ['bogus']"),
-    ("name = 'x'\n", "has no [[grid]] table"),
-    ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['m']\nscenarios = ['t']\n"
-     "methods = ['no-such-method']\n", "method 'no-such-method' is neither registered"),
-    ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['other']\nscenarios = ['t']\n"
-     "methods = ['auto']\n", "names model 'other'"),
-    ("[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[methods.v]\nmethod = 'auto'\ntask = { no_such = 1 }\n"
-     "[[grid]]\nmodels = ['m']\nscenarios = ['t']\nmethods = ['v']\n", "unknown setting 'no_such'"),
+    ("name = 'x'\nbogus = 1\n[[grid]]\nmodels = ['m']\n", "key 'bogus' = 1: it takes one of the known keys"),
+    ("name = 'x'\n", "has no grid: add a [[grid]] table"),
+    (GOOD.replace("'auto'", "'no-such-method'"), "grid 1: methods = 'no-such-method': it takes a registered method"),
+    (GOOD.replace("models = ['m']", "models = ['other']"), "grid 1: models = 'other': it takes a name defined in [models]"),
+    ("[methods.v]\nmethod = 'auto'\ntask = { no_such = 1 }\n" + GOOD.replace("'auto'", "'v'"),
+     "unknown setting 'no_such'"),
     ("[[grid\n", "is not valid TOML"),
-    ("budget = { minutes = 2 }\n[models.m]\ncheckpoint = 'CKPT'\n[scenarios.t]\n[[grid]]\nmodels = ['m']\n"
-     "scenarios = ['t']\nmethods = ['auto']\n", "budget has unknown keys ['minutes']"),
+    ("budget = { minutes = 2 }\n" + GOOD, "budget: key 'minutes' = 2: it takes one of the known keys (epochs, seconds)"),
+    ("count = 'lots'\n" + GOOD, "count = 'lots': it takes a whole number >= 1"),
+    ("seeds = []\n" + GOOD, "seeds = []: it takes a non-empty list"),
+    ("seeds = [0, -1]\n" + GOOD, "seeds[1] = -1: it takes a whole number >= 0"),
+    ("keep_level = 2\n" + GOOD, "keep_level = 2: it takes a number in (0, 1]"),
+    ("threads = true\n" + GOOD, "threads = True: it takes a whole number >= 1"),
+    (GOOD.replace("[scenarios.t]", "[scenarios.t]\ncorruption = 'fog'\nseverity = 9"),
+     "scenarios.t.severity = 9: it takes a whole number from 1 to 5"),
+    (GOOD.replace("[scenarios.t]", "[scenarios.t]\ncorruption = 'smoke'"), "scenarios.t.corruption = 'smoke'"),
+    (GOOD.replace("methods = ['auto']", "methods = []"), "grid[0].methods = []: it takes a non-empty list"),
+    ("[methods.v]\nmethod = 'auto'\ntask = { fail_weight = 'heavy' }\n" + GOOD.replace("'auto'", "'v'"),
+     "v.task: {'fail_weight': 'heavy'} cannot be applied"),
 ])
 def test_a_bad_study_file_is_refused_in_one_line(cli, digits_checkpoint, tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -202,6 +223,33 @@ def test_a_bad_study_file_is_refused_in_one_line(cli, digits_checkpoint, tmp_pat
     status_code, _, stderr = cli("study", "run", path)
     assert status_code == 1 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert not (tmp_path / "bad.sqlite").exists()
+
+
+TOML_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 2000) | st.floats(-2, 200, allow_nan=False)
+                           | st.text("abcdefghijklmnopqrstuvwxyz_.-", max_size=12),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                               st.sampled_from(["models", "scenarios", "methods", "seeds", "budget", "count",
+                                                "checkpoint", "corruption", "severity", "field", "seconds", "epochs",
+                                                "method", "task", "settings", "rows", "x"]), inner, max_size=4),
+                           max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["name", "seeds", "budget", "count", "train_examples", "threads", "device",
+                                        "protocol", "holdout", "keep_level", "models", "scenarios", "methods", "grid",
+                                        "imports", "export", "bogus"]), TOML_VALUES, max_size=8))
+def test_any_parsed_study_file_resolves_or_is_refused_in_one_line(raw):
+    """Whatever a TOML file holds, checking and resolving it ends in its runs or an ArchRepairError,
+    never another exception (no checkpoint exists here, so a valid file is refused at its checkpoint)."""
+    from archrepair.errors import ArchRepairError
+    from archrepair.study.spec import Study, validate_study
+
+    raw = {key: value for key, value in raw.items() if value is not None}
+    try:
+        validate_study(raw, "'made.toml'")
+        Study(Path("/nonexistent/made.toml"), raw).runs()
+    except ArchRepairError as error:
+        assert "\n" not in str(error)
 
 
 def test_study_options_are_refused_where_they_mean_nothing(cli, tmp_path):
@@ -217,6 +265,33 @@ def test_study_options_are_refused_where_they_mean_nothing(cli, tmp_path):
     assert status_code == 1 and "does not exist" in stderr and not (tmp_path / "e.jsonl").exists()
     status_code, _, stderr = cli("study", "status", tmp_path / "x.sqlite", "--out", tmp_path / "e.jsonl")
     assert status_code == 1 and "--out means something only to `study report / export`" in stderr
+
+
+def test_study_report_and_export_never_replace_what_a_user_has(cli, tmp_path):
+    """An existing report folder or export file (or ``/``) is refused without --overwrite, in one line,
+    every file there byte-identical after; with --overwrite the report's own files replace their
+    namesakes and the user's other files stay."""
+    store = Store(tmp_path / "s.sqlite")
+    store.set_meta("study", {"name": "s"})
+    store.close()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my own notes")
+    (mine / "keep.txt").write_text("unrelated")
+    (tmp_path / "e.jsonl").write_text("my rows\n")
+    before = {path: path.read_bytes() for path in [mine / "report.md", mine / "keep.txt", tmp_path / "e.jsonl"]}
+    for arguments in (("report", "--out", mine), ("export", "--out", tmp_path / "e.jsonl"), ("report", "--out", "/")):
+        status_code, _, stderr = cli("study", arguments[0], tmp_path / "s.sqlite", *arguments[1:])
+        assert status_code == 1 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr, stderr
+        assert "--overwrite" in stderr or "contains the input" in stderr  # "/" holds the store
+    assert {path: path.read_bytes() for path in before} == before
+    status_code, _, stderr = cli("study", "report", tmp_path / "s.sqlite", "--out", mine, "--overwrite")
+    assert status_code == 0, stderr
+    assert (mine / "keep.txt").read_text() == "unrelated" and (mine / "report.md").read_text() != "my own notes"
+    status_code, _, stderr = cli("study", "export", tmp_path / "s.sqlite", "--out", tmp_path / "e.jsonl", "--overwrite")
+    assert status_code == 0 and (tmp_path / "e.jsonl").read_text() == "", stderr
+    status_code, _, stderr = cli("study", "status", tmp_path / "s.sqlite", "--overwrite")
+    assert status_code == 1 and "--overwrite means something only to `study report / export`" in stderr
 
 
 def test_the_ray_engine_gives_the_rows_local_workers_give(digits_checkpoint, tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from .._checks import positive_int
+from .._checks import check_output, positive_int
 from ..errors import ArchRepairError
 from .base import Command, console
 
 ACTIONS = ("run", "status", "report", "import", "export")
 ONLY = {"--workers": "run", "--engine": "run", "--address": "run", "--retry-failed": "run",
-        "--out": ("report", "export"), "--rows": "import"}
+        "--out": ("report", "export"), "--overwrite": ("report", "export"), "--rows": "import"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true", help="run: run the failed rows again")
     parser.add_argument("--out", help="report: the folder to write (report.md, runs.csv, PNGs); export: the "
                                       "JSON-lines file to write")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="report, export: write into an existing --out (report: its files replace their "
+                             "namesakes, other files are kept; export: the file is replaced)")
     parser.add_argument("--rows", help="import: a JSON-lines file of the held-out bench's rows "
                                        "(benchmarks/results/heldout_rows.jsonl), or a store's export")
 
@@ -62,12 +65,12 @@ def run(args: argparse.Namespace) -> dict:
             raise ArchRepairError("study export needs --out FILE.jsonl: the file to write")
         from ..study import export_store
 
-        return export_store(args.path, args.out)
+        return export_store(args.path, check_output(args.out, [args.path], "file", args.overwrite))
     if not args.out:
         raise ArchRepairError("study report needs --out DIR: the folder to write the report into")
     from ..study import write_report
 
-    return write_report(args.path, args.out)
+    return write_report(args.path, check_output(args.out, [args.path], "folder", args.overwrite))
 
 
 def show(result: dict) -> None:

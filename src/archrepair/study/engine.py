@@ -76,11 +76,18 @@ def run_study(study: Study, workers: int = 1, engine: str = "local", address: st
             finally:
                 store.release(owner)
             counts = dict.fromkeys(STATUSES, 0)
+            errors = []
             for run in store.runs():
                 if run.hash in hashes:
                     counts[run.status] += 1
+                    errors += [run.error] if run.status == "failed" else []
         finally:
             store.close()
+    if errors and len(errors) == len(runs):
+        distinct = len(set(errors))
+        raise ArchRepairError(f"every run of study {study.name!r} failed ({len(errors)} runs, {distinct} distinct "
+                              f"error{'s' if distinct > 1 else ''}); the first: {errors[0]}; fix it and rerun with "
+                              "--retry-failed")
     return {"study": study.name, "store": str(study.store), "runs": len(runs), "added": added, **reset,
             "counts": counts}
 

@@ -49,11 +49,7 @@ from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 from pathlib import Path
 
 from ..errors import ArchRepairError
-
-STUDY_KEYS = {"name", "seeds", "budget", "count", "train_examples", "threads", "device", "protocol", "holdout",
-              "keep_level", "models", "scenarios", "methods", "grid", "store", "imports", "export"}
-SCENARIO_KEYS = {"corruption", "severity", "field"}
-GRID_KEYS = {"models", "scenarios", "methods", "seeds", "budget", "count"}
+from .validate import validate_study
 
 
 @dataclass(frozen=True)
@@ -104,8 +100,8 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
-    """The study in TOML file ``path``, checked: unknown keys, unknown names in a grid, a grid with
-    an empty list, a model without a checkpoint are one-line errors."""
+    """The study in TOML file ``path``, checked as a whole (:func:`~.validate.validate_study`): any
+    problem is a one-line error before anything runs."""
     path = Path(path)
     if not path.is_file():
         raise ArchRepairError(f"study file {str(path)!r} does not exist; give a .toml study file (see studies/)")
@@ -113,22 +109,7 @@ def load_study(path: str | Path) -> Study:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ArchRepairError(f"study file {str(path)!r} is not valid TOML: {error}") from None
-    unknown = set(raw) - STUDY_KEYS
-    if unknown:
-        raise ArchRepairError(f"study file {str(path)!r}: unknown keys {sorted(unknown)}; known: {sorted(STUDY_KEYS)}")
-    if not raw.get("grid"):
-        raise ArchRepairError(f"study file {str(path)!r} has no [[grid]] table: nothing to run")
-    for name, model in (raw.get("models") or {}).items():
-        if "checkpoint" not in model:
-            raise ArchRepairError(f"study file {str(path)!r}: model {name!r} has no checkpoint")
-    for entry in raw.get("imports", []):
-        if not isinstance(entry, dict) or "rows" not in entry or set(entry) - {"rows", "models"}:
-            raise ArchRepairError(f"study file {str(path)!r}: each [[imports]] table takes rows (a .jsonl file) and "
-                                  "optionally models (old name = study name)")
-    for name, scenario in (raw.get("scenarios") or {}).items():
-        if set(scenario) - SCENARIO_KEYS:
-            raise ArchRepairError(f"study file {str(path)!r}: scenario {name!r} has unknown keys "
-                                  f"{sorted(set(scenario) - SCENARIO_KEYS)}; known: {sorted(SCENARIO_KEYS)}")
+    validate_study(raw, repr(str(path)))
     return Study(path.resolve(), raw)
 
 
@@ -136,34 +117,22 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
     """Every run of ``study``'s grids in file order (grid, model, scenario, method, seed), each with
     its resolved configuration; a run named twice is kept once."""
     from .._repair import RepairSettings, TaskConfig
+    from ..budget import Budget
     from ..checkpoint import model_fingerprint
 
     raw, base = study.raw, study.path.parent
     models, scenarios = raw.get("models") or {}, raw.get("scenarios") or {}
     fingerprints: dict[str, str] = {}
     runs: dict[str, Run] = {}
-    for number, grid in enumerate(raw["grid"], 1):
-        unknown = set(grid) - GRID_KEYS
-        if unknown:
-            raise ArchRepairError(f"study {study.name!r}: grid {number} has unknown keys {sorted(unknown)}; "
-                                  f"known: {', '.join(sorted(GRID_KEYS))}")
-        budget = _budget(study, grid.get("budget", raw.get("budget", {})))
+    for grid in raw["grid"]:  # checked whole by load_study
+        budget = Budget(**grid.get("budget", raw.get("budget", {})))
         count = int(grid.get("count", raw.get("count", 1000)))
         seeds = grid.get("seeds", raw.get("seeds", [0]))
-        for key in ("models", "scenarios", "methods"):
-            if not grid.get(key):
-                raise ArchRepairError(f"study {study.name!r}: grid {number} has no {key}")
         for model in grid["models"]:
-            if model not in models:
-                raise ArchRepairError(f"study {study.name!r}: grid {number} names model {model!r}; "
-                                      f"the file defines {sorted(models)}")
             checkpoint = str((base / models[model]["checkpoint"]).resolve())
             if checkpoint not in fingerprints:
                 fingerprints[checkpoint] = model_fingerprint(checkpoint)
             for scenario in grid["scenarios"]:
-                if scenario not in scenarios:
-                    raise ArchRepairError(f"study {study.name!r}: grid {number} names scenario {scenario!r}; "
-                                          f"the file defines {sorted(scenarios)}")
                 shift, field_spec = _scenario(scenarios[scenario], base)
                 for label in grid["methods"]:
                     method, overrides = _method(study, label)
@@ -188,16 +157,6 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
                         run = Run(model, scenario, label, int(seed), config)
                         runs.setdefault(run.hash, run)
     return list(runs.values())
-
-
-def _budget(study: Study, given: dict):
-    """The :class:`~archrepair.budget.Budget` of a ``budget`` table (the file's or a grid's)."""
-    from ..budget import Budget
-
-    unknown = set(given) - {"seconds", "epochs"}
-    if unknown:
-        raise ArchRepairError(f"study {study.name!r}: budget has unknown keys {sorted(unknown)}; known: epochs, seconds")
-    return Budget(**given)
 
 
 def config_hash(config: dict) -> str:
@@ -242,7 +201,10 @@ def overrides_applied(value, overrides: dict, where: str):
         current = getattr(value, key)
         changes[key] = (overrides_applied(current, given, f"{where}.{key}")
                         if is_dataclass(current) and isinstance(given, dict) else given)
-    return replace(value, **changes)
+    try:
+        return replace(value, **changes)
+    except (TypeError, ValueError) as error:
+        raise ArchRepairError(f"{where}: {changes} cannot be applied ({error})") from None
 
 
 def rebuilt(config: dict):
@@ -279,8 +241,6 @@ def _method(study: Study, label: str) -> tuple[str, dict]:
 def _scenario(scenario: dict, base: Path) -> tuple[dict | None, str | None]:
     """``(shift, field spec)`` of a scenario table: a corruption ``{"name", "severity", "seed"}``,
     or a field set's path (relative to the study file), or neither (the test set's failures)."""
-    if "corruption" in scenario and "field" in scenario:
-        raise ArchRepairError("a scenario takes a corruption or a field set, not both")
     shift = ({"name": scenario["corruption"], "severity": int(scenario.get("severity", 3)), "seed": 0}
              if "corruption" in scenario else None)
     field_spec = str((base / scenario["field"]).resolve()) if "field" in scenario else None
