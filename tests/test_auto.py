@@ -187,6 +187,14 @@ def test_a_candidate_that_changed_no_weight_is_not_offered_and_says_so(task):
     assert "soup" not in records  # one changed candidate: nothing to average
 
 
+def test_any_method_whose_candidate_changed_no_weight_says_so_in_a_note(task):
+    result = get_repairer("test-noop").repair(task)
+    assert any("the candidate is the original model: no weight changed" in note for note in result.details["notes"])
+    assert result.kept == "original"
+    changed = get_repairer("test-spend-1").repair(task)
+    assert not any("no weight changed" in note for note in changed.details.get("notes", []))
+
+
 def test_the_average_of_models_is_their_mean_weights(digits_task_of):
     from archrepair._repair.methods.auto import average
 

@@ -174,10 +174,12 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("signum,group", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)])
 def test_corrupt_leaves_no_worker_behind(tmp_path, signum, group):
     """Stopped by a signal to the command, or by Ctrl-C at a terminal (SIGINT to the whole process
-    group, workers included): no worker left, exit 130, one line and no traceback."""
+    group, workers included): no worker left, exit 130, one line and no traceback. The work (75
+    corrupted copies of 20,000 images) lasts minutes on any machine, far beyond the second the test
+    waits, so the signal always finds the command running."""
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "rgb.npz", x_train=rng.integers(0, 256, (4, 32, 32, 3), np.uint8), y_train=np.array([0, 1, 0, 1]),
-             x_test=rng.integers(0, 256, (400, 32, 32, 3), np.uint8), y_test=rng.integers(0, 2, 400))
+             x_test=rng.integers(0, 256, (20000, 32, 32, 3), np.uint8), y_test=rng.integers(0, 2, 20000))
     environment = dict(os.environ, ARCHREPAIR_CACHE_DIR=str(tmp_path / "cache"))
     process = subprocess.Popen([sys.executable, "-m", "archrepair.cli", "corrupt", "--data", f"npz:{tmp_path / 'rgb.npz'}",
                                 "--workers", "2", "--out", str(tmp_path / "c")], env=environment,
@@ -190,6 +192,7 @@ def test_corrupt_leaves_no_worker_behind(tmp_path, signum, group):
     assert len(children) >= 2, "the workers never started"
     time.sleep(1.0)
     children |= _children(process.pid)
+    assert process.poll() is None, "the command ended before the signal: the work is too small"
     if group:
         os.killpg(process.pid, signum)
     else:
@@ -258,3 +261,14 @@ def test_interrupting_a_command_without_resume_does_not_offer_it(cli, monkeypatc
     monkeypatch.setattr(data_info, "load_data", interrupted)
     status, _, err = cli("data", "digits")
     assert status == 130 and err.strip() == "archrepair data: interrupted"
+
+
+@pytest.mark.parametrize("damage", [b"not a torch file", b""])
+def test_a_damaged_resume_state_is_refused_in_one_line_without_unsafe_advice(cli, tmp_path, damage):
+    state = tmp_path / "m.state.pt"
+    state.write_bytes(damage)
+    status, _, err = cli("train", "--epochs", "1", "--out", tmp_path / "m", "--resume", "--quiet")
+    assert status == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "the state file" in err and "is damaged" in err and "rerun without --resume" in err
+    assert "weights_only" not in err and "trust" not in err
+    assert state.read_bytes() == damage and not (tmp_path / "m").exists()

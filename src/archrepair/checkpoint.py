@@ -190,6 +190,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def load_state(path: str | Path, restore: Callable[[dict], object] | None = None):
+    """The saved resume state at ``path`` (loaded with ``weights_only=True``), and ``restore(state)``'s
+    result when given (putting the state back into models and optimisers). A file that cannot be read
+    or restored is damaged (a write cut short, another version's file): one line saying so, with what
+    to do; never advice to load it unsafely."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state if restore is None else restore(state)
+    except ArchRepairError:
+        raise
+    except Exception:
+        raise ArchRepairError(f"the state file {str(path)!r} is damaged or from another version; rerun without "
+                              "--resume to start afresh") from None
+
+
 def model_fingerprint(path: str | Path) -> str:
     """sha256 (first 16 hex digits) of a checkpoint's weights file."""
     digest = hashlib.sha256((_checkpoint_folder(path) / WEIGHTS_FILE).read_bytes())

@@ -285,24 +285,22 @@ def _save_state(path: Path, model, optimizer, scaler, result: FitResult, positio
 
 
 def _resume(path: Path, model, optimizer, scaler, result: FitResult, settings: dict | None):
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") from None
-    check_same_settings(json.loads(state.get("settings", "null")) or {}, settings or {}, f"from {str(path)!r}")
-    try:
+    from .checkpoint import load_state
+
+    def restore(state: dict):
+        check_same_settings(json.loads(state.get("settings", "null")) or {}, settings or {}, f"from {str(path)!r}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         position = _Position(**state["position"])
-    except Exception as error:
-        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") from None
-    result.history = [EpochRecord(**r) for r in state["history"]]
-    result.best_epoch, result.best_val_accuracy = state["best_epoch"], state["best_val_accuracy"]
-    result.stop_reason, result.seconds = state["stop_reason"], state["seconds"]
-    device = next(model.parameters()).device
-    best_state = {k: v.to(device) for k, v in state["best_state"].items()}
-    if result.stop_reason != "epochs":  # the run had already finished: no epoch left
-        return _Position(10**9), state["stale"], best_state
-    return position, state["stale"], best_state
+        result.history = [EpochRecord(**r) for r in state["history"]]
+        result.best_epoch, result.best_val_accuracy = state["best_epoch"], state["best_val_accuracy"]
+        result.stop_reason, result.seconds = state["stop_reason"], state["seconds"]
+        device = next(model.parameters()).device
+        best_state = {k: v.to(device) for k, v in state["best_state"].items()}
+        if result.stop_reason != "epochs":  # the run had already finished: no epoch left
+            return _Position(10**9), state["stale"], best_state
+        return position, state["stale"], best_state
+
+    return load_state(path, restore)

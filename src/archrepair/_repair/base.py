@@ -109,6 +109,10 @@ class Repairer(ABC):
             self.note(candidate.details, f"the budget ({self.budget.describe()}) was spent at the first step: at most "
                                          "one training step was taken, so the candidate is barely trained; give a "
                                          "larger --budget-seconds")
+        if candidate.genotype is None and same_weights(task.model, candidate.model):
+            stop = candidate.details.get("stop_reason")
+            self.note(candidate.details, "the candidate is the original model: no weight changed"
+                      + (f" (training stopped: {stop})" if stop else "") + "; nothing was repaired")
         options = [candidate, *candidate.alternatives]
         for option in options:
             for parameter in option.model.parameters():
@@ -230,6 +234,13 @@ def _validation_answers(task: RepairTask, model: nn.Module, view: BlockView | No
     if not len(labels):
         return np.zeros(0, dtype=bool), 0.0
     return (logits.argmax(1) == labels).numpy(), nn.functional.cross_entropy(logits, labels).item()
+
+
+def same_weights(original: nn.Module, candidate: nn.Module) -> bool:
+    """Whether ``candidate`` has exactly ``original``'s weights and buffers (a repair that changed nothing)."""
+    mine, theirs = original.state_dict(), candidate.state_dict()
+    return mine.keys() == theirs.keys() and all(torch.equal(mine[name], theirs[name].to(mine[name].device))
+                                                for name in mine)
 
 
 def keep_right(task: RepairTask, model: nn.Module) -> np.ndarray:

@@ -241,10 +241,14 @@ def _save(path: Path, block, weight_opt, arch_opt, history: SearchHistory, next_
 
 
 def _resume(path: Path, block, weight_opt, arch_opt, history: SearchHistory) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    block.load_state_dict(state["block"])
-    weight_opt.load_state_dict(state["weight_opt"])
-    arch_opt.load_state_dict(state["arch_opt"])
-    history.epochs = [SearchEpoch(**e) for e in state["history"]]
-    history.seconds = state["seconds"]
-    return state["next_epoch"]
+    from ..checkpoint import load_state
+
+    def restore(state: dict) -> int:
+        block.load_state_dict(state["block"])
+        weight_opt.load_state_dict(state["weight_opt"])
+        arch_opt.load_state_dict(state["arch_opt"])
+        history.epochs = [SearchEpoch(**e) for e in state["history"]]
+        history.seconds = state["seconds"]
+        return state["next_epoch"]
+
+    return load_state(path, restore)

@@ -48,9 +48,9 @@ import torch
 from torch import nn
 
 from ...budget import Budget, Deadline
-from ...errors import ArchRepairError
+from ...checkpoint import load_state
 from ...fileio import json_ready, write_bytes_atomically
-from ..base import Candidate, Repairer, validation_figures
+from ..base import Candidate, Repairer, same_weights, validation_figures
 from ..registry import RepairSettings, get_repairer, register_repairer
 from ..retain import RetainConfig
 from ..task import RepairTask
@@ -498,13 +498,8 @@ def _load_candidate(folder: Path, task: RepairTask) -> tuple[Candidate, dict] | 
     path = folder / CANDIDATE_FILE
     if not path.exists():
         return None
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        model = copy.deepcopy(task.model)
-        model.load_state_dict(saved["state"])
-    except Exception as error:
-        raise ArchRepairError(f"cannot resume from {str(path)!r} ({error}); rerun without --resume to start afresh") \
-            from None
+    model = copy.deepcopy(task.model)
+    saved = load_state(path, lambda state: (model.load_state_dict(state["state"]), state)[1])
     details, block = json.loads(saved["details"]), saved["block"] or None
     view = task.block_view(block, folder.parent) if block and details.get("prefix_cache") == "on" else None
     candidate = Candidate(model.to(task.device), details, json.loads(saved["phase_seconds"]), block, view=view)
@@ -544,13 +539,6 @@ def average(models: list[nn.Module]) -> nn.Module:
             if value.is_floating_point():
                 value.copy_(torch.stack([state[name].to(value.device) for state in states]).mean(0))
     return mixed
-
-
-def same_weights(original: nn.Module, candidate: nn.Module) -> bool:
-    """Whether ``candidate`` has exactly ``original``'s weights and buffers (a repair that changed nothing)."""
-    mine, theirs = original.state_dict(), candidate.state_dict()
-    return mine.keys() == theirs.keys() and all(torch.equal(mine[name], theirs[name].to(mine[name].device))
-                                                for name in mine)
 
 
 def interpolate(original: nn.Module, candidate: nn.Module, alpha: float) -> nn.Module:
