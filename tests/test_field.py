@@ -150,3 +150,76 @@ def test_gray_to_rgb_replicates_and_rgb_to_gray_takes_the_luma():
     assert "by luma" in notes[0]
     resized, notes = conform(colour, 5, 7, 3)
     assert resized.shape == (2, 5, 7, 3) and "resized 2 of 2 field images to the model's 5x7" in notes[0]
+
+
+def test_every_image_mode_is_brought_to_8_bits_by_a_stated_rule(tmp_path):
+    """16-bit gray is scaled (not clipped), a palette expanded, CMYK converted, alpha dropped: each
+    kind said once in a note, none a different picture than its pixels say."""
+    from PIL import Image
+
+    gradient16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)  # 0 .. 63,000
+    for folder in ("a", "b"):
+        (tmp_path / "f" / folder).mkdir(parents=True)
+    Image.fromarray(gradient16).save(tmp_path / "f" / "a" / "wide.png")
+    palette = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).convert("P")
+    palette.save(tmp_path / "f" / "a" / "palette.png")
+    Image.new("CMYK", (8, 8), (0, 255, 0, 0)).save(tmp_path / "f" / "b" / "cmyk.tif")
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    Image.fromarray(rgba).save(tmp_path / "f" / "b" / "clear.png")
+    field_set = read_field(str(tmp_path / "f"))
+    images = dict(zip(field_set.sources, field_set.images))
+    wide = images["a/wide.png"]
+    assert wide.dtype == np.uint8 and wide.max() == round(63000 / 257) and wide.min() == 0  # scaled, not clipped to 255
+    assert np.array_equal(wide, np.round(gradient16 / 257).astype(np.uint8))
+    assert images["b/cmyk.tif"].shape == (8, 8, 3) and images["b/cmyk.tif"][0, 0, 0] == 255  # magenta: red on
+    assert np.array_equal(images["b/clear.png"], rgba[..., :3])  # the colours, alpha dropped
+    notes = " ".join(field_set.notes)
+    for said in ("16-bit images scaled to 8 bits", "palette images expanded", "CMYK images converted to RGB",
+                 "alpha channel had it dropped"):
+        assert said in notes, said
+
+
+def _csv(tmp_path, lines: list[str]) -> str:
+    for name in ("one.png", "two.png"):
+        from PIL import Image
+
+        Image.fromarray(np.full((8, 8), 100 if name == "one.png" else 200, np.uint8)).save(tmp_path / name)
+    (tmp_path / "field.csv").write_text("\n".join(lines) + "\n")
+    return str(tmp_path / "field.csv")
+
+
+def test_a_csv_that_lists_an_image_twice_counts_it_once_and_says_so(tmp_path):
+    field_set = read_field(_csv(tmp_path, ["path,label", "one.png,3", "two.png,4", "one.png,3"]))
+    assert field_set.sources == ["one.png", "two.png"] and field_set.labels == ["3", "4"]
+    assert any("dropped 1 repeated CSV row" in note for note in field_set.notes)
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["path,label", "one.png,3", "two.png,four"], "line 3 labels its image with a class name ('four') where line 2"),
+    (["one.png,cat", "two.png,7"], "line 2 labels its image with a class index ('7') where line 1"),
+    (["path,label", "one.png,3", "two.png,4", "one.png,5"], "line 4 labels 'one.png' '5', line 2 labels it '3'"),
+])
+def test_a_csv_whose_labels_contradict_themselves_is_refused_naming_the_line(tmp_path, lines, message):
+    spec = _csv(tmp_path, lines)
+    before = {path: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(ArchRepairError, match="field set .*field.csv") as raised:
+        read_field(spec)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert {path: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_errors_about_a_field_split_name_the_field_set_and_the_option(digits_checkpoint, tmp_path, digits):
+    x, y = _field_images(digits, count=3, duplicates=0)
+    np.savez(tmp_path / "tiny.npz", x=x, y=y)
+    with pytest.raises(ArchRepairError) as raised:
+        load_problem(digits_checkpoint, field=str(tmp_path / "tiny.npz")).failures(count=10)
+    assert "the field set" in str(raised.value) and "tiny.npz" in str(raised.value)
+    assert "(--field) has too few examples (3) for --holdout 0.5" in str(raised.value)
+    assert "test set" not in str(raised.value)
+    x, y = _field_images(digits, count=200, duplicates=0)
+    np.savez(tmp_path / "some.npz", x=x, y=y)
+    with pytest.raises(ArchRepairError) as raised:
+        load_problem(digits_checkpoint, field=str(tmp_path / "some.npz")).failures(count=10, holdout=0.99)
+    assert "--holdout 0.99 leaves no room for the validation part of the field set" in str(raised.value)
+    assert "some.npz" in str(raised.value) and "got 0.2" not in str(raised.value)

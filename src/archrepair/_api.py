@@ -105,7 +105,8 @@ class Problem:
         share = FIELD_VALIDATION if validation is None else validation
         predictions = self.test_predictions("finding field failures")
         split = select_failures(predictions, self.data.y_test, count, seed, protocol, holdout, share,
-                                groups=np.unique(self.field["hashes"], return_inverse=True)[1])
+                                groups=np.unique(self.field["hashes"], return_inverse=True)[1],
+                                named=f"the field set {self.field['spec']!r} (--field)")
         split.source, split.data_spec, split.data_fingerprint = "field", self.data.spec, self.data.fingerprint
         split.model_fingerprint = self.fingerprint
         record = {k: v for k, v in self.field.items() if k != "hashes"}

@@ -89,41 +89,102 @@ def read_field(spec: str) -> FieldSet:
     return field_set
 
 
+CONVERSIONS = {
+    "16-bit": "16-bit images scaled to 8 bits (value / 257, rounded)",
+    "32-bit": "32-bit integer images scaled to 8 bits from their own range (minimum to 0, maximum to 255)",
+    "float": "floating-point images scaled to 8 bits from their own range (minimum to 0, maximum to 255)",
+    "palette": "palette images expanded to their colours",
+    "cmyk": "CMYK images converted to RGB",
+    "alpha": "images with an alpha channel had it dropped (the colours kept as they are, not composited)",
+    "bilevel": "1-bit images read as 0 and 255",
+}
+"""How each image mode Pillow decodes becomes 8-bit gray or RGB (one note per kind met)."""
+
+
+def to_8bit(image) -> tuple[np.ndarray, str | None]:
+    """A decoded Pillow image as ``(H, W)`` (gray) or ``(H, W, 3)`` uint8, and the kind of conversion
+    it needed (a key of :data:`CONVERSIONS`; ``None``: it was 8-bit gray or RGB already)."""
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(image), None
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.round(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8), "16-bit"
+    if mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = np.zeros_like(values) if high == low else (values - low) * (255 / (high - low))
+        return np.round(scaled).astype(np.uint8), "32-bit" if mode == "I" else "float"
+    if mode == "1":
+        return np.asarray(image.convert("L")), "bilevel"
+    if mode in ("P", "PA"):
+        expanded = image.convert("RGBA" if "transparency" in image.info or mode == "PA" else "RGB")
+        return np.asarray(expanded.convert("RGB")), "palette"
+    if mode == "CMYK":
+        return np.asarray(image.convert("RGB")), "cmyk"
+    if mode == "LA":
+        return np.asarray(image.getchannel("L")), "alpha"
+    if mode in ("RGBA", "RGBa", "RGBX"):
+        return np.asarray(image.convert("RGB")), "alpha" if mode != "RGBX" else None
+    return np.asarray(image.convert("RGB")), None
+
+
 def _decoded(spec: str, items: list[tuple[str, str, bytes]], named: bool) -> FieldSet:
-    """Decode ``(source, label, bytes)`` items; every image that cannot be read is named in one error."""
+    """Decode ``(source, label, bytes)`` items to 8-bit gray or RGB (:func:`to_8bit`, one note per kind
+    of conversion); every image that cannot be read is named in one error."""
     from PIL import Image
 
-    images, broken = [], []
+    images, broken, converted = [], [], {}
     for source, _, payload in items:
         try:
-            image = Image.open(io.BytesIO(payload))
-            images.append(np.asarray(image.convert("L" if image.mode in ("L", "1", "I;16") else "RGB")))
+            with Image.open(io.BytesIO(payload)) as image:
+                array, kind = to_8bit(image)
+            images.append(array)
+            if kind is not None:
+                converted[kind] = converted.get(kind, 0) + 1
         except (OSError, ValueError, Image.DecompressionBombError):
             broken.append(source)
     if broken:
         raise ArchRepairError(f"field set {spec!r}: {len(broken)} image(s) cannot be decoded: "
                               f"{', '.join(repr(b) for b in broken[:5])}{' ...' if len(broken) > 5 else ''}; "
                               "remove or replace them")
-    return FieldSet(spec, images, [label for _, label, _ in items], [source for source, _, _ in items], named)
+    field_set = FieldSet(spec, images, [label for _, label, _ in items], [source for source, _, _ in items], named)
+    field_set.notes += [f"{count} field image(s): {CONVERSIONS[kind]}" for kind, count in sorted(converted.items())]
+    return field_set
 
 
 def _read_csv(spec: str) -> FieldSet:
     folder = Path(spec).resolve().parent
     try:
-        rows = [row for row in csv.reader(Path(spec).read_text(encoding="utf-8").splitlines()) if row]
+        reader = csv.reader(Path(spec).read_text(encoding="utf-8").splitlines())
+        rows = [(reader.line_num, row) for row in reader if row]
     except (UnicodeDecodeError, csv.Error) as error:
         raise ArchRepairError(f"field set {spec!r} is not a readable CSV ({error}); give path,label rows") from None
-    if rows and [cell.strip().lower() for cell in rows[0]] == ["path", "label"]:
+    if rows and [cell.strip().lower() for cell in rows[0][1]] == ["path", "label"]:
         rows = rows[1:]
-    items, missing = [], []
-    for number, row in enumerate(rows, start=1):
+    items, missing, seen, repeated = [], [], {}, 0
+    numeric = None
+    for number, row in rows:
         if len(row) != 2:
-            raise ArchRepairError(f"field set {spec!r}: row {number} has {len(row)} cells; each row is path,label")
+            raise ArchRepairError(f"field set {spec!r}: line {number} has {len(row)} cells; each row is path,label")
         relative, label = row[0].strip(), row[1].strip()
+        if numeric is None:
+            numeric = (label.isdigit(), number)
+        elif label.isdigit() != numeric[0]:
+            kinds = ("a class index", "a class name") if numeric[0] else ("a class name", "a class index")
+            raise ArchRepairError(f"field set {spec!r}: line {number} labels its image with {kinds[1]} ({label!r}) "
+                                  f"where line {numeric[1]} gives {kinds[0]}; use class names or class indices "
+                                  "throughout")
         path = (folder / relative).resolve()
         if not path.is_relative_to(folder):
-            raise ArchRepairError(f"field set {spec!r}: row {number} points outside the CSV's folder ({relative!r}); "
+            raise ArchRepairError(f"field set {spec!r}: line {number} points outside the CSV's folder ({relative!r}); "
                                   "keep the images in the CSV's folder or below it")
+        if path in seen:
+            if seen[path][0] != label:
+                raise ArchRepairError(f"field set {spec!r}: line {number} labels {relative!r} {label!r}, line "
+                                      f"{seen[path][1]} labels it {seen[path][0]!r}; give each image one label")
+            repeated += 1
+            continue
+        seen[path] = (label, number)
         if not path.is_file():
             missing.append(relative)
             continue
@@ -131,8 +192,11 @@ def _read_csv(spec: str) -> FieldSet:
     if missing:
         raise ArchRepairError(f"field set {spec!r}: {len(missing)} image file(s) do not exist: "
                               f"{', '.join(repr(m) for m in missing[:5])}; paths are relative to the CSV's folder")
-    names = all(not label.isdigit() for _, label, _ in items)
-    return _decoded(spec, items, named=names)
+    field_set = _decoded(spec, items, named=not (numeric or (False,))[0])
+    if repeated:
+        field_set.notes.append(f"dropped {repeated} repeated CSV row(s) naming an image already listed (each image "
+                               "counts once)")
+    return field_set
 
 
 def _read_npz(spec: str) -> FieldSet:

@@ -154,32 +154,35 @@ class FailureSplit:
                                       "use the data it was made from")
 
 
-def holdout_split(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(labels: np.ndarray, holdout: float, seed: int,
+                  named: str = "the test set") -> tuple[np.ndarray, np.ndarray]:
     """``(pool, holdout)``: a seeded, class-stratified split of the test indices that depends only on
-    ``labels`` and ``seed`` (so every model of a data set shares it), ``holdout`` in (0, 1)."""
+    ``labels`` and ``seed`` (so every model of a data set shares it), ``holdout`` in (0, 1); ``named``:
+    what the indices are, for the messages (a field set's name)."""
     if not 0 < holdout < 1:
-        raise ArchRepairError(f"the hold-out share must be between 0 and 1 (exclusive), got {holdout}")
+        raise ArchRepairError(f"--holdout must be between 0 and 1 (exclusive), got {holdout}")
     labels = np.asarray(labels)
     size = round(holdout * len(labels))
     if size < 2 or len(labels) - size < 2:
-        raise ArchRepairError(f"the test set has too few examples ({len(labels)}) for a hold-out of {holdout}; "
-                              "use more test data or --protocol paper")
+        advice = "use more test data or --protocol paper" if named == "the test set" else "collect more images"
+        raise ArchRepairError(f"{named} has too few examples ({len(labels)}) for --holdout {holdout}; {advice}")
     return stratified_split(labels, holdout, seed)
 
 
 def heldout_parts(labels: np.ndarray, holdout: float, validation: float, seed: int,
-                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  groups: np.ndarray | None = None,
+                  named: str = "the test set") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(pool, holdout, validation)``: sorted indices of a ``heldout`` split of ``labels`` (see
     :func:`select_failures`), with every member of a group on its first member's side."""
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     _, first, group_of = np.unique(groups, return_index=True, return_inverse=True)
     heads = np.asarray(labels)[first]
-    pool, held = holdout_split(heads, holdout, seed)
+    pool, held = holdout_split(heads, holdout, seed, named)
     validating = np.arange(0)
     if validation > 0:
         if not 0 < validation < 1 - holdout:
-            raise ArchRepairError(f"the validation share must be between 0 and {1 - holdout:g} (what the hold-out "
-                                  f"leaves), got {validation}")
+            raise ArchRepairError(f"--holdout {holdout:g} leaves no room for the validation part of {named} "
+                                  f"({validation:g} of it); give --holdout below {1 - validation:g}")
         rest, part = stratified_split(heads[pool], validation / (1 - holdout), seed + 1)
         pool, validating = np.sort(pool[rest]), np.sort(pool[part])
     members = group_of.reshape(-1)
@@ -188,7 +191,7 @@ def heldout_parts(labels: np.ndarray, holdout: float, validation: float, seed: i
 
 def select_failures(
     predictions: np.ndarray, labels: np.ndarray, count: int = 1000, seed: int = 0, protocol: str = "heldout",
-    holdout: float = 0.5, validation: float = 0.0, groups: np.ndarray | None = None,
+    holdout: float = 0.5, validation: float = 0.0, groups: np.ndarray | None = None, named: str = "the test set",
 ) -> FailureSplit:
     """Choose ``count`` misclassified examples at random (seeded) as ``D_fail``.
 
@@ -200,7 +203,8 @@ def select_failures(
     model whose own training hold-out is unknown. ``eval_indices`` is every test index outside
     ``D_fail`` and the validation part (the paper's figure). ``groups`` (``heldout`` only; ``(N,)``
     ids, e.g. image hashes): examples sharing an id land on one side of every split (the split is
-    drawn over each group's first example, stratified by its label).
+    drawn over each group's first example, stratified by its label). ``named``: what the test split
+    is, for the messages (a field set's name).
     """
     if count <= 0:
         raise ArchRepairError(f"the number of failures must be positive, got {count}")
@@ -212,7 +216,7 @@ def select_failures(
     candidates = wrong
     validating = np.arange(0)
     if protocol == "heldout":
-        pool, held, validating = heldout_parts(labels, holdout, validation, seed, groups)
+        pool, held, validating = heldout_parts(labels, holdout, validation, seed, groups, named)
         candidates = np.intersect1d(wrong, pool)
     if len(candidates) == 0:
         where = "in the failure pool" if protocol == "heldout" else "on the test set"
