@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archrepair.cli import main
 
@@ -509,3 +511,50 @@ def test_a_cache_folder_that_cannot_be_written_names_the_variable(ws, capsys, mo
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("note:")]
     assert status == 1 and len(lines) == 1 and "ARCHREPAIR_CACHE_DIR" in lines[0] and "Traceback" not in err
     assert {k: v for k, v in _hashes(ws).items() if not k.startswith("images")} == before
+
+
+WRONG = [3, 2.5, True, "text", ["a"], {"a": 1}, b"bytes", object(), np.arange(3), -1]
+
+
+def _api_cases():
+    """``(function, valid keyword arguments, argument, the types it takes)`` of every public API
+    function's every checked argument."""
+    import archrepair
+    from archrepair import Budget, LocalizeConfig, RepairSettings, TaskConfig
+
+    path, text, count = (str, Path), (str,), (int,)
+    common = {"checkpoint": "/nonexistent/model"}
+    return [
+        (archrepair.load_problem, common, {"checkpoint": path, "data": text, "corruption": (dict,), "field": path,
+                                           "device": text, "batch_size": count, "amp": (bool,),
+                                           "channels_last": (bool,)}),
+        (archrepair.localize, common, {"checkpoint": path, "failures": path, "data": text, "count": count,
+                                       "seed": count, "train_examples": count, "blocks": (list, tuple),
+                                       "config": (LocalizeConfig,), "device": text}),
+        (archrepair.repair, common, {"checkpoint": path, "failures": path, "method": text, "out": path, "data": text,
+                                     "count": count, "settings": (RepairSettings,), "task": (TaskConfig,),
+                                     "budget": (Budget,)}),
+        (archrepair.compare, common | {"methods": ["auto"]},
+         {"checkpoint": path, "methods": (list, tuple), "failures": path, "seeds": count, "data": text,
+          "count": count, "failure_seed": count, "settings": (RepairSettings,), "task": (TaskConfig,),
+          "budget": (Budget,)}),
+        (archrepair.get_repairer, {"name": "auto"}, {"name": text, "settings": (RepairSettings,),
+                                                     "budget": (Budget,)}),
+        (archrepair.get_model, {"name": "small_cnn"}, {"name": text, "num_classes": count, "in_channels": count,
+                                                       "width": (int, float)}),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_every_public_api_argument_of_a_wrong_type_is_refused_naming_it(data):
+    from archrepair import ArchRepairError
+
+    function, valid, takes = data.draw(st.sampled_from(_api_cases()), label="function")
+    name = data.draw(st.sampled_from(sorted(takes)), label="argument")
+    wrong = data.draw(st.sampled_from([value for value in WRONG if not (
+        isinstance(value, takes[name]) and not (isinstance(value, bool) and bool not in takes[name]))]), label="value")
+    with pytest.raises(ArchRepairError) as raised:
+        function(**(valid | {name: wrong}))
+    assert f"{function.__name__}(): {name}" in str(raised.value) and "\n" not in str(raised.value)
+    assert isinstance(raised.value, (TypeError, ValueError))

@@ -19,7 +19,8 @@ import torch
 from ._comparison import Comparison, compare_methods
 from ._localize import LocalizationReport, LocalizeConfig
 from ._localize import localize as localize_batches
-from ._repair import DEFAULT_METHOD, RepairResult, RepairSettings, TaskConfig, get_repairer, make_task
+from ._checks import PATH, argument, argument_list
+from ._repair import DEFAULT_METHOD, RepairResult, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from ._repair.pipeline import run_repair
 from ._repair.task import test_validation_share
 from .base_model import make_loader
@@ -30,7 +31,7 @@ from .data.corrupted import corrupted_test
 from .data.field import FIELD_VALIDATION, field_data, field_warnings
 from .data.repair_set import repair_set
 from .device import resolve_device
-from .errors import ArchRepairError
+from .errors import ArchRepairError, ArchRepairTypeError, ArchRepairValueError
 from .evaluate import predict_logits
 
 
@@ -140,6 +141,16 @@ def load_problem(checkpoint: str | Path, data: str | None = None, *, corruption:
     checked to fit; ``corruption`` ``{"name", "severity", "seed"}`` replaces the test split by its
     corrupted copy (generated, or read from ``corruption_dir``); ``field`` (a field spec,
     :mod:`archrepair.data.field`) replaces it by the images a user collected."""
+    _check_common("load_problem", checkpoint=checkpoint, data=data, device=device)
+    argument("load_problem", "corruption", corruption, dict, 'a table {"name", "severity"[, "seed"]}', optional=True)
+    argument("load_problem", "corruption_dir", corruption_dir, PATH, "a folder path", optional=True)
+    argument("load_problem", "field", field, PATH, "a field set's path", optional=True)
+    argument("load_problem", "batch_size", batch_size, int, "a whole number >= 1", low=1)
+    argument("load_problem", "amp", amp, bool, "True or False")
+    argument("load_problem", "channels_last", channels_last, bool, "True or False")
+    if corruption is not None and not {"name", "severity"} <= set(corruption):
+        raise ArchRepairValueError(f'load_problem(): corruption takes a table with "name" and "severity", got '
+                                   f"{sorted(corruption)}")
     resolved = resolve_device(device)
     model, record = load_checkpoint(checkpoint, resolved)
     images = load_data(data or record.data.get("spec", ""))
@@ -162,6 +173,11 @@ def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data
     """The block most to blame for a checkpoint's failures (``failures``: a split file; default:
     ``count`` test failures chosen with ``seed``), measured on ``D_fail`` plus ``train_examples``
     training examples; ``config`` picks the localiser and its thresholds."""
+    _check_common("localize", checkpoint=checkpoint, failures=failures, data=data, count=count, seed=seed,
+                  device=device)
+    argument("localize", "train_examples", train_examples, int, "a whole number >= 0", low=0)
+    argument_list("localize", "blocks", blocks, "a list of block names", optional=True)
+    argument("localize", "config", config, LocalizeConfig, "a LocalizeConfig", optional=True)
     problem = load_problem(checkpoint, data, device=device)
     return problem.localize(problem.failures(failures, count, seed), train_examples, seed, blocks, config, failures)
 
@@ -173,6 +189,12 @@ def repair(checkpoint: str | Path, failures: str | Path | None = None, *, method
     """Repair a checkpoint with ``method`` on its failures (a split file, or ``count`` chosen with
     ``task.seed``), evaluate before and after on the same test examples, and, with ``out``, save
     the repaired model there (the input is never written to). Returns the result and the report."""
+    _check_common("repair", checkpoint=checkpoint, failures=failures, data=data, count=count, settings=settings,
+                  task=task, budget=budget)
+    argument("repair", "method", method, str, "a registered method's name", choices=list_repairers())
+    argument("repair", "out", out, PATH, "a folder path", optional=True)
+    if log is not None and not callable(log):
+        raise ArchRepairTypeError(f"repair(): log takes a function of one text or None, got {type(log).__name__}")
     task = task or TaskConfig()
     problem = load_problem(checkpoint, data, corruption=task.corruption, device=task.device, amp=task.amp,
                            channels_last=task.channels_last)
@@ -188,9 +210,34 @@ def compare(checkpoint: str | Path, methods: list[str], failures: str | Path | N
             task: TaskConfig | None = None, budget: Budget | None = None, **callbacks) -> Comparison:
     """Every method in ``methods`` on the same failures with ``budget``, over seeds ``0..seeds-1``;
     ``callbacks``: ``on_row``, ``on_error``, ``previous`` of :func:`compare_methods`."""
+    _check_common("compare", checkpoint=checkpoint, failures=failures, data=data, count=count, settings=settings,
+                  task=task, budget=budget)
+    argument_list("compare", "methods", methods, "a list of registered methods' names", choices=list_repairers())
+    argument("compare", "seeds", seeds, int, "a whole number of seeds >= 1", low=1)
+    argument("compare", "failure_seed", failure_seed, int, "a whole number >= 0", low=0)
+    unknown = set(callbacks) - {"on_row", "on_error", "previous"}
+    if unknown:
+        raise ArchRepairTypeError(f"compare(): unknown argument {sorted(unknown)[0]!r}; it takes on_row, on_error, "
+                                  "previous besides its named ones")
     task = task or TaskConfig()
     problem = load_problem(checkpoint, data, corruption=task.corruption, device=task.device, amp=task.amp,
                            channels_last=task.channels_last)
     split = problem.failures(failures, count, failure_seed)
     return compare_methods(problem.model, problem.record, problem.data, split, methods, list(range(seeds)), budget,
                            settings, replace(task, device=str(problem.device)), checkpoint, **callbacks)
+
+
+def _check_common(function: str, **given) -> None:
+    """The arguments several API functions share, checked at the boundary (:func:`~archrepair._checks.argument`)."""
+    rules = {"checkpoint": (PATH, "a checkpoint folder's path", False, None),
+             "failures": (PATH, "a failure split file's path", True, None),
+             "data": (str, "a data spec (KIND[:PATH])", True, None),
+             "count": (int, "a whole number of failures >= 1", False, 1),
+             "seed": (int, "a whole number >= 0", False, 0),
+             "device": (str, "auto, cpu or cuda[:N]", False, None),
+             "settings": (RepairSettings, "a RepairSettings", True, None),
+             "task": (TaskConfig, "a TaskConfig", True, None),
+             "budget": (Budget, "a Budget (archrepair.Budget(seconds=..., epochs=...))", True, None)}
+    for name, value in given.items():
+        kinds, takes, optional, low = rules[name]
+        argument(function, name, value, kinds, takes, optional=optional, low=low)

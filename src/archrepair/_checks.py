@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ArchRepairError
+from .errors import ArchRepairError, ArchRepairTypeError, ArchRepairValueError
 
 # ---------------------------------------------------------------------------------- argparse types
 
@@ -197,6 +197,51 @@ def check_dependent(args: argparse.Namespace) -> None:
         for other in refused_with:
             if given(other):
                 raise ArchRepairError(f"{flag} has no effect with {other}; leave one of them out")
+
+
+# ------------------------------------------------------------------------------ Python arguments
+
+PATH = (str, os.PathLike)
+
+
+def argument(function: str, name: str, value, kinds: type | tuple[type, ...], takes: str, optional: bool = False,
+             low: float | None = None, choices: Iterable[str] | None = None) -> None:
+    """Check a Python API argument at the boundary (captum's ``_validate_input`` style): ``value`` of
+    ``kinds`` (``None`` too when ``optional``; a bool is not a number), at least ``low``, one of
+    ``choices``; else :class:`ArchRepairTypeError` or :class:`ArchRepairValueError` naming
+    ``function``'s argument ``name``, what it got and what it ``takes``."""
+    if value is None and optional:
+        return
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        raise ArchRepairTypeError(f"{function}(): {name} takes {takes}{' or None' if optional else ''}, got "
+                                  f"{type(value).__name__} {_shown(value)}")
+    if isinstance(value, str) and not value.strip():
+        raise ArchRepairValueError(f"{function}(): {name} takes {takes}, got an empty text")
+    if low is not None and value < low:
+        raise ArchRepairValueError(f"{function}(): {name} takes {takes}, got {_shown(value)}")
+    if choices is not None and value not in (choices := list(choices)):
+        raise ArchRepairValueError(f"{function}(): {name} takes {takes} ({', '.join(choices)}), got {_shown(value)}")
+
+
+def argument_list(function: str, name: str, value, takes: str, choices: Iterable[str] | None = None,
+                  optional: bool = False) -> None:
+    """A list or tuple of non-empty texts (a lone text is refused: it would be read letter by letter),
+    each one of ``choices`` when given."""
+    if value is None and optional:
+        return
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise ArchRepairTypeError(f"{function}(): {name} takes {takes}{' or None' if optional else ''}, got "
+                                  f"{type(value).__name__} {_shown(value)}")
+    for item in value:
+        argument(function, f"{name}[{value.index(item)}]", item, str, "a text")
+        if choices is not None and item not in (known := list(choices)):
+            raise ArchRepairValueError(f"{function}(): {name} holds {item!r}, not one of {', '.join(known)}")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # ------------------------------------------------------------------------------------ output paths

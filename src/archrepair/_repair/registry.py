@@ -110,6 +110,12 @@ def describe_repairers() -> str:
 def get_repairer(name: str, settings: RepairSettings | None = None, budget: Budget | None = None,
                  log: Callable[[str], None] | None = None) -> Repairer:
     """Build method ``name`` from ``settings`` with ``budget`` applied; an unknown name lists the valid ones."""
+    from .._checks import argument
+
+    argument("get_repairer", "name", name, str, "a registered method's name")
+    argument("get_repairer", "settings", settings, RepairSettings, "a RepairSettings", optional=True)
+    argument("get_repairer", "budget", budget, Budget, "a Budget (archrepair.Budget(seconds=..., epochs=...))",
+             optional=True)
     repairer = _METHODS.get(name).build(settings or RepairSettings())
     repairer.name = name
     if log is not None:

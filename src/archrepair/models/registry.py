@@ -33,12 +33,20 @@ def get_model(name: str, **kwargs) -> nn.Module:
     Example:
         >>> model = get_model("resnet18", num_classes=10, width=0.25)
     """
+    from .._checks import argument
+
+    argument("get_model", "name", name, str, "a zoo model's name")
     try:
         builder = _BUILDERS[name]
     except KeyError:
         raise ArchRepairError(
             f"unknown model {name!r}; choose one of: {', '.join(list_models())}"
         ) from None
+    for key, kinds, takes, low in (("num_classes", int, "a whole number of classes >= 2", 2),
+                                   ("in_channels", int, "a whole number of channels >= 1", 1),
+                                   ("width", (int, float), "a width multiplier > 0", 1e-9)):
+        if key in kwargs:
+            argument("get_model", key, kwargs[key], kinds, takes, low=low)
     return builder(**kwargs)
 
 
