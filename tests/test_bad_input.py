@@ -558,3 +558,17 @@ def test_every_public_api_argument_of_a_wrong_type_is_refused_naming_it(data):
         function(**(valid | {name: wrong}))
     assert f"{function.__name__}(): {name}" in str(raised.value) and "\n" not in str(raised.value)
     assert isinstance(raised.value, (TypeError, ValueError))
+
+
+def test_the_python_api_never_writes_into_a_users_folder_or_its_input(digits_checkpoint, tmp_path):
+    import archrepair
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.json").write_text("my own file")
+    before = {path: path.read_bytes() for path in [*mine.iterdir(), *Path(digits_checkpoint).iterdir()]}
+    for out, said in ((mine, "exists and is not empty; pass overwrite=True"), (digits_checkpoint, "is or contains the input")):
+        with pytest.raises(archrepair.ArchRepairError, match=said):
+            archrepair.repair(digits_checkpoint, method="block-gradient", out=out, count=10,
+                              budget=archrepair.Budget(epochs=1))
+    assert {path: path.read_bytes() for path in before} == before

@@ -19,7 +19,7 @@ import torch
 from ._comparison import Comparison, compare_methods
 from ._localize import LocalizationReport, LocalizeConfig
 from ._localize import localize as localize_batches
-from ._checks import PATH, argument, argument_list
+from ._checks import PATH, argument, argument_list, check_output
 from ._repair import DEFAULT_METHOD, RepairResult, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
 from ._repair.pipeline import run_repair
 from ._repair.task import test_validation_share
@@ -185,21 +185,23 @@ def localize(checkpoint: str | Path, failures: str | Path | None = None, *, data
 def repair(checkpoint: str | Path, failures: str | Path | None = None, *, method: str = DEFAULT_METHOD,
            out: str | Path | None = None, data: str | None = None, count: int = 1000,
            settings: RepairSettings | None = None, task: TaskConfig | None = None, budget: Budget | None = None,
-           log: Callable[[str], None] | None = None) -> tuple[RepairResult, dict]:
+           log: Callable[[str], None] | None = None, overwrite: bool = False) -> tuple[RepairResult, dict]:
     """Repair a checkpoint with ``method`` on its failures (a split file, or ``count`` chosen with
     ``task.seed``), evaluate before and after on the same test examples, and, with ``out``, save
-    the repaired model there (the input is never written to). Returns the result and the report."""
+    the repaired model there (the input is never written to; an existing non-empty ``out`` only with
+    ``overwrite``: the files written replace their namesakes). Returns the result and the report."""
     _check_common("repair", checkpoint=checkpoint, failures=failures, data=data, count=count, settings=settings,
                   task=task, budget=budget)
     argument("repair", "method", method, str, "a registered method's name", choices=list_repairers())
     argument("repair", "out", out, PATH, "a folder path", optional=True)
+    argument("repair", "overwrite", overwrite, bool, "True or False")
     if log is not None and not callable(log):
         raise ArchRepairTypeError(f"repair(): log takes a function of one text or None, got {type(log).__name__}")
+    if out is not None:
+        check_output(out, [checkpoint, failures], "folder", overwrite, option="out")
     task = task or TaskConfig()
     problem = load_problem(checkpoint, data, corruption=task.corruption, device=task.device, amp=task.amp,
                            channels_last=task.channels_last)
-    if out is not None and Path(out).resolve() == Path(checkpoint).resolve():
-        raise ArchRepairError("the output folder is the input checkpoint; choose another one")
     split = problem.failures(failures, count, task.seed)
     built = make_task(problem.model, problem.record, problem.data, split, replace(task, device=str(problem.device)))
     return run_repair(get_repairer(method, settings, budget, log), built, out, checkpoint)

@@ -271,17 +271,18 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (), kin
         if source_resolved.is_dir() and resolved.is_relative_to(source_resolved):
             raise ArchRepairError(f"{option} {str(path)!r} lies inside the input folder {str(given)!r}; "
                                   "choose an output outside it")
+    flag = "add --overwrite" if option.startswith("--") else "pass overwrite=True"
     if kind == "file":
         if target.is_dir():
             raise ArchRepairError(f"{option} {str(path)!r} is a folder; give the path of a file to write")
         if target.exists() and not overwrite:
-            raise ArchRepairError(f"{option} {str(path)!r} exists; add --overwrite to replace it or choose another path")
+            raise ArchRepairError(f"{option} {str(path)!r} exists; {flag} to replace it or choose another path")
     else:
         if target.exists() and not target.is_dir():
             raise ArchRepairError(f"{option} {str(path)!r} is a file; give a folder to write into")
         if target.is_dir() and any(target.iterdir()) and not (overwrite or resume):
-            offer = "add --resume to continue the run there, " if resumable else "add "
-            raise ArchRepairError(f"{option} {str(path)!r} exists and is not empty; {offer}--overwrite to replace what "
+            offer = "add --resume to continue the run there, or --overwrite" if resumable else flag
+            raise ArchRepairError(f"{option} {str(path)!r} exists and is not empty; {offer} to replace what "
                                   "this command writes there (other files are kept), or choose another folder")
     _check_writable(target, option, path)
     return target
