@@ -30,12 +30,14 @@ REPORT_VERSION = 1
 
 def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = None,
                base_checkpoint: str | Path | None = None, before: np.ndarray | None = None,
-               run_time: RunTime | None = None) -> tuple[RepairResult, dict]:
+               run_time: RunTime | None = None, estimate: bool = True) -> tuple[RepairResult, dict]:
     """Repair, evaluate on the test split (before and after, same examples), optionally save to ``out``.
 
     ``before``: the original model's test predictions, if already known (saves one pass).
     ``run_time``: the run's sessions, started by the caller (a resumed run's total counts every
-    session; the report then says so; ``None``: this call alone is timed). Returns the result and
+    session; the report then says so; ``None``: this call alone is timed). ``estimate``: time a few
+    steps of each phase first (the report's ``estimate_seconds``; a study, which never reads it, skips
+    it). Returns the result and
     the report (a JSON-ready dict). Spread over processes (:mod:`archrepair.distributed`), every
     process runs this and gets the same report; only process 0 writes ``out``."""
     if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
@@ -46,7 +48,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
     test = make_loader(task.data, "test", task.record, device=task.device, channels_last=task.channels_last)
     if before is None:
         before = predict_logits(task.model, test, progress="evaluating before").argmax(1).numpy()
-    estimate = repairer.estimate(task)
+    estimated = repairer.estimate(task) if estimate else {}
     result = repairer.repair(task)
     after = predict_logits(result.model, test, progress="evaluating after").argmax(1).numpy()
     figures = compare_predictions(before, after, task.data.y_test, task.split, task.data.class_names)
@@ -84,7 +86,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "latency_batch": int(len(example)),
         "prefix_cache": result.details.get("prefix_cache", "off: the method does not use it"),
         "phase_seconds": {k: round(v, 2) for k, v in result.phase_seconds.items()},
-        "estimate_seconds": {k: round(v, 2) for k, v in estimate.items()},
+        "estimate_seconds": {k: round(v, 2) for k, v in estimated.items()},
         "total_seconds": total["total_seconds"],
         "run_time": total,
         "format_version": REPORT_VERSION,

@@ -46,7 +46,7 @@ def _figures(config: dict) -> dict:
     split = problem.failures(None, config["count"], config["seed"], config["protocol"], config["holdout"])
     task = make_task(problem.model, problem.record, problem.data, split, task_config)
     result, report = run_repair(get_repairer(config["repairer"], settings, budget, log=lambda line: None), task,
-                                base_checkpoint=config["checkpoint"])
+                                base_checkpoint=config["checkpoint"], estimate=False)
     row = asdict(ComparisonRow.from_report(report, sum(result.phase_seconds.values())))
     figures = {key: value for key, value in row.items() if key not in BULKY} | {"fail_count": len(split.fail_indices)}
     if settings.block is not None:  # a block named by the study (RQ3): what the localiser would have said
