@@ -195,6 +195,16 @@ def test_any_method_whose_candidate_changed_no_weight_says_so_in_a_note(task):
     assert not any("no weight changed" in note for note in changed.details.get("notes", []))
 
 
+def test_a_named_block_leaves_out_the_whole_network_candidates(task):
+    from archrepair._repair import RepairSettings
+
+    specs = (CandidateSpec("net", "network-gradient"), CandidateSpec("plain", "test-spend-1"))
+    result = _auto(specs, Budget(seconds=100), settings=RepairSettings(block="block2")).repair(task)
+    records = {r["name"]: r for r in result.details["candidates"]}
+    assert records["net"]["status"] == "skipped: it trains the whole network and the block to repair is given (block2)"
+    assert [o["option"].split(" α")[0] for o in result.details["offered"]] == ["plain"]
+
+
 def test_the_average_of_models_is_their_mean_weights(digits_task_of):
     from archrepair._repair.methods.auto import average
 

@@ -201,7 +201,7 @@ CASES = [
     ("test-validation-one", lambda ws: ["failures", ws / "model", "--test-validation", "1", "--out", ws / "f.json"],
      "--test-validation"),
     ("test-validation-beyond-the-pool", lambda ws: ["failures", ws / "model", "--holdout", "0.5", "--test-validation",
-                                                    "0.6", "--out", ws / "f.json"], "validation share"),
+                                                    "0.6", "--out", ws / "f.json"], "or a smaller --test-validation"),
     ("bn-adapt-pool-under-the-paper-protocol", lambda ws: ["repair", ws / "model", "--method", "bn-adapt-pool",
                                                            "--protocol", "paper", "--count", "5", "--out", ws / "r",
                                                            *FAST_TRAINING], "heldout protocol"),

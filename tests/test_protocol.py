@@ -186,7 +186,7 @@ def test_a_validation_part_of_the_test_set_is_disjoint_stratified_and_independen
     assert not part & set(a.fail_indices) and not part & set(a.holdout_indices) and not part & set(a.eval_indices)
     for label in range(10):
         assert abs(np.isin(np.flatnonzero(labels == label), a.validation_indices).mean() - 0.1) < 0.02
-    with pytest.raises(ArchRepairError, match="validation share"):
+    with pytest.raises(ArchRepairError, match="leaves no room for the validation part"):
         select_failures(one, labels, 300, 4, holdout=0.5, validation=0.6)
 
 

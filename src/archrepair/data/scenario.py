@@ -181,8 +181,9 @@ def heldout_parts(labels: np.ndarray, holdout: float, validation: float, seed: i
     validating = np.arange(0)
     if validation > 0:
         if not 0 < validation < 1 - holdout:
+            smaller = " or a smaller --test-validation" if named == "the test set" else ""
             raise ArchRepairError(f"--holdout {holdout:g} leaves no room for the validation part of {named} "
-                                  f"({validation:g} of it); give --holdout below {1 - validation:g}")
+                                  f"({validation:g} of it); give --holdout below {1 - validation:g}{smaller}")
         rest, part = stratified_split(heads[pool], validation / (1 - holdout), seed + 1)
         pool, validating = np.sort(pool[rest]), np.sort(pool[part])
     members = group_of.reshape(-1)

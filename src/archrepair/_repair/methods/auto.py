@@ -73,6 +73,9 @@ class CandidateSpec:
     min_seconds: float = 0.0
 
 
+WHOLE_NETWORK = ("network-gradient", "augmix")
+"""Candidate methods that train the whole network: left out when the user names the block to repair."""
+
 LOCALISING = ("train-more-block", "archrepair")
 """Methods that train the localised block: localised once and shared; a method that finds its own
 block (``block-gradient``: the largest failure gradient) keeps its choice unless a block is given."""
@@ -269,8 +272,8 @@ class AutoRepair(Repairer):
         """The greedy soup of the trained candidates of the model's own architecture (see
         :class:`AutoConfig`): ``(score, option, record)``, or ``None`` with fewer than two of them
         or when no second candidate joins."""
-        members = sorted(((self._score(done.record), done.spec.name, done.candidate.model) for done in trained
-                          if done.candidate.genotype is None and done.record["status"] == "ran"),
+        usable = [done for done in trained if done.candidate.genotype is None and done.record["status"] == "ran"]
+        members = sorted(((self._score(done.record), done.spec.name, done.candidate.model) for done in usable),
                          key=lambda member: member[0], reverse=True)
         if len(members) < 2:
             return None
@@ -284,7 +287,10 @@ class AutoRepair(Repairer):
             return None
         record = {"name": "soup", "method": "average", "members": chosen, "status": "ran", **figures}
         self.log(f"auto: soup of {', '.join(chosen)} validation {figures['val_accuracy']:.4f}")
-        return best, Candidate(soup, {"chosen": "soup", "chosen_mix": 1.0, "soup": chosen}, label="soup"), record
+        blocks = {done.candidate.block for done in usable if done.spec.name in chosen}
+        block = blocks.pop() if len(blocks) == 1 else None  # every member changed one block: the soup did too
+        return best, Candidate(soup, {"chosen": "soup", "chosen_mix": 1.0, "soup": chosen}, block=block,
+                               label="soup"), record
 
     @staticmethod
     def _offered(option: Candidate, run: _RaceState, shared: dict) -> Candidate:
@@ -371,6 +377,10 @@ class _RaceState:
         its own schedule) within ``share`` seconds; skipped when the budget has no epoch or too few
         seconds left for it."""
         auto, task, round_ = self.auto, self.task, 1 if start is None else 2
+        if auto.config.settings.block is not None and spec.method in WHOLE_NETWORK:
+            self.records.append(_record(spec) | {"status": f"skipped: it trains the whole network and the block to "
+                                                           f"repair is given ({auto.config.settings.block})"})
+            return
         found = self.saved.get((spec.name, round_))
         if found is not None:
             candidate, figures = found
