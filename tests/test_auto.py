@@ -220,6 +220,15 @@ def test_the_average_of_models_is_their_mean_weights(digits_task_of):
             mixed[name], expected), name
 
 
+def test_when_time_allows_one_more_epoch_for_one_survivor_the_best_validated_gets_it(task):
+    specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6-sharper"))
+    result = _auto(specs, Budget(seconds=3.5)).repair(task)
+    records = result.details["candidates"]
+    best = max(records, key=lambda r: (r["rounds"][0]["val_accuracy"], -r["rounds"][0]["val_loss"]))
+    assert [r["name"] for r in records if r["continued"]] == [best["name"]]  # 1.5 s left: one epoch, not two
+    assert best["rounds"][1]["epochs_given"] == 1 and CLOCK.now == 3.0
+
+
 def test_an_epoch_budget_gives_each_candidate_a_first_epoch_then_the_survivors_the_rest(task):
     specs = tuple(CandidateSpec(n, "test-spend-6") for n in "abc")
     result = _auto(specs, Budget(epochs=5)).repair(task)

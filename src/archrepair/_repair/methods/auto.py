@@ -16,8 +16,8 @@ with ``min_seconds`` of the budget left (its model cannot be continued, so it do
 The race (with a time or epoch budget; without one each candidate runs its own schedule once): every
 racing candidate trains ``first_round`` epoch(s); the ``survivors`` best validated then continue from
 their first-round weights (the rest of their 8-epoch schedule at most, annealed over the epochs they
-are given), the one whose epochs cost least first so that the time it does not use goes to the
-other. Seconds are converted into epochs by each candidate's first-round cost, after reserving what
+are given), as many of them as the time left gives one more epoch each (the best validated first),
+the one whose epochs cost least first so that the time it does not use goes to the other. Seconds are converted into epochs by each candidate's first-round cost, after reserving what
 the choice will take (a validation pass per option), so that ``--budget-epochs`` runs are
 reproducible and ``--budget-seconds`` runs end within the budget. A second round replaces the first
 only when it validates better.
@@ -208,16 +208,21 @@ class AutoRepair(Repairer):
         return self._choose(task, run)
 
     def _second_round(self, run: _RaceState) -> None:
-        """The ``survivors`` best validated after round 1 continue, sharing what is left: the one
-        whose epochs cost least first, so that the time it does not use goes to the others."""
+        """The ``survivors`` best validated after round 1 continue, sharing what is left: under a time
+        budget, as many of them (best first) as can each have one more epoch, the one whose epochs
+        cost least first so that the time it does not use goes to the others."""
         ranked = sorted(run.trained.values(), key=lambda done: self._score(done.record), reverse=True)
-        survivors = sorted(ranked[:self.config.survivors], key=_seconds_per_epoch)
-        for done in ranked[self.config.survivors:]:
+        survivors = ranked[:self.config.survivors]
+        if run.epochs is None:
+            while len(survivors) > 1 and sum(map(run.epoch_cost, survivors)) > run.available():
+                survivors.pop()  # the worst validated: too little time for one more epoch each
+        survivors.sort(key=_seconds_per_epoch)
+        for done in ranked:
             done.record["continued"] = False
         cap = max(self.config.settings.train.epochs - self.config.first_round, 0)
         for index, done in enumerate(survivors):
-            count = len(survivors) - index
-            epochs, share = run.second_round_epochs(done, count, cap)
+            later = survivors[index + 1:]
+            epochs, share = run.second_round_epochs(done, later, cap)
             if not epochs:
                 done.record["continued"] = False
                 self.log(f"auto: {done.spec.name} not continued (no epoch of the budget left for it)")
@@ -357,15 +362,27 @@ class _RaceState:
     def epochs_left(self) -> int | None:
         return self.epochs
 
-    def second_round_epochs(self, done: _Trained, count: int, cap: int) -> tuple[int, float | None]:
-        """``(epochs, seconds)`` of a survivor's second round, one of ``count`` still to continue: an
-        equal share of the epochs left, or of the seconds left (after what the choice will need)
-        converted to epochs by its first round's seconds per epoch; at most ``cap``."""
+    def epoch_cost(self, done: _Trained) -> float:
+        """Seconds one more epoch of a survivor will take: its first round's per epoch, nothing when its
+        second round was saved before a resume."""
+        return 0.0 if self.saved.get((done.spec.name, 2)) is not None else _seconds_per_epoch(done)
+
+    def available(self) -> float:
+        """Seconds left for training: the budget left less what the choice after the race will take."""
+        return max(self.deadline.left() - self._reserve(), 0.0)
+
+    def second_round_epochs(self, done: _Trained, later: list[_Trained], cap: int) -> tuple[int, float | None]:
+        """``(epochs, seconds)`` of a survivor's second round, ``later`` still to continue after it: an
+        equal share of the epochs left, or of the seconds available (:meth:`available`) converted to
+        epochs by its first round's seconds per epoch, at least one when that leaves one epoch for
+        each later survivor; at most ``cap``."""
         if self.epochs is not None:
-            return min(self.epochs // count, cap), None
-        left = max(self.deadline.left() - self._reserve(), 0.0)
-        share = left / count
-        return min(int(share // max(_seconds_per_epoch(done), 1e-9)), cap), share
+            return min(self.epochs // (len(later) + 1), cap), None
+        available = self.available()
+        per_epoch = max(_seconds_per_epoch(done), 1e-9)
+        usable = available - sum(map(self.epoch_cost, later))  # one epoch kept for each later survivor
+        share = min(max(available / (len(later) + 1), per_epoch), usable)
+        return max(min(int(share // per_epoch), cap), 0), share
 
     def _reserve(self) -> float:
         """Seconds the choice after the race will take: a validation pass per option and soup trial."""
@@ -577,7 +594,7 @@ def _new_operations(genotype: dict | None) -> int | None:
 
 
 @register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget; the best "
-                           "validated that passes the keep rule", searches=True, version=3)
+                           "validated that passes the keep rule", searches=True, version=4)
 def auto(settings: RepairSettings) -> AutoRepair:
     return AutoRepair(AutoConfig(settings=settings))
 
