@@ -274,22 +274,24 @@ class AutoRepair(Repairer):
             "chosen": name, "chosen_mix": alpha}), figures
 
     def _soup(self, task: RepairTask, trained: list[_Trained]) -> tuple[tuple, Candidate, dict] | None:
-        """The greedy soup of the trained candidates of the model's own architecture (see
-        :class:`AutoConfig`): ``(score, option, record)``, or ``None`` with fewer than two of them
-        or when no second candidate joins."""
+        """The greedy soup of the trained candidates of the model's own architecture and the original
+        (see :class:`AutoConfig`; averaging with the original shrinks a soup towards it, as the
+        interpolations do a candidate): ``(score, option, record)``, or ``None`` without a trained
+        candidate or when nothing joins the best validated member."""
         usable = [done for done in trained if done.candidate.genotype is None and done.record["status"] == "ran"]
-        members = sorted(((self._score(done.record), done.spec.name, done.candidate.model) for done in usable),
-                         key=lambda member: member[0], reverse=True)
-        if len(members) < 2:
+        if not usable:
             return None
+        members = sorted([(self._score(done.record), done.spec.name, done.candidate.model) for done in usable]
+                         + [(self._score(validation_figures(task, task.model)), "original", task.model)],
+                         key=lambda member: member[0], reverse=True)
         chosen, soup, figures, best = [members[0][1]], members[0][2], None, members[0][0]
         for _, name, model in members[1:]:
             trial = average([*(m[2] for m in members if m[1] in chosen), model])
             trial_figures = validation_figures(task, trial)
             if self._score(trial_figures) > best:
                 chosen, soup, figures, best = chosen + [name], trial, trial_figures, self._score(trial_figures)
-        if figures is None:
-            return None
+        if figures is None or (len(chosen) == 2 and "original" in chosen):
+            return None  # nothing joined, or the original and one candidate: the interpolation at α 0.5
         record = {"name": "soup", "method": "average", "members": chosen, "status": "ran", **figures}
         self.log(f"auto: soup of {', '.join(chosen)} validation {figures['val_accuracy']:.4f}")
         blocks = {done.candidate.block for done in usable if done.spec.name in chosen}
@@ -386,7 +388,7 @@ class _RaceState:
 
     def _reserve(self) -> float:
         """Seconds the choice after the race will take: a validation pass per option and soup trial."""
-        options = len(self.trained) * (1 + len(self.auto.config.mixes)) + max(len(self.trained) - 1, 0)
+        options = len(self.trained) * (1 + len(self.auto.config.mixes)) + len(self.trained)
         return options * self.pass_seconds
 
     def train(self, spec: CandidateSpec, epochs: int | None, share: float | None, start: _Trained | None = None) -> None:
@@ -594,7 +596,7 @@ def _new_operations(genotype: dict | None) -> int | None:
 
 
 @register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget; the best "
-                           "validated that passes the keep rule", searches=True, version=4)
+                           "validated that passes the keep rule", searches=True, version=5)
 def auto(settings: RepairSettings) -> AutoRepair:
     return AutoRepair(AutoConfig(settings=settings))
 
