@@ -229,6 +229,16 @@ def test_when_time_allows_one_more_epoch_for_one_survivor_the_best_validated_get
     assert best["rounds"][1]["epochs_given"] == 1 and CLOCK.now == 3.0
 
 
+def test_a_round_s_cost_is_its_setup_and_its_epochs_own_times():
+    from archrepair._repair.methods.auto import _round_costs, _Trained
+
+    def trained(**first) -> _Trained:
+        return _Trained(CandidateSpec("x", "test-spend-1"), Candidate(torch.nn.Linear(1, 1)), {"rounds": [first]})
+
+    assert _round_costs(trained(seconds=10.0, epochs_run=2, epoch_seconds=3.0)) == (4.0, 3.0)  # a cache, gradients...
+    assert _round_costs(trained(seconds=10.0, epochs_run=2, epoch_seconds=None)) == (0.0, 5.0)  # no epoch times kept
+
+
 def test_an_epoch_budget_gives_each_candidate_a_first_epoch_then_the_survivors_the_rest(task):
     specs = tuple(CandidateSpec(n, "test-spend-6") for n in "abc")
     result = _auto(specs, Budget(epochs=5)).repair(task)

@@ -365,9 +365,12 @@ class _RaceState:
         return self.epochs
 
     def epoch_cost(self, done: _Trained) -> float:
-        """Seconds one more epoch of a survivor will take: its first round's per epoch, nothing when its
-        second round was saved before a resume."""
-        return 0.0 if self.saved.get((done.spec.name, 2)) is not None else _seconds_per_epoch(done)
+        """Seconds a second round of one epoch will take (:func:`_round_costs`), nothing when it was
+        saved before a resume."""
+        if self.saved.get((done.spec.name, 2)) is not None:
+            return 0.0
+        setup, per_epoch = _round_costs(done)
+        return setup + per_epoch
 
     def available(self) -> float:
         """Seconds left for training: the budget left less what the choice after the race will take."""
@@ -381,10 +384,10 @@ class _RaceState:
         if self.epochs is not None:
             return min(self.epochs // (len(later) + 1), cap), None
         available = self.available()
-        per_epoch = max(_seconds_per_epoch(done), 1e-9)
+        setup, per_epoch = _round_costs(done)
         usable = available - sum(map(self.epoch_cost, later))  # one epoch kept for each later survivor
-        share = min(max(available / (len(later) + 1), per_epoch), usable)
-        return max(min(int(share // per_epoch), cap), 0), share
+        share = min(max(available / (len(later) + 1), setup + per_epoch), usable)
+        return max(min(int((share - setup) // max(per_epoch, 1e-9)), cap), 0), share
 
     def _reserve(self) -> float:
         """Seconds the choice after the race will take: a validation pass per option and soup trial."""
@@ -448,7 +451,9 @@ class _RaceState:
         started = clock()
         figures = validation_figures(task, candidate.model, candidate.view)
         self.pass_seconds = max(self.pass_seconds, clock() - started)
+        timed = [entry["seconds"] for entry in candidate.details.get("history") or [] if entry.get("seconds")]
         figures |= {"round": round_, "epochs_given": epochs, "epochs_run": _epochs_run(candidate.details, epochs),
+                    "epoch_seconds": round(sum(timed) / len(timed), 3) if timed else None,
                     "share_seconds": None if share is None else round(share, 2), "seconds": seconds}
         if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its own files
             _save_candidate(method.work_dir, candidate, figures)
@@ -459,7 +464,7 @@ class _RaceState:
     def _keep(self, spec: CandidateSpec, candidate: Candidate, figures: dict, start: _Trained | None) -> None:
         """Record a round; a second round replaces the first only when it validates better."""
         self.seconds[spec.name] = round(self.seconds.get(spec.name, 0.0) + figures["seconds"], 2)
-        rounds = [{key: figures[key] for key in ROUND_KEYS}]
+        rounds = [{key: figures.get(key) for key in ROUND_KEYS}]
         if start is None:
             record = _record(spec) | {"status": "ran", "rounds": rounds}
             self.records.append(record)
@@ -479,14 +484,24 @@ class _RaceState:
                         "notes": candidate.details.get("notes", [])}
 
 
-ROUND_KEYS = ("round", "epochs_given", "epochs_run", "share_seconds", "seconds", "val_accuracy", "val_loss",
-              "val_negative_flip_rate")
+ROUND_KEYS = ("round", "epochs_given", "epochs_run", "epoch_seconds", "share_seconds", "seconds", "val_accuracy",
+              "val_loss", "val_negative_flip_rate")
+
+
+def _round_costs(done: _Trained) -> tuple[float, float]:
+    """``(setup, per epoch)``: seconds a round of a candidate costs before its first epoch and per
+    epoch, from its first round (the epochs' own times when its history keeps them, else its seconds
+    spread over its epochs, setup 0)."""
+    first = done.record["rounds"][0]
+    if first.get("epoch_seconds"):
+        return max(first["seconds"] - first["epoch_seconds"] * first["epochs_run"], 0.0), first["epoch_seconds"]
+    return 0.0, first["seconds"] / max(first["epochs_run"], 1)
 
 
 def _seconds_per_epoch(done: _Trained) -> float:
-    """What an epoch of a candidate cost in its first round (its fixed costs included)."""
-    first = done.record["rounds"][0]
-    return first["seconds"] / max(first["epochs_run"], 1)
+    """What an epoch of a candidate costs (:func:`_round_costs`, its setup shared over one epoch)."""
+    setup, per_epoch = _round_costs(done)
+    return setup + per_epoch
 
 
 def _record(spec: CandidateSpec) -> dict:
@@ -596,7 +611,7 @@ def _new_operations(genotype: dict | None) -> int | None:
 
 
 @register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget; the best "
-                           "validated that passes the keep rule", searches=True, version=5)
+                           "validated that passes the keep rule", searches=True, version=6)
 def auto(settings: RepairSettings) -> AutoRepair:
     return AutoRepair(AutoConfig(settings=settings))
 
