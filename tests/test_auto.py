@@ -94,7 +94,7 @@ def test_the_candidates_race_and_the_survivors_share_the_time_left(task):
     which does not race, has no time left."""
     specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"), CandidateSpec("c", "test-spend-6"),
              CandidateSpec("search", "test-spend-6", races=False, min_seconds=5.0))
-    result = _auto(specs, Budget(seconds=10)).repair(task)
+    result = _auto(specs, Budget(seconds=10), race=True).repair(task)
     records = {r["name"]: r for r in result.details["candidates"]}
     assert [r["name"] for r in result.details["candidates"]][:4] == ["a", "b", "c", "search"]  # every one reported
     assert _rounds(records["a"]) == [(1, 1.0), (3, 3.0)] and _rounds(records["b"]) == [(1, 1.0), (4, 4.0)]
@@ -106,7 +106,7 @@ def test_the_candidates_race_and_the_survivors_share_the_time_left(task):
 
 def test_the_cheaper_survivor_continues_first_and_what_it_leaves_goes_to_the_next(task):
     specs = (CandidateSpec("slow", "test-spend-6"), CandidateSpec("quick", "test-spend-1-cheap"))
-    result = _auto(specs, Budget(seconds=10)).repair(task)
+    result = _auto(specs, Budget(seconds=10), race=True).repair(task)
     records = {r["name"]: r for r in result.details["candidates"]}
     first, second = records["quick"]["rounds"][1], records["slow"]["rounds"][1]
     assert first["share_seconds"] == pytest.approx(4.25) and first["seconds"] == 0.5  # its schedule ends early
@@ -126,7 +126,7 @@ def test_each_candidate_s_best_option_goes_to_the_keep_rule_best_validated_first
     returned = keep["chosen"] or order[0]["name"]  # none passed: the best validated is reported
     assert details["chosen"] == returned
     assert report["val_accuracy_repaired"] == next(r["val_accuracy"] for r in ran if r["name"] == returned)
-    assert report["phase_seconds"] == {"plain": 2.0, "sharper": 7.0}  # both rounds
+    assert report["phase_seconds"] == {"plain": 1.0, "sharper": 6.0}
     assert keep["rule"] == "mcnemar" and keep["procedure"] == "holm"
 
 
@@ -222,7 +222,7 @@ def test_the_average_of_models_is_their_mean_weights(digits_task_of):
 
 def test_when_time_allows_one_more_epoch_for_one_survivor_the_best_validated_gets_it(task):
     specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6-sharper"))
-    result = _auto(specs, Budget(seconds=3.5)).repair(task)
+    result = _auto(specs, Budget(seconds=3.5), race=True).repair(task)
     records = result.details["candidates"]
     best = max(records, key=lambda r: (r["rounds"][0]["val_accuracy"], -r["rounds"][0]["val_loss"]))
     assert [r["name"] for r in records if r["continued"]] == [best["name"]]  # 1.5 s left: one epoch, not two
@@ -239,15 +239,44 @@ def test_a_round_s_cost_is_its_setup_and_its_epochs_own_times():
     assert _round_costs(trained(seconds=10.0, epochs_run=2, epoch_seconds=None)) == (0.0, 5.0)  # no epoch times kept
 
 
-def test_an_epoch_budget_gives_each_candidate_a_first_epoch_then_the_survivors_the_rest(task):
+def test_an_epoch_budget_in_the_race_gives_each_candidate_a_first_epoch_then_the_survivors_the_rest(task):
     specs = tuple(CandidateSpec(n, "test-spend-6") for n in "abc")
-    result = _auto(specs, Budget(epochs=5)).repair(task)
+    result = _auto(specs, Budget(epochs=5), race=True).repair(task)
     assert [_rounds(r) for r in result.details["candidates"]] == [[(1, 1.0), (1, 1.0)], [(1, 1.0), (1, 1.0)],
                                                                  [(1, 1.0)]]
-    one = _auto(specs, Budget(epochs=1)).repair(task)
+    one = _auto(specs, Budget(epochs=1), race=True).repair(task)
     assert [r["status"] for r in one.details["candidates"]] == ["ran", "skipped: no epoch of the budget left",
                                                               "skipped: no epoch of the budget left"]
     assert one.details["candidates"][0]["continued"] is False
+
+
+def test_the_candidates_share_the_time_budget_and_a_late_one_without_time_is_skipped(task):
+    """The share queue (the default): each candidate its own schedule within an equal share of the
+    time left when it starts; the search, which does not share, only with ``min_seconds`` left."""
+    specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"), CandidateSpec("c", "test-spend-6"),
+             CandidateSpec("search", "test-spend-6", races=False, min_seconds=5.0))
+    result = _auto(specs, Budget(seconds=10)).repair(task)
+    records = {r["name"]: r for r in result.details["candidates"]}
+    assert records["a"]["share_seconds"] == pytest.approx(10 / 3, abs=0.01)  # a third of 10 s
+    assert [records[n]["seconds"] for n in "abc"] == [4.0, 3.0, 3.0]  # 4 steps pass 3.33 s; then 6/2, 3/1
+    assert CLOCK.now == 10.0 and sum(result.phase_seconds.values()) == 10.0  # the whole budget, no more
+    assert records["search"]["status"].startswith("skipped: 0.0 s of the budget left")
+
+
+def test_time_a_candidate_does_not_use_goes_to_the_next(task):
+    specs = (CandidateSpec("quick", "test-spend-1"), CandidateSpec("slow", "test-spend-6"))
+    result = _auto(specs, Budget(seconds=10)).repair(task)
+    quick, slow = result.details["candidates"]
+    assert quick["seconds"] == 1.0 and slow["share_seconds"] == pytest.approx(9.0) and slow["seconds"] == 6.0
+
+
+def test_an_epoch_budget_is_dealt_out_over_the_candidates_in_order(task):
+    specs = tuple(CandidateSpec(n, "test-spend-6") for n in "abc")
+    result = _auto(specs, Budget(epochs=5)).repair(task)
+    assert [r["seconds"] for r in result.details["candidates"]] == [2.0, 2.0, 1.0]
+    one = _auto(specs, Budget(epochs=1)).repair(task)
+    assert [r["status"] for r in one.details["candidates"]] == ["ran", "skipped: no epoch of the budget left",
+                                                              "skipped: no epoch of the budget left"]
 
 
 def test_without_a_budget_every_candidate_runs_its_own_schedule_once(task):
@@ -319,7 +348,7 @@ def test_a_candidate_s_failure_weight_reaches_the_cached_block_loader(digits_tas
 
 def test_a_resumed_run_keeps_its_finished_candidates_and_their_seconds(task, tmp_path):
     first = _auto((CandidateSpec("a", "test-spend-1-cheap"), CandidateSpec("b", "test-spend-6-sharper")),
-                  Budget(seconds=10))
+                  Budget(seconds=10), race=True)
     first.work_dir = tmp_path / "work"
     done = first.repair(task)
     for folder in ("a", "a+round2", "b", "b+round2"):
@@ -327,7 +356,7 @@ def test_a_resumed_run_keeps_its_finished_candidates_and_their_seconds(task, tmp
     assert CLOCK.now == 8.0  # 0.5 + 1 in the first round; 0.5 and 6 (the rest of b's schedule) in the second
     Spender.calls.clear()
     resumed = _auto((CandidateSpec("a", "test-spend-1-cheap"), CandidateSpec("b", "test-spend-6-sharper"),
-                     CandidateSpec("c", "test-spend-6")), Budget(seconds=10))
+                     CandidateSpec("c", "test-spend-6")), Budget(seconds=10), race=True)
     resumed.work_dir = tmp_path / "work"
     again = resumed.repair(task)
     records = again.details["candidates"]
