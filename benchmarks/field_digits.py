@@ -110,9 +110,9 @@ def main() -> None:
         parser.error(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(list_repairers())}")
     if not all(s.strip().isdigit() for s in args.seeds.split(",")):
         parser.error(f"--seeds takes whole numbers separated by commas, got {args.seeds!r}")
-    checkpoint, field = base_model(args.base_epochs), field_set()
     store = Path(args.out)
-    rows = [json.loads(line) for line in store.read_text().splitlines()] if store.exists() else []
+    rows = read_rows(store, parser)
+    checkpoint, field = base_model(args.base_epochs), field_set()
 
     def key(row: dict) -> tuple:
         return row["seed"], row["method"], row["budget_seconds"], row["count"], row["train_examples"]
@@ -130,6 +130,22 @@ def main() -> None:
                   f"pts (negative flips {100 * row['home_negative_flips']:.2f}%), kept {row['kept']}, "
                   f"{row['seconds']:.0f} s", flush=True)
     report(rows, args)
+
+
+def read_rows(store: Path, parser: argparse.ArgumentParser) -> list[dict]:
+    """The rows of an earlier run in ``--out`` (resumed and appended to); a file that is not this
+    benchmark's rows is refused in one line, untouched."""
+    if not store.exists():
+        return []
+    if store.is_dir():
+        parser.error(f"--out {store} is a folder; give the rows file (.jsonl) to write or resume")
+    try:
+        rows = [json.loads(line) for line in store.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        rows = None
+    if rows is None or not all(isinstance(row, dict) and {"seed", "method", "field_change"} <= set(row) for row in rows):
+        parser.error(f"--out {store} exists and is not this benchmark's rows; choose another file (it is left as it is)")
+    return rows
 
 
 def report(rows: list[dict], args: argparse.Namespace) -> None:

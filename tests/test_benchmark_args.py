@@ -31,6 +31,15 @@ def test_a_benchmark_refuses_a_bad_option_in_one_line_without_a_traceback(script
     assert "Traceback" not in result.stderr and not result.stdout
 
 
+def test_a_benchmark_never_appends_to_a_file_that_is_not_its_own(tmp_path):
+    mine = tmp_path / "notes.jsonl"
+    mine.write_text("my own notes\n")
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "field_digits.py"), "--out", str(mine)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "is not this benchmark's rows" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr and mine.read_text() == "my own notes\n"
+
+
 @pytest.mark.parametrize("arguments,environment,message", [
     (["--bogus"], {}, "unknown argument --bogus"),
     (["--prepare"], {"SHARED": "/nonexistent-shared"}, "/nonexistent-shared/data/cifar10/cifar10-jpeg-q75.tar.gz is missing"),
