@@ -93,7 +93,7 @@ def test_the_candidates_race_and_the_survivors_share_the_time_left(task):
     first with half of it (3 epochs of 1 s fit in 3.5 s), the second with the rest; the search,
     which does not race, has no time left."""
     specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"), CandidateSpec("c", "test-spend-6"),
-             CandidateSpec("search", "test-spend-6", races=False, min_seconds=5.0))
+             CandidateSpec("search", "test-spend-6", shares=False, min_seconds=5.0))
     result = _auto(specs, Budget(seconds=10), race=True).repair(task)
     records = {r["name"]: r for r in result.details["candidates"]}
     assert [r["name"] for r in result.details["candidates"]][:4] == ["a", "b", "c", "search"]  # every one reported
@@ -254,13 +254,30 @@ def test_the_candidates_share_the_time_budget_and_a_late_one_without_time_is_ski
     """The share queue (the default): each candidate its own schedule within an equal share of the
     time left when it starts; the search, which does not share, only with ``min_seconds`` left."""
     specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"), CandidateSpec("c", "test-spend-6"),
-             CandidateSpec("search", "test-spend-6", races=False, min_seconds=5.0))
+             CandidateSpec("search", "test-spend-6", shares=False, min_seconds=5.0))
     result = _auto(specs, Budget(seconds=10)).repair(task)
     records = {r["name"]: r for r in result.details["candidates"]}
     assert records["a"]["share_seconds"] == pytest.approx(10 / 3, abs=0.01)  # a third of 10 s
     assert [records[n]["seconds"] for n in "abc"] == [4.0, 3.0, 3.0]  # 4 steps pass 3.33 s; then 6/2, 3/1
     assert CLOCK.now == 10.0 and sum(result.phase_seconds.values()) == 10.0  # the whole budget, no more
     assert records["search"]["status"].startswith("skipped: 0.0 s of the budget left")
+
+
+def test_the_choice_after_training_fits_in_the_budget_too(task, monkeypatch):
+    """Validation passes cost 0.5 fake seconds here: after the first one is timed, the shares leave
+    room for every option's and soup trial's pass, so training and the choice end within 10 s."""
+    from archrepair._repair.methods import auto
+
+    def slow_figures(task, model, view=None):
+        CLOCK.now += 0.5
+        return {"val_accuracy": 0.5, "val_loss": 1.0, "val_negative_flip_rate": 0.0}
+
+    monkeypatch.setattr(auto, "validation_figures", slow_figures)
+    specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"))
+    result = _auto(specs, Budget(seconds=10), mixes=(0.5,)).repair(task)
+    a, b = result.details["candidates"][:2]
+    assert a["share_seconds"] == pytest.approx(5.0) and b["share_seconds"] == pytest.approx(1.0)  # 4.5 left - 3.5
+    assert 9.0 <= CLOCK.now <= 10.0
 
 
 def test_time_a_candidate_does_not_use_goes_to_the_next(task):

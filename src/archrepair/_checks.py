@@ -233,8 +233,8 @@ def argument_list(function: str, name: str, value, takes: str, choices: Iterable
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
         raise ArchRepairTypeError(f"{function}(): {name} takes {takes}{' or None' if optional else ''}, got "
                                   f"{type(value).__name__} {_shown(value)}")
-    for item in value:
-        argument(function, f"{name}[{value.index(item)}]", item, str, "a text")
+    for index, item in enumerate(value):
+        argument(function, f"{name}[{index}]", item, str, "a text")
         if choices is not None and item not in (known := list(choices)):
             raise ArchRepairValueError(f"{function}(): {name} holds {item!r}, not one of {', '.join(known)}")
 

@@ -51,6 +51,8 @@ def _registered(name: str) -> bool:
 
 
 class _Checker:
+    """Checks the tables of one study file (``where`` names it in every message)."""
+
     def __init__(self, where: str) -> None:
         self.where = where
 

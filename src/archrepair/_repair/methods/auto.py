@@ -63,15 +63,15 @@ from .archrepair import localised_block
 class CandidateSpec:
     """One candidate: the registered ``method`` it trains with, the task's failure weight replaced by
     ``fail_weight`` (``None``: the task's), focal distillation at ``retain_weight`` (0: none);
-    ``races``: it takes part in the race (see the module docstring), else it trains after the race
-    with what is left when at least ``min_seconds`` are (the architecture search, whose model cannot
-    be continued)."""
+    ``shares``: it takes an equal share of the time left (or races, see :class:`AutoConfig`), else it
+    trains after the others with what is left when at least ``min_seconds`` are (the architecture
+    search, whose model cannot be continued)."""
 
     name: str
     method: str
     fail_weight: float | None = None
     retain_weight: float = 0.0
-    races: bool = True
+    shares: bool = True
     min_seconds: float = 0.0
 
 
@@ -82,7 +82,7 @@ LOCALISING = ("train-more-block", "archrepair")
 """Methods that train the localised block: localised once and shared; a method that finds its own
 block (``block-gradient``: the largest failure gradient) keeps its choice unless a block is given."""
 
-SEARCH = CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, races=False, min_seconds=60.0)
+SEARCH = CandidateSpec("archrepair+distill", "archrepair", retain_weight=10.0, shares=False, min_seconds=60.0)
 FAILURE_CANDIDATES = (
     CandidateSpec("train-more-block", "train-more-block"),
     CandidateSpec("block-gradient-w0.5", "block-gradient", fail_weight=0.5),
@@ -99,9 +99,9 @@ FIELD_CANDIDATES = (
     CandidateSpec("network-gradient", "network-gradient", fail_weight=1.0),
     CandidateSpec("augmix", "augmix"),
     CandidateSpec("block-gradient", "block-gradient", fail_weight=1.0),
-    CandidateSpec("archrepair", "archrepair", races=False, min_seconds=15.0),
+    CandidateSpec("archrepair", "archrepair", shares=False, min_seconds=15.0),
 )
-"""The candidates of each scenario, in the order they race: failures from the deployment data as it
+"""The candidates of each scenario, in the order they train: failures from the deployment data as it
 is (``failures``), under a distribution shift (``shift``: the task's corruption), from a field set
 (``field``: every candidate trains on the field's failures and images; the "train more" methods,
 which never see them, are left out)."""
@@ -117,7 +117,8 @@ class AutoConfig:
     ``settings``: what every candidate's method is built from (a given ``block`` is every block-level
     candidate's block).
 
-    The race (under a time or epoch budget): each racing candidate first trains ``first_round``
+    ``race`` (off by default; measured worse, see the module docstring): under a time or epoch
+    budget each sharing candidate first trains ``first_round``
     epochs; the ``survivors`` best validated then continue from where they stopped, sharing what is
     left of the budget, each for at most the rest of its own schedule (``settings.train.epochs``).
 
@@ -154,7 +155,7 @@ class _Trained:
 
 
 class AutoRepair(Repairer):
-    """Race the scenario's candidates within one budget; offer the best option of each to the keep rule."""
+    """Train the scenario's candidates within one budget; offer the best option of each to the keep rule."""
 
     name = "auto"
     phases = ("candidates",)
@@ -177,18 +178,18 @@ class AutoRepair(Repairer):
             get_repairer(spec.method, self._settings(spec)).check(model, input_shape, split)
 
     @property
-    def racing(self) -> bool:
-        """Whether the candidates race (a time or epoch budget); without one each runs its own schedule."""
+    def budgeted(self) -> bool:
+        """Whether a time or epoch budget is given (without one each candidate runs its own schedule)."""
         return self.budget.seconds is not None or self.budget.epochs is not None
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
-        """Each candidate's own estimate (from its method; racing ones for their first round), the time
+        """Each candidate's own estimate (from its method; in a race, for their first round), the time
         budget capping their sum."""
         seconds, left = {}, self.budget.seconds
         for spec in self.candidates(task):
             if left is not None and left < spec.min_seconds:
                 continue
-            epochs = self.config.first_round if self.racing and spec.races else None
+            epochs = self.config.first_round if self.config.race and self.budgeted and spec.shares else None
             method = get_repairer(spec.method, self._settings(spec), Budget(epochs=epochs) if epochs else None)
             with failure_weight(task, spec.fail_weight):
                 own = sum(method.estimate(task).values())
@@ -198,9 +199,9 @@ class AutoRepair(Repairer):
 
     def train(self, task: RepairTask, deadline: Deadline) -> Candidate:
         specs = self.candidates(task)
-        run = _RaceState(self, task, deadline, specs)
-        sharing = [spec for spec in specs if spec.races]
-        if self.config.race and self.racing:
+        run = _AutoRun(self, task, deadline, specs)
+        sharing = [spec for spec in specs if spec.shares]
+        if self.config.race and self.budgeted:
             for index, spec in enumerate(sharing):  # round 1: a first epoch each
                 run.train(spec, epochs=self.config.first_round, share=run.left_for(len(sharing) - index))
             self._second_round(run)
@@ -209,8 +210,8 @@ class AutoRepair(Repairer):
             for index, spec in enumerate(sharing):
                 run.train(spec, epochs=epochs[index], share=run.left_for(len(sharing) - index))
         for spec in specs:
-            if not spec.races:
-                run.train(spec, epochs=run.epochs_left(), share=None)
+            if not spec.shares:
+                run.train(spec, epochs=run.epochs_left(), share=run.left_for(1))
         return self._choose(task, run)
 
     def _epoch_shares(self, specs: list[CandidateSpec]) -> list[int | None]:
@@ -222,7 +223,7 @@ class AutoRepair(Repairer):
         shares = [total // len(specs) + (index < total % len(specs)) for index in range(len(specs))]
         return [share if share >= len(get_repairer(spec.method).phases) else 0 for spec, share in zip(specs, shares)]
 
-    def _second_round(self, run: _RaceState) -> None:
+    def _second_round(self, run: _AutoRun) -> None:
         """The ``survivors`` best validated after round 1 continue, sharing what is left: under a time
         budget, as many of them (best first) as can each have one more epoch, the one whose epochs
         cost least first so that the time it does not use goes to the others."""
@@ -244,7 +245,7 @@ class AutoRepair(Repairer):
                 continue
             run.train(done.spec, epochs=epochs, share=share, start=done)
 
-    def _choose(self, task: RepairTask, run: _RaceState) -> Candidate:
+    def _choose(self, task: RepairTask, run: _AutoRun) -> Candidate:
         """The options offered to the keep rule, best validated first (see :class:`AutoConfig`)."""
         options = []
         for done in run.trained.values():
@@ -317,7 +318,7 @@ class AutoRepair(Repairer):
                                label="soup"), record
 
     @staticmethod
-    def _offered(option: Candidate, run: _RaceState, shared: dict) -> Candidate:
+    def _offered(option: Candidate, run: _AutoRun, shared: dict) -> Candidate:
         """An option handed to the keep rule, with the run's details: the localisation when the
         option trained the localised block, else under ``localization_of_other_candidates``."""
         own = dict(run.details)
@@ -350,7 +351,7 @@ class AutoRepair(Repairer):
         return settings
 
 
-class _RaceState:
+class _AutoRun:
     """One run of :class:`AutoRepair`: the deadline and epochs left, the candidates trained so far
     (``trained``, by name), every candidate's record in the order they first ran (``records``), the
     seconds of each (``seconds``) and the localisation (``details``). With a work folder each round
@@ -363,7 +364,8 @@ class _RaceState:
         self.details, self.seconds, self.records = {}, {}, []
         self.trained: dict[str, _Trained] = {}
         self.epochs = auto.budget.epochs
-        self.pass_seconds = 0.0  # the longest validation pass seen: what the choice after the race costs
+        self.expected = sum(spec.shares for spec in specs)  # the candidates that train for sure
+        self.pass_seconds = 0.0  # the longest validation pass seen: what the choice after training costs
         work = auto.work_dir
         self.saved = {} if work is None else {
             (spec.name, round_): _load_candidate(work / _folder(spec.name, round_), task)
@@ -374,9 +376,9 @@ class _RaceState:
         self.deadline = deadline
 
     def left_for(self, count: int) -> float | None:
-        """An equal share of the seconds left for one of ``count`` candidates still to run (``None``: no time budget)."""
-        left = self.deadline.left()
-        return None if left is None else left / max(count, 1)
+        """An equal share of the seconds available (:meth:`available`) for one of ``count`` candidates
+        still to run (``None``: no time budget)."""
+        return None if self.deadline.at is None else self.available() / max(count, 1)
 
     def epochs_left(self) -> int | None:
         return self.epochs
@@ -390,7 +392,7 @@ class _RaceState:
         return setup + per_epoch
 
     def available(self) -> float:
-        """Seconds left for training: the budget left less what the choice after the race will take."""
+        """Seconds left for training: the budget left less what the choice after training will take."""
         return max(self.deadline.left() - self._reserve(), 0.0)
 
     def second_round_epochs(self, done: _Trained, later: list[_Trained], cap: int) -> tuple[int, float | None]:
@@ -407,9 +409,10 @@ class _RaceState:
         return max(min(int((share - setup) // max(per_epoch, 1e-9)), cap), 0), share
 
     def _reserve(self) -> float:
-        """Seconds the choice after the race will take: a validation pass per option and soup trial."""
-        options = len(self.trained) * (1 + len(self.auto.config.mixes)) + len(self.trained)
-        return options * self.pass_seconds
+        """Seconds the choice after training will take, so that it too fits in the budget: a validation
+        pass per option and soup trial of every candidate expected to train, at the longest pass seen."""
+        count = max(self.expected, len(self.trained))
+        return (count * (1 + len(self.auto.config.mixes)) + count + 1) * self.pass_seconds
 
     def train(self, spec: CandidateSpec, epochs: int | None, share: float | None, start: _Trained | None = None) -> None:
         """Train ``spec`` (its first round, or its second from ``start``) with ``epochs`` (``None``:
@@ -426,7 +429,7 @@ class _RaceState:
             auto.log(f"auto: {spec.name} round {round_} finished before the resume "
                      f"(validation {figures['val_accuracy']:.4f})")
         else:
-            left = self.deadline.left()
+            left = None if self.deadline.at is None else self.available()
             needed = len(get_repairer(spec.method).phases)
             no_epoch = epochs == 0 or (self.epochs is not None and self.epochs < needed)
             if no_epoch or (left is not None and left < max(spec.min_seconds, 1e-9)):
@@ -628,7 +631,7 @@ def _new_operations(genotype: dict | None) -> int | None:
 
 
 @register_repairer("auto", "the default: the bench's best candidates for the scenario in one budget; the best "
-                           "validated that passes the keep rule", searches=True, version=7)
+                           "validated that passes the keep rule", searches=True, version=8)
 def auto(settings: RepairSettings) -> AutoRepair:
     return AutoRepair(AutoConfig(settings=settings))
 
