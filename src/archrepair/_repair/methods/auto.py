@@ -17,21 +17,23 @@ cells (its reduced models alone outlast a share); the greedy soup stands in for 
 whole-network candidates are left out.
 
 The budget (the share queue): each candidate trains its own schedule within an equal share of the
-time left when it starts, so that time one does not use (early stopping) goes to the next; an epoch
-budget is dealt out over them in order. A race (``AutoConfig.race``: one epoch each, the best
-validated continue from their weights with the rest) was measured on design seed 100 and lost on
-validation in both cells compared (``benchmarks/auto_race.py``): every candidate pays its set-up
-(block-input cache, failure gradients) twice, and a first epoch of the costly ones (AugMix) eats the
-time the best would have used.
+time available when it starts, so that time one does not use (early stopping) goes to the next; the
+time the choice after training takes (a validation pass per option and soup trial) is kept out of the
+shares, so that training and choosing end within the budget; an epoch budget is dealt out over the
+candidates in order. A race (one epoch each, the best validated continuing from their weights with
+the rest; auto versions 3-6, commit 692c770 and after) was measured on design seed 100 and lost on
+validation in both cells compared (``benchmarks/auto_race.py``, ``results/auto_race.txt``): every
+survivor pays its set-up (block-input cache, failure gradients) twice, and a first epoch of the
+costly candidates (AugMix) eats the time the best would have used; it was removed.
 
 The options: each trained candidate of the model's own architecture as trained and interpolated
 towards the original (α 0.25, 0.5, 0.75), and a greedy soup of those candidates and the original
 (averaged weights, Wortsman et al. 2022). The best-validated option of each candidate and the soup,
 at most ``keep_options`` of them, go to the keep rule; ``details["candidates"]`` has every
-candidate's rounds (epochs given and run, seconds, share, validation figures), ``details["offered"]``
-what the keep rule tested, ``result.keep["tests"]`` each test. With a work folder (``repair
---resume``) each finished round is saved there and a resumed run does not train it again (its seconds
-count against the budget); the search resumes from its own per-epoch state.
+candidate's record (epochs given and run, seconds, share, validation figures, the interpolations'),
+``details["offered"]`` what the keep rule tested, ``result.keep["tests"]`` each test. With a work
+folder (``repair --resume``) each finished candidate is saved there and a resumed run does not train
+it again (its seconds count against the budget); the search resumes from its own per-epoch state.
 
 Example:
     >>> result = get_repairer("auto", budget=Budget(seconds=120)).repair(task)   # doctest: +SKIP
@@ -63,9 +65,8 @@ from .archrepair import localised_block
 class CandidateSpec:
     """One candidate: the registered ``method`` it trains with, the task's failure weight replaced by
     ``fail_weight`` (``None``: the task's), focal distillation at ``retain_weight`` (0: none);
-    ``shares``: it takes an equal share of the time left (or races, see :class:`AutoConfig`), else it
-    trains after the others with what is left when at least ``min_seconds`` are (the architecture
-    search, whose model cannot be continued)."""
+    ``shares``: it takes an equal share of the time left, else it trains after the others with what
+    they left, when at least ``min_seconds`` are (the architecture search)."""
 
     name: str
     method: str
@@ -117,11 +118,6 @@ class AutoConfig:
     ``settings``: what every candidate's method is built from (a given ``block`` is every block-level
     candidate's block).
 
-    ``race`` (off by default; measured worse, see the module docstring): under a time or epoch
-    budget each sharing candidate first trains ``first_round``
-    epochs; the ``survivors`` best validated then continue from where they stopped, sharing what is
-    left of the budget, each for at most the rest of its own schedule (``settings.train.epochs``).
-
     Options are scored by ``val_accuracy - flip_weight · val_negative_flip_rate`` on the validation
     rows (ties: the lower loss). ``mixes``: besides each trained candidate of the model's own
     architecture, its weights interpolated towards the original's, ``θ_original + α (θ_candidate -
@@ -140,14 +136,11 @@ class AutoConfig:
     mixes: tuple[float, ...] = MIXES
     soup: bool = True
     keep_options: int = 4
-    race: bool = False
-    first_round: int = 1
-    survivors: int = 2
 
 
 @dataclass
 class _Trained:
-    """A candidate that trained: its spec, its model (the better validated of its rounds) and record."""
+    """A candidate that trained: its spec, its model and its record."""
 
     spec: CandidateSpec
     candidate: Candidate
@@ -177,20 +170,14 @@ class AutoRepair(Repairer):
         for spec in self.config.failures + self.config.shift + self.config.field_set:
             get_repairer(spec.method, self._settings(spec)).check(model, input_shape, split)
 
-    @property
-    def budgeted(self) -> bool:
-        """Whether a time or epoch budget is given (without one each candidate runs its own schedule)."""
-        return self.budget.seconds is not None or self.budget.epochs is not None
-
     def estimate(self, task: RepairTask) -> dict[str, float]:
-        """Each candidate's own estimate (from its method; in a race, for their first round), the time
+        """Each candidate's own estimate (from its method), the time
         budget capping their sum."""
         seconds, left = {}, self.budget.seconds
         for spec in self.candidates(task):
             if left is not None and left < spec.min_seconds:
                 continue
-            epochs = self.config.first_round if self.config.race and self.budgeted and spec.shares else None
-            method = get_repairer(spec.method, self._settings(spec), Budget(epochs=epochs) if epochs else None)
+            method = get_repairer(spec.method, self._settings(spec))
             with failure_weight(task, spec.fail_weight):
                 own = sum(method.estimate(task).values())
             seconds[spec.name] = own if left is None else min(own, left)
@@ -201,17 +188,12 @@ class AutoRepair(Repairer):
         specs = self.candidates(task)
         run = _AutoRun(self, task, deadline, specs)
         sharing = [spec for spec in specs if spec.shares]
-        if self.config.race and self.budgeted:
-            for index, spec in enumerate(sharing):  # round 1: a first epoch each
-                run.train(spec, epochs=self.config.first_round, share=run.left_for(len(sharing) - index))
-            self._second_round(run)
-        else:  # the share queue: each its own schedule within an equal share of the time left
-            epochs = self._epoch_shares(sharing)
-            for index, spec in enumerate(sharing):
-                run.train(spec, epochs=epochs[index], share=run.left_for(len(sharing) - index))
+        epochs = self._epoch_shares(sharing)
+        for index, spec in enumerate(sharing):  # each its own schedule within an equal share of the time left
+            run.train(spec, epochs=epochs[index], share=run.left_for(len(sharing) - index))
         for spec in specs:
-            if not spec.shares:
-                run.train(spec, epochs=run.epochs_left(), share=run.left_for(1))
+            if not spec.shares:  # after the others, with what they left
+                run.train(spec, epochs=run.epochs, share=run.left_for(1))
         return self._choose(task, run)
 
     def _epoch_shares(self, specs: list[CandidateSpec]) -> list[int | None]:
@@ -222,28 +204,6 @@ class AutoRepair(Repairer):
             return [None] * len(specs)
         shares = [total // len(specs) + (index < total % len(specs)) for index in range(len(specs))]
         return [share if share >= len(get_repairer(spec.method).phases) else 0 for spec, share in zip(specs, shares)]
-
-    def _second_round(self, run: _AutoRun) -> None:
-        """The ``survivors`` best validated after round 1 continue, sharing what is left: under a time
-        budget, as many of them (best first) as can each have one more epoch, the one whose epochs
-        cost least first so that the time it does not use goes to the others."""
-        ranked = sorted(run.trained.values(), key=lambda done: self._score(done.record), reverse=True)
-        survivors = ranked[:self.config.survivors]
-        if run.epochs is None:
-            while len(survivors) > 1 and sum(map(run.epoch_cost, survivors)) > run.available():
-                survivors.pop()  # the worst validated: too little time for one more epoch each
-        survivors.sort(key=_seconds_per_epoch)
-        for done in ranked:
-            done.record["continued"] = False
-        cap = max(self.config.settings.train.epochs - self.config.first_round, 0)
-        for index, done in enumerate(survivors):
-            later = survivors[index + 1:]
-            epochs, share = run.second_round_epochs(done, later, cap)
-            if not epochs:
-                done.record["continued"] = False
-                self.log(f"auto: {done.spec.name} not continued (no epoch of the budget left for it)")
-                continue
-            run.train(done.spec, epochs=epochs, share=share, start=done)
 
     def _choose(self, task: RepairTask, run: _AutoRun) -> Candidate:
         """The options offered to the keep rule, best validated first (see :class:`AutoConfig`)."""
@@ -353,10 +313,10 @@ class AutoRepair(Repairer):
 
 class _AutoRun:
     """One run of :class:`AutoRepair`: the deadline and epochs left, the candidates trained so far
-    (``trained``, by name), every candidate's record in the order they first ran (``records``), the
-    seconds of each (``seconds``) and the localisation (``details``). With a work folder each round
-    of each candidate is saved there and a resumed run restores it instead of training it again
-    (its seconds count against the budget)."""
+    (``trained``, by name), every candidate's record in the order it ran (``records``), the seconds
+    of each (``seconds``) and the localisation (``details``). With a work folder each finished
+    candidate is saved there and a resumed run restores it instead of training it again (its seconds
+    count against the budget)."""
 
     def __init__(self, auto: AutoRepair, task: RepairTask, deadline: Deadline, specs) -> None:
         self.auto, self.task, self.clock = auto, task, deadline.clock
@@ -367,11 +327,9 @@ class _AutoRun:
         self.expected = sum(spec.shares for spec in specs)  # the candidates that train for sure
         self.pass_seconds = 0.0  # the longest validation pass seen: what the choice after training costs
         work = auto.work_dir
-        self.saved = {} if work is None else {
-            (spec.name, round_): _load_candidate(work / _folder(spec.name, round_), task)
-            for spec in specs for round_ in (1, 2)}
+        self.saved = {} if work is None else {spec.name: _load_candidate(work / spec.name, task) for spec in specs}
         spent = sum(found[1]["seconds"] for found in self.saved.values() if found is not None)
-        if spent and deadline.at is not None:  # a resumed run: what the finished rounds used is spent
+        if spent and deadline.at is not None:  # a resumed run: what the finished candidates used is spent
             deadline = Deadline(deadline.at - spent, self.clock, deadline.checks)
         self.deadline = deadline
 
@@ -380,33 +338,9 @@ class _AutoRun:
         still to run (``None``: no time budget)."""
         return None if self.deadline.at is None else self.available() / max(count, 1)
 
-    def epochs_left(self) -> int | None:
-        return self.epochs
-
-    def epoch_cost(self, done: _Trained) -> float:
-        """Seconds a second round of one epoch will take (:func:`_round_costs`), nothing when it was
-        saved before a resume."""
-        if self.saved.get((done.spec.name, 2)) is not None:
-            return 0.0
-        setup, per_epoch = _round_costs(done)
-        return setup + per_epoch
-
     def available(self) -> float:
         """Seconds left for training: the budget left less what the choice after training will take."""
         return max(self.deadline.left() - self._reserve(), 0.0)
-
-    def second_round_epochs(self, done: _Trained, later: list[_Trained], cap: int) -> tuple[int, float | None]:
-        """``(epochs, seconds)`` of a survivor's second round, ``later`` still to continue after it: an
-        equal share of the epochs left, or of the seconds available (:meth:`available`) converted to
-        epochs by its first round's seconds per epoch, at least one when that leaves one epoch for
-        each later survivor; at most ``cap``."""
-        if self.epochs is not None:
-            return min(self.epochs // (len(later) + 1), cap), None
-        available = self.available()
-        setup, per_epoch = _round_costs(done)
-        usable = available - sum(map(self.epoch_cost, later))  # one epoch kept for each later survivor
-        share = min(max(available / (len(later) + 1), setup + per_epoch), usable)
-        return max(min(int((share - setup) // max(per_epoch, 1e-9)), cap), 0), share
 
     def _reserve(self) -> float:
         """Seconds the choice after training will take, so that it too fits in the budget: a validation
@@ -414,20 +348,19 @@ class _AutoRun:
         count = max(self.expected, len(self.trained))
         return (count * (1 + len(self.auto.config.mixes)) + count + 1) * self.pass_seconds
 
-    def train(self, spec: CandidateSpec, epochs: int | None, share: float | None, start: _Trained | None = None) -> None:
-        """Train ``spec`` (its first round, or its second from ``start``) with ``epochs`` (``None``:
-        its own schedule) within ``share`` seconds; skipped when the budget has no epoch or too few
-        seconds left for it."""
-        auto, task, round_ = self.auto, self.task, 1 if start is None else 2
+    def train(self, spec: CandidateSpec, epochs: int | None, share: float | None) -> None:
+        """Train ``spec`` with ``epochs`` (``None``: its own schedule) within ``share`` seconds; skipped
+        (and said so in its record) when the block to repair is named and it trains the whole network,
+        or when the budget has no epoch or too few seconds left for it."""
+        auto = self.auto
         if auto.config.settings.block is not None and spec.method in WHOLE_NETWORK:
             self.records.append(_record(spec) | {"status": f"skipped: it trains the whole network and the block to "
                                                            f"repair is given ({auto.config.settings.block})"})
             return
-        found = self.saved.get((spec.name, round_))
+        found = self.saved.get(spec.name)
         if found is not None:
             candidate, figures = found
-            auto.log(f"auto: {spec.name} round {round_} finished before the resume "
-                     f"(validation {figures['val_accuracy']:.4f})")
+            auto.log(f"auto: {spec.name} finished before the resume (validation {figures['val_accuracy']:.4f})")
         else:
             left = None if self.deadline.at is None else self.available()
             needed = len(get_repairer(spec.method).phases)
@@ -435,17 +368,21 @@ class _AutoRun:
             if no_epoch or (left is not None and left < max(spec.min_seconds, 1e-9)):
                 why = "no epoch of the budget left" if no_epoch else \
                     f"{left:.1f} s of the budget left, it needs {spec.min_seconds:g} s"
-                if start is None:
-                    self.records.append(_record(spec) | {"status": f"skipped: {why}"})
-                auto.log(f"auto: {spec.name} {'skipped' if start is None else 'not continued'} ({why})")
+                self.records.append(_record(spec) | {"status": f"skipped: {why}"})
+                auto.log(f"auto: {spec.name} skipped ({why})")
                 return
-            candidate, figures = self._train(spec, epochs, share, start)
+            candidate, figures = self._train(spec, epochs, share)
         if self.epochs is not None:
             self.epochs -= figures["epochs_given"] or 0
-        self._keep(spec, candidate, figures, start)
+        self.seconds[spec.name] = figures["seconds"]
+        record = _record(spec) | {"status": "ran"} | figures | {
+            "block": candidate.block or candidate.details.get("unit"), "new_operations": _new_operations(candidate.genotype),
+            "epochs": _epochs(candidate.details), "image_passes": candidate.details.get("image_passes"),
+            "notes": candidate.details.get("notes", [])}
+        self.records.append(record)
+        self.trained[spec.name] = _Trained(spec, candidate, record)
 
-    def _train(self, spec: CandidateSpec, epochs: int | None, share: float | None,
-               start: _Trained | None) -> tuple[Candidate, dict]:
+    def _train(self, spec: CandidateSpec, epochs: int | None, share: float | None) -> tuple[Candidate, dict]:
         auto, task, clock = self.auto, self.task, self.clock
         settings = auto._settings(spec)
         if self.localised is None and spec.method in LOCALISING:  # once, when a candidate first needs it
@@ -454,74 +391,26 @@ class _AutoRun:
                                                                            settings.localize_rows)
             self.seconds["localize"] = clock() - started
         block = self.localised if spec.method in LOCALISING else settings.block
-        if start is not None and start.candidate.block:  # a block-level method continues on its own block
-            block = start.candidate.block
-        round_ = 1 if start is None else 2
         method = get_repairer(spec.method, replace(settings, block=block), Budget(epochs=epochs) if epochs else None,
                               log=auto.log)
-        method.work_dir = auto.work_dir / _folder(spec.name, round_) if auto.work_dir else None
-        auto.log(f"auto: {spec.name} round {round_}" + (f", {epochs} epoch(s)" if epochs else "")
+        method.work_dir = auto.work_dir / spec.name if auto.work_dir else None
+        auto.log(f"auto: {spec.name}" + (f", {epochs} epoch(s)" if epochs else "")
                  + (f" within {share:.0f} s" if share is not None else ""))
         tick = clock()
-        torch.manual_seed(task.seed + round_ - 1)
+        torch.manual_seed(task.seed)
         with failure_weight(task, spec.fail_weight):
-            trained_on = task if start is None else replace(task, model=start.candidate.model)
-            candidate = method.train(trained_on, self.deadline.sooner(share))
+            candidate = method.train(task, self.deadline.sooner(share))
         seconds = round(clock() - tick, 2)
         started = clock()
         figures = validation_figures(task, candidate.model, candidate.view)
         self.pass_seconds = max(self.pass_seconds, clock() - started)
-        timed = [entry["seconds"] for entry in candidate.details.get("history") or [] if entry.get("seconds")]
-        figures |= {"round": round_, "epochs_given": epochs, "epochs_run": _epochs_run(candidate.details, epochs),
-                    "epoch_seconds": round(sum(timed) / len(timed), 3) if timed else None,
+        figures |= {"epochs_given": epochs, "epochs_run": _epochs_run(candidate.details, epochs),
                     "share_seconds": None if share is None else round(share, 2), "seconds": seconds}
         if method.work_dir is not None and candidate.genotype is None:  # the search resumes from its own files
             _save_candidate(method.work_dir, candidate, figures)
-        auto.log(f"auto: {spec.name} round {round_}: validation {figures['val_accuracy']:.4f} (loss "
-                 f"{figures['val_loss']:.4f}, negative flips {figures['val_negative_flip_rate']:.2%}), {seconds:.1f} s")
+        auto.log(f"auto: {spec.name}: validation {figures['val_accuracy']:.4f} (loss {figures['val_loss']:.4f}, "
+                 f"negative flips {figures['val_negative_flip_rate']:.2%}), {seconds:.1f} s")
         return candidate, figures
-
-    def _keep(self, spec: CandidateSpec, candidate: Candidate, figures: dict, start: _Trained | None) -> None:
-        """Record a round; a second round replaces the first only when it validates better."""
-        self.seconds[spec.name] = round(self.seconds.get(spec.name, 0.0) + figures["seconds"], 2)
-        rounds = [{key: figures.get(key) for key in ROUND_KEYS}]
-        if start is None:
-            record = _record(spec) | {"status": "ran", "rounds": rounds}
-            self.records.append(record)
-            self.trained[spec.name] = done = _Trained(spec, candidate, record)
-        else:
-            done = start
-            done.record["rounds"] += rounds
-            done.record["continued"] = True
-            if self.auto._score(figures) <= self.auto._score(done.record):
-                return
-            done.candidate = candidate
-        done.record |= {key: figures[key] for key in ("val_accuracy", "val_loss", "val_negative_flip_rate")}
-        done.record |= {"seconds": self.seconds[spec.name], "share_seconds": figures["share_seconds"],
-                        "block": candidate.block or candidate.details.get("unit"),
-                        "new_operations": _new_operations(candidate.genotype), "epochs": _epochs(candidate.details),
-                        "image_passes": candidate.details.get("image_passes"),
-                        "notes": candidate.details.get("notes", [])}
-
-
-ROUND_KEYS = ("round", "epochs_given", "epochs_run", "epoch_seconds", "share_seconds", "seconds", "val_accuracy",
-              "val_loss", "val_negative_flip_rate")
-
-
-def _round_costs(done: _Trained) -> tuple[float, float]:
-    """``(setup, per epoch)``: seconds a round of a candidate costs before its first epoch and per
-    epoch, from its first round (the epochs' own times when its history keeps them, else its seconds
-    spread over its epochs, setup 0)."""
-    first = done.record["rounds"][0]
-    if first.get("epoch_seconds"):
-        return max(first["seconds"] - first["epoch_seconds"] * first["epochs_run"], 0.0), first["epoch_seconds"]
-    return 0.0, first["seconds"] / max(first["epochs_run"], 1)
-
-
-def _seconds_per_epoch(done: _Trained) -> float:
-    """What an epoch of a candidate costs (:func:`_round_costs`, its setup shared over one epoch)."""
-    setup, per_epoch = _round_costs(done)
-    return setup + per_epoch
 
 
 def _record(spec: CandidateSpec) -> dict:
@@ -529,13 +418,8 @@ def _record(spec: CandidateSpec) -> dict:
             "retain_weight": spec.retain_weight}
 
 
-def _folder(name: str, round_: int) -> str:
-    """A candidate's round's folder in the work folder."""
-    return name if round_ == 1 else f"{name}+round2"
-
-
 def _epochs_run(details: dict, given: int | None) -> int:
-    """Epochs a round ran: its history's length when it keeps one, else those it was given (or 1)."""
+    """Epochs a candidate ran: its history's length when it keeps one, else those it was given (or 1)."""
     ran = sum(_epochs(details).values())
     return ran or given or 1
 
