@@ -55,8 +55,8 @@ def default_section(groups: dict, default: str) -> list[str]:
     if not lines:
         return []
     text = ["## The default against the best other method of each cell", "",
-            f"Returned hold-out change in points, mean ± sd over the default's seeds; rivals with every one of those "
-            f"seeds at the same settings; *ahead*: seeds on which the best rival's returned change is strictly higher.",
+            "Returned hold-out change in points, mean ± sd over the default's seeds; rivals with every one of those "
+            "seeds at the same settings; *ahead*: seeds on which the best rival's returned change is strictly higher.",
             "", "| cell | seeds | default | best rival | rival | gap | rival ahead | default below 0 |",
             "|---|---|---|---|---|---|---|---|", *lines, ""]
     if harmed:

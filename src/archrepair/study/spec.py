@@ -218,24 +218,12 @@ def rebuilt(config: dict):
 
 
 def _method(study: Study, label: str) -> tuple[str, dict]:
-    """``(registered name, overrides)`` of a grid's method label: a variant of the file's
-    ``[methods]`` table, else a registered method without overrides."""
-    from .._repair import list_repairers
-
+    """``(registered name, overrides)`` of a grid's method label (checked by :func:`validate_study`):
+    a variant of the file's ``[methods]`` table, else a registered method without overrides."""
     variant = (study.raw.get("methods") or {}).get(label)
     if variant is None:
-        if label not in list_repairers():
-            raise ArchRepairError(f"study {study.name!r}: method {label!r} is neither registered nor defined in "
-                                  f"[methods]; registered: {', '.join(list_repairers())}")
         return label, {}
-    unknown = set(variant) - {"method", "task", "settings"}
-    if unknown:
-        raise ArchRepairError(f"study {study.name!r}: method {label!r} has unknown keys {sorted(unknown)}; "
-                              "known: method, task, settings")
-    name = variant.get("method", label)
-    if name not in list_repairers():
-        raise ArchRepairError(f"study {study.name!r}: method {label!r} names {name!r}, which is not registered")
-    return name, {key: variant[key] for key in ("task", "settings") if key in variant}
+    return variant.get("method", label), {key: variant[key] for key in ("task", "settings") if key in variant}
 
 
 def _scenario(scenario: dict, base: Path) -> tuple[dict | None, str | None]:

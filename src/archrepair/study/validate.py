@@ -34,6 +34,9 @@ def validate_study(raw: dict, where: str) -> None:
     checker.table("the file", raw, TOP, required=("grid",))
     models, scenarios = raw.get("models", {}), raw.get("scenarios", {})
     methods = set(raw.get("methods", {}))
+    for name, variant in raw.get("methods", {}).items():
+        if not _registered(variant.get("method", name)):
+            checker.fail(f"methods.{name}.method", variant.get("method", name), "a registered method's name")
     for number, grid in enumerate(raw["grid"], 1):
         for key, defined in (("models", models), ("scenarios", scenarios)):
             for name in grid[key]:

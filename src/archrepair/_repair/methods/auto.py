@@ -13,8 +13,8 @@ only candidates that train on the field's images (the whole network first: it le
 about 4 points over block-level repairs). The paper's search comes last in every list and runs only
 with ``min_seconds`` of the budget left. Apricot, which leads on the under-trained VGG-16, is not a
 candidate: given shares of 15-23 s of 120 s it ran 33-63 s and changed no weight in 8 of 8 design
-cells (its reduced models alone outlast a share); the greedy soup stands in for its weight averaging. With a named block, the
-whole-network candidates are left out.
+cells (its reduced models alone outlast a share); the greedy soup stands in for its weight averaging.
+With a named block, the whole-network candidates are left out.
 
 The budget (the share queue): each candidate trains its own schedule within an equal share of the
 time available when it starts, so that time one does not use (early stopping) goes to the next; the
@@ -171,8 +171,7 @@ class AutoRepair(Repairer):
             get_repairer(spec.method, self._settings(spec)).check(model, input_shape, split)
 
     def estimate(self, task: RepairTask) -> dict[str, float]:
-        """Each candidate's own estimate (from its method), the time
-        budget capping their sum."""
+        """Each candidate's own estimate (from its method), the time budget capping their sum."""
         seconds, left = {}, self.budget.seconds
         for spec in self.candidates(task):
             if left is not None and left < spec.min_seconds:
@@ -447,7 +446,12 @@ def _load_candidate(folder: Path, task: RepairTask) -> tuple[Candidate, dict] | 
     if not path.exists():
         return None
     model = copy.deepcopy(task.model)
-    saved = load_state(path, lambda state: (model.load_state_dict(state["state"]), state)[1])
+
+    def restore(state: dict) -> dict:
+        model.load_state_dict(state["state"])
+        return state
+
+    saved = load_state(path, restore)
     details, block = json.loads(saved["details"]), saved["block"] or None
     view = task.block_view(block, folder.parent) if block and details.get("prefix_cache") == "on" else None
     candidate = Candidate(model.to(task.device), details, json.loads(saved["phase_seconds"]), block, view=view)
