@@ -320,7 +320,8 @@ def show(report: dict) -> None:
         if report["prefix_cache"] == "on":
             console.print(f"without the cache: about {report['total_seconds_without_cache']:.1f} s")
         return
-    table = Table(title=f"{report['method']} on block {report['block']} (kept: {report['kept']})")
+    where = f"on block {report['block']}" if report["block"] else "on the whole network"
+    table = Table(title=f"{report['method']} {where} (kept: {report['kept']})")
     for column in ("", "before", "after", "change"):
         table.add_column(column, justify="right" if column else "left")
     held_out = "field hold-out" if report.get("field") else "test hold-out"
