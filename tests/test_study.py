@@ -378,6 +378,22 @@ def test_a_run_keeps_its_hash_wherever_the_checkpoint_lies_and_runs_from_the_new
     store.close()
 
 
+def test_pending_rows_follow_the_study_files_current_order_and_finished_rows_keep_their_place(
+        digits_checkpoint, tmp_path):
+    runs = load_study(_study(tmp_path, digits_checkpoint, seeds=(0, 1, 2))).runs()
+    store = Store(tmp_path / "order.sqlite")
+    assert store.add(runs) == len(runs)
+    first = store.claim("owner", "worker")
+    store.connection.execute("UPDATE runs SET status = 'done' WHERE hash = ?", (first.hash,))
+    reordered = list(reversed(runs))
+    assert store.add(reordered) == 0
+    pending = [row.hash for row in store.runs() if row.status == "pending"]
+    assert pending == [run.hash for run in reordered if run.hash != first.hash]
+    assert store.runs()[0].hash == first.hash
+    assert store.claim("owner", "worker").hash == reordered[0].hash
+    store.close()
+
+
 @pytest.fixture(scope="module")
 def rgb_digits_checkpoint(digits, tmp_path_factory):
     """The digits with their gray channel repeated (the corruptions take RGB) as an npz, and a small

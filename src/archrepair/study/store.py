@@ -121,22 +121,26 @@ class Store:
         """Insert the runs not stored yet (by hash), in order after the stored ones, as ``pending``;
         with ``results`` (``(figures, seconds)`` per run: made before the store) as ``imported``.
         A pending row already stored takes ``run``'s configuration (the same but for the paths of this
-        machine). Returns how many were inserted."""
+        machine) and its place in ``runs``: pending rows run in the study file's current order.
+        Returns how many were inserted."""
         with self.transaction() as db:
-            start = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
+            position = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
             added = 0
             for number, run in enumerate(runs):
                 figures, seconds = results[number] if results is not None else (None, None)
-                added += db.execute(
+                config = json.dumps(run.config, sort_keys=True)
+                inserted = db.execute(
                     "INSERT OR IGNORE INTO runs (hash, position, model, scenario, method, seed, config, status, "
                     "figures, seconds, completions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run.hash, start + added, run.model, run.scenario, run.method, run.seed,
-                     json.dumps(run.config, sort_keys=True), "pending" if results is None else "imported",
+                    (run.hash, position, run.model, run.scenario, run.method, run.seed, config,
+                     "pending" if results is None else "imported",
                      None if figures is None else json.dumps(figures, sort_keys=True), seconds,
                      int(results is not None))).rowcount
-                if results is None:  # a pending row runs from this machine's paths
-                    db.execute("UPDATE runs SET config = ? WHERE hash = ? AND status = 'pending'",
-                               (json.dumps(run.config, sort_keys=True), run.hash))
+                added += inserted
+                if not inserted and results is None:  # a pending row runs from this machine's paths, in file order
+                    inserted = db.execute("UPDATE runs SET config = ?, position = ? WHERE hash = ? AND "
+                                          "status = 'pending'", (config, position, run.hash)).rowcount
+                position += inserted
         return added
 
     def reset(self, retry_failed: bool = False) -> dict[str, int]:
