@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
-from common import BASE_MODELS, ROOT, cifar10_spec, code_commit, load_cached_model, print_headline
+from common import BASE_MODELS, ROOT, code_commit, prepared, print_headline
 
 STORE = ROOT / "benchmarks" / "results" / "auto_design.jsonl"
 
@@ -63,36 +62,26 @@ def main() -> None:
     stored = [json.loads(line) for line in STORE.read_text().splitlines()] if STORE.exists() else []
     have = {(r["model"], r["seed"], r["scenario"]) for r in stored}
     seeds = [int(s) for s in args.seeds.split(",")]
-    data = None
     for seed in seeds:
         for kind in args.models.split(","):
             if (kind, seed, scenario) in have or args.report_only:
                 continue
-            stored.append(run_one(kind, seed, scenario, args, data))
+            stored.append(run_one(kind, seed, scenario, args))
             with STORE.open("a") as handle:
                 handle.write(json.dumps(stored[-1]) + "\n")
     mine = [r for r in stored if r["scenario"] == scenario and r["seed"] in seeds and r["model"] in args.models.split(",")]
     print_headline(choice_report(mine) if args.choice else report(mine))
 
 
-def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace, data) -> dict:
-    from archrepair.base_model import make_loader
-    from archrepair.data import load_data, select_failures
-    from archrepair.evaluate import predict_logits
-    from archrepair._repair import RepairSettings, TaskConfig, make_task
+def run_one(kind: str, seed: int, scenario: str, args: argparse.Namespace) -> dict:
+    from archrepair._repair import RepairSettings
     from archrepair.budget import Budget
     from archrepair._repair.methods.auto import FAILURE_CANDIDATES, AutoConfig, AutoRepair
     from archrepair._repair.retain import RetainConfig
-    from archrepair.data.corrupted import corrupted_test
 
-    data = load_data(cifar10_spec())
-    if args.corruption:
-        data = corrupted_test(data, args.corruption, args.severity)
-    model, record = load_cached_model(BASE_MODELS[kind])
-    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    split = select_failures(predictions, data.y_test, args.count, seed)
     shift = {"name": args.corruption, "severity": args.severity, "seed": 0} if args.corruption else None
-    task = make_task(model, record, data, split, TaskConfig(args.train_examples, seed=seed, corruption=shift))
+    task = prepared(BASE_MODELS[kind], args.count, seed, "heldout", train_examples=args.train_examples,
+                    corruption=shift).task()
     specs = FAILURE_CANDIDATES if scenario == "choice" else design_candidates(scenario)
     # localisation on D_fail and up to 5,000 other rows, as the held-out bench's rows ran
     settings = RepairSettings(retain=RetainConfig("none", 0.0), localize_rows=5000)

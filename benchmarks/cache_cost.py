@@ -20,14 +20,11 @@ import argparse
 import time
 
 import numpy as np
-from common import BASE_MODELS, cifar10_spec, load_cached_model, print_headline
+from common import BASE_MODELS, prepared, print_headline
 
-from archrepair._repair import ArchRepair, ArchRepairConfig, TaskConfig, make_task
+from archrepair._repair import ArchRepair, ArchRepairConfig
 from archrepair._repair.pipeline import run_repair
 from archrepair._search import SearchConfig, SearchSpace
-from archrepair.base_model import make_loader
-from archrepair.data import load_data, select_failures
-from archrepair.evaluate import predict_logits
 from archrepair.train import TrainConfig
 
 def archrepair(lr: float, args: argparse.Namespace) -> ArchRepair:
@@ -97,17 +94,12 @@ def main() -> None:
     args = parser.parse_args()
     if set(args.cache_order.split(",")) != {"on", "off"}:
         parser.error(f"--cache-order takes on and off, comma-separated, both present; got {args.cache_order!r}")
-    data = load_data(cifar10_spec())
     print("model | seed | cache | lr | change pts | kept | block | wall seconds | phases | estimate | search | cache")
     figures: dict[str, list[float]] = {}
     for kind in args.models.split(","):
-        model, record = load_cached_model(BASE_MODELS[kind])
-        predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
         for seed in (int(s) for s in args.seeds.split(",")):
-            split = select_failures(predictions, data.y_test, 1000, seed, protocol="paper")
-            task = make_task(model, record, data, split, TaskConfig(
-                args.train_examples or None, 0.2, seed, thin_validation=not args.plain_validation,
-                fail_weight=args.fail_weight))
+            task = prepared(BASE_MODELS[kind], 1000, seed, train_examples=args.train_examples,
+                            thin_validation=not args.plain_validation, fail_weight=args.fail_weight).task()
             for lr in (float(v) for v in args.grid.split(",")):
                 for key, value in compare_cache(kind, seed, lr, task, args).items():
                     figures.setdefault(f"{kind}_cache_{key}", []).append(float(value))

@@ -59,17 +59,17 @@ def load_cached_model(name: str):
     return load_checkpoint(model_path(name))
 
 
-def model_with_failures(name: str, count: int = 1000, seed: int = 0):
-    """The shared CIFAR-10 copy, base model ``name`` with its record, and ``count`` of its test failures
-    chosen with ``seed``: ``(data, model, record, split)``."""
-    from archrepair.base_model import make_loader
-    from archrepair.data import load_data, select_failures
-    from archrepair.evaluate import predict_logits
+def prepared(name: str, count: int = 1000, seed: int = 0, protocol: str = "paper", device: str = "cpu",
+             **task_settings):
+    """The repair plan of base model ``name`` (:func:`model_path`) on the shared CIFAR-10 with
+    ``count`` of its test failures chosen with ``seed`` under ``protocol``, prepared
+    (:func:`archrepair.plan.prepare`): ``.problem`` holds the model and data, ``.split`` the failures,
+    ``.task(seed)`` builds what every method is given (``task_settings``: its ``TaskConfig`` fields)."""
+    from archrepair import TaskConfig
+    from archrepair.plan import RepairPlan, prepare
 
-    data = load_data(cifar10_spec())
-    model, record = load_cached_model(name)
-    predictions = predict_logits(model, make_loader(data, "test", record)).argmax(1).numpy()
-    return data, model, record, select_failures(predictions, data.y_test, count, seed, protocol="paper")
+    task = TaskConfig(seed=seed, device=device, **task_settings)
+    return prepare(RepairPlan(str(model_path(name)), data=cifar10_spec(), count=count, protocol=protocol, task=task))
 
 
 def relative_data_spec(out: Path) -> None:

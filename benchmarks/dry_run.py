@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import model_with_failures, print_headline
+from common import prepared, print_headline
 
-from archrepair import RepairSettings, TaskConfig, get_repairer, make_task
+from archrepair import RepairSettings, get_repairer
 from archrepair._search import SearchConfig
 from archrepair.train import TrainConfig
 
@@ -27,8 +27,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18-w0.25-deployed80")
     parser.add_argument("--train-examples", type=int, default=5000)
     args = parser.parse_args()
-    data, model, record, split = model_with_failures(args.model)
-    task = make_task(model, record, data, split, TaskConfig(args.train_examples, 0.2, 0))
+    task = prepared(args.model, train_examples=args.train_examples).task()
     settings = RepairSettings(search=SearchConfig(epochs=2, warmup_epochs=1),
                               train=TrainConfig(epochs=2, batch_size=64, lr=0.01, weight_decay=5e-4, patience=None))
     print("method | phase | estimated s | measured s | estimate / measured")

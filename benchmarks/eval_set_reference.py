@@ -26,13 +26,12 @@ import copy
 import time
 
 import numpy as np
-from common import cifar10_spec, load_cached_model, print_headline
+from common import cifar10_spec, load_cached_model, prepared, print_headline
 
 from archrepair.base_model import make_loader
 from archrepair.data import load_data, select_failures
 from archrepair.evaluate import predict_logits
 from archrepair._repair.outcome import holdout_figures
-from archrepair._repair import TaskConfig, make_task
 from archrepair._search.surgery import trainable_only
 from archrepair.train import TrainConfig, fit
 
@@ -54,8 +53,8 @@ def main() -> None:
     print("base | model | full test % | eval split % | change pts | D_fail fixed % | seconds")
     figures = {}
     for base in args.bases.split(","):
-        model, record = loaded[base]
-        split = select_failures(predictions[base], data.y_test, 1000, 0, protocol="paper")
+        plan = prepared(MODELS[base], 1000, 0, train_examples=None, thin_validation=False)
+        model, split = plan.problem.model, plan.split
         evaluation = np.setdiff1d(np.arange(len(data.y_test)), split.fail_indices)
 
         def show(name: str, predicted: np.ndarray, seconds: float = 0.0, key: str | None = None) -> None:
@@ -81,7 +80,7 @@ def main() -> None:
         for kind in MODELS:
             if kind != base:
                 show(kind, predictions[kind])
-        task = make_task(model, record, data, split, TaskConfig(None, 0.2, 0, thin_validation=False))
+        task = plan.task()
         training_rows = task.fit_indices[task.fit_indices >= task.repair.num_failures]  # no D_fail
         for part in ("network", "layer4"):
             descendant = copy.deepcopy(model)

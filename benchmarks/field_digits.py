@@ -67,17 +67,15 @@ def field_set() -> str:
 
 
 def run(checkpoint: str, field: str, seed: int, method: str, args: argparse.Namespace) -> dict:
-    from archrepair._api import load_problem
-    from archrepair._repair import TaskConfig, get_repairer, make_task
-    from archrepair._repair.pipeline import run_repair
-    from archrepair.budget import Budget
+    from archrepair import Budget, RepairPlan, TaskConfig
+    from archrepair.plan import prepare, run_plan
 
-    problem = load_problem(checkpoint, field=field, device="cpu")
-    split = problem.failures(None, args.count, seed)
-    task = make_task(problem.model, problem.record, problem.data, split,
-                     TaskConfig(train_examples=args.train_examples, seed=seed))
+    plan = RepairPlan(checkpoint, method, budget=Budget(seconds=args.budget_seconds), field=field, count=args.count,
+                      task=TaskConfig(train_examples=args.train_examples, seed=seed, device="cpu"))
+    prepared = prepare(plan)
+    split = prepared.split
     started = time.perf_counter()
-    _, report = run_repair(get_repairer(method, budget=Budget(seconds=args.budget_seconds)), task)
+    _, report = run_plan(prepared)
     returned, candidate = report["judged"]["returned"], report["judged"]["candidate"]
     return {"seed": seed, "method": method, "budget_seconds": args.budget_seconds, "count": args.count,
             "train_examples": args.train_examples, "kept": report["kept"], "keep_p": report["keep"]["p_value"],

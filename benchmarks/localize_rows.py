@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import model_with_failures, print_headline
+from common import prepared, print_headline
 
-from archrepair import LocalizeConfig, TaskConfig, make_task
+from archrepair import LocalizeConfig
 from archrepair._localize import localize
 
 
@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,2000,5000")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    data, model, record, split = model_with_failures(args.model)
+    plan = prepared(args.model, train_examples=None, thin_validation=False)
+    model = plan.problem.model
 
     def choose(task, limit):
         rows = task.localization_rows(limit)
@@ -34,7 +35,7 @@ def main() -> None:
                                    progress=False).chosen for method in ("spectrum", "shift")}
         return chosen, len(rows), (time.perf_counter() - started) / 2
 
-    task = make_task(model, record, data, split, TaskConfig(None, 0.2, 0, thin_validation=False))
+    task = plan.task(0)
     reference, rows, seconds = choose(task, None)
     print(f"all {rows} fit rows: spectrum {reference['spectrum']}, shift {reference['shift']}, {seconds:.1f} s per method")
     print("rows | seed | spectrum | same | shift | same | seconds per method")
@@ -43,7 +44,7 @@ def main() -> None:
         agree = {"spectrum": 0, "shift": 0}
         times = []
         for seed in range(args.seeds):
-            sampled = make_task(model, record, data, split, TaskConfig(None, 0.2, seed, thin_validation=False))
+            sampled = plan.task(seed)
             chosen, rows, seconds = choose(sampled, size)
             times.append(seconds)
             for method in agree:

@@ -16,6 +16,7 @@ from archrepair._comparison import (
 )
 from archrepair._comparison.write import csv_rows
 from archrepair.errors import ArchRepairError
+from archrepair.plan import RepairPlan, prepare
 from archrepair._repair import RepairSettings, TaskConfig, get_repairer, make_task
 from archrepair._search import SearchConfig
 from archrepair.train import TrainConfig
@@ -73,11 +74,15 @@ def test_the_epoch_budget_sets_every_method_s_passes():
         Budget(seconds=0)
 
 
+def _prepared(checkpoint, budget: Budget = Budget(epochs=2)):
+    """The plan every comparison here starts from: 10 failures of the digits model, TINY settings, 200
+    training examples."""
+    return prepare(RepairPlan(checkpoint, "archrepair", TINY, budget, TaskConfig(train_examples=200), count=10))
+
+
 @pytest.fixture(scope="module")
-def comparison(digits_problem, digits):
-    model, record, split = digits_problem
-    return compare_methods(model, record, digits, split, ["archrepair", "network-gradient"], [0, 1], Budget(epochs=2),
-                           TINY, TaskConfig(train_examples=200))
+def comparison(digits_checkpoint):
+    return compare_methods(_prepared(digits_checkpoint), ["archrepair", "network-gradient"], [0, 1])
 
 
 def test_comparison_runs_every_method_on_every_seed_on_the_same_examples(comparison):
@@ -149,21 +154,20 @@ def test_compare_command_rejects_an_unknown_method(cli, digits_checkpoint, tmp_p
     assert status == 1 and "unknown repair method 'magic'" in stderr
 
 
-def test_an_interrupted_comparison_resumes_with_its_finished_runs(digits_problem, digits, tmp_path):
-    model, record, split = digits_problem
-    args = (model, record, digits, split, ["archrepair", "block-gradient"], [0, 1], Budget(epochs=2), TINY)
-    full = compare_methods(*args, TaskConfig(train_examples=200))
+def test_an_interrupted_comparison_resumes_with_its_finished_runs(digits_checkpoint, tmp_path):
+    args = (_prepared(digits_checkpoint), ["archrepair", "block-gradient"], [0, 1])
+    full = compare_methods(*args)
     interrupted = Comparison.from_json(full.to_json())
     interrupted.rows = interrupted.rows[:3]  # the last run (block-gradient, seed 1) did not finish
     ran = []
-    resumed = compare_methods(*args, TaskConfig(train_examples=200), previous=interrupted, on_row=lambda row, _: ran.append(row))
+    resumed = compare_methods(*args, previous=interrupted, on_row=lambda row, _: ran.append(row))
     assert [(r.method, r.seed) for r in resumed.rows] == [(r.method, r.seed) for r in full.rows]
     assert resumed.rows[:3] == interrupted.rows  # kept as they were
     assert resumed.rows[3].change_points == full.rows[3].change_points  # the missing run, seeded alike
     other = Comparison.from_json(full.to_json())
     other.budget = {"epochs": 9, "seconds": None}
     with pytest.raises(ArchRepairError, match="another budget"):
-        compare_methods(*args, TaskConfig(train_examples=200), previous=other)
+        compare_methods(*args, previous=other)
 
 
 def test_compare_command_keeps_an_existing_comparison_unless_resumed(cli, digits_checkpoint, tmp_path):

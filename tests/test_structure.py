@@ -14,14 +14,15 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "archrepair"
 README = PACKAGE.parent.parent / "README.md"
 
-# data and models -> train and evaluate -> localize and search -> repair -> comparison -> commands
+# data and models -> train and evaluate (and a model staged from memory) -> localize and search -> repair (and
+# a checkpoint's problem) -> a repair's plan, comparison -> commands
 LAYERS = {
     "errors": 0, "fileio": 0, "_checks": 0, "_registry": 0, "budget": 0, "device": 0, "hooks": 0, "data": 0, "models": 0,
     "checkpoint": 0, "distributed": 0,
-    "train": 1, "evaluate": 1, "base_model": 1,
+    "train": 1, "evaluate": 1, "base_model": 1, "in_memory": 1,
     "_localize": 2, "_search": 2,
-    "_repair": 3,
-    "_comparison": 4,
+    "_repair": 3, "problem": 3,
+    "plan": 4, "_comparison": 4,
     "_api": 5, "study": 5, "commands": 5, "cli": 5, "__init__": 5, "__main__": 5,
 }
 

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archrepair.study import Store, load_study, run_study, status, write_report
+from archrepair.study.store import read_export
 from archrepair.study.spec import method_version
 
 TINY = """
@@ -362,6 +363,30 @@ def test_a_study_export_restores_a_new_store_without_running_anything_again(digi
     assert export.read_text() == "".join(json.dumps(row, sort_keys=True) + "\n" for row in exported)
 
 
+def test_a_study_folder_moved_elsewhere_reports_alike_and_restores_its_rows_with_their_paths_there(
+        digits_checkpoint, tmp_path):
+    import shutil
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    shutil.copytree(digits_checkpoint, here / "model")
+    path = _study(here, "model", methods=("block-gradient",), seeds=(0,))
+    path.write_text('export = "tiny/runs.jsonl"\n' + path.read_text())
+    run_study(load_study(path), log=lambda line: None)
+    (row,) = [json.loads(line) for line in (here / "tiny" / "runs.jsonl").read_text().splitlines()]
+    assert row["config"]["checkpoint"] == "../model"  # relative to the export
+    write_report(here / "tiny.sqlite", tmp_path / "before")
+    shutil.move(here, there)
+    write_report(there / "tiny.sqlite", tmp_path / "moved")  # the store itself, moved
+    (there / "tiny.sqlite").unlink()  # a fresh machine: the export is committed, the store is not
+    assert run_study(load_study(there / "tiny.toml"), log=lambda line: None)["counts"]["done"] == 1
+    (stored,) = Store(there / "tiny.sqlite").runs()
+    assert Path(stored.config["checkpoint"]).resolve() == (there / "model").resolve()
+    write_report(there / "tiny.sqlite", tmp_path / "restored")
+    for name in ("report.md", "runs.csv", "changes.png"):
+        before = (tmp_path / "before" / name).read_bytes()
+        assert before == (tmp_path / "moved" / name).read_bytes() == (tmp_path / "restored" / name).read_bytes(), name
+
+
 def test_a_run_keeps_its_hash_wherever_the_checkpoint_lies_and_runs_from_the_new_place(digits_checkpoint, tmp_path):
     import shutil
 
@@ -456,3 +481,22 @@ def test_the_committed_studies_resolve_and_zero_training_examples_means_all():
     whole = [run for run in load_study(root / "search.toml").runs() if run.method == "archrepair@logit2-whole-train"]
     assert len(whole) == 3 and all(run.config["task"]["train_examples"] is None for run in whole)
     assert all(run.config["task"]["train_examples"] == 5000 for run in load_study(root / "cpu.toml").runs())
+
+
+@pytest.mark.parametrize("name", ["cpu", "auto"])
+def test_a_committed_rows_hash_is_the_hash_its_run_has_now(name):
+    """Rows keep their hashes (the devices, paths and defaults that changed around them are not in
+    them): every row of a committed export that the study file still names, made by the method's
+    current version, has the hash its run resolves to today, so a fresh store restored from the
+    export runs none of them again."""
+    study = load_study(Path(__file__).resolve().parent.parent / "studies" / f"{name}.toml")
+    runs = {(run.model, run.scenario, run.method, run.seed): run for run in study.runs()}
+    compared = 0
+    for row in read_export(study.export):
+        run = runs.get((row["model"], row["scenario"], row["method"], row["seed"]))
+        if row["status"] == "imported" or run is None or \
+                run.config["method_version"] != row["config"].get("method_version"):
+            continue
+        assert run.hash == row["hash"], (row["model"], row["scenario"], row["method"], row["seed"])
+        compared += 1
+    assert compared >= 20

@@ -16,7 +16,9 @@ __version__ = "0.1.0"
 # Each public name and the module it lives in, imported when first used (PEP 562), so that
 # `archrepair --help` and `import archrepair` do not pay for torch until something needs it.
 _EXPORTS = {
-    "._api": ["Problem", "compare", "load_problem", "localize", "repair"],
+    "._api": ["compare", "localize", "make_plan", "repair"],
+    ".plan": ["RepairPlan"],
+    ".problem": ["Problem", "load_problem"],
     "._comparison": ["Comparison", "summarise", "write_comparison"],
     "._localize": ["LocalizationReport", "LocalizeConfig", "Localizer", "list_localizers", "register_localizer"],
     "._repair": ["Candidate", "RepairResult", "Repairer", "RepairSettings", "TaskConfig", "get_repairer",

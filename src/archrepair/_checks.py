@@ -281,9 +281,11 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (), kin
         if target.exists() and not target.is_dir():
             raise ArchRepairError(f"{option} {str(path)!r} is a file; give a folder to write into")
         if target.is_dir() and any(target.iterdir()) and not (overwrite or resume):
-            offer = "add --resume to continue the run there, or --overwrite" if resumable else flag
+            offer = "add --resume to continue the run there, or --overwrite" if resumable and option.startswith("--") \
+                else flag
+            resume_too = ", resume=True to continue the run there" if resumable and offer == flag else ""
             raise ArchRepairError(f"{option} {str(path)!r} exists and is not empty; {offer} to replace what "
-                                  "this command writes there (other files are kept), or choose another folder")
+                                  f"this command writes there (other files are kept){resume_too}, or choose another folder")
     _check_writable(target, option, path)
     return target
 

@@ -1,8 +1,8 @@
 """Side-by-side comparison of repair methods on one model and failure set, over several seeds.
 
 Example:
-    >>> comparison = compare_methods(model, record, data, split, ["archrepair", "network-gradient"],
-    ...                              seeds=[0, 1, 2], budget=Budget(epochs=4))   # doctest: +SKIP
+    >>> plan = RepairPlan("runs/r18", budget=Budget(epochs=4))                    # doctest: +SKIP
+    >>> comparison = compare_methods(prepare(plan), ["archrepair", "network-gradient"], seeds=[0, 1, 2])  # doctest: +SKIP
     >>> write_comparison(comparison, "compare-out")                              # doctest: +SKIP
 """
 

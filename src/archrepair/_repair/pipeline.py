@@ -30,16 +30,18 @@ REPORT_VERSION = 1
 
 def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = None,
                base_checkpoint: str | Path | None = None, before: np.ndarray | None = None,
-               run_time: RunTime | None = None, estimate: bool = True) -> tuple[RepairResult, dict]:
+               run_time: RunTime | None = None, estimate: bool = True, plan: dict | None = None
+               ) -> tuple[RepairResult, dict]:
     """Repair, evaluate on the test split (before and after, same examples), optionally save to ``out``.
 
     ``before``: the original model's test predictions, if already known (saves one pass).
     ``run_time``: the run's sessions, started by the caller (a resumed run's total counts every
     session; the report then says so; ``None``: this call alone is timed). ``estimate``: time a few
     steps of each phase first (the report's ``estimate_seconds``; a study, which never reads it, skips
-    it). Returns the result and
-    the report (a JSON-ready dict). Spread over processes (:mod:`archrepair.distributed`), every
-    process runs this and gets the same report; only process 0 writes ``out``."""
+    it). ``plan``: the repair's plan (:meth:`~archrepair.plan.RepairPlan.record`), stored whole in the
+    report. Returns the result and the report (a JSON-ready dict). Spread over processes
+    (:mod:`archrepair.distributed`), every process runs this and gets the same report; only process 0
+    writes ``out``."""
     if out is not None and base_checkpoint is not None and Path(out).resolve() == Path(base_checkpoint).resolve():
         raise ArchRepairError("the output folder is the input checkpoint; choose another --out (the input is never overwritten)")
     if run_time is None:
@@ -110,6 +112,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "base_checkpoint": str(base_checkpoint) if base_checkpoint else None,
         "base_fingerprint": model_fingerprint(base_checkpoint) if base_checkpoint else None,
         "details": result.details,
+        "plan": plan,
     }
     if out is not None and distributed.writes_files():
         save_repaired(result, task.record, report, Path(out))

@@ -15,6 +15,7 @@ from ..checkpoint import ModelRecord
 from ..data import BatchLoader, FailureSplit, ImageData, stratified_split
 from ..data.loader import FeatureRows
 from ..data.splits import indices_digest
+from ..device import resolve_device
 from ..errors import ArchRepairError
 from ..data.repair_set import RepairSet, repair_set
 from ..evaluate import predict_logits
@@ -27,7 +28,7 @@ from .keep import KEEP_LEVEL, MIN_SPARE_ROWS, KeepRows
 class TaskConfig:
     """How a repair task is built and run, the same for every method it is given to.
 
-    ``train_examples``: training examples joined to ``D_fail`` in ``D_repair`` (``None``: all);
+    ``train_examples``: training examples joined to ``D_fail`` in ``D_repair`` (0 or ``None``: all);
     ``val_fraction``: the share of them held out for validation; ``seed``: draws the sample and its
     splits and seeds the method; ``thin_validation``: under the ``paper`` protocol, drop from the
     validation examples the share of the base model's failures that ``D_fail`` took from the
@@ -35,7 +36,8 @@ class TaskConfig:
     validation examples are used as they are); ``fail_weight``: how many times each failure counts per
     training epoch; ``corruption``: ``{"name", "severity", "seed"}`` of the distribution shift the
     failures come from (validation then uses the held-out examples clean and shifted), or ``None``;
-    ``device``, ``channels_last``, ``amp``: where and how the models run. ``prefix_cache``: block-level
+    ``device`` (``auto``: the GPU when there is one; :func:`make_task` resolves it), ``channels_last``,
+    ``amp``: where and how the models run. ``prefix_cache``: block-level
     methods run the frozen part before their block once per example and train on its cached output
     (:mod:`.block_inputs`); ``cache_memory``: bytes the cache may hold in memory before it spills to
     a memory-mapped file. ``keep_level``: ``α`` of the final choice between the original and the
@@ -47,7 +49,7 @@ class TaskConfig:
     thin_validation: bool = True
     fail_weight: float = 1.0
     corruption: dict | None = None
-    device: str = "cpu"
+    device: str = "auto"
     channels_last: bool = False
     amp: bool = False
     prefix_cache: bool = True
@@ -65,6 +67,8 @@ class TaskConfig:
             raise ArchRepairError(f"the validation fraction must be in [0, 1), got {self.val_fraction}")
         if self.train_examples is not None and self.train_examples < 0:
             raise ArchRepairError(f"the number of training examples must be 0 or more, got {self.train_examples}")
+        if self.train_examples == 0:  # as everywhere: all of them
+            self.train_examples = None
         self.device = str(self.device)
 
 
@@ -249,6 +253,7 @@ def make_task(model: nn.Module, record: ModelRecord, data: ImageData, split: Fai
     and the choice between the original and the repaired model judge a repair the way the report will.
     """
     config = config or TaskConfig()
+    config = replace(config, device=str(resolve_device(config.device)))
     seed = config.seed
     heldout = split.protocol == "heldout"
     from_field = split.source == "field"

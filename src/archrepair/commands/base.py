@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .._checks import add_dependent, check_output, launch_rank, non_negative_int, open_fraction, positive_int
+from ..data.field import field_path
 from ..data.scenario import PROTOCOLS
 from ..data.sources import DEFAULT_SPEC, parse_spec
 
@@ -53,7 +54,8 @@ def add_corruption(parser: argparse.ArgumentParser, also: tuple[str, ...] = ()) 
     field = parser.add_argument_group("failures from the field")
     field.add_argument("--field", metavar="SPEC",
                        help="labelled images collected in use, instead of the test split: a folder or .tar.gz of "
-                            "<class>/<image>, an .npz with x and y, or a .csv of path,label rows; split into a fit part "
+                            "<class>/<image>, an .npz with x and y, or a .csv of path,label rows (the path alone, or "
+                            "KIND:PATH as for --data: imagefolder, tar, npz, csv); split into a fit part "
                             "(its failures are D_fail), a validation part and a hold-out, and judged on the hold-out "
                             "and on the home test set")
 
@@ -134,7 +136,8 @@ def data_path(spec: str | None) -> str | None:
 
 def checked_out(args: argparse.Namespace, *inputs, kind: str = "folder"):
     """``args.out`` checked against the command's inputs and its --overwrite/--resume options."""
-    inputs = (*inputs, getattr(args, "field", None))
+    field = getattr(args, "field", None)
+    inputs = (*inputs, field_path(field) if field else None)
     return check_output(args.out, inputs, kind, getattr(args, "overwrite", False), getattr(args, "resume", False),
                         resumable=hasattr(args, "resume"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._api import Problem, load_problem
+from ..problem import Problem, load_problem
 
 
 def corruption_of(args: argparse.Namespace) -> dict | None:

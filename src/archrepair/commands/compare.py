@@ -8,16 +8,15 @@ from pathlib import Path
 from rich.table import Table
 
 from .._checks import add_dependent, name_list, non_negative_int, output_lock, positive_int
-from ..budget import Budget
 from .._comparison import Comparison, ComparisonRow, compare_methods, summarise, write_comparison
 from .._comparison.write import JSON_FILE
 from ..fileio import write_text_atomically
 from ..errors import ArchRepairError
-from .._repair import DEFAULT_METHOD, get_repairer, make_task
+from .._repair import DEFAULT_METHOD, get_repairer
+from ..plan import Prepared, prepare
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device
-from .base import add_overwrite, add_quiet, checked_out, console, data_path, failures_of, list_methods_in_help, progress
-from .common_model import load_model_and_data
-from .repair import add_budget, add_repair_options, budget_of, repair_settings, task_config
+from .base import add_overwrite, add_quiet, checked_out, console, data_path, list_methods_in_help, progress
+from .repair import add_budget, add_repair_options, plan_of, repair_settings, failure_note
 
 DEFAULT_METHODS = f"{DEFAULT_METHOD},archrepair,train-more-block,block-gradient,network-gradient"
 
@@ -46,30 +45,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    budget = budget_of(args)
     settings = repair_settings(args, args.methods)
+    plan = plan_of(args, settings, method=args.methods[0], seed=args.failure_seed)
     for name in args.methods:
-        get_repairer(name, settings, budget)  # an unknown method or an impossible budget fails before any work
+        get_repairer(name, settings, plan.budget)  # an unknown method or an impossible budget fails before any work
+    if not args.dry_run:
+        out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
+        saved = out / JSON_FILE
+        if args.resume and not saved.exists():
+            raise ArchRepairError(f"nothing to resume: {str(saved)!r} does not exist; rerun without --resume")
+    prepared = prepare(plan, note=failure_note)
+    for name in args.methods[1:]:  # every method's settings checked on this model before any run
+        prepared.for_method(name)
     if args.dry_run:
-        return _dry_run(args, budget, settings)
-    out = checked_out(args, args.checkpoint, args.failures, data_path(args.data), args.corruption_dir)
-    saved = out / JSON_FILE
-    if args.resume and not saved.exists():
-        raise ArchRepairError(f"nothing to resume: {str(saved)!r} does not exist; rerun without --resume")
+        return _dry_run(args, prepared)
     with output_lock(out):
-        return _compare(args, budget, settings, saved)
+        return _compare(args, prepared, saved)
 
 
-def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) -> dict:
+def _compare(args: argparse.Namespace, prepared: Prepared, saved: Path) -> dict:
     methods = args.methods
     previous = _read_previous(saved) if args.resume else None
-    loaded = load_model_and_data(args)
-    split = failures_of(loaded, args, args.failure_seed)
-    height, width, channels = loaded.record.input_shape
-    for name in methods:  # settings a method cannot apply to this model fail before any run
-        get_repairer(name, settings, budget).check(loaded.model, (channels, height, width), split)
     say = progress(args)
-    say(f"{len(methods)} methods x {args.seeds} seeds, budget: {budget.describe()}")
+    say(f"{len(methods)} methods x {args.seeds} seeds, budget: {prepared.plan.budget.describe()}")
 
     def finished(row: ComparisonRow, so_far: Comparison) -> None:
         write_text_atomically(saved, so_far.to_json())  # an interruption loses at most the run in progress
@@ -86,10 +84,8 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
         write_text_atomically(saved, so_far.to_json())
         say(f"seed {error['seed']} {error['method']}: failed ({error['error']}); the other runs go on")
 
-    comparison = compare_methods(
-        loaded.model, loaded.record, loaded.data, split, methods, list(range(args.seeds)), budget, settings,
-        task_config(args, loaded.device), args.checkpoint, on_row=finished, on_error=failed, previous=previous,
-    )
+    comparison = compare_methods(prepared, methods, list(range(args.seeds)), on_row=finished, on_error=failed,
+                                 previous=previous)
     if not comparison.rows:
         write_text_atomically(saved, comparison.to_json())
         raise ArchRepairError(f"every run failed (first: {comparison.errors[0]['error']}); see {str(saved)!r}")
@@ -98,14 +94,12 @@ def _compare(args: argparse.Namespace, budget: Budget, settings, saved: Path) ->
             "files": {kind: str(path) for kind, path in paths.items()}}
 
 
-def _dry_run(args: argparse.Namespace, budget: Budget, settings) -> dict:
+def _dry_run(args: argparse.Namespace, prepared: Prepared) -> dict:
     """Each method's estimated seconds on the first seed's task, times the seeds (capped by the time budget)."""
-    loaded = load_model_and_data(args)
-    split = failures_of(loaded, args, args.failure_seed)
-    task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
+    task, budget = prepared.task(), prepared.plan.budget
     methods = {}
     for name in args.methods:
-        seconds = sum(get_repairer(name, settings, budget).estimate(task).values())
+        seconds = sum(prepared.for_method(name).repairer.estimate(task).values())
         methods[name] = round(min(seconds, budget.seconds or seconds), 3)
     return {"dry_run": True, "seconds_per_run": methods, "seeds": args.seeds,
             "total_seconds": round(args.seeds * sum(methods.values()), 1)}

@@ -17,8 +17,9 @@ from ..checkpoint import model_fingerprint
 from ..data import load_data, select_failures
 from ..device import resolve_device
 from ..evaluate import predict_logits
-from .._repair import DEFAULT_METHOD, get_repairer, make_task
-from .._repair.pipeline import run_repair
+from .._repair import DEFAULT_METHOD
+from ..budget import Budget
+from ..plan import RepairPlan, prepare, run_plan
 from ..train import TrainConfig
 from .base import Command, add_overwrite, add_quiet, checked_out, percent, progress
 from .repair import add_repair_options, repair_settings, task_config
@@ -66,11 +67,10 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
     say(f"2/4 {wrong} test failures; the {len(split.fail_indices)} in the failure pool form D_fail, the repair is "
         f"judged on the other half of the test set ({len(split.holdout_indices)} examples, never seen by it)")
     say("3/4 localising the vulnerable block and repairing it")
-    task = make_task(model, record, data, split, task_config(args, device))
-    method = get_repairer(DEFAULT_METHOD, repair_settings(args, [DEFAULT_METHOD]), log=say)
-    _, report = run_repair(method, task, out / "repaired", out / "base")
+    plan = RepairPlan(str(out / "base"), DEFAULT_METHOD, repair_settings(args, [DEFAULT_METHOD]), Budget(),
+                      task_config(args, device), failures=str(out / "failures.json"), out=str(out / "repaired"))
+    _, report = run_plan(prepare(plan, log=say))
     say("4/4 done")
-    report["out"] = str(out / "repaired")
     return report
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import shutil
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from rich.table import Table
@@ -15,7 +13,6 @@ from rich.table import Table
 from .._checks import (
     add_dependent,
     byte_size,
-    check_same_settings,
     finite_float,
     level_fraction,
     non_empty_name,
@@ -25,30 +22,23 @@ from .._checks import (
     output_lock,
     positive_float,
     positive_int,
-    replace_stale,
 )
-from .._repair.estimate import peak_memory_mb
 from .. import distributed
 from ..device import resolve_device
-from ..fileio import write_text_atomically
-from .._localize import FORMULAS, LOCALIZE_ROWS, LocalizationReport, LocalizeConfig, list_localizers
+from .._localize import FORMULAS, LOCALIZE_ROWS, LocalizeConfig, list_localizers
 from ..errors import ArchRepairError
 from ..budget import Budget
-from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, get_repairer, list_repairers, make_task
+from .._repair import DEFAULT_METHOD, RepairSettings, TaskConfig, list_repairers
 from .._repair.registry import method_entry, searching_repairers
 from .._repair.keep import KEEP_LEVEL
-from .._api import Problem
-from .._repair.base import Repairer, first_off
-from ..data.scenario import FailureSplit
+from ..plan import RepairPlan, dry_run, prepare, run_plan
 from .._repair.document import latency_change, tested_set
-from .._repair.pipeline import run_repair
 from .._repair.retain import RETAIN_KINDS, RetainConfig
-from .._repair.run_time import RunTime
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite
-from .base import add_quiet, checked_out, console, data_path, failures_of, list_methods_in_help, percent, progress
-from .common_model import corruption_of, load_model_and_data
+from .base import add_quiet, checked_out, console, data_path, list_methods_in_help, percent, progress
+from .common_model import corruption_of
 
 
 SEARCH_OPTIONS = ("--search-epochs", "--warmup-epochs", "--search-lr", "--arch-lr", "--beta-decay", "--partial-channels",
@@ -201,13 +191,13 @@ def run(args: argparse.Namespace) -> dict:
     if args.dry_run:
         if distributed.launched():
             raise ArchRepairError("--dry-run times one process; run it without torchrun")
-        return dry_run(args, settings)
+        return dry_run(prepare(plan_of(args, settings), note=failure_note))
     distributed.batch_share(args.search_batch_size)  # every refusal comes before the processes wait on each other
     out = checked_out(args, args.checkpoint, args.failures, args.localization, data_path(args.data), args.corruption_dir)
-    device = distributed.local_device(resolve_device(args.device))
-    args.device = str(device)
-    problem = _problem(args, settings)
-    with distributed.process_group(device) as world:
+    args.device = str(distributed.local_device(resolve_device(args.device)))
+    log = progress(args) if distributed.launch_rank() == 0 else (lambda message: None)  # process 0 speaks
+    prepared = prepare(plan_of(args, settings, out), log=log, note=failure_note)  # checked before the work folder is written
+    with distributed.process_group(prepared.problem.device) as world:
         if world.spread and not method_entry(args.method).spreads:
             if world.main:
                 print(f"note: {args.method} cannot be spread over processes; it runs in process 0 alone",
@@ -216,99 +206,24 @@ def run(args: argparse.Namespace) -> dict:
             if not world.main:
                 return {"process": world.rank, "ran": False}
         with output_lock(out) if world.main else contextlib.nullcontext():
-            return _repair(args, out, problem)
+            return run_plan(prepared, args.resume)[1]
 
 
-@dataclass
-class _Problem:
-    """What a repair starts from, loaded and checked before any process waits on another (under
-    torchrun each process loads it whole: the same refusal everywhere, said once by process 0)."""
-
-    loaded: Problem
-    split: FailureSplit
-    config: TaskConfig
-    repairer: Repairer
-    resolved: dict
-
-
-def _problem(args: argparse.Namespace, settings: RepairSettings) -> _Problem:
-    loaded = load_model_and_data(args)
-    split = failures_of(loaded, args, args.seed)
-    config = task_config(args, loaded.device)
-    failures = split.digest()
-    if args.localization:
-        settings.block = _localised_block(args.localization, loaded.fingerprint, failures)
-    log = progress(args) if distributed.launch_rank() == 0 else (lambda message: None)  # process 0 speaks
-    repairer = get_repairer(args.method, settings, budget_of(args), log=log)
-    height, width, channels = loaded.record.input_shape
-    repairer.check(loaded.model, (channels, height, width), split)  # before the work folder is written
-    resolved = {"task": asdict(config), "method": args.method, "settings": asdict(settings),
-                "budget": asdict(repairer.budget), "processes": distributed.launch_size(),
-                "model": loaded.fingerprint, "data": loaded.data.fingerprint, "failures": failures}
-    return _Problem(loaded, split, config, repairer, resolved)
+def plan_of(args: argparse.Namespace, settings: RepairSettings, out: Path | None = None,
+            method: str | None = None, seed: int | None = None) -> RepairPlan:
+    """The plan of the command line's options (``settings``: :func:`repair_settings`; ``method`` and
+    ``seed``, when given, in place of ``--method`` and ``--seed``)."""
+    task = task_config(args, args.device)
+    return RepairPlan(args.checkpoint, method or args.method, settings, budget_of(args),
+                      task if seed is None else replace(task, seed=seed), args.data, args.failures, args.field,
+                      args.corruption_dir, args.count, args.protocol, args.holdout, args.test_validation,
+                      args.batch_size, getattr(args, "localization", None), out)
 
 
-def _repair(args: argparse.Namespace, out: Path, problem: _Problem) -> dict:
-    work = out.with_name(out.name + ".work")
-    if distributed.writes_files():
-        replace_stale(work, args.resume, lambda message: print(message, file=sys.stderr, flush=True), "the work folder")
-    distributed.barrier()  # no process reads the work folder before a stale one is gone
-    _check_work(work, problem.resolved, args.resume)
-    loaded, repairer = problem.loaded, problem.repairer
-    with RunTime(work) as timer:
-        task = make_task(loaded.model, loaded.record, loaded.data, problem.split, problem.config)
-        repairer.work_dir = work
-        _, report = run_repair(repairer, task, out, args.checkpoint, run_time=timer)
-    distributed.barrier()  # every process is done with the work folder
-    if distributed.writes_files():
-        shutil.rmtree(work, ignore_errors=True)
-    report["out"] = str(out)
-    return report
-
-
-def dry_run(args: argparse.Namespace, settings: RepairSettings) -> dict:
-    """The estimated seconds per phase and the peak memory of this repair, from a few timed steps."""
-    loaded = load_model_and_data(args)
-    split = failures_of(loaded, args, args.seed)
-    task = make_task(loaded.model, loaded.record, loaded.data, split, task_config(args, loaded.device))
-    estimate = get_repairer(args.method, settings, budget_of(args)).estimate(task)
-    uncached = replace(task, config=replace(task.config, prefix_cache=False), views={})
-    without = get_repairer(args.method, settings, budget_of(args)).estimate(uncached) \
-        if task.config.prefix_cache else estimate
-    return {"dry_run": True, "method": args.method, "estimate_seconds": {k: round(v, 3) for k, v in estimate.items()},
-            "total_seconds": round(sum(estimate.values()), 3),
-            "estimate_seconds_without_cache": {k: round(v, 3) for k, v in without.items()},
-            "total_seconds_without_cache": round(sum(without.values()), 3),
-            "prefix_cache": _cache_status(task), "peak_memory_mb": round(peak_memory_mb()),
-            "fit_rows": int(len(task.fit_indices)), "val_rows": int(len(task.val_indices))}
-
-
-def _cache_status(task) -> str:
-    """The cache status of the block the estimate worked at (``off: ...`` with the reason)."""
-    statuses = [view.status for view in task.views.values()]
-    if not statuses:
-        return "off: the method trains no single block" if task.config.prefix_cache else "off: turned off (--no-prefix-cache)"
-    return first_off(*statuses)
-
-
-def _localised_block(path: str, model: str, failures: str) -> str:
-    """The block chosen by the ``localize --out`` report in ``path``, if it was made for this model
-    and these failures."""
-    report = LocalizationReport.load(path)
-    made_for = report.extra or {}
-    if made_for.get("model_fingerprint") != model or made_for.get("failures_sha256") != failures:
-        raise ArchRepairError(f"--localization {path!r} was made for another model or other failures (model "
-                              f"{made_for.get('model_fingerprint')}, failures {made_for.get('failures_sha256')}; here "
-                              f"{model}, {failures}); localise again with these --failures")
-    return report.chosen
-
-
-def _check_work(work: Path, settings: dict, resume: bool) -> None:
-    saved = work / "settings.json"
-    if resume and saved.exists():
-        check_same_settings(json.loads(saved.read_text()), settings, f"the repair in {str(work)!r}")
-    work.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(saved, json.dumps(settings, indent=1, default=str))
+def failure_note(line: str) -> None:
+    """A note about the failures chosen, said once (by process 0) on stderr whatever ``--json`` says."""
+    if distributed.launch_rank() == 0:
+        print(f"note: {line}", file=sys.stderr, flush=True)
 
 
 def show(report: dict) -> None:

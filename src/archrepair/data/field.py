@@ -9,6 +9,9 @@ A field spec names one labelled image set, in one of three forms:
 - a ``.csv`` of ``path,label`` rows (a header row ``path,label`` is allowed), paths relative to the CSV's
   folder and inside it, labels class names or class indices.
 
+The path may carry its kind in front, as a data spec does (``npz:field.npz``, ``imagefolder:photos/``,
+``tar:photos.tar.gz``, ``csv:labels.csv``); the kind must agree with what the path is.
+
 :func:`field_data` brings the images to the model's input (size by bilinear resizing; gray to RGB by
 replicating the channel, RGB to gray by luma, each said in one note), maps the field's class names to
 the model's, and returns the model's data with its test split replaced by the field set (the training
@@ -51,31 +54,46 @@ class FieldSet:
     notes: list[str] = field(default_factory=list)
 
 
+FIELD_KINDS = {"imagefolder": "folder", "folder": "folder", "tar": "archive", "npz": "npz", "csv": "csv"}
+"""The kinds a field spec may name before its path (``KIND:PATH``, as a data spec does), and the form each is."""
+
+
+def field_path(spec: str) -> str:
+    """The file or folder a field spec reads: its path without a ``KIND:`` prefix."""
+    prefix, colon, path = spec.partition(":")
+    return path if colon and prefix in FIELD_KINDS else spec
+
+
 def field_kind(spec: str) -> str:
-    """Which form ``spec`` is (see the module docstring), or a one-line error."""
-    path = Path(spec)
+    """Which form ``spec`` is (see the module docstring; a ``KIND:`` prefix must agree with the path),
+    or a one-line error."""
+    path = Path(field_path(spec))
     if not path.exists():
         raise ArchRepairError(f"field set {spec!r} does not exist; give a folder of <class>/<image>, a .tar.gz of one, "
                               "an .npz with x and y, or a .csv of path,label rows")
     if path.is_dir():
-        return "folder"
-    if spec.endswith((".tar.gz", ".tgz", ".tar")):
-        return "archive"
-    if path.suffix == ".npz":
-        return "npz"
-    if path.suffix == ".csv":
-        return "csv"
-    raise ArchRepairError(f"cannot tell what field set {spec!r} is; give a folder, a .tar.gz, an .npz or a .csv")
+        kind = "folder"
+    elif path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        kind = "archive"
+    elif path.suffix in (".npz", ".csv"):
+        kind = path.suffix[1:]
+    else:
+        raise ArchRepairError(f"cannot tell what field set {spec!r} is; give a folder, a .tar.gz, an .npz or a .csv")
+    prefix = spec.partition(":")[0]
+    if field_path(spec) != spec and FIELD_KINDS[prefix] != kind:
+        raise ArchRepairError(f"field set {spec!r} says {prefix} but {str(path)!r} is a {kind}; give the path alone "
+                              "or its kind")
+    return kind
 
 
 def read_field(spec: str) -> FieldSet:
     """The labelled images ``spec`` names, decoded; undecodable images are listed in one error."""
-    kind = field_kind(spec)
+    kind, path = field_kind(spec), field_path(spec)
     if kind == "npz":
-        return _read_npz(spec)
+        return _read_npz(path)
     if kind == "csv":
-        return _read_csv(spec)
-    members = _dir_members(Path(spec)) if kind == "folder" else _tar_members(Path(spec))
+        return _read_csv(path)
+    members = _dir_members(Path(path)) if kind == "folder" else _tar_members(Path(path))
     items, skipped = [], []
     for parts, payload in members:
         if len(parts) < 2 or payload is None or parts[-1].startswith("."):
@@ -277,7 +295,7 @@ def field_data(home: ImageData, spec: str) -> tuple[ImageData, dict]:
     """``home`` (the model's data) with its test split replaced by the field set ``spec``, brought
     to ``home``'s image shape and class names, and what was found: ``{"spec", "images", "notes",
     "duplicates_of_training", "duplicates_of_test", "hashes"}`` (exact duplicates, by image hash)."""
-    if home.spec and Path(spec).exists() and _same_path(spec, home.spec):
+    if home.spec and Path(field_path(spec)).exists() and _same_path(field_path(spec), home.spec):
         raise ArchRepairError(f"the field set {spec!r} is the model's own data; give images from the field")
     field_set = read_field(spec)
     if not field_set.images:
@@ -296,9 +314,9 @@ def field_data(home: ImageData, spec: str) -> tuple[ImageData, dict]:
     if of_training or of_test:
         notes.append(f"{of_training} field images are byte-identical to training images and {of_test} to test images "
                      "(exact duplicates; they tell little about the field)")
-    data = replace(home, spec=f"{home.spec}#field:{Path(spec).resolve()}", x_test=images, y_test=labels,
+    data = replace(home, spec=f"{home.spec}#field:{Path(field_path(spec)).resolve()}", x_test=images, y_test=labels,
                    _fingerprint=None, home=home)
-    info = {"spec": str(Path(spec).resolve()), "images": len(images), "notes": notes,
+    info = {"spec": str(Path(field_path(spec)).resolve()), "images": len(images), "notes": notes,
             "duplicates_of_training": of_training, "duplicates_of_test": of_test, "hashes": hashes}
     return data, info
 

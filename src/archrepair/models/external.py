@@ -7,6 +7,7 @@ from (``record.arguments``)::
     {"source": "timm", "name": "resnet18", "kwargs": {...}}          # when timm is installed
     {"source": "factory", "factory": "/abs/path/net.py:build", "kwargs": {...}}
     {"source": "factory", "factory": "package.module:build", "kwargs": {...}}
+    {"source": "memory", "key": "...", "kwargs": {}}   # staged from a model held in this process
 
 and ``blocks``, the block names to use where the family has no automatic list; ``stem``
 (``{"module": "conv1", "in_channels": 1}``) when ``import --in-channels-from`` folded the first
@@ -28,7 +29,20 @@ from torch import nn
 from ..errors import ArchRepairError
 
 EXTERNAL = "external"
-SOURCES = ("torchvision", "timm", "factory")
+SOURCES = ("torchvision", "timm", "factory", "memory")
+
+_IN_MEMORY: dict[str, nn.Module] = {}
+"""Models a Python user handed over in memory (:mod:`archrepair.in_memory`), by key: the templates a
+``memory`` checkpoint is rebuilt from, in this process only."""
+
+
+def remember_model(model: nn.Module) -> str:
+    """Keep a copy of ``model`` (on the CPU) as the template of a ``memory`` checkpoint; its key."""
+    import copy
+
+    key = f"{type(model).__qualname__}-{len(_IN_MEMORY)}"
+    _IN_MEMORY[key] = copy.deepcopy(model).cpu()
+    return key
 
 
 def build_external(arguments: dict, checkpoint_folder: Path | None = None) -> nn.Module:
@@ -42,6 +56,13 @@ def build_external(arguments: dict, checkpoint_folder: Path | None = None) -> nn
             from torchvision import models
 
             model = models.get_model(arguments["name"], weights=None, **kwargs)
+        elif source == "memory":
+            if arguments.get("key") not in _IN_MEMORY:
+                raise ArchRepairError("this checkpoint was staged from a model held in memory by another Python "
+                                      "process; make it with `archrepair import` to use it anywhere")
+            import copy
+
+            model = copy.deepcopy(_IN_MEMORY[arguments["key"]])
         elif source == "timm":
             try:
                 import timm

@@ -64,7 +64,7 @@ def run_study(study: Study, workers: int = 1, engine: str = "local", address: st
             def finished(run_hash: str) -> None:
                 log(_progress(store, run_hash, hashes))
                 if study.export is not None:
-                    write_text_atomically(study.export, store.export_lines())
+                    write_text_atomically(study.export, store.export_lines(study.export.parent))
 
             try:
                 if engine == "ray":

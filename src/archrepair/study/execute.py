@@ -33,26 +33,31 @@ def execute(config: dict) -> dict:
     return outcome
 
 
-def _figures(config: dict) -> dict:
-    from .._api import load_problem
-    from .._comparison.record import ComparisonRow
-    from .._repair import get_repairer, make_task
-    from .._repair.pipeline import run_repair
+def plan_of_row(config: dict):
+    """The :class:`~archrepair.plan.RepairPlan` of a resolved run configuration: the repair a study
+    row is, the same the command line and the Python API build (nothing written: ``out`` is ``None``)."""
+    from ..plan import RepairPlan
     from .spec import rebuilt
 
-    settings, task_config, budget = rebuilt(config)
-    problem = load_problem(config["checkpoint"], config["data"], corruption=task_config.corruption,
-                           field=config["field"], device=task_config.device)
-    split = problem.failures(None, config["count"], config["seed"], config["protocol"], config["holdout"])
-    task = make_task(problem.model, problem.record, problem.data, split, task_config)
-    result, report = run_repair(get_repairer(config["repairer"], settings, budget, log=lambda line: None), task,
-                                base_checkpoint=config["checkpoint"], estimate=False)
+    settings, task, budget = rebuilt(config)
+    return RepairPlan(config["checkpoint"], config["repairer"], settings, budget, task, config["data"],
+                      field=config["field"], count=config["count"], protocol=config["protocol"],
+                      holdout=config["holdout"])
+
+
+def _figures(config: dict) -> dict:
+    from .._comparison.record import ComparisonRow
+    from ..plan import prepare, run_plan
+
+    prepared = prepare(plan_of_row(config), log=lambda line: None)
+    result, report = run_plan(prepared, estimate=False)
+    split, settings = prepared.split, prepared.plan.settings
     row = asdict(ComparisonRow.from_report(report, sum(result.phase_seconds.values())))
     figures = {key: value for key, value in row.items() if key not in BULKY} | {"fail_count": len(split.fail_indices)}
     if settings.block is not None:  # a block named by the study (RQ3): what the localiser would have said
-        figures["localization"] = _localization(task, settings)
-    if task_config.corruption:
-        figures["shift_table"] = _shift_table(config, problem, result, split)
+        figures["localization"] = _localization(prepared.task(), settings)
+    if prepared.plan.task.corruption:
+        figures["shift_table"] = _shift_table(config, prepared.problem, result, split)
     return figures
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .._comparison.record import judged_fields
 from ..errors import ArchRepairError
 from .spec import Run
-from .store import Store, checked_export
+from .store import Store, read_export
 
 
 def import_rows(store_path: str | Path, rows_path: str | Path, models: dict[str, str] | None = None) -> dict:
@@ -40,7 +40,7 @@ def import_into(store: Store, rows_path: str | Path, models: dict[str, str] | No
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArchRepairError(f"{str(rows_path)!r} is not a JSON-lines file of rows: {error}") from None
     if rows and {"hash", "config", "status"} <= set(rows[0]):  # a store's own export
-        return {"rows": len(rows), "imported": store.restore(checked_export(rows, rows_path))}
+        return {"rows": len(rows), "imported": store.restore(read_export(rows_path))}
     models = models or {}
     runs, figures = [], []
     for row in rows:

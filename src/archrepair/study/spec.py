@@ -119,11 +119,15 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
     from .._repair import RepairSettings, TaskConfig
     from ..budget import Budget
     from ..checkpoint import model_fingerprint
+    from ..device import resolve_device
 
     raw, base = study.raw, study.path.parent
     models, scenarios = raw.get("models") or {}, raw.get("scenarios") or {}
     fingerprints: dict[str, str] = {}
     runs: dict[str, Run] = {}
+    device = raw.get("device", "auto")
+    if device == "auto":  # as everywhere: the GPU when there is one (here, where the study is resolved)
+        device = str(resolve_device(device))
     for grid in raw["grid"]:  # checked whole by load_study
         budget = Budget(**grid.get("budget", raw.get("budget", {})))
         count = int(grid.get("count", raw.get("count", 1000)))
@@ -140,7 +144,7 @@ def resolve_runs(study: Study, workers: int = 1) -> list[Run]:
                     for seed in seeds:
                         task = overrides_applied(TaskConfig(
                             train_examples=raw.get("train_examples", 5000), seed=int(seed), corruption=shift,
-                            device=raw.get("device", "cpu"), keep_level=raw.get("keep_level", 0.05)),
+                            device=device, keep_level=raw.get("keep_level", 0.05)),
                             overrides.get("task", {}), f"{label}.task")
                         if task.train_examples == 0:  # as on the command line: all of them
                             task = replace(task, train_examples=None)

@@ -12,9 +12,10 @@ never SQLite over a network file system).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,11 +203,19 @@ class Store:
         found = dict(self.connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         return {status: int(found.get(status, 0)) for status in STATUSES}
 
-    def export_lines(self) -> str:
+    def export_lines(self, folder: str | Path | None = None) -> str:
         """The finished rows (done, failed, imported) in grid order, one sorted JSON object a line:
-        a text copy of the store that :meth:`restore` reads back."""
-        return "".join(json.dumps({key: getattr(run, key) for key in EXPORTED}, sort_keys=True) + "\n"
-                       for run in self.runs() if run.status in FINISHED)
+        a text copy of the store that :meth:`restore` reads back (:func:`read_export`). With
+        ``folder`` (where the export is written), the paths a row names (its checkpoint, its field
+        set) are written relative to it, so that the export can be moved with the files it names."""
+        lines = []
+        for run in self.runs():
+            if run.status in FINISHED:
+                row = {key: getattr(run, key) for key in EXPORTED}
+                if folder is not None:
+                    row["config"] = _paths_moved(row["config"], lambda path: os.path.relpath(path, folder))
+                lines.append(json.dumps(row, sort_keys=True) + "\n")
+        return "".join(lines)
 
     def restore(self, exported: list[dict]) -> int:
         """Put exported rows (:meth:`export_lines`) into the store: a row not stored is added, a stored
@@ -251,7 +260,21 @@ def read_export(path: str | Path) -> list[dict]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ArchRepairError(f"{str(path)!r} is not a study export (JSON lines): {error}") from None
-    return checked_export(rows, path)
+    for row in checked_export(rows, path):  # paths relative to the export (an absolute one stays as it is)
+        row["config"] = _paths_moved(row["config"], lambda named: os.path.normpath(os.path.join(path.parent.absolute(),
+                                                                                               named)))
+    return rows
+
+
+PATH_KEYS = ("checkpoint", "field")
+"""The keys of a row's configuration that name a file or folder (never part of its hash)."""
+
+
+def _paths_moved(config: dict, move: Callable[[str], str]) -> dict:
+    """``config`` with the paths it names (:data:`PATH_KEYS`) passed through ``move``."""
+    if not isinstance(config, dict):
+        return config
+    return config | {key: move(config[key]) for key in PATH_KEYS if isinstance(config.get(key), str)}
 
 
 def checked_export(rows: list, path: str | Path) -> list[dict]:
@@ -267,7 +290,7 @@ def export_store(store_path: str | Path, out: str | Path) -> dict:
 
     store = Store(store_path, create=False)
     try:
-        text = store.export_lines()
+        text = store.export_lines(Path(out).absolute().parent)
     finally:
         store.close()
     write_text_atomically(Path(out), text)
