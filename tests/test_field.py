@@ -223,3 +223,15 @@ def test_errors_about_a_field_split_name_the_field_set_and_the_option(digits_che
         load_problem(digits_checkpoint, field=str(tmp_path / "some.npz")).failures(count=10, holdout=0.99)
     assert "--holdout 0.99 leaves no room for the validation part of the field set" in str(raised.value)
     assert "some.npz" in str(raised.value) and "got 0.2" not in str(raised.value)
+
+
+def test_a_field_spec_may_name_its_kind_like_a_data_spec_and_the_kind_must_agree(digits, tmp_path):
+    x, y = _field_images(digits, count=40, duplicates=0)
+    np.savez(tmp_path / "field.npz", x=x, y=y)
+    bare, named = read_field(str(tmp_path / "field.npz")), read_field(f"npz:{tmp_path / 'field.npz'}")
+    assert named.labels == bare.labels and all(np.array_equal(a, b) for a, b in zip(named.images, bare.images))
+    with pytest.raises(ArchRepairError, match=r"says csv but .* is a npz") as raised:
+        read_field(f"csv:{tmp_path / 'field.npz'}")
+    assert "\n" not in str(raised.value)
+    with pytest.raises(ArchRepairError, match="does not exist"):
+        read_field(f"npz:{tmp_path / 'missing.npz'}")
