@@ -225,3 +225,37 @@ def test_data_in_memory_in_every_form_is_the_same_images(tmp_path):
         image_arrays(dict(floats, x_train=floats["x_train"] * 2))
     with pytest.raises(archrepair.ArchRepairError, match="lacks y_test"):
         image_arrays({key: value for key, value in data.items() if key != "y_test"})
+
+
+def test_archrepair_compare_and_the_compare_command_write_the_same_comparison(cli, digits_checkpoint, tmp_path):
+    torch.set_num_threads(1)
+    status, _, stderr = cli("compare", digits_checkpoint, "--methods", "block-gradient,network-gradient", "--seeds", "1",
+                            "--budget-epochs", "1", "--count", "10", "--train-examples", "200", "--device", "cpu",
+                            "--out", tmp_path / "cli")
+    assert status == 0, stderr
+    comparison = archrepair.compare(digits_checkpoint, ["block-gradient", "network-gradient"], count=10, seeds=1,
+                                    budget=Budget(epochs=1), task=TaskConfig(train_examples=200, device="cpu"))
+    archrepair.write_comparison(comparison, tmp_path / "api")
+    written = [json.loads((tmp_path / door / "comparison.json").read_text()) for door in ("cli", "api")]
+    assert _figures(written[0]) == _figures(written[1])
+    assert len(written[0]["rows"]) == 2
+
+
+def test_the_typed_report_reads_the_reports_json_and_an_older_one(digits_checkpoint, tmp_path):
+    from archrepair._repair.report import RepairReport
+
+    result, report = archrepair.repair(digits_checkpoint, method="block-gradient", out=tmp_path / "r", count=10,
+                                       budget=Budget(epochs=1), task=TaskConfig(train_examples=200, device="cpu"))
+    written = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report.to_dict() == written and RepairReport.load(tmp_path / "r") == report
+    judged = written["judged"]["returned"]["holdout"]
+    assert (report.returned.holdout.change_points, report.returned.holdout.negative_flip_rate) == \
+        (judged["change_points"], judged["negative_flip_rate"])
+    assert report.keep.p_value == written["keep"]["p_value"] and report.keep.decision == report.kept
+    assert report.cost.parameters_after == written["parameters_after"] and report.plan == written["plan"]
+    older = {key: value for key, value in written.items() if key not in ("plan", "keep", "latency_batch")}
+    typed = RepairReport.from_dict(older)
+    assert typed.plan is None and typed.keep is None and typed.cost is None
+    assert typed.returned == report.returned
+    with pytest.raises(archrepair.ArchRepairError, match="not a repair report"):
+        RepairReport.from_dict({"kept": "original"})

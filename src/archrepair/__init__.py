@@ -23,6 +23,7 @@ _EXPORTS = {
     "._localize": ["LocalizationReport", "LocalizeConfig", "Localizer", "list_localizers", "register_localizer"],
     "._repair": ["Candidate", "RepairResult", "Repairer", "RepairSettings", "TaskConfig", "get_repairer",
                  "list_repairers", "make_task", "register_repairer"],
+    "._repair.report": ["RepairReport"],
     "._search.graph": ["register_relaxation_rule"],
     ".budget": ["Budget"],
     ".checkpoint": ["load", "load_checkpoint", "save_checkpoint"],

@@ -21,6 +21,7 @@ from ._comparison import Comparison, compare_methods
 from ._localize import LocalizationReport, LocalizeConfig
 from ._checks import PATH, argument, argument_list, check_output
 from ._repair import DEFAULT_METHOD, RepairResult, RepairSettings, TaskConfig, list_repairers
+from ._repair.report import RepairReport
 from .budget import Budget
 from .data.field import field_path
 from .in_memory import stage
@@ -90,7 +91,7 @@ def repair(checkpoint: str | Path | nn.Module, failures: str | Path | None = Non
            method: str = DEFAULT_METHOD, out: str | Path | None = None, data=None, field: str | Path | None = None,
            count: int = 1000, settings: RepairSettings | None = None, task: TaskConfig | None = None,
            budget: Budget | None = None, log: Callable[[str], None] | None = None, overwrite: bool = False,
-           resume: bool = False, model_info: dict | None = None) -> tuple[RepairResult, dict]:
+           resume: bool = False, model_info: dict | None = None) -> tuple[RepairResult, RepairReport]:
     """Repair a checkpoint with ``method`` on its failures (a split file, or ``count`` chosen with
     ``task.seed``; with ``field``, the failures of a field set, :mod:`archrepair.data.field`),
     evaluate before and after on the same test examples, and, with ``out``, save the repaired model
@@ -99,14 +100,16 @@ def repair(checkpoint: str | Path | nn.Module, failures: str | Path | None = Non
     ``<out>.work``). ``task.device`` ``auto`` (the default) runs on the GPU when there is one.
     ``checkpoint`` may be the ``nn.Module`` itself, with ``data`` as arrays, tensors or Datasets
     (:mod:`archrepair.in_memory`; ``model_info``: ``classes``, ``mean``, ``std``, ``blocks``).
-    Returns the result (``result.model``: the repaired ``nn.Module``) and the report, whose ``plan`` is
-    the repair as run (:func:`make_plan`, the plan the command line builds for the same repair)."""
+    Returns the result (``result.model``: the repaired ``nn.Module``) and the typed report
+    (:class:`~archrepair._repair.report.RepairReport`; ``report.to_dict()`` is ``report.json``), whose
+    ``plan`` is the repair as run (:func:`make_plan`, the plan the command line builds)."""
     if log is not None and not callable(log):
         raise ArchRepairTypeError(f"repair(): log takes a function of one text or None, got {type(log).__name__}")
     plan = make_plan(checkpoint, failures, method=method, out=out, data=data, field=field, count=count,
                      settings=settings, task=task, budget=budget, overwrite=overwrite, resume=resume,
                      model_info=model_info, function="repair")
-    return run_plan(prepare(plan, log), resume)
+    result, report = run_plan(prepare(plan, log), resume)
+    return result, RepairReport.from_dict(report)
 
 
 def compare(checkpoint: str | Path, methods: list[str], failures: str | Path | None = None, *, seeds: int = 3,

@@ -177,7 +177,7 @@ def run_plan(prepared: Prepared, resume: bool = False, estimate: bool = True, se
     distributed.barrier()  # every process is done with the work folder
     if distributed.writes_files():
         shutil.rmtree(work, ignore_errors=True)
-    return result, report | {"out": plan.out}
+    return result, report
 
 
 def dry_run(prepared: Prepared) -> dict:

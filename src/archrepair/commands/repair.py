@@ -280,8 +280,9 @@ def show(report: dict) -> None:
     console.print("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in report["phase_seconds"].items())
                   + " (estimated: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.get("estimate_seconds", {}).items())
                   + f"); block-input cache {report.get('prefix_cache', 'off')}")
-    if report.get("out"):
-        console.print(f"wrote [bold]{report['out']}[/] (load with archrepair.load)")
+    out = (report.get("plan") or {}).get("out")
+    if out:
+        console.print(f"wrote [bold]{out}[/] (load with archrepair.load)")
 
 
 COMMAND = Command(add_arguments, run, show)
