@@ -99,7 +99,7 @@ def test_the_public_api_repairs_localizes_and_compares(digits_checkpoint, tmp_pa
     task = archrepair.TaskConfig(train_examples=200, device="cpu")
     result, summary = archrepair.repair(digits_checkpoint, method="block-gradient", out=tmp_path / "r", count=10,
                                         settings=settings, task=task)
-    assert summary.method == "block-gradient" and summary.figures["task"]["train_examples"] == 200
+    assert summary.method == "block-gradient" and summary.other["task"]["train_examples"] == 200
     assert (tmp_path / "r" / "report.json").exists() and archrepair.load(tmp_path / "r") is not None
     comparison = archrepair.compare(digits_checkpoint, ["block-gradient", "network-gradient"], seeds=1, count=10,
                                     settings=settings, task=task, budget=archrepair.Budget(epochs=1))

@@ -364,23 +364,31 @@ def test_a_study_export_restores_a_new_store_without_running_anything_again(digi
 
 
 def test_a_study_folder_moved_elsewhere_reports_alike_and_restores_its_rows_with_their_paths_there(
-        digits_checkpoint, tmp_path):
+        digits_checkpoint, digits, tmp_path):
     import shutil
 
     here, there = tmp_path / "here", tmp_path / "there"
     shutil.copytree(digits_checkpoint, here / "model")
+    rng = np.random.default_rng(0)  # a field set: noisy copies of 300 digits
+    rows = rng.choice(len(digits.y_test), 300)
+    np.savez(here / "field.npz", y=digits.y_test[rows],
+             x=np.clip(digits.x_test[rows, ..., 0] + rng.normal(0, 60, (300, 8, 8)), 0, 255).astype(np.uint8))
     path = _study(here, "model", methods=("block-gradient",), seeds=(0,))
-    path.write_text('export = "tiny/runs.jsonl"\n' + path.read_text())
+    path.write_text('export = "tiny/runs.jsonl"\n' + path.read_text().replace('scenarios = ["test"]',
+                    'scenarios = ["test", "field"]') + '\n[scenarios.field]\nfield = "field.npz"\n')
     run_study(load_study(path), log=lambda line: None)
-    (row,) = [json.loads(line) for line in (here / "tiny" / "runs.jsonl").read_text().splitlines()]
-    assert row["config"]["checkpoint"] == "../model"  # relative to the export
+    rows = [json.loads(line) for line in (here / "tiny" / "runs.jsonl").read_text().splitlines()]
+    assert [row["status"] for row in rows] == ["done", "done"]
+    assert {row["config"]["checkpoint"] for row in rows} == {"../model"}  # relative to the export
+    assert [row["config"]["field"] for row in rows] == [None, "../field.npz"]
     write_report(here / "tiny.sqlite", tmp_path / "before")
     shutil.move(here, there)
     write_report(there / "tiny.sqlite", tmp_path / "moved")  # the store itself, moved
     (there / "tiny.sqlite").unlink()  # a fresh machine: the export is committed, the store is not
-    assert run_study(load_study(there / "tiny.toml"), log=lambda line: None)["counts"]["done"] == 1
-    (stored,) = Store(there / "tiny.sqlite").runs()
-    assert Path(stored.config["checkpoint"]).resolve() == (there / "model").resolve()
+    assert run_study(load_study(there / "tiny.toml"), log=lambda line: None)["counts"]["done"] == 2
+    stored = Store(there / "tiny.sqlite").runs()
+    assert {Path(row.config["checkpoint"]).resolve() for row in stored} == {(there / "model").resolve()}
+    assert Path(stored[1].config["field"]).resolve() == (there / "field.npz").resolve()
     write_report(there / "tiny.sqlite", tmp_path / "restored")
     for name in ("report.md", "runs.csv", "changes.png"):
         before = (tmp_path / "before" / name).read_bytes()

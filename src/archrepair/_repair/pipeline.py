@@ -21,6 +21,7 @@ from ..models import get_block
 from .base import RepairResult, Repairer
 from .document import write_report_markdown
 from .outcome import architecture_changed, compare_predictions, holdout_figures, latency_figures, parameter_count
+from .report import RepairReport
 from .run_time import RunTime
 from .task import RepairTask
 
@@ -114,6 +115,7 @@ def run_repair(repairer: Repairer, task: RepairTask, out: str | Path | None = No
         "details": result.details,
         "plan": plan,
     }
+    report = RepairReport.from_dict(report).to_dict()  # the JSON, as the typed report derives it
     if out is not None and distributed.writes_files():
         save_repaired(result, task.record, report, Path(out))
     return result, report

@@ -1,7 +1,7 @@
 """A repair's report as typed values: :class:`RepairReport`, grouped where the figures group (the
 hold-out and home figures of the returned model and of the candidate, the keep decision, the field
 set, the cost), read by the same names the report's JSON (``report.json``, the console's
-``--json``, a study row's source) uses. :meth:`RepairReport.to_dict` gives that JSON back whole;
+``--json``, a study row's source) uses. :meth:`RepairReport.to_dict` derives that JSON from them;
 :meth:`RepairReport.from_dict` and :meth:`RepairReport.load` read it, from this version's reports and
 from older ``report.json`` files (a group an older file lacks is ``None``).
 
@@ -13,10 +13,11 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..errors import ArchRepairError
+from ..fileio import json_ready
 
 
 @dataclass(frozen=True)
@@ -102,25 +103,30 @@ class Cost:
     latency_batch: int
 
 
+TYPED = ("method", "kept", "block", "judged", "keep", "field", "plan", *(f.name for f in fields(Cost)))
+"""The JSON keys :class:`RepairReport` holds as typed values (the rest stay in ``other``)."""
+
+
 @dataclass(frozen=True)
 class RepairReport:
     """One repair's report. ``method``, ``kept`` (``repaired`` or ``original``), ``block`` (``None``:
     the whole network); ``returned`` and ``candidate``: each model against the original
     (:class:`Judgement`); ``keep``: the decision (``None`` in reports made before the keep rule);
-    ``field``: the field set's record (``None`` for test or corruption failures); ``cost``; ``plan``:
-    the repair as run (:class:`~archrepair.plan.RepairPlan`'s fields); ``figures``: the whole JSON,
-    every other figure included (the paper's figure, per-class changes, the split, the details)."""
+    ``field``: the field set's record (``None`` for test or corruption failures); ``cost`` (``None``
+    in reports made before it was complete); ``plan``: the repair as run
+    (:class:`~archrepair.plan.RepairPlan`'s fields); ``other``: every other figure of the JSON (the
+    paper's figure, per-class changes, the split, the method's details), by its JSON name."""
 
     method: str
     kept: str
     block: str | None
-    returned: Judgement
-    candidate: Judgement
+    returned: Judgement | None
+    candidate: Judgement | None
     keep: KeepDecision | None
     field: dict | None
     cost: Cost | None
     plan: dict | None
-    figures: dict
+    other: dict
 
     @classmethod
     def from_dict(cls, report: dict) -> RepairReport:
@@ -130,7 +136,7 @@ class RepairReport:
             return cls(report["method"], report["kept"], report.get("block"),
                        _judgement(judged.get("returned")), _judgement(judged.get("candidate")),
                        _keep(report.get("keep")), report.get("field"), _typed(Cost, report), report.get("plan"),
-                       dict(report))
+                       {key: value for key, value in report.items() if key not in TYPED})
         except (KeyError, TypeError) as error:
             raise ArchRepairError(f"not a repair report ({type(error).__name__}: {error})") from None
 
@@ -145,16 +151,16 @@ class RepairReport:
             raise ArchRepairError(f"cannot read the report {str(path)!r} ({error})") from None
 
     def to_dict(self) -> dict:
-        """The report's JSON, whole (what ``report.json`` holds)."""
-        return json.loads(json.dumps(self.figures))
+        """The report's JSON, derived from the typed values (what ``report.json`` holds)."""
+        typed = {"method": self.method, "kept": self.kept, "block": self.block,
+                 "judged": {"returned": _plain(self.returned), "candidate": _plain(self.candidate)},
+                 "keep": _plain(self.keep), "field": self.field, "plan": self.plan, **(_plain(self.cost) or {})}
+        return json.loads(json.dumps(json_ready(self.other | typed)))
 
-    def __post_init__(self) -> None:
-        """The typed groups and ``figures`` are the same report: every typed value is its JSON's."""
-        typed = {"method": self.method, "kept": self.kept, "block": self.block, "plan": self.plan,
-                 "field": self.field}
-        for key, value in typed.items():
-            if self.figures.get(key) != value:
-                raise ArchRepairError(f"the report's {key} ({value!r}) is not its JSON's ({self.figures.get(key)!r})")
+
+def _plain(value):
+    """A typed group as JSON values (``None`` stays ``None``)."""
+    return None if value is None else asdict(value)
 
 
 def _judgement(judged: dict | None) -> Judgement | None:

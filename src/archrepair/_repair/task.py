@@ -120,6 +120,11 @@ class RepairTask:
     def amp(self) -> bool:
         return self.config.amp
 
+    def schedule(self, config, **changes):
+        """``config`` (a training or search schedule) with ``changes`` and this task's mixed precision:
+        the one place a method's schedule learns ``amp``."""
+        return replace(config, **changes, amp=self.amp)
+
     def loader(self, indices: np.ndarray, batch_size: int = 256, shuffle: bool = False, augment: str = "none",
                seed_offset: int = 0, features: FeatureRows | None = None, with_rows: bool = False,
                fail_weight: float | None = None) -> BatchLoader:

@@ -161,7 +161,7 @@ class Apricot(ConfiguredRepairer):
                 break
             if config.round_epochs:
                 fit(model, task.loader(task.fit_indices, config.train.batch_size, shuffle=True, seed_offset=23 + rounds),
-                    replace(config.train, epochs=config.round_epochs, patience=None, amp=task.amp),
+                    task.schedule(config.train, epochs=config.round_epochs, patience=None),
                     description=self.name, deadline=deadline)
                 check()
             rounds += 1
@@ -193,7 +193,7 @@ class Apricot(ConfiguredRepairer):
                         module.reset_parameters()
             rows = np.sort(rng.choice(task.fit_indices, size=size, replace=False))
             fit(copy_, task.loader(rows, config.train.batch_size, shuffle=True, seed_offset=31 + index),
-                replace(config.train, epochs=config.reduced_epochs, patience=None, amp=task.amp),
+                task.schedule(config.train, epochs=config.reduced_epochs, patience=None),
                 description=f"{self.name} reduced model {index + 1}", deadline=deadline)
             reduced.append(copy_.eval())
         return reduced

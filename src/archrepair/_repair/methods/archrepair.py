@@ -100,7 +100,7 @@ class ArchRepair(Repairer):
         set_mode = trainable_only(model, relaxed)
         bound = view.bind(model, set_mode, build=False)
         set_mode(model)
-        search_config = replace(config.search, amp=task.amp)
+        search_config = task.schedule(config.search)
         weights = [p for p in relaxed.weight_parameters() if p.requires_grad]
         weight_opt = torch.optim.SGD(weights or [torch.zeros(1, requires_grad=True)], lr=1e-6)
         arch_opt = torch.optim.Adam(relaxed.architecture_parameters(), lr=1e-6)
@@ -160,7 +160,7 @@ class ArchRepair(Repairer):
                          bound.loader(weight_rows, config.search.batch_size, shuffle=True, with_rows=rows),
                          bound.loader(architecture_rows, config.search.batch_size, shuffle=True, seed_offset=7,
                                       with_rows=rows),
-                         replace(config.search, amp=task.amp), set_mode, work / "search.pt" if work else None,
+                         task.schedule(config.search), set_mode, work / "search.pt" if work else None,
                          on_epoch=lambda e: self.log(f"search epoch {e.epoch + 1}: val {e.val_accuracy:.4f} | {e.architecture}"),
                          deadline=deadline, loss_fn=loss_fn,
                          score_loader=bound.loader(scored_rows(architecture_rows, task.seed)))
@@ -193,7 +193,7 @@ class ArchRepair(Repairer):
         tuned = fit(tuned_bound.model,
                     tuned_bound.loader(task.fit_indices, config.finetune.batch_size, shuffle=True, seed_offset=13,
                                        with_rows=rows),
-                    replace(config.finetune, amp=task.amp), val_loader=tuned_bound.loader(task.val_indices),
+                    task.schedule(config.finetune), val_loader=tuned_bound.loader(task.val_indices),
                     set_train_mode=set_mode, state_path=work / "finetune.pt" if work else None, description="fine-tune",
                     on_epoch=lambda e: self.log(f"fine-tune epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"),
                     deadline=deadline, loss_fn=loss_fn)

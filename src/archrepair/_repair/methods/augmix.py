@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -176,7 +176,7 @@ class AugMixRepair(ConfiguredRepairer):
             clean = len(logits) // 3
             return nn.functional.cross_entropy(logits[:clean], labels[:clean]) + config.consistency * jensen_shannon(logits)
 
-        history = fit(model, views, replace(config.train, amp=task.amp), val_loader=task.loader(task.val_indices),
+        history = fit(model, views, task.schedule(config.train), val_loader=task.loader(task.val_indices),
                       description=self.name, deadline=deadline, loss_fn=loss_fn,
                       on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
         details |= {"history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,

@@ -75,7 +75,7 @@ def train_unit(method: Repairer, task: RepairTask, model: nn.Module, parameters:
         loss_fn = retain_loss(retain, task.original_logits(), reference)
     history = fit(bound.model, bound.loader(rows, config.batch_size, shuffle=True, seed_offset=13,
                                             with_rows=loss_fn is not None),
-                  replace(config, amp=task.amp), val_loader=bound.loader(task.val_indices), parameters=parameters,
+                  task.schedule(config), val_loader=bound.loader(task.val_indices), parameters=parameters,
                   set_train_mode=set_mode, description=method.name, deadline=deadline, loss_fn=loss_fn,
                   on_epoch=lambda e: method.log(f"{method.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
     return history, view, bound.status

@@ -195,7 +195,7 @@ class Mode(ConfiguredRepairer):
                 padding = rng.choice(fit_rows, size=max(batch - len(selected), 0), replace=False)
                 rows = np.concatenate([selected, padding])
                 fit(model, task.loader(rows, config.train.batch_size, shuffle=True, seed_offset=37 + len(records)),
-                    replace(config.train, epochs=1, patience=None, amp=task.amp), description=self.name,
+                    task.schedule(config.train, epochs=1, patience=None), description=self.name,
                     deadline=deadline)
                 trained_rows += len(rows)
                 score = self._validate(task, model)

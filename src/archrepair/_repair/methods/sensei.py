@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -194,7 +194,7 @@ class Sensei(ConfiguredRepairer):
         population = Population(config, np.random.default_rng(task.seed + 53))
         loader = task.loader(task.fit_indices, config.train.batch_size, shuffle=True, seed_offset=59, with_rows=True)
         variants = WorstVariants(loader, model, population, task, config)
-        history = fit(model, variants, replace(config.train, amp=task.amp), val_loader=task.loader(task.val_indices),
+        history = fit(model, variants, task.schedule(config.train), val_loader=task.loader(task.val_indices),
                       description=self.name, deadline=deadline,
                       on_epoch=lambda e: self.log(f"{self.name} epoch {e.epoch + 1}: val {e.val_accuracy:.4f}"))
         details = {"history": [asdict(e) for e in history.history], "stop_reason": history.stop_reason,
