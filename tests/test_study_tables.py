@@ -177,3 +177,59 @@ def test_the_default_is_set_against_the_best_rival_with_all_its_seeds_and_its_ch
     choices = next(line for line in text.splitlines() if line.startswith("| r18, test | 6 | "))
     assert any(line.startswith("| r18, test | 6 | original 3, soup 3 | 0.5 | archrepair+distill 40, train-more-block 22"
                                " | 6/6 | 0 |") for line in text.splitlines()), choices
+
+
+def _default_cell(default: list[float], rival: list[float], field: bool = False):
+    """One (model, scenario) group: ``auto`` and one rival with the given returned changes on seeds 0.."""
+    from archrepair.study.report import MethodFigures
+    from archrepair.study.store import StoredRun
+
+    def runs(method: str, changes: list[float]) -> list:
+        return [StoredRun(f"{method}{seed}", seed, "m", "s", method, seed, {"field": "f.npz" if field else None},
+                          "done", {"holdout_change_points": change, "keep": {}}, 1.0, None, None, None, None, 1, 1,
+                          None, None, None, None)
+                for seed, change in enumerate(changes)]
+
+    return {("m", "s"): [MethodFigures("auto", runs("auto", default)), MethodFigures("rival", runs("rival", rival))]}
+
+
+@pytest.mark.parametrize("default, rival, field, holds", [
+    ([1.0] * 8, [1.2] * 8, False, "no"),               # trails by 0.2 but behind on 8 of 8 seeds
+    ([1.0] * 4 + [1.4] * 4, [1.3] * 8, False, "yes"),  # gap -0.1, rival ahead on 4 of 8
+    ([1.0] * 3 + [2.0] * 5, [2.0] * 3 + [1.7] * 5, False, "yes"),
+    ([0.0] * 2 + [1.0] * 6, [1.0] * 2 + [1.5] * 6, False, "no"),   # gap -0.625 > 0.3
+    ([0.0] * 2 + [1.0] * 6, [1.0] * 2 + [1.15] * 6, True, "no"),   # field: gap -0.36 within 0.5 but ahead 8/8
+    ([1.0] * 8, [2.8] * 2 + [0.9] * 6, True, "yes"),   # field: gap -0.375 within 0.5, ahead on 2 of 8
+    ([1.0] * 8, [2.8] * 2 + [0.9] * 6, False, "no"),   # the same on test failures: beyond 0.3
+])
+def test_the_default_section_says_whether_the_default_holds_in_each_cell(default, rival, field, holds):
+    from archrepair.study.default_method import default_section
+
+    (row,) = [line for line in default_section(_default_cell(default, rival, field), "auto") if line.startswith("| m, s")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    gap, ahead = float(cells[5]), int(cells[6].split("/")[0])
+    assert gap == pytest.approx(np.mean(default) - np.mean(rival), abs=0.006)
+    assert ahead == sum(r > d for d, r in zip(default, rival))
+    assert cells[7] == ("yes" if gap >= -(0.5 if field else 0.3) - 1e-9 and ahead <= 5 else "no") == holds
+
+
+def test_the_choice_section_counts_what_the_default_returned_and_whether_the_search_trained_and_won():
+    from archrepair.study.default_method import choices_section
+    from archrepair.study.report import MethodFigures
+    from archrepair.study.store import StoredRun
+
+    candidates = [{"name": "block-gradient", "method": "block-gradient", "status": "ran", "seconds": 40.0},
+                  {"name": "archrepair+distill", "method": "archrepair", "status": "ran", "seconds": 60.0}]
+    keeps = [{"chosen": "archrepair+distill", "decision": "repaired", "tests": [{"passed": True}, {"passed": True}]},
+             {"chosen": None, "decision": "original", "tests": [{"passed": False}, {"passed": False}]},
+             {"chosen": "block-gradient", "decision": "repaired", "tests": [{"passed": True}, {"passed": False}]}]
+    runs = [StoredRun(f"h{seed}", seed, "m", "s", "auto", seed, {}, "done",
+                      {"keep": keep, "choice": {"candidates": candidates[:1] if seed == 2 else candidates}},
+                      1.0, None, None, None, None, 1, 1, None, None, None, None) for seed, keep in enumerate(keeps)]
+    (row,) = [line for line in choices_section({("m", "s"): [MethodFigures("auto", runs)]}, "auto")
+              if line.startswith("| m, s")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "3" and cells[2] == "archrepair+distill 1, block-gradient 1, original 1"
+    assert cells[3] == "1.0"                       # options passed: 2, 0, 1
+    assert cells[4] == "block-gradient 40, archrepair+distill 60"
+    assert (cells[5], cells[6]) == ("2/3", "1")    # the search trained in two runs and was returned in one

@@ -84,7 +84,7 @@ class RepairPlan:
         return self.task.seed
 
     def record(self) -> dict:
-        """The plan as JSON-ready values (stored with every result; :meth:`from_record` rebuilds it)."""
+        """The plan as JSON-ready values, stored whole with every result (``report.json``'s ``plan``)."""
         return json_ready(asdict(self))
 
     @property
