@@ -1,0 +1,86 @@
+"""The Markdown a reader follows leads somewhere: every repository path quoted in the README, the guide,
+the results page, the models' README and the study reports exists (a command marked † exists at the
+commit the results page names for removed scripts), every `python benchmarks/...` command names a
+script here, and every `archrepair ...` command names a subcommand."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from archrepair.commands import INDEX
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = ["README.md", "docs/guide.md", "benchmarks/README.md", "models/README.md",
+             *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "studies").glob("*/report.md"))]
+REMOVED_AT = "7c1f664"
+"""The commit where the removed evaluation scripts last were (the results page marks their commands †)."""
+REMOVED = ("repair_heldout", "baselines_neuron", "baselines_data", "architecture_matters", "table1", "repair_corruption",
+           "repair_cifar10", "search_study", "repair_default", "heldout_rows")
+"""Those scripts, as the results page lists them: what a clone without that commit (a shallow one) checks against."""
+
+TOP = ("benchmarks/", "studies/", "src/", "tests/", "models/", "docs/", "../shared/", "../studies/", "../models/",
+       "../benchmarks/", "../src/")
+GENERATED = (".sqlite", ".work")
+"""Paths a command writes when it runs (a study's store, a repair's work folder; and any ``cache``
+folder): never committed."""
+
+SPAN = re.compile(r"`([^`]+)`(†?)")
+PATH = re.compile(r"(?<![\w.-])((?:\.\./)*(?:benchmarks|studies|src|tests|models|docs|shared)/[\w./-]*\w)")
+
+
+def _quoted(document: str) -> list[tuple[str, bool, int]]:
+    """``(code span or link target, marked †, line)`` of every code span and link in ``document``."""
+    found = []
+    for number, line in enumerate((ROOT / document).read_text(encoding="utf-8").splitlines(), 1):
+        found += [(match.group(1), bool(match.group(2)), number) for match in SPAN.finditer(line)]
+        found += [(target, False, number) for target in re.findall(r"\]\(([^)#\s]+)\)", line)
+                  if not target.startswith("http")]
+    return found
+
+
+def _exists(path: str, document: str, at: str | None) -> bool:
+    """Whether ``path`` (from the repository root, or from ``document``'s folder) exists, at commit ``at``
+    (in a clone without that commit: whether it is one of the removed scripts the results page lists)."""
+    if at is not None and subprocess.run(["git", "cat-file", "-e", at], cwd=ROOT, capture_output=True).returncode:
+        return Path(path).parent.name == "benchmarks" and Path(path).stem in REMOVED
+    for base in (Path(document).parent, Path(".")):
+        candidate = Path(*(base / path).parts)
+        if at is None and (ROOT / candidate).exists():
+            return True
+        if at is not None:
+            spelled = str(Path(*[part for part in candidate.parts if part != "."]))
+            shown = subprocess.run(["git", "cat-file", "-e", f"{at}:{spelled}"], cwd=ROOT, capture_output=True)
+            if shown.returncode == 0:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_path_a_document_quotes_exists(document):
+    missing = []
+    for quoted, removed, line in _quoted(document):
+        for path in PATH.findall(quoted):
+            path = path.rstrip(".")
+            if path.endswith(GENERATED) or "cache" in Path(path).parts or "<" in path:
+                continue
+            if not _exists(path, document, REMOVED_AT if removed else None):
+                missing.append(f"{document}:{line}: {path}")
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_command_a_document_quotes_names_something_that_runs(document):
+    commands = {entry.name for entry in INDEX}
+    wrong = []
+    for quoted, removed, line in _quoted(document):
+        for script in re.findall(r"python (benchmarks/[\w/]+\.py)", quoted):
+            if not _exists(script, ".", REMOVED_AT if removed else None):
+                wrong.append(f"{document}:{line}: {script}")
+        for command in re.findall(r"(?:^|\s|&&\s)archrepair ([a-z][a-z-]*)", quoted):
+            if command not in commands:
+                wrong.append(f"{document}:{line}: archrepair {command}")
+    assert not wrong, "\n".join(wrong)
