@@ -10,8 +10,8 @@ Sections (each only where the study has the runs it needs):
 - block versus layer (Table 10, RQ4): ArchRepair on the block, on one layer, and with its
   architecture frozen.
 
-:func:`answers` turns these into the report's first paragraph (RQ1-RQ4 in numbers, agreeing or not
-with the paper).
+:func:`answers` turns these into the report's opening table (RQ1-RQ4: the paper's claim, what was
+measured here with n and p, agrees or disagrees).
 """
 
 from __future__ import annotations
@@ -252,13 +252,15 @@ def _means(methods: list, figure: str) -> dict[str, float]:
     return {method: float(values.mean()) for method, values in means.items() if len(values)}
 
 
-def answers(groups: Groups, default: str) -> str:
-    """The report's first paragraph: RQ1-RQ4 at this scale, in numbers, and whether each agrees with
-    the paper."""
+def answers(groups: Groups, default: str) -> list[str]:
+    """The report's opening table: each research question, the paper's claim, what was measured here
+    (per cell), how many cells and seeds (*n*), the two-sided Wilcoxon signed-rank ``p`` of the
+    paired differences behind the verdict (over every (cell, seed) pair; "—" where the runs are not
+    paired or fewer than 2), and whether the measurement agrees with the paper."""
     if not groups:
-        return "No finished runs yet."
-    said = []
-    rq1 = []
+        return ["No finished runs yet."]
+    rows = []
+    rq1, pairs, seeds = [], [], set()
     for (model, scenario), methods in groups.items():
         means = _means(methods, "candidate_holdout_change_points")
         if scenario != "test" or "archrepair" not in means:
@@ -268,52 +270,85 @@ def answers(groups: Groups, default: str) -> str:
         part = f"{model}: ArchRepair {means['archrepair']:+.2f}"
         if best:
             part += f", best other method `{best}` {rivals[best]:+.2f}"
+            pairs += _paired(methods, "archrepair", best, "candidate_holdout_change_points")
         if default in means:
             part += f", default `{default}` {means[default]:+.2f}"
+        seeds |= _seeds(methods, "archrepair")
         rq1.append((part, best is None or means["archrepair"] >= rivals[best]))
     if rq1:
         agree = sum(ok for _, ok in rq1)
-        said.append("**RQ1** (repair of test-set failures; the repaired model's hold-out change in points, as the "
-                    "paper reports it, whatever the keep rule returned): "
-                    + "; ".join(part for part, _ in rq1)
-                    + f". ArchRepair leads the other methods on {agree}/{len(rq1)} models; the paper has it first on "
-                    "every model (ResNet-18 +3.53, VGG-16 +1.86 on CIFAR-10)"
-                    + (": agrees." if agree == len(rq1) else ": disagrees where it does not lead."))
+        rows.append(("RQ1: repair of test-set failures (candidate hold-out change, points)",
+                     "ArchRepair first on every model (ResNet-18 +3.53, VGG-16 +1.86 on CIFAR-10)",
+                     "; ".join(part for part, _ in rq1) + f"; ArchRepair leads on {agree}/{len(rq1)} models",
+                     _n(len(rq1), seeds), _wilcoxon_p(pairs), "agrees" if agree == len(rq1) else "disagrees"))
     rq2 = []
     for model, scenario, target, tables in corruption_groups(groups):
-        change = {method: shift_summary(rows, target, "candidate")["robust"]
-                  - shift_summary(rows, target, "original")["robust"] for method, rows in tables.items()}
+        change = {method: shift_summary(rows_, target, "candidate")["robust"]
+                  - shift_summary(rows_, target, "original")["robust"] for method, rows_ in tables.items()}
         best = max(change, key=lambda method: (change[method], method))
         part = f"{model}, {scenario}: best `{best}` {change[best]:+.2f}"
         if "archrepair" in change and best != "archrepair":
             part += f", ArchRepair {change['archrepair']:+.2f}"
         rq2.append((part, best == "archrepair"))
     if rq2:
-        said.append("**RQ2** (robust accuracy of the repaired model after a corruption repair, change in points): "
-                    + "; ".join(part for part, _ in rq2)
-                    + ". The paper has ArchRepair best or second (ResNet-18 +3.55, VGG-16 +2.66 on CIFAR-10)"
-                    + (": agrees." if all(ok for _, ok in rq2) else ": disagrees where another method leads."))
-    rq3 = []
+        rows.append(("RQ2: robust accuracy after a corruption repair (change, points)",
+                     "ArchRepair best or second (ResNet-18 +3.55, VGG-16 +2.66 on CIFAR-10)",
+                     "; ".join(part for part, _ in rq2), f"{len(rq2)} cells", "—",
+                     "agrees" if all(ok for _, ok in rq2) else "disagrees"))
+    rq3, seeds = [], set()
     for (model, scenario), methods in groups.items():
         runs = localisation_runs(methods)
         if runs:
             figures = localisation_figures(runs)
             agree = sum(seed["chosen"] == seed["best"] for seed in figures.values())
-            rq3.append((f"{model}, {scenario}: the localised block was the best repaired block on {agree}/{len(figures)} "
-                        "seeds", agree == len(figures)))
+            seeds |= set(figures)
+            rq3.append((f"{model}, {scenario}: the localised block was the best repaired block on "
+                        f"{agree}/{len(figures)} seeds", agree == len(figures)))
     if rq3:
-        said.append("**RQ3** (localisation): " + "; ".join(part for part, _ in rq3)
-                    + ". The paper finds it always is" + (": agrees." if all(ok for _, ok in rq3) else ": disagrees."))
-    rq4 = []
+        rows.append(("RQ3: localisation", "the localised block is always the best block to repair",
+                     "; ".join(part for part, _ in rq3), _n(len(rq3), seeds), "—",
+                     "agrees" if all(ok for _, ok in rq3) else "disagrees"))
+    rq4, pairs, seeds = [], [], set()
     for (model, scenario), methods in groups.items():
         means = _means(methods, "candidate_holdout_change_points")
         if "archrepair" in means and "archrepair-layer" in means:
             part = (f"{model}, {scenario}: block {means['archrepair']:+.2f}, layer {means['archrepair-layer']:+.2f}"
                     + (f", frozen architecture {means['archrepair-fixed-arch']:+.2f}"
                        if "archrepair-fixed-arch" in means else ""))
+            pairs += _paired(methods, "archrepair", "archrepair-layer", "candidate_holdout_change_points")
+            seeds |= _seeds(methods, "archrepair")
             rq4.append((part, means["archrepair"] > means["archrepair-layer"]))
     if rq4:
-        said.append("**RQ4** (components, candidate change): " + "; ".join(part for part, _ in rq4)
-                    + ". The paper finds the block better than one layer on every model"
-                    + (": agrees." if all(ok for _, ok in rq4) else ": disagrees where the layer does as well."))
-    return " ".join(said) or "No runs answer the paper's questions yet (see the tables below)."
+        rows.append(("RQ4: components (candidate change, points)", "the block better than one layer on every model",
+                     "; ".join(part for part, _ in rq4), _n(len(rq4), seeds), _wilcoxon_p(pairs),
+                     "agrees" if all(ok for _, ok in rq4) else "disagrees"))
+    if not rows:
+        return ["No runs answer the paper's questions yet (see the tables below)."]
+    return ["| question | the paper | measured here | n | p | verdict |", "|---|---|---|---|---|---|",
+            *[f"| {' | '.join(row)} |" for row in rows]]
+
+
+def _seeds(methods: list, method: str) -> set[int]:
+    entry = next((entry for entry in methods if entry.method == method), None)
+    return {run.seed for run in entry.runs} if entry else set()
+
+
+def _paired(methods: list, first: str, second: str, figure: str) -> list[tuple[float, float]]:
+    """``(first's figure, second's figure)`` on each seed both have."""
+    by = {entry.method: {run.seed: run.figures.get(figure) for run in entry.runs} for entry in methods}
+    mine, theirs = by.get(first, {}), by.get(second, {})
+    return [(mine[seed], theirs[seed]) for seed in sorted(set(mine) & set(theirs))
+            if mine[seed] is not None and theirs[seed] is not None]
+
+
+def _n(cells: int, seeds: set[int]) -> str:
+    return f"{cells} {'cell' if cells == 1 else 'cells'}, {len(seeds)} seeds"
+
+
+def _wilcoxon_p(pairs: list[tuple[float, float]]) -> str:
+    """Two-sided Wilcoxon signed-rank ``p`` of the pairs (:func:`~archrepair._comparison.summary.paired_wilcoxon`),
+    or "—" where it is undefined."""
+    from .._comparison.summary import paired_wilcoxon
+
+    p = paired_wilcoxon(pairs)
+    return "—" if p is None else f"{p:.2g}"

@@ -95,29 +95,20 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
     from .._repair import DEFAULT_METHOD
 
     counts = {status: sum(run.status == status for run in rows) for status in STATUSES}
-    lines = [f"# Study {name}", "", answers(groups, DEFAULT_METHOD), "", _best_per_group(groups, DEFAULT_METHOD), "",
+    current = {cell: [entry for entry in methods if not _other_settings(entry)] for cell, methods in groups.items()}
+    lines = [f"# Study {name}", "", "## The paper's questions, answered here", "", *answers(current, DEFAULT_METHOD), "",
+             _best_per_group(current, DEFAULT_METHOD), "",
              f"Runs: {len(rows)}; done {counts['done']}, imported {counts['imported']} (made before the store: no "
              f"code version or environment), failed {counts['failed']}, not run yet "
              f"{counts['pending'] + counts['running']}. Figures in points on the test hold-out (the field hold-out for a "
              "field scenario); *returned*: the model the keep rule handed back, *candidate*: the repaired model; "
              "mean ± sample sd over seeds.", ""]
     if groups:
-        lines += ["## Methods on each model (the paper's Table 5; Table 7's target for a corruption)", ""]
+        lines += ["## Methods on each model (the paper's Table 5; Table 7's target for a corruption)", "",
+                  "Each method at the study's current settings; rows made under other settings are in the appendix.", ""]
     for (model, scenario), methods in groups.items():
         lines += [f"### {model}, {scenario}", "", *paper_table5_line(model, scenario),
-                  "| method | runs | returned change | candidate change | negative flips % (returned) | "
-                  "negative flips % (candidate) | unseen failures fixed % (candidate) | kept (keep rule / old rule) | "
-                  "seconds | imported |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for entry in methods:
-            imported = sum(run.status == "imported" for run in entry.runs)
-            lines.append(
-                f"| `{entry.method}` | {len(entry.runs)} | {entry.mean_sd('holdout_change_points')} | "
-                f"{entry.mean_sd('candidate_holdout_change_points')} | {entry.mean('holdout_negative_flip_rate', 100)} | "
-                f"{entry.mean('candidate_holdout_negative_flip_rate', 100)} | "
-                f"{entry.mean('candidate_holdout_unseen_fix_rate', 100)} | {entry.kept()} | "
-                f"{np.mean([run.seconds or 0.0 for run in entry.runs]):.0f} | {imported} |")
-        lines.append("")
+                  *_method_table([entry for entry in methods if not _other_settings(entry)]), ""]
     lines += default_section(groups, DEFAULT_METHOD) + choices_section(groups, DEFAULT_METHOD)
     lines += _wilcoxon_section(groups, DEFAULT_METHOD)
     lines += levels_section(groups) + corruption_section(groups) + localisation_section(groups)
@@ -127,7 +118,40 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
         lines += ["## Failed runs", "", "| run | error |", "|---|---|"]
         lines += [f"| {run.cell} | {run.error} |" for run in failed]
         lines.append("")
+    others = {cell: [entry for entry in methods if _other_settings(entry)] for cell, methods in groups.items()}
+    if any(others.values()):
+        lines += ["## Appendix: rows made under other settings", "",
+                  "Rows of a method made under settings the study no longer uses (most imported from before the "
+                  "store), each labelled with the settings that differ; of the tables above, only the paired "
+                  "comparisons against the default and ArchRepair count them.", ""]
+        for (model, scenario), entries in others.items():
+            if entries:
+                lines += [f"### {model}, {scenario}", "", *_method_table(entries), ""]
     return "\n".join(lines)
+
+
+def _other_settings(entry: MethodFigures) -> bool:
+    """Whether ``entry`` holds rows made under settings other than the study's current ones (its label
+    spells them out in brackets, :func:`~.variants.variant_labels`)."""
+    return "[" in entry.method
+
+
+def _method_table(entries: list[MethodFigures]) -> list[str]:
+    """One row per method: runs, returned and candidate change, negative flips, unseen failures fixed,
+    keep counts, seconds and how many rows were imported."""
+    lines = ["| method | runs | returned change | candidate change | negative flips % (returned) | "
+             "negative flips % (candidate) | unseen failures fixed % (candidate) | kept (keep rule / old rule) | "
+             "seconds | imported |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in entries:
+        imported = sum(run.status == "imported" for run in entry.runs)
+        lines.append(
+            f"| `{entry.method}` | {len(entry.runs)} | {entry.mean_sd('holdout_change_points')} | "
+            f"{entry.mean_sd('candidate_holdout_change_points')} | {entry.mean('holdout_negative_flip_rate', 100)} | "
+            f"{entry.mean('candidate_holdout_negative_flip_rate', 100)} | "
+            f"{entry.mean('candidate_holdout_unseen_fix_rate', 100)} | {entry.kept()} | "
+            f"{np.mean([run.seconds or 0.0 for run in entry.runs]):.0f} | {imported} |")
+    return lines
 
 
 def _best_per_group(groups: dict[tuple[str, str], list[MethodFigures]], default: str) -> str:
