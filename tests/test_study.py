@@ -390,7 +390,7 @@ def test_a_study_folder_moved_elsewhere_reports_alike_and_restores_its_rows_with
     assert {Path(row.config["checkpoint"]).resolve() for row in stored} == {(there / "model").resolve()}
     assert Path(stored[1].config["field"]).resolve() == (there / "field.npz").resolve()
     write_report(there / "tiny.sqlite", tmp_path / "restored")
-    for name in ("report.md", "runs.csv", "changes.png"):
+    for name in ("report.md", "runs.csv", "changes.png", "cells.png"):
         before = (tmp_path / "before" / name).read_bytes()
         assert before == (tmp_path / "moved" / name).read_bytes() == (tmp_path / "restored" / name).read_bytes(), name
 

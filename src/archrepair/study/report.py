@@ -1,6 +1,7 @@
 """A study's report, regenerated from its store alone and byte-identical for the same store:
 ``report.md`` (the answers in numbers, then the tables), ``runs.csv`` (one line per run),
-``changes.png`` (the returned hold-out change per method, one panel per model and scenario) and, for
+``changes.png`` (the returned hold-out change per method, one panel per model and scenario), ``cells.png``
+(every cell side by side, one bar per method at the current settings) and, for
 corruption scenarios, ``corruptions.png`` (accuracy under each corruption; the paper's Fig. 6).
 The paper's tables are in :mod:`~archrepair.study.paper_tables`.
 
@@ -71,7 +72,8 @@ def write_report(store_path: str | Path, out: str | Path) -> dict:
     write_text_atomically(out / "report.md", markdown(study.get("name", Path(store_path).stem), rows, groups))
     write_text_atomically(out / "runs.csv", runs_csv(rows))
     _chart(groups, out / "changes.png")
-    files = ["report.md", "runs.csv", "changes.png"]
+    _side_by_side(groups, out / "cells.png")
+    files = ["report.md", "runs.csv", "changes.png", "cells.png"]
     if _corruption_chart(groups, out / "corruptions.png"):
         files.append("corruptions.png")
     return {"out": str(out), "files": files, "runs": len(rows),
@@ -105,7 +107,8 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
              "mean ± sample sd over seeds.", ""]
     if groups:
         lines += ["## Methods on each model (the paper's Table 5; Table 7's target for a corruption)", "",
-                  "Each method at the study's current settings; rows made under other settings are in the appendix.", ""]
+                  "Each method at the study's current settings; rows made under other settings are in the appendix.", "",
+                  "![each method's returned change per cell](cells.png)", ""]
     for (model, scenario), methods in groups.items():
         lines += [f"### {model}, {scenario}", "", *paper_table5_line(model, scenario),
                   *_method_table([entry for entry in methods if not _other_settings(entry)]), ""]
@@ -244,6 +247,32 @@ def _chart(groups: dict[tuple[str, str], list[MethodFigures]], path: Path) -> No
         axis.set_title(f"{model}, {scenario}", fontsize=9)
         axis.set_ylabel("returned hold-out change (points)", fontsize=8)
     figure.suptitle("Study runs: change on the test hold-out (heldout protocol), mean ± sd over seeds", fontsize=9)
+    _save(figure, path)
+
+
+def _side_by_side(groups: dict[tuple[str, str], list[MethodFigures]], path: Path) -> None:
+    """One group of bars per (model, scenario) cell, one bar per method at the study's current settings
+    (the same colour in every cell): the mean returned change with the sample sd."""
+    plt = _pyplot()
+    current = {cell: {entry.method: entry.values("holdout_change_points") for entry in methods
+                      if not _other_settings(entry) and len(entry.values("holdout_change_points"))}
+               for cell, methods in groups.items()}
+    names = list(dict.fromkeys(name for methods in current.values() for name in methods))
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(current) * max(len(names), 1) ** 0.5 + 2), 4.2))
+    width = 0.8 / max(len(names), 1)
+    colours = plt.get_cmap("tab20")
+    for index, name in enumerate(names):
+        cells = [number for number, methods in enumerate(current.values()) if name in methods]
+        values = [current[cell][name] for cell in current if name in current[cell]]
+        axis.bar([cell + (index - (len(names) - 1) / 2) * width for cell in cells], [v.mean() for v in values],
+                 width, yerr=[v.std(ddof=1) if len(v) > 1 else 0.0 for v in values], capsize=2,
+                 color=colours(index % 20), label=name)
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_xticks(range(len(current)), [f"{model}\n{scenario}" for model, scenario in current], fontsize=8)
+    axis.set_ylabel("returned hold-out change (points)", fontsize=8)
+    if names:
+        axis.legend(fontsize=7, ncol=min(len(names), 4), loc="best")
+    figure.suptitle("Each method's returned change per cell (current settings), mean ± sd over seeds", fontsize=9)
     _save(figure, path)
 
 
