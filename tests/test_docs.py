@@ -84,3 +84,23 @@ def test_every_command_a_document_quotes_names_something_that_runs(document):
             if command not in commands:
                 wrong.append(f"{document}:{line}: archrepair {command}")
     assert not wrong, "\n".join(wrong)
+
+
+API_MODULES = ("archrepair", "archrepair.plan", "archrepair.in_memory", "archrepair.study")
+"""What the README's API-reference command documents."""
+
+
+def test_the_api_reference_builds_offline_without_a_warning(tmp_path):
+    import warnings
+
+    import pdoc
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"python -m pdoc -o docs/api {' '.join(API_MODULES)}" in readme
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pdoc.pdoc(*API_MODULES, output_directory=tmp_path)
+    page = (tmp_path / "archrepair.html").read_text(encoding="utf-8")
+    for name in ("repair", "make_plan", "RepairPlan", "RepairReport", "compare", "localize", "load"):
+        assert f'id="{name}"' in page, name
+    assert (tmp_path / "archrepair" / "plan.html").is_file() and (tmp_path / "archrepair" / "in_memory.html").is_file()
