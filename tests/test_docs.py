@@ -104,3 +104,44 @@ def test_the_api_reference_builds_offline_without_a_warning(tmp_path):
     for name in ("repair", "make_plan", "RepairPlan", "RepairReport", "compare", "localize", "load"):
         assert f'id="{name}"' in page, name
     assert (tmp_path / "archrepair" / "plan.html").is_file() and (tmp_path / "archrepair" / "in_memory.html").is_file()
+
+
+# Each headline row of the README: words that find its row, and for each figure it quotes, the committed
+# result file that holds it (as that file writes it).
+HEADLINES = [
+    ("localising a block with damaged weights", {"12/12": ("benchmarks/results/localize_faults.txt",
+                                                            '"resnet18_shift": 1.0'),
+                                                  "3/12": ("benchmarks/results/localize_faults.txt",
+                                                           '"resnet18_reweighted": 0.25')}),
+    ("cached block inputs", {"0.70": ("benchmarks/results/repair_cifar10_cache_abba.txt",
+                                      '"undertrained_cache_time_ratio": 0.7,'),
+                             "0.66": ("benchmarks/results/step_floor.txt", "network steps' FLOPs: ratio 0.66")}),
+    ("`auto` (default) against \"train more\"", {"+2.50": ("benchmarks/results/repair_default_undertrained.txt",
+                                                           "+2.50 ± 0.42"),
+                                                 "p 0.031": ("benchmarks/results/repair_default_undertrained.txt",
+                                                             "0.031")}),
+    ("ArchRepair against \"train more\" of its block", {"−1.18": ("benchmarks/results/repair_heldout.txt",
+                                                                   "mean -1.18"),
+                                                         "−1.49": ("benchmarks/results/repair_heldout.txt",
+                                                                   "mean -1.49"),
+                                                         "0/6": ("benchmarks/results/repair_heldout.txt",
+                                                                 "better in 0/6")}),
+    ("published baselines", {"Apricot +2.62": ("benchmarks/results/baselines_neuron.txt", "apricot | 4 | +2.62 ± 0.24"),
+                             "DeepRepair +0.59": ("benchmarks/results/baselines_data.txt",
+                                                  '"undertrained_deeprepair_candidate_change_points": 0.59'),
+                             "AugMix +0.38": ("benchmarks/results/baselines_data.txt",
+                                              '"undertrained_augmix_candidate_change_points": 0.38'),
+                             "SENSEI −4.32": ("benchmarks/results/baselines_data.txt",
+                                              '"undertrained_sensei_candidate_change_points": -4.32')}),
+    ("Gaussian noise, severity 3", {"+1.13": ("benchmarks/results/repair_default_gaussian.txt", "+1.13"),
+                                    "+1.59": ("benchmarks/results/repair_default_gaussian.txt", "+1.59")}),
+]
+
+
+@pytest.mark.parametrize("row, figures", HEADLINES, ids=[row for row, _ in HEADLINES])
+def test_each_headline_figure_of_the_readme_is_in_a_committed_result_file(row, figures):
+    lines = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    (found,) = [line for line in lines if row in line]
+    for quoted, (path, written) in figures.items():
+        assert quoted in found, (row, quoted)
+        assert written in (ROOT / path).read_text(encoding="utf-8"), (path, written)
