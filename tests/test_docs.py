@@ -145,3 +145,13 @@ def test_each_headline_figure_of_the_readme_is_in_a_committed_result_file(row, f
     for quoted, (path, written) in figures.items():
         assert quoted in found, (row, quoted)
         assert written in (ROOT / path).read_text(encoding="utf-8"), (path, written)
+
+
+def test_the_results_page_opens_with_its_contents_each_leading_to_a_section_and_names_no_issue():
+    text = (ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8")
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    anchors = re.findall(r"\]\(#([\w-]+)\)", contents)
+    headings = {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+                for line in text.splitlines() if re.match(r"^#{2,3} ", line)}
+    assert len(anchors) >= 10 and set(anchors) <= headings
+    assert not re.search(r"#\d+\b", text.replace("](#", "]("))  # no issue number, in a heading or the text
