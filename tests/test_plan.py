@@ -192,7 +192,9 @@ def test_a_model_in_memory_repairs_like_the_same_model_imported_first(cli, tmp_p
                    task=TaskConfig(train_examples=0, seed=0, device="cpu"))
     imported = archrepair.make_plan(tmp_path / "imported", data=f"npz:{tmp_path / 'data.npz'}", **options)
     before = {path.name for path in tmp_path.iterdir()}
-    in_memory = archrepair.make_plan(model, data=data, **options)
+    tensors = {key: torch.as_tensor(value) for key, value in data.items()}  # the images as ToTensor() gives them
+    tensors["x_train"], tensors["x_test"] = (tensors[key].permute(0, 3, 1, 2) / 255.0 for key in ("x_train", "x_test"))
+    in_memory = archrepair.make_plan(model, data=tensors, **options)
     assert {path.name for path in tmp_path.iterdir()} == before  # nothing written where the user works
     paths = ("checkpoint", "data")
     assert {k: v for k, v in imported.record().items() if k not in paths} == \
