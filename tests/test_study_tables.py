@@ -241,3 +241,18 @@ def test_the_choice_section_counts_what_the_default_returned_and_whether_the_sea
     assert cells[3] == "1.0"                       # options passed: 2, 0, 1
     assert cells[4] == "block-gradient 40, archrepair+distill 60"
     assert (cells[5], cells[6]) == ("2/3", "1")    # the search trained in two runs and was returned in one
+
+
+def test_a_field_set_moved_elsewhere_is_the_same_variant_and_other_contents_are_not():
+    from archrepair.study.store import StoredRun
+    from archrepair.study.variants import variant_labels
+
+    def run(seed: int, path: str, fingerprint: str) -> StoredRun:
+        config = {"field": path, "field_fingerprint": fingerprint, "budget": {"seconds": 60}}
+        return StoredRun(f"h{seed}{fingerprint}", seed, "m", "field", "auto", seed, config, "done", {}, 1.0,
+                         None, None, None, None, 1, 1, None, None, None, None)
+
+    same = [run(0, "/one/machine/field.npz", "abc"), run(1, "/another/place/field.npz", "abc")]
+    assert set(variant_labels(same).values()) == {"auto"}
+    other = variant_labels([*same, run(2, "/one/machine/field.npz", "def")])  # other images: another variant
+    assert other["h2def"] == "auto" and other["h0abc"] == other["h1abc"] == "auto [field_fingerprint abc]"

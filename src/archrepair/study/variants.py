@@ -23,7 +23,7 @@ def variant_labels(runs: list[StoredRun]) -> dict[str, str]:
     older variant the name and the settings it differs in."""
     cells: dict[tuple[str, str, str], dict[str, list[StoredRun]]] = {}
     for run in runs:
-        key = json.dumps(_flat(run.config), sort_keys=True)
+        key = json.dumps(_flat(_without_moved_paths(run.config)), sort_keys=True)
         cells.setdefault((run.model, run.scenario, run.method), {}).setdefault(key, []).append(run)
     labels = {}
     for (_, _, method), variants in cells.items():
@@ -35,6 +35,12 @@ def variant_labels(runs: list[StoredRun]) -> dict[str, str]:
             label = method if key == newest else f"{method} [{_differences(flats[key], differing)}]"
             labels |= {run.hash: label for run in members}
     return labels
+
+
+def _without_moved_paths(config: dict) -> dict:
+    """``config`` without a field set's path where its contents' fingerprint names it (the path says
+    where the set lay on one machine, not what it is)."""
+    return {key: value for key, value in config.items() if not (key == "field" and "field_fingerprint" in config)}
 
 
 def _recency(runs: list[StoredRun]) -> tuple[int, bool, int]:
