@@ -261,3 +261,22 @@ def test_the_typed_report_reads_the_reports_json_and_an_older_one(digits_checkpo
     assert typed.returned == report.returned
     with pytest.raises(archrepair.ArchRepairError, match="not a repair report"):
         RepairReport.from_dict({"kept": "original"})
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"resume": True}, "resume=True continues the repair written to out; give out"),
+    ({"model_info": {"mean": [0.5]}}, "model_info describes a model given in memory"),
+    ({"in_memory": True}, "a model given in memory needs its data in memory too"),
+    ({"in_memory": True, "data": _random_images(), "model_info": {"colour": 1}}, "model_info takes classes, mean"),
+])
+def test_a_plan_the_api_cannot_make_is_refused_in_one_line_and_writes_nothing(digits_checkpoint, tmp_path,
+                                                                            arguments, message):
+    from torchvision.models import resnet18
+
+    arguments = dict(arguments)
+    checkpoint = resnet18(num_classes=4) if arguments.pop("in_memory", False) else digits_checkpoint
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(archrepair.ArchRepairError) as raised:
+        archrepair.make_plan(checkpoint, out=tmp_path / "out" if "resume" not in arguments else None, **arguments)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert sorted(tmp_path.rglob("*")) == before

@@ -108,13 +108,20 @@ def progress(args: argparse.Namespace) -> Callable[[str], None]:
     return lambda message: print(message, file=sys.stderr, flush=True)
 
 
+def failure_note(line: str) -> None:
+    """A note about the failures chosen (a shortfall, and why), said once (by process 0) on stderr
+    whatever ``--json`` says."""
+    if launch_rank() == 0:
+        print(f"note: {line}", file=sys.stderr, flush=True)
+
+
 def failures_of(loaded, args: argparse.Namespace, seed: int):
-    """The failure split of ``--failures``, or ``--count`` failures chosen now with ``seed`` (a
-    shortfall, and why, said in one line on stderr whatever ``--json`` says)."""
+    """The failure split of ``--failures``, or ``--count`` failures chosen now with ``seed`` (its
+    notes said through :func:`failure_note`)."""
     given = getattr(args, "failures", None)
     split = loaded.failures(given, args.count, seed, args.protocol, args.holdout, args.test_validation)
-    for note in ([] if given or launch_rank() else split.notes()):  # said once, by process 0
-        print(f"note: {note}", file=sys.stderr, flush=True)
+    for note in ([] if given else split.notes()):
+        failure_note(note)
     return split
 
 

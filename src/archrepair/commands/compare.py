@@ -15,8 +15,8 @@ from ..errors import ArchRepairError
 from .._repair import DEFAULT_METHOD, get_repairer
 from ..plan import Prepared, prepare
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device
-from .base import add_overwrite, add_quiet, checked_out, console, data_path, list_methods_in_help, progress
-from .repair import add_budget, add_repair_options, plan_of, repair_settings, failure_note
+from .base import add_overwrite, add_quiet, checked_out, console, data_path, failure_note, list_methods_in_help, progress
+from .repair import add_budget, add_repair_options, plan_of, repair_settings
 
 DEFAULT_METHODS = f"{DEFAULT_METHOD},archrepair,train-more-block,block-gradient,network-gradient"
 

@@ -37,7 +37,7 @@ from .._repair.retain import RETAIN_KINDS, RetainConfig
 from .._search import RULES, SearchConfig, SearchSpace
 from ..train import TrainConfig
 from .base import add_failure_choice, Command, add_corruption, add_data, add_device, add_overwrite
-from .base import add_quiet, checked_out, console, data_path, list_methods_in_help, percent, progress
+from .base import add_quiet, checked_out, console, data_path, failure_note, list_methods_in_help, percent, progress
 from .common_model import corruption_of
 
 
@@ -218,12 +218,6 @@ def plan_of(args: argparse.Namespace, settings: RepairSettings, out: Path | None
                       task if seed is None else replace(task, seed=seed), args.data, args.failures, args.field,
                       args.corruption_dir, args.count, args.protocol, args.holdout, args.test_validation,
                       args.batch_size, getattr(args, "localization", None), out)
-
-
-def failure_note(line: str) -> None:
-    """A note about the failures chosen, said once (by process 0) on stderr whatever ``--json`` says."""
-    if distributed.launch_rank() == 0:
-        print(f"note: {line}", file=sys.stderr, flush=True)
 
 
 def show(report: dict) -> None:

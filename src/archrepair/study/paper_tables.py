@@ -280,7 +280,7 @@ def answers(groups: Groups, default: str) -> list[str]:
         rows.append(("RQ1: repair of test-set failures (candidate hold-out change, points)",
                      "ArchRepair first on every model (ResNet-18 +3.53, VGG-16 +1.86 on CIFAR-10)",
                      "; ".join(part for part, _ in rq1) + f"; ArchRepair leads on {agree}/{len(rq1)} models",
-                     _n(len(rq1), seeds), _wilcoxon_p(pairs), "agrees" if agree == len(rq1) else "disagrees"))
+                     _n(len(rq1), seeds), wilcoxon_text(pairs), "agrees" if agree == len(rq1) else "disagrees"))
     rq2 = []
     for model, scenario, target, tables in corruption_groups(groups):
         change = {method: shift_summary(rows_, target, "candidate")["robust"]
@@ -320,7 +320,7 @@ def answers(groups: Groups, default: str) -> list[str]:
             rq4.append((part, means["archrepair"] > means["archrepair-layer"]))
     if rq4:
         rows.append(("RQ4: components (candidate change, points)", "the block better than one layer on every model",
-                     "; ".join(part for part, _ in rq4), _n(len(rq4), seeds), _wilcoxon_p(pairs),
+                     "; ".join(part for part, _ in rq4), _n(len(rq4), seeds), wilcoxon_text(pairs),
                      "agrees" if all(ok for _, ok in rq4) else "disagrees"))
     if not rows:
         return ["No runs answer the paper's questions yet (see the tables below)."]
@@ -345,7 +345,7 @@ def _n(cells: int, seeds: set[int]) -> str:
     return f"{cells} {'cell' if cells == 1 else 'cells'}, {len(seeds)} seeds"
 
 
-def _wilcoxon_p(pairs: list[tuple[float, float]]) -> str:
+def wilcoxon_text(pairs: list[tuple[float, float]]) -> str:
     """Two-sided Wilcoxon signed-rank ``p`` of the pairs (:func:`~archrepair._comparison.summary.paired_wilcoxon`),
     or "—" where it is undefined."""
     from .._comparison.summary import paired_wilcoxon

@@ -24,7 +24,7 @@ import numpy as np
 from ..fileio import write_bytes_atomically, write_text_atomically
 from .store import STATUSES, Store, StoredRun
 from .paper_tables import (PAPER_TABLE6, answers, block_layer_section, corruption_groups, corruption_section,
-                           levels_section, localisation_section, mean_sd, paper_table5_line)
+                           levels_section, localisation_section, mean_sd, paper_table5_line, wilcoxon_text)
 from .default_method import choices_section, default_section
 from .variants import variant_labels
 
@@ -179,8 +179,6 @@ def _best_per_group(groups: dict[tuple[str, str], list[MethodFigures]], default:
 def _wilcoxon_section(groups: dict[tuple[str, str], list[MethodFigures]], default: str) -> list[str]:
     """The default method and ArchRepair against each other method, paired by (model, scenario,
     seed) on the returned change: pairs, mean difference, how often ahead, two-sided Wilcoxon p."""
-    from .._comparison.summary import paired_wilcoxon
-
     values: dict[str, dict[tuple, float]] = {}
     for (model, scenario), methods in groups.items():
         for entry in methods:
@@ -202,9 +200,8 @@ def _wilcoxon_section(groups: dict[tuple[str, str], list[MethodFigures]], defaul
             if not pairs:
                 continue
             differences = [a - b for a, b in pairs]
-            p = paired_wilcoxon(pairs)
             lines.append(f"| `{method}` | {len(pairs)} | {np.mean(differences):+.2f} | "
-                         f"{sum(d > 0 for d in differences)}/{len(pairs)} | {'—' if p is None else f'{p:.2g}'} |")
+                         f"{sum(d > 0 for d in differences)}/{len(pairs)} | {wilcoxon_text(pairs)} |")
         lines.append("")
     return lines
 
