@@ -54,7 +54,8 @@ class Spender(Repairer):
             last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
             last.weight.mul_(self.scale)
             last.bias.add_(self.shift * spent)
-        return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at}, {"train": spent * self.cost})
+        return Candidate(model, {"history": [{}] * spent, "deadline_at": deadline.at,
+                                 "anneal_seconds": deadline.anneal_seconds}, {"train": spent * self.cost})
 
 
 @pytest.fixture(autouse=True)
@@ -203,6 +204,15 @@ def test_the_candidates_share_the_time_budget_and_a_late_one_without_time_is_ski
     assert records["search"]["status"].startswith("skipped: 0.0 s of the budget left")
 
 
+def test_a_candidate_s_share_follows_its_weight_among_those_still_to_train(task):
+    specs = (CandidateSpec("a", "test-spend-6", share_weight=2.0), CandidateSpec("b", "test-spend-6"),
+             CandidateSpec("c", "test-spend-6"))
+    result = _auto(specs, Budget(seconds=8)).repair(task)
+    records = {r["name"]: r for r in result.details["candidates"]}
+    assert records["a"]["share_seconds"] == pytest.approx(4.0)  # 2 of 2 + 1 + 1 weights of 8 s
+    assert records["b"]["share_seconds"] == pytest.approx(2.0) and records["c"]["share_seconds"] == pytest.approx(2.0)
+
+
 def test_the_choice_after_training_fits_in_the_budget_too(task, monkeypatch):
     """Validation passes cost 0.5 fake seconds here: after the first one is timed, the shares leave
     room for every option's and soup trial's pass, so training and the choice end within 10 s."""
@@ -218,6 +228,42 @@ def test_the_choice_after_training_fits_in_the_budget_too(task, monkeypatch):
     a, b = result.details["candidates"][:2]
     assert a["share_seconds"] == pytest.approx(5.0) and b["share_seconds"] == pytest.approx(1.0)  # 4.5 left - 3.5
     assert 9.0 <= CLOCK.now <= 10.0
+
+
+def test_a_candidate_s_schedule_anneals_over_its_share(task, monkeypatch):
+    """Each single-phase candidate trains against a deadline whose annealing window is its share (a
+    schedule cut by the share still ends at a low rate); ``anneal=False`` leaves schedules to their steps."""
+    from archrepair._repair.methods import auto
+
+    windows = {}
+    chosen = auto.AutoRepair._offered
+
+    def spy(option, run, shared):
+        windows.update({name: done.candidate.details["anneal_seconds"] for name, done in run.trained.items()})
+        return chosen(option, run, shared)
+
+    monkeypatch.setattr(auto.AutoRepair, "_offered", staticmethod(spy))
+    specs = (CandidateSpec("a", "test-spend-6"), CandidateSpec("b", "test-spend-6"))
+    result = _auto(specs, Budget(seconds=10), mixes=()).repair(task)
+    shares = {r["name"]: r["share_seconds"] for r in result.details["candidates"][:2]}
+    assert windows == pytest.approx(shares) and shares["a"] == pytest.approx(5.0)
+    CLOCK.now = 0.0
+    _auto(specs, Budget(seconds=10), mixes=(), anneal=False).repair(task)
+    assert windows == {"a": None, "b": None}
+
+
+def test_on_a_field_set_the_choice_weighs_the_two_populations_alike():
+    """Pooled, the home rows (most of the validation rows) decide; balanced, a candidate far better
+    on the field rows wins unless it gives up as much at home."""
+    pooled_better = {"val_accuracy": 0.95, "val_field_accuracy": 0.70, "val_home_accuracy": 0.99, "val_loss": 0.1,
+                     "val_negative_flip_rate": 0.0}
+    field_better = {"val_accuracy": 0.94, "val_field_accuracy": 0.80, "val_home_accuracy": 0.96, "val_loss": 0.1,
+                    "val_negative_flip_rate": 0.0}
+    balanced, pooled = AutoRepair(), AutoRepair(AutoConfig(balance_field=False))
+    assert balanced._score(field_better) > balanced._score(pooled_better)
+    assert pooled._score(pooled_better) > pooled._score(field_better)
+    home_only = {"val_accuracy": 0.9, "val_loss": 0.2, "val_negative_flip_rate": 0.0}  # no field rows: pooled
+    assert balanced._score(home_only) == pooled._score(home_only)
 
 
 def test_time_a_candidate_does_not_use_goes_to_the_next(task):

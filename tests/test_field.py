@@ -14,6 +14,7 @@ import pytest
 from archrepair import ArchRepairError
 from archrepair._api import load_problem
 from archrepair._repair import TaskConfig, make_task
+from archrepair._repair.base import validation_figures
 from archrepair.cli import main
 from archrepair.data.field import FieldSet, conform, read_field
 from archrepair.data.scenario import select_failures
@@ -74,8 +75,15 @@ def test_the_field_holdout_never_reaches_a_repair_by_index_or_by_image(digits_ch
     held_images = {_hash(problem.data.x_test[i]) for i in held}
     seen = {_hash(image) for image in task.repair.x} | {_hash(image) for image in task.keep.x}
     assert not held_images & seen  # its duplicates too stayed on the hold-out's side
-    # validation weighs both populations: home rows and field rows
+    # validation weighs both populations: home rows and field rows, and reports each one's accuracy
     assert len(task.repair.field_val_indices) and len(task.val_indices) > len(task.repair.field_val_indices)
+    assert (task.repair.x[task.repair.field_val_rows] == problem.data.x_test[task.repair.field_val_indices]).all()
+    assert set(task.repair.field_val_rows.tolist()) <= set(task.val_indices.tolist())
+    figures = validation_figures(task, task.model)
+    in_field = len(task.repair.field_val_rows)
+    pooled = figures["val_field_accuracy"] * in_field + figures["val_home_accuracy"] * (len(task.val_indices) - in_field)
+    assert pooled / len(task.val_indices) == pytest.approx(figures["val_accuracy"])
+    assert figures["val_field_accuracy"] < figures["val_home_accuracy"]  # the field is where the model fails
     # the fit part's images the original gets right are fit rows (retain rows) for every method but
     # "train more", whose rows hold home training examples only
     retained = task.repair.field_fit_indices

@@ -138,6 +138,8 @@ def _without_times(value):
 
 
 def test_the_demo_twice_with_the_same_thread_count_writes_the_same_report(tmp_path, capsys):
+    """The default demo (a field set: the digits through a new camera) keeps a repaired model whose
+    hold-out gain has a 95% interval above 0, and says so in its last line."""
     reports = []
     for _ in range(2):  # the second run rewrites the first one's folder (it holds only the demo's output)
         assert main(["demo", "--out", str(tmp_path / "a"), "--json"]) == 0, capsys.readouterr().err
@@ -145,9 +147,31 @@ def test_the_demo_twice_with_the_same_thread_count_writes_the_same_report(tmp_pa
     capsys.readouterr()
     assert reports[0]["environment"]["torch_threads"] == torch.get_num_threads()
     assert _without_times(reports[0]) == _without_times(reports[1])
+    held = reports[0]["judged"]["returned"]["holdout"]
+    assert reports[0]["field"] and reports[0]["kept"] == "repaired" and held["change_interval_points"][0] > 0
+    from archrepair.commands.demo import closing_line
+
+    line = closing_line(reports[0])
+    assert line.startswith("Repaired the field set") and f"{held['change_points']:+.2f} points" in line
+    assert "home test set" in line
     (tmp_path / "a" / "notes.txt").write_text("the user's")
     status = main(["demo", "--out", str(tmp_path / "a")])
     assert status == 1 and "--overwrite" in capsys.readouterr().err  # a folder with other files is not the demo's
+
+
+def test_the_demo_camera_moves_each_digit_and_adds_seeded_noise():
+    from archrepair.commands.demo import CAMERA_NOISE, CAMERA_SHIFT, camera_field
+
+    grey = np.full((200, 8, 8, 1), 128, np.uint8)
+    grey[:, 2, 3] = 255
+    seen = camera_field(grey, seed=0)
+    assert seen.dtype == np.uint8 and seen.shape == grey.shape
+    assert np.array_equal(seen, camera_field(grey, seed=0)) and not np.array_equal(seen, camera_field(grey, seed=1))
+    inner = seen[:, CAMERA_SHIFT:, CAMERA_SHIFT:].astype(float).reshape(200, -1)  # 7 x 7 pixels the image moved to
+    grey_part = np.delete(inner, (2 + CAMERA_SHIFT - 1) * 7 + 3 + CAMERA_SHIFT - 1, axis=1)
+    assert abs(grey_part.mean() - 128) < 1 and abs(grey_part.std() - CAMERA_NOISE) < 1
+    assert seen[:, 2 + CAMERA_SHIFT, 3 + CAMERA_SHIFT].mean() > 200  # the bright pixel moved with the digit
+    assert seen[:, 0, :].mean() < 40  # the edge it left is empty (zero fill) but for the noise
 
 
 def _children(pid: int) -> set[int]:

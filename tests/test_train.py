@@ -17,6 +17,47 @@ def test_schedules():
     assert learning_rate(cycle, 0, 100) == pytest.approx(0.004)
     assert learning_rate(cycle, 30, 100) == pytest.approx(0.1)
     assert learning_rate(TrainConfig(lr=0.1, schedule="constant"), 77, 100) == 0.1
+    # a time window further on than the steps sets the schedule; steps further on than the time, the steps
+    assert learning_rate(config, 10, 100, time_progress=0.5) == pytest.approx(0.05)
+    assert learning_rate(config, 50, 100, time_progress=0.1) == pytest.approx(0.05)
+    assert learning_rate(config, 0, 100, time_progress=1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_deadline_with_an_annealing_window_moves_the_schedule_on_time():
+    from archrepair.budget import Deadline
+
+    now = [0.0]
+    outer = Deadline.after(100.0, lambda: now[0])
+    window = outer.sooner(20.0, anneal=True)
+    assert (window.at, window.anneal_seconds, window.time_progress()) == (20.0, 20.0, 0.0)
+    now[0] = 15.0
+    assert window.time_progress() == pytest.approx(0.75)
+    assert window.sooner(2.0).anneal_seconds == 20.0  # a sooner deadline keeps the window it ends
+    assert outer.sooner(20.0).time_progress() == 0.0  # no window: schedules follow their steps
+    now[0] = 40.0
+    assert window.time_progress() == 1.0 and Deadline().sooner(None, anneal=True).time_progress() == 0.0
+
+
+def test_fit_anneals_over_a_deadline_s_window(digits):
+    """Half the window spent before the first step (a clock standing still there): every step's rate
+    is at most half the peak, where the same schedule by steps alone starts at the peak."""
+    from archrepair.budget import Deadline
+    from archrepair.data.loader import BatchLoader
+    from archrepair.models import get_model
+    from archrepair.train import fit
+
+    mean, std = digits.channel_stats()
+    loader = BatchLoader(digits.x_train[:128], digits.y_train[:128], mean, std, batch_size=32)
+    config = TrainConfig(epochs=2, lr=0.1, patience=None)
+    rates = {}
+    for name, deadline in (("steps", Deadline.after(1000.0, lambda: 0.0)),
+                           ("window", Deadline(10.0, lambda: 5.0, anneal_seconds=10.0))):
+        seen = []
+        torch.manual_seed(0)
+        model = get_model("small_cnn", num_classes=10, in_channels=1, width=0.5)
+        fit(model, loader, config, deadline=deadline, on_epoch=lambda record: seen.append(record.lr))
+        rates[name] = seen
+    assert rates["steps"][0] > 0.05 and all(rate <= 0.05 + 1e-9 for rate in rates["window"])
     with pytest.raises(ArchRepairError, match="unknown schedule"):
         TrainConfig(schedule="step")
 
@@ -67,10 +108,10 @@ def test_resume_within_an_epoch_continues_from_the_last_batch_checkpoint(digits,
     device = torch.device("cpu")
     _, _, whole = train_base_model(digits, job, config, tmp_path / "whole", device)
 
-    def killed_at_batch_23_of_epoch_2(config_, step, total):
+    def killed_at_batch_23_of_epoch_2(config_, step, total, time_progress=0.0):
         if step == total // 2 + 22:  # steps count from 0 over both epochs
             raise KeyboardInterrupt
-        return learning_rate(config_, step, total)
+        return learning_rate(config_, step, total, time_progress)
 
     monkeypatch.setattr("archrepair.train.learning_rate", killed_at_batch_23_of_epoch_2)
     with pytest.raises(KeyboardInterrupt):

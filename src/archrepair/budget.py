@@ -35,11 +35,14 @@ class Checks:
 class Deadline:
     """An absolute point on ``clock``'s time line (seconds; ``time.perf_counter`` unless a test injects
     another); ``at`` ``None``: never. ``checks`` counts the calls of :meth:`expired` (shared by the
-    deadlines :meth:`sooner` derives)."""
+    deadlines :meth:`sooner` derives). ``anneal_seconds``: the length of the window this deadline
+    ends, when a learning-rate schedule should finish annealing by it (:meth:`time_progress`;
+    ``None``: schedules follow their steps only)."""
 
     at: float | None = None
     clock: Callable[[], float] = field(default=time.perf_counter, compare=False, repr=False)
     checks: Checks = field(default_factory=Checks, compare=False, repr=False)
+    anneal_seconds: float | None = None
 
     @classmethod
     def after(cls, seconds: float | None, clock: Callable[[], float] = time.perf_counter) -> Deadline:
@@ -59,12 +62,22 @@ class Deadline:
         the least of theirs (every process must ask)."""
         return None if self.at is None else distributed.least(max(self.at - self.clock(), 0.0))
 
-    def sooner(self, seconds: float | None) -> Deadline:
-        """The earlier of this deadline and ``seconds`` from now (``None``: this one)."""
-        if seconds is None:
+    def time_progress(self) -> float:
+        """How far through its annealing window this deadline is, in [0, 1] (0 without a window):
+        ``1 - left / anneal_seconds``; spread over processes, the same in all (every process must ask)."""
+        if self.anneal_seconds is None or self.at is None:
+            return 0.0
+        return min(max(1.0 - self.left() / max(self.anneal_seconds, 1e-9), 0.0), 1.0)
+
+    def sooner(self, seconds: float | None, anneal: bool = False) -> Deadline:
+        """The earlier of this deadline and ``seconds`` from now (``None``: this one); with ``anneal``,
+        schedules trained against it anneal over the seconds from now to it."""
+        if seconds is None and not anneal:
             return self
-        at = self.clock() + seconds
-        return Deadline(at if self.at is None else min(self.at, at), self.clock, self.checks)
+        now = self.clock()
+        at = self.at if seconds is None else (now + seconds if self.at is None else min(self.at, now + seconds))
+        window = None if at is None else at - now
+        return Deadline(at, self.clock, self.checks, window if anneal else self.anneal_seconds)
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,11 @@ class FitResult:
         return len(self.history)
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate at optimiser step ``step`` of ``total_steps``."""
-    progress = min(step / max(total_steps, 1), 1.0)
+def learning_rate(config: TrainConfig, step: int, total_steps: int, time_progress: float = 0.0) -> float:
+    """The learning rate at optimiser step ``step`` of ``total_steps``, or at ``time_progress`` (in
+    [0, 1]: the share of a time window spent, see :meth:`~archrepair.budget.Deadline.time_progress`)
+    when that is further on: a schedule cut short by a time budget still anneals."""
+    progress = min(max(step / max(total_steps, 1), time_progress), 1.0)
     if config.schedule == "constant":
         return config.lr
     if config.schedule == "cosine":
@@ -144,7 +146,8 @@ def fit(
             settings is refused, naming the first that differs.
         on_epoch: called with each finished epoch's record.
         deadline: stop after the first step past it (the unfinished epoch is validated and
-            counts like any other; ``stop_reason`` is then ``"budget"``).
+            counts like any other; ``stop_reason`` is then ``"budget"``); with an annealing window
+            (``deadline.anneal_seconds``) the schedule runs on time as well as steps, whichever is further.
         loss_fn: ``(logits, labels, rows, inputs) -> loss`` instead of the cross-entropy (label smoothing
             then does not apply); ``train_loader`` must yield rows (``with_rows``).
     """
@@ -183,7 +186,7 @@ def fit(
         for index, batch in enumerate(bar, start=resumed.batch):
             step = epoch * len(train_loader) + index
             images, labels = batch[0], batch[1]
-            lr = learning_rate(config, step, total_steps)
+            lr = learning_rate(config, step, total_steps, deadline.time_progress() if deadline is not None else 0.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(train_loader.device, config.amp):

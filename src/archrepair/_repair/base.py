@@ -215,14 +215,20 @@ def validation_figures(task: RepairTask, model: nn.Module, view: BlockView | Non
     """``model`` on the task's validation rows (on ``view``'s cached inputs when it can bind it, as
     :func:`validate`): ``val_accuracy`` in [0, 1], ``val_loss`` (mean cross-entropy, nats) and
     ``val_negative_flip_rate``, the share of the rows the original model gets right and ``model``
-    gets wrong (the original's answers are computed once per task)."""
+    gets wrong (the original's answers are computed once per task). With a field set's validation
+    rows among them, also ``val_field_accuracy`` and ``val_home_accuracy``: each population's own."""
     right, loss = _validation_answers(task, model, view)
     if "val_right" not in task.memo:
         task.memo["val_right"] = _validation_answers(task, task.model, view)[0]
     original = task.memo["val_right"]
     count = max(len(right), 1)
-    return {"val_accuracy": int(right.sum()) / count, "val_loss": loss,
-            "val_negative_flip_rate": int((original & ~right).sum()) / count}
+    figures = {"val_accuracy": int(right.sum()) / count, "val_loss": loss,
+               "val_negative_flip_rate": int((original & ~right).sum()) / count}
+    in_field = np.isin(task.val_indices, task.repair.field_val_rows)
+    if in_field.any() and len(right) == len(in_field):
+        figures |= {"val_field_accuracy": float(right[in_field].mean()),
+                    "val_home_accuracy": float(right[~in_field].mean()) if (~in_field).any() else None}
+    return figures
 
 
 def _validation_answers(task: RepairTask, model: nn.Module, view: BlockView | None) -> tuple[np.ndarray, float]:

@@ -334,7 +334,8 @@ def _with_field_validation(repair: RepairSet, keep: KeepRows | None, data: Image
                        source=f"{keep.source} and half of the field validation part", field_indices=kept)
         rows = np.sort(rows[stop_part])
     repair, added = _with_field_rows(repair, data, rows)
-    return replace(repair, val_rows=np.concatenate([repair.val_rows, added]), field_val_indices=rows), keep
+    return replace(repair, val_rows=np.concatenate([repair.val_rows, added]), field_val_indices=rows,
+                   field_val_rows=added), keep
 
 
 def _with_field_rows(repair: RepairSet, data: ImageData, rows: np.ndarray) -> tuple[RepairSet, np.ndarray]:

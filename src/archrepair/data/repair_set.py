@@ -19,7 +19,7 @@ class RepairSet:
     split, in row order), and any rows after those are a field set's fit images that the original
     classifies correctly (``field_fit_indices`` into the field set, at rows ``field_fit_rows``: retain
     rows that every method but the "train more" baselines fits), shifted copies of validation rows or
-    a field set's validation rows, ``field_val_indices`` (see ``make_task``). ``val_rows`` (rows of ``x``, never
+    a field set's validation rows, ``field_val_indices`` (at rows ``field_val_rows``; see ``make_task``). ``val_rows`` (rows of ``x``, never
     failures) are held out for validation.
     ``spare_pool``: training indices of the validation pool that no row took (sorted; empty without a
     pool), which the keep rule decides on (:mod:`archrepair._repair.keep`)."""
@@ -33,6 +33,7 @@ class RepairSet:
     field_val_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     field_fit_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     field_fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    field_val_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def repair_set(data: ImageData, split: FailureSplit, train_examples: int | None = 1000, seed: int = 0,
