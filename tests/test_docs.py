@@ -1,5 +1,6 @@
-"""The Markdown a reader follows leads somewhere: every repository path quoted in the README, the guide,
-the results page, the models' README and the study reports exists (a command marked † exists at the
+"""The Markdown a reader follows leads somewhere: every repository path quoted in any Markdown file of
+the repository (the README, the guide, the results page, the models' README, the study reports, the
+committed comparison tables) exists (a command marked † exists at the
 commit the results page names for removed scripts), every `python benchmarks/...` command names a
 script here, and every `archrepair ...` command names a subcommand."""
 
@@ -14,8 +15,8 @@ import pytest
 from archrepair.commands import INDEX
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ["README.md", "docs/guide.md", "benchmarks/README.md", "models/README.md",
-             *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "studies").glob("*/report.md"))]
+DOCUMENTS = ["README.md", *sorted(str(path.relative_to(ROOT)) for folder in ("docs", "benchmarks", "models", "studies")
+                                  for path in (ROOT / folder).rglob("*.md") if "api" not in path.relative_to(ROOT).parts)]
 REMOVED_AT = "7c1f664"
 """The commit where the removed evaluation scripts last were (the results page marks their commands †)."""
 REMOVED = ("repair_heldout", "baselines_neuron", "baselines_data", "architecture_matters", "table1", "repair_corruption",

@@ -243,6 +243,27 @@ def test_the_choice_section_counts_what_the_default_returned_and_whether_the_sea
     assert (cells[5], cells[6]) == ("2/3", "1")    # the search trained in two runs and was returned in one
 
 
+def test_an_older_version_goes_to_the_appendix_while_the_new_one_s_rows_are_still_pending(tmp_path):
+    """The default's table must never show an older version as the default: the newer version's rows,
+    pending, already make the older ones another variant."""
+    store = Store(tmp_path / "s.sqlite")
+    exported = []
+    for version, status in ((1, "done"), (9, "pending")):
+        for seed in range(2):
+            config = {"model": "r18", "scenario": "test", "method": "auto", "seed": seed, "method_version": version}
+            exported.append({"hash": Run("r18", "test", "auto", seed, config).hash, "model": "r18", "scenario": "test",
+                             "method": "auto", "seed": seed, "config": config, "status": status,
+                             "figures": _figures(1.5) if status == "done" else None, "seconds": 100.0,
+                             "code_version": "x", "environment": {}, "error": None, "note": None, "attempts": 1,
+                             "completions": 1})
+    store.restore(exported)
+    store.close()
+    write_report(tmp_path / "s.sqlite", tmp_path / "report")
+    cells, appendix = (tmp_path / "report" / "report.md").read_text().split("## Appendix: rows made under other settings")
+    assert "| `auto [method_version 1]` | 2 | +1.50 ± 0.00 |" in appendix
+    assert "| `auto` |" not in cells
+
+
 def test_a_field_set_moved_elsewhere_is_the_same_variant_and_other_contents_are_not():
     from archrepair.study.store import StoredRun
     from archrepair.study.variants import variant_labels

@@ -81,10 +81,11 @@ def write_report(store_path: str | Path, out: str | Path) -> dict:
 
 
 def _groups(rows: list[StoredRun]) -> dict[tuple[str, str], list[MethodFigures]]:
-    """Finished rows by (model, scenario), then by method variant (:func:`variant_labels`), each in
-    order of first appearance."""
+    """Finished rows by (model, scenario), then by method variant (:func:`variant_labels`, over every
+    stored row: a method version whose rows are still pending is already the current one, and rows of
+    older versions go to the appendix), each in order of first appearance."""
     finished = [run for run in rows if run.status in ("done", "imported") and run.figures]
-    labels = variant_labels(finished)
+    labels = variant_labels(rows)
     grouped: dict[tuple[str, str], dict[str, list[StoredRun]]] = {}
     for run in finished:
         grouped.setdefault((run.model, run.scenario), {}).setdefault(labels[run.hash], []).append(run)

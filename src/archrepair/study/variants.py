@@ -2,8 +2,9 @@
 settings (an older method version, another budget, the old keep rule, an imported row's other
 configuration) are different *variants*, reported apart.
 
-The newest variant keeps the method's name: the one of the highest method version, then one with rows
-run in the store (``done``) over rows imported from before it, then the one stored last. Each other
+The newest variant keeps the method's name: the one of the highest method version (pending rows count,
+so that a version the study has not run yet is already the newest), then one with rows run in the store
+(``done``) over rows imported from before it, then the one stored last. Each other
 variant is named by the settings in which it differs, e.g. ``archrepair [budget_seconds 60, keep_level none]``.
 """
 
