@@ -205,9 +205,12 @@ def test_corrupt_leaves_no_worker_behind(tmp_path, signum, group):
     np.savez(tmp_path / "rgb.npz", x_train=rng.integers(0, 256, (4, 32, 32, 3), np.uint8), y_train=np.array([0, 1, 0, 1]),
              x_test=rng.integers(0, 256, (20000, 32, 32, 3), np.uint8), y_test=rng.integers(0, 2, 20000))
     environment = dict(os.environ, ARCHREPAIR_CACHE_DIR=str(tmp_path / "cache"))
+    # SIGINT at its default in the command, as at a terminal: a test run started in the background
+    # (`cmd &` in a script) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
     process = subprocess.Popen([sys.executable, "-m", "archrepair.cli", "corrupt", "--data", f"npz:{tmp_path / 'rgb.npz'}",
                                 "--workers", "2", "--out", str(tmp_path / "c")], env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=group)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, start_new_session=group,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     children: set[int] = set()
     while len(children) < 2 and time.monotonic() < deadline and process.poll() is None:
@@ -221,7 +224,14 @@ def test_corrupt_leaves_no_worker_behind(tmp_path, signum, group):
         os.killpg(process.pid, signum)
     else:
         process.send_signal(signum)
-    _, err = process.communicate(timeout=30)
+    try:
+        _, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # never leave the command and its workers running into the rest of the suite
+        for pid in children | {process.pid}:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+        raise
     stopped = time.monotonic()
     while any(_alive(pid) for pid in children) and time.monotonic() - stopped < 5:
         time.sleep(0.1)

@@ -193,7 +193,8 @@ def _default_cell(default: list[float], rival: list[float], field: bool = False)
     from archrepair.study.store import StoredRun
 
     def runs(method: str, changes: list[float]) -> list:
-        return [StoredRun(f"{method}{seed}", seed, "m", "s", method, seed, {"field": "f.npz" if field else None},
+        return [StoredRun(f"{method}{seed}", seed, "m", "s", method, seed,
+                          {"field": "f.npz" if field else None, "method_version": 9},
                           "done", {"holdout_change_points": change, "keep": {}}, 1.0, None, None, None, None, 1, 1,
                           None, None, None, None)
                 for seed, change in enumerate(changes)]
@@ -215,10 +216,11 @@ def test_the_default_section_says_whether_the_default_holds_in_each_cell(default
 
     (row,) = [line for line in default_section(_default_cell(default, rival, field), "auto") if line.startswith("| m, s")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    gap, ahead = float(cells[5]), int(cells[6].split("/")[0])
+    gap, ahead = float(cells[6]), int(cells[7].split("/")[0])
+    assert cells[3] == "v9"  # which version of the default the row is
     assert gap == pytest.approx(np.mean(default) - np.mean(rival), abs=0.006)
     assert ahead == sum(r > d for d, r in zip(default, rival))
-    assert cells[7] == ("yes" if gap >= -(0.5 if field else 0.3) - 1e-9 and ahead <= 5 else "no") == holds
+    assert cells[8] == ("yes" if gap >= -(0.5 if field else 0.3) - 1e-9 and ahead <= 5 else "no") == holds
 
 
 def test_the_choice_section_counts_what_the_default_returned_and_whether_the_search_trained_and_won():

@@ -32,7 +32,7 @@ def _runs_by_seed(entry) -> dict[int, float]:
 
 
 def default_section(groups: dict, default: str) -> list[str]:
-    """Per cell: the default's mean returned change, the best rival's (highest mean over the
+    """Per cell: the default's mean returned change and its method version, the best rival's (highest mean over the
     default's seeds), the gap, on how many seeds the rival was strictly ahead, whether the default
     holds there (the gap within :data:`TOLERANCE_POINTS` and the rival ahead on at most
     :data:`MOST_SEEDS_AHEAD` of the seeds), and the default's returned models below 0 and below
@@ -55,15 +55,17 @@ def default_section(groups: dict, default: str) -> list[str]:
         below = int((mine < 0).sum())
         harmed += [(model, scenario, run) for run in entries[default].runs
                    if run.status == "done" and (run.figures.get("holdout_change_points") or 0) < HARM_POINTS]
+        version = (entries[default].runs[0].config or {}).get("method_version")
+        mine_text = f"{mean_sd(mine)} | {'—' if version is None else f'v{version}'}"
         if not rivals:
-            lines.append(f"| {model}, {scenario} | {len(seeds)} | {mean_sd(mine)} | — | — | — | — | — | {below} |")
+            lines.append(f"| {model}, {scenario} | {len(seeds)} | {mine_text} | — | — | — | — | — | {below} |")
             continue
         best = max(rivals, key=lambda name: (np.mean(list(rivals[name].values())), name))
         theirs = np.array([rivals[best][seed] for seed in seeds])
         gap, ahead = mine.mean() - theirs.mean(), int((theirs > mine).sum())
         field = any((run.config or {}).get("field") for run in entries[default].runs)
         holds = gap >= -TOLERANCE_POINTS["field" if field else "test"] - 1e-9 and ahead <= MOST_SEEDS_AHEAD * len(seeds)
-        lines.append(f"| {model}, {scenario} | {len(seeds)} | {mean_sd(mine)} | `{best}` | {mean_sd(theirs)} | "
+        lines.append(f"| {model}, {scenario} | {len(seeds)} | {mine_text} | `{best}` | {mean_sd(theirs)} | "
                      f"{gap:+.2f} | {ahead}/{len(seeds)} | {'yes' if holds else 'no'} | {below} |")
     if not lines:
         return []
@@ -73,8 +75,8 @@ def default_section(groups: dict, default: str) -> list[str]:
             f"*holds*: the gap is at least −{TOLERANCE_POINTS['test']} points (−{TOLERANCE_POINTS['field']} on a field "
             f"set) and the rival is ahead on at most {MOST_SEEDS_AHEAD.numerator} of every {MOST_SEEDS_AHEAD.denominator} "
             "seeds.",
-            "", "| cell | seeds | default | best rival | rival | gap | rival ahead | holds | default below 0 |",
-            "|---|---|---|---|---|---|---|---|---|", *lines, ""]
+            "", "| cell | seeds | default | its version | best rival | rival | gap | rival ahead | holds | default below 0 |",
+            "|---|---|---|---|---|---|---|---|---|---|", *lines, ""]
     if harmed:
         text += [f"Returned models of the default below {HARM_POINTS:+.1f} points:", ""]
         for model, scenario, run in harmed:
