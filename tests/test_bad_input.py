@@ -138,6 +138,7 @@ CASES = [
      "lacks arrays"),
     ("data-path-missing", lambda ws: ["data", "npz:/nonexistent/d.npz"], "/nonexistent/d.npz"),
     ("data-kind-unknown", lambda ws: ["data", "pictures:somewhere"], "pictures:somewhere"),
+    ("demo-scenario-unknown", lambda ws: ["demo", "--scenario", "camera", "--out", ws / "demo"], "--scenario"),
     ("cifar-c-without-labels", lambda ws: ["evaluate", ws / "model", "--corruption", "fog",
                                            "--corruption-dir", _cifar_c(ws, labels=False)], "labels.npy"),
     ("cifar-c-truncated", lambda ws: ["evaluate", ws / "model", "--corruption", "fog",

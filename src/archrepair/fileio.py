@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -39,6 +40,15 @@ def write_bytes_atomically(path: Path, payload: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """``arrays`` (name to numpy array) as the bytes of an ``.npz`` file, for :func:`write_bytes_atomically`."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def replace_directory(staging: Path, target: Path) -> None:

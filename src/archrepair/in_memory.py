@@ -30,7 +30,7 @@ from .base_model import check_input_size
 from .checkpoint import ModelRecord, save_checkpoint
 from .data import ImageData, load_data
 from .errors import ArchRepairError, ArchRepairTypeError
-from .fileio import write_bytes_atomically
+from .fileio import npz_bytes, write_bytes_atomically
 from .models import resolve_blocks
 from .models.external import EXTERNAL, remember_model
 
@@ -53,7 +53,7 @@ def stage(model: nn.Module, data, folder: str | Path, classes: Sequence[str] | N
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     npz = folder / "data.npz"
-    buffer = _npz_bytes(arrays)
+    buffer = npz_bytes(arrays)
     if not npz.exists() or npz.read_bytes() != buffer:
         write_bytes_atomically(npz, buffer)
     images = load_data(f"npz:{npz}")
@@ -133,10 +133,3 @@ def _dataset_arrays(dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise ArchRepairError(f"the {name} dataset is empty")
     return torch.stack(images).numpy(), np.asarray(labels, dtype=np.int64)
 
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()

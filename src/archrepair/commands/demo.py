@@ -12,7 +12,6 @@ back). Either way the last line says what was repaired, by how much, and what it
 from __future__ import annotations
 
 import argparse
-import io
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from ..checkpoint import model_fingerprint
 from ..data import load_data, select_failures
 from ..device import resolve_device
 from ..evaluate import predict_logits
-from ..fileio import write_bytes_atomically
+from ..fileio import npz_bytes, write_bytes_atomically
 from .._repair import DEFAULT_METHOD
 from ..budget import Budget
 from ..plan import RepairPlan, prepare, run_plan
@@ -87,9 +86,7 @@ def _demo(args: argparse.Namespace, out: Path) -> dict:
     failures = field = None
     if args.scenario == "field":
         field = out / "field.npz"
-        buffer = io.BytesIO()
-        np.savez(buffer, x=camera_field(data.x_train, args.seed), y=data.y_train)
-        write_bytes_atomically(field, buffer.getvalue())
+        write_bytes_atomically(field, npz_bytes({"x": camera_field(data.x_train, args.seed), "y": data.y_train}))
         say(f"2/4 the field set: the {len(data.y_train)} training digits as a new camera sees them (moved "
             f"{CAMERA_SHIFT} pixel, noise sd {CAMERA_NOISE:g}); the repair learns from part of it and is judged on "
             "the other half, never seen by it, and on the home test set")
