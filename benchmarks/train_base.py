@@ -1,12 +1,15 @@
-"""Train ResNet-18 (width 0.25) on the shared CIFAR-10 and report test accuracy and wall time.
+"""Train a zoo model (default ResNet-18, width 0.25) on the shared CIFAR-10 and report test accuracy and wall time.
 
     python benchmarks/train_base.py                      # converged: one-cycle, 15 epochs
     python benchmarks/train_base.py --schedule constant --target-accuracy 0.80 --name deployed80
                                                          # under-trained "deployed" model
+    python benchmarks/train_base.py --model densenet121 --schedule constant --lr 0.03 --epochs 20 \
+        --target-accuracy 0.80 --name densenet121-w0.25-undertrained --into models
 
 The checkpoint is kept under benchmarks/cache/<name> (later benchmarks start from it; ``--into models``
 for the committed ones, see models/README.md); an existing one is reported without retraining unless
---force.
+--force. A killed run resumes where it stopped: the state is saved after every epoch and every
+``--checkpoint-every`` batches within one (with the same random draws, so the model is the same).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--into", default=str(CACHE), help="the folder the checkpoint folder goes into "
                                                            "(default benchmarks/cache; models/ for committed ones)")
+    parser.add_argument("--checkpoint-every", type=int, default=100,
+                        help="also save the training state every this many batches (0: at epoch ends only)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
 
@@ -53,8 +58,9 @@ def main() -> None:
         config = TrainConfig(epochs=args.epochs, lr=args.lr, schedule=args.schedule,
                              target_accuracy=args.target_accuracy, patience=None if args.target_accuracy else 10)
         job = TrainJob(args.model, args.width, args.seed, channels_last=True)
-        _, record, _ = train_base_model(data, job, config, out, resolve_device(args.device), resume=True,
-                                        on_epoch=lambda e: print(describe_epoch(e), flush=True))
+        _, record, _ = train_base_model(data, job, config, out, resolve_device(args.device), resume=not args.force,
+                                        on_epoch=lambda e: print(describe_epoch(e), flush=True),
+                                        checkpoint_every=args.checkpoint_every or None)
     if out.resolve().is_relative_to(ROOT):
         relative_data_spec(out)
     print_headline({

@@ -411,6 +411,24 @@ def test_a_run_keeps_its_hash_wherever_the_checkpoint_lies_and_runs_from_the_new
     store.close()
 
 
+def test_rows_finished_in_another_checkout_are_exported_with_this_checkouts_paths(digits_checkpoint, tmp_path):
+    import shutil
+
+    other = tmp_path / "other" / "model"  # the same weights in another checkout of the repository
+    shutil.copytree(digits_checkpoint, other)
+    here = load_study(_study(tmp_path, digits_checkpoint, name="here.toml")).runs()
+    store = Store(tmp_path / "s.sqlite")
+    store.add(load_study(_study(tmp_path, other, name="there.toml")).runs())
+    finished = store.claim("owner", "worker")
+    store.finish(finished.hash, "owner", "worker", {"figures": {"holdout_change_points": 1.0}, "seconds": 1.0})
+    store.add(here)  # the study resolved here again: every row, the finished one too, names the files here
+    assert {row.config["checkpoint"] for row in store.runs()} == {str(Path(digits_checkpoint).resolve())}
+    exported = [json.loads(line) for line in store.export_lines(tmp_path / "export").splitlines()]
+    assert [row["status"] for row in exported] == ["done"]
+    assert Path(tmp_path / "export", exported[0]["config"]["checkpoint"]).resolve() == Path(digits_checkpoint).resolve()
+    store.close()
+
+
 def test_pending_rows_follow_the_study_files_current_order_and_finished_rows_keep_their_place(
         digits_checkpoint, tmp_path):
     runs = load_study(_study(tmp_path, digits_checkpoint, seeds=(0, 1, 2))).runs()

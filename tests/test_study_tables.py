@@ -108,8 +108,38 @@ def test_levels_and_block_versus_layer_tables_show_each_method_and_the_papers_fi
             "r18, test: block +1.50, layer +0.30 | 1 cell, 2 seeds | 0.5 | agrees |") in text
     # RQ1 on the repaired models: ArchRepair +1.50 against network-gradient's +0.70 (ahead on both seeds)
     assert ("| RQ1: repair of test-set failures (candidate hold-out change, points) | ArchRepair first on every model "
-            "(ResNet-18 +3.53, VGG-16 +1.86 on CIFAR-10) | r18: ArchRepair +1.50, best other method "
+            "(ResNet-18 +3.53, VGG-16 +1.86, DenseNet-121 +3.39 on CIFAR-10) | r18: ArchRepair +1.50, best other method "
             "`network-gradient` +0.70; ArchRepair leads on 1/1 models | 1 cell, 2 seeds | 0.5 | agrees |") in text
+
+
+def test_rq1_puts_the_papers_figure_of_each_family_beside_the_measured_one(tmp_path):
+    rows = []
+    for seed in range(2):
+        for model in ("densenet121-undertrained", "resnet18-converged", "resnet18-undertrained"):
+            rows += [(model, "test", "archrepair", seed, {}, _figures(0.0, 1.0 + seed)),
+                     (model, "test", "apricot", seed, {}, _figures(2.0))]
+    text = _report(tmp_path, rows)
+    # the claim names the families measured here, each once, in the order of the cells
+    assert "| ArchRepair first on every model (DenseNet-121 +3.39, ResNet-18 +3.53 on CIFAR-10) |" in text
+    assert ("densenet121-undertrained: ArchRepair +1.50 (the paper's DenseNet-121: +3.39), best other method "
+            "`apricot` +2.00") in text
+    assert ("The paper (Table 5, DenseNet-121 on CIFAR-10, 200-epoch full-width models, test set without `D_fail`): "
+            "87.97% → ArchRepair 91.36% (+3.39).") in text
+
+
+def test_the_search_section_names_each_runs_block_and_kept_edges(tmp_path):
+    own = {"edges": [{"op": "original", "source": 0, "target": 1}, {"op": "original", "source": 1, "target": 2}]}
+    new = {"edges": [{"op": "sep_conv_3x3", "source": 0, "target": 1}, {"op": "original", "source": 1, "target": 2}]}
+    rows = [("d121", "test", "archrepair", 0, {}, _figures(0.0, 1.25, block="dense4.3.layers", genotype=own)),
+            ("d121", "test", "archrepair", 1, {}, _figures(0.0, -0.5, block="dense3.7.layers", genotype=new)),
+            ("d121", "test", "archrepair", 2, {}, _figures(0.0, 0.75, block="dense4.3.layers", genotype=own)),
+            ("d121", "test", "apricot", 0, {}, _figures(2.0))]
+    section = _report(tmp_path, rows).split("## What the search built")[1].split("\n## ")[0]
+    assert "| 0 | dense4.3.layers | 0→1 original, 1→2 original | +1.25 |" in section
+    assert "| 1 | dense3.7.layers | 0→1 sep_conv_3x3, 1→2 original | -0.50 |" in section
+    assert ("Blocks chosen: dense3.7.layers 1/3, dense4.3.layers 2/3; every kept edge the block's own operation "
+            "in 2/3 runs.") in section
+    assert "apricot" not in section
 
 
 def test_rows_of_one_method_under_other_settings_are_reported_apart_the_newest_by_its_name(tmp_path):

@@ -7,6 +7,7 @@ Sections (each only where the study has the runs it needs):
 - corruption scenario (Table 7, Figs. 4 and 6, Table 8): each method's returned model on its target
   corruption, the mean of the 14 others, clean images, and the robust accuracy (mean of the 15);
 - localisation (Table 9, RQ3): one block repaired at a time, against the localiser's block scores;
+- the search: the block ArchRepair repaired in each run and the genotype it built;
 - block versus layer (Table 10, RQ4): ArchRepair on the block, on one layer, and with its
   architecture frozen.
 
@@ -27,7 +28,9 @@ PAPER_LEVELS = {"neuron": (0.18, 650.49), "layer": (0.16, 590.47), "block": (0.1
 # Table 8, CIFAR-10 robust accuracy (%): original and ArchRepair, and the best baseline (DeepRepair)
 PAPER_ROBUST = {"ResNet-18": (70.70, 74.25, 73.36), "VGG-16": (64.83, 67.49, 67.97)}
 # Table 5, CIFAR-10 accuracy (%) on the test set without D_fail: original and ArchRepair
-PAPER_TABLE5 = {"ResNet-18": (85.00, 88.53), "VGG-16": (83.72, 85.58)}
+PAPER_TABLE5 = {"ResNet-18": (85.00, 88.53), "VGG-16": (83.72, 85.58), "DenseNet-121": (87.97, 91.36)}
+FAMILIES = {"resnet18": "ResNet-18", "vgg16": "VGG-16", "densenet121": "DenseNet-121"}
+"""The paper's name of each zoo family a study's model names start with (``densenet121-undertrained``)."""
 PAPER_TABLE6 = ("The paper: ArchRepair ahead of every baseline on every model, Wilcoxon p below 0.05 (5 runs per "
                 "configuration, on the test set without D_fail and no keep rule).")
 PAPER_BLOCK_LAYER = (85.00, 85.02, 88.29)  # Table 10, ResNet-18 CIFAR-10: original, layer, block
@@ -43,15 +46,26 @@ def mean_sd(values) -> str:
     return f"{values.mean():+.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}"
 
 
+def paper_family(model: str) -> str | None:
+    """The paper's name of the family of the study's model ``model`` (:data:`FAMILIES`), if it has one."""
+    return FAMILIES.get(model.split("-")[0])
+
+
 def paper_table5_line(model: str, scenario: str) -> list[str]:
-    """The paper's Table 5 figure for a test-set group of a ResNet-18 or VGG-16 model, as a line and a
-    blank line (none otherwise)."""
-    family = {"resnet18": "ResNet-18", "vgg16": "VGG-16"}.get(model.split("-")[0])
+    """The paper's Table 5 figure for a test-set group of a ResNet-18, VGG-16 or DenseNet-121 model, as a
+    line and a blank line (none otherwise)."""
+    family = paper_family(model)
     if scenario != "test" or family is None:
         return []
     before, after = PAPER_TABLE5[family]
     return [f"The paper (Table 5, {family} on CIFAR-10, 200-epoch full-width models, test set without `D_fail`): "
             f"{before:.2f}% → ArchRepair {after:.2f}% ({after - before:+.2f}).", ""]
+
+
+def _table5_change(family: str) -> float:
+    """ArchRepair's change in the paper's Table 5 for ``family`` (points)."""
+    before, after = PAPER_TABLE5[family]
+    return after - before
 
 
 def levels_section(groups: Groups) -> list[str]:
@@ -221,6 +235,35 @@ def localisation_section(groups: Groups) -> list[str]:
     return lines
 
 
+def search_section(groups: Groups) -> list[str]:
+    """What ArchRepair's search built in each run of the study's ``archrepair`` rows (its block named by
+    the localiser): per run, the block, the genotype's kept edges (``source→target op``) and the
+    candidate change; per cell, how often each block was chosen and how often every kept edge is the
+    block's own operation (``original``)."""
+    lines = []
+    for (model, scenario), methods in groups.items():
+        runs = [run for entry in methods if entry.method == "archrepair" for run in entry.runs
+                if run.figures.get("genotype")]
+        if not runs:
+            continue
+        if not lines:
+            lines = ["## What the search built (the block the localiser chose and the searched genotype)", "",
+                     "`archrepair`'s runs: the block it repaired and the kept edges of the searched cell "
+                     "(`original`: the block's own layers, trained further; any other operation: a new architecture).",
+                     ""]
+        blocks = {block: sum(run.figures.get("block") == block for run in runs)
+                  for block in sorted({run.figures.get("block") or "—" for run in runs})}
+        own = sum(all(edge["op"] == "original" for edge in run.figures["genotype"]["edges"]) for run in runs)
+        lines += [f"### {model}, {scenario}", "", "| seed | block | kept edges | candidate change |", "|---|---|---|---|"]
+        for run in sorted(runs, key=lambda run: run.seed):
+            edges = ", ".join(f"{edge['source']}→{edge['target']} {edge['op']}" for edge in run.figures["genotype"]["edges"])
+            lines.append(f"| {run.seed} | {run.figures.get('block') or '—'} | {edges or '—'} | "
+                         f"{run.figures['candidate_holdout_change_points']:+.2f} |")
+        lines += ["", "Blocks chosen: " + ", ".join(f"{block} {count}/{len(runs)}" for block, count in blocks.items())
+                  + f"; every kept edge the block's own operation in {own}/{len(runs)} runs.", ""]
+    return lines
+
+
 def _mean_rho(figures: dict, level: str) -> str:
     values = [seed["rho"].get(level) for seed in figures.values() if seed["rho"].get(level) is not None]
     return f"{np.mean(values):+.2f}" if values else "—"
@@ -260,14 +303,18 @@ def answers(groups: Groups, default: str) -> list[str]:
     if not groups:
         return ["No finished runs yet."]
     rows = []
-    rq1, pairs, seeds = [], [], set()
+    rq1, pairs, seeds, families = [], [], set(), []
     for (model, scenario), methods in groups.items():
         means = _means(methods, "candidate_holdout_change_points")
         if scenario != "test" or "archrepair" not in means:
             continue
         rivals = {method: value for method, value in means.items() if not method.startswith(("archrepair", default))}
         best = max(rivals, key=lambda method: (rivals[method], method)) if rivals else None
+        family = paper_family(model)
         part = f"{model}: ArchRepair {means['archrepair']:+.2f}"
+        if family in PAPER_TABLE5:
+            families.append(family)
+            part += f" (the paper's {family}: {_table5_change(family):+.2f})"
         if best:
             part += f", best other method `{best}` {rivals[best]:+.2f}"
             pairs += _paired(methods, "archrepair", best, "candidate_holdout_change_points")
@@ -278,7 +325,9 @@ def answers(groups: Groups, default: str) -> list[str]:
     if rq1:
         agree = sum(ok for _, ok in rq1)
         rows.append(("RQ1: repair of test-set failures (candidate hold-out change, points)",
-                     "ArchRepair first on every model (ResNet-18 +3.53, VGG-16 +1.86 on CIFAR-10)",
+                     "ArchRepair first on every model ("
+                     + ", ".join(f"{family} {_table5_change(family):+.2f}" for family in dict.fromkeys(families or PAPER_TABLE5))
+                     + " on CIFAR-10)",
                      "; ".join(part for part, _ in rq1) + f"; ArchRepair leads on {agree}/{len(rq1)} models",
                      _n(len(rq1), seeds), wilcoxon_text(pairs), "agrees" if agree == len(rq1) else "disagrees"))
     rq2 = []

@@ -24,7 +24,8 @@ import numpy as np
 from ..fileio import write_bytes_atomically, write_text_atomically
 from .store import STATUSES, Store, StoredRun
 from .paper_tables import (PAPER_TABLE6, answers, block_layer_section, corruption_groups, corruption_section,
-                           levels_section, localisation_section, mean_sd, paper_table5_line, wilcoxon_text)
+                           levels_section, localisation_section, mean_sd, paper_table5_line, search_section,
+                           wilcoxon_text)
 from .default_method import choices_section, default_section
 from .variants import variant_labels
 
@@ -115,7 +116,7 @@ def markdown(name: str, rows: list[StoredRun], groups: dict[tuple[str, str], lis
                   *_method_table([entry for entry in methods if not _other_settings(entry)]), ""]
     lines += default_section(groups, DEFAULT_METHOD) + choices_section(groups, DEFAULT_METHOD)
     lines += _wilcoxon_section(groups, DEFAULT_METHOD)
-    lines += levels_section(groups) + corruption_section(groups) + localisation_section(groups)
+    lines += levels_section(groups) + corruption_section(groups) + localisation_section(groups) + search_section(current)
     lines += block_layer_section(groups)
     failed = [run for run in rows if run.status == "failed"]
     if failed:

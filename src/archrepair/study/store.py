@@ -121,8 +121,8 @@ class Store:
     def add(self, runs: list[Run], results: list[tuple[dict, float | None]] | None = None) -> int:
         """Insert the runs not stored yet (by hash), in order after the stored ones, as ``pending``;
         with ``results`` (``(figures, seconds)`` per run: made before the store) as ``imported``.
-        A pending row already stored takes ``run``'s configuration (the same but for the paths of this
-        machine) and its place in ``runs``: pending rows run in the study file's current order.
+        A row already stored takes ``run``'s configuration (the same but for the paths of this machine or
+        checkout), and a pending one its place in ``runs``: pending rows run in the study file's current order.
         Returns how many were inserted."""
         with self.transaction() as db:
             position = db.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM runs").fetchone()[0]
@@ -138,9 +138,12 @@ class Store:
                      None if figures is None else json.dumps(figures, sort_keys=True), seconds,
                      int(results is not None))).rowcount
                 added += inserted
-                if not inserted and results is None:  # a pending row runs from this machine's paths, in file order
-                    inserted = db.execute("UPDATE runs SET config = ?, position = ? WHERE hash = ? AND "
-                                          "status = 'pending'", (config, position, run.hash)).rowcount
+                if not inserted and results is None:
+                    # the same hash: the same run but for where its files are; every row names this checkout's
+                    # files (an export from here then never names another's), and a pending row runs in file order
+                    db.execute("UPDATE runs SET config = ? WHERE hash = ?", (config, run.hash))
+                    inserted = db.execute("UPDATE runs SET position = ? WHERE hash = ? AND status = 'pending'",
+                                          (position, run.hash)).rowcount
                 position += inserted
         return added
 
