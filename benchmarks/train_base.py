@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from common import CACHE, ROOT, cifar10_spec, print_headline, relative_data_spec
 
+from archrepair._checks import non_negative_int
 from archrepair.base_model import TrainJob, describe_epoch, train_base_model
 from archrepair.checkpoint import load_record
 from archrepair.data import load_data
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--into", default=str(CACHE), help="the folder the checkpoint folder goes into "
                                                            "(default benchmarks/cache; models/ for committed ones)")
-    parser.add_argument("--checkpoint-every", type=int, default=100,
+    parser.add_argument("--checkpoint-every", type=non_negative_int, default=100,
                         help="also save the training state every this many batches (0: at epoch ends only)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()

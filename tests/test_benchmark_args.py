@@ -21,6 +21,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
     ("field_digits.py", ["--seeds", "0,x"], "--seeds takes whole numbers"),
     ("ddp_scaling.py", ["--search-epochs", "1"], "--search-epochs must be at least 2"),
     ("localize_cost.py", ["--device", "tpu9"], "unknown device 'tpu9'"),
+    ("train_base.py", ["--checkpoint-every", "-1"], "a whole number of 0 or more"),
 ])
 def test_a_benchmark_refuses_a_bad_option_in_one_line_without_a_traceback(script, arguments, message):
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,

@@ -133,12 +133,14 @@ def test_the_search_section_names_each_runs_block_and_kept_edges(tmp_path):
     rows = [("d121", "test", "archrepair", 0, {}, _figures(0.0, 1.25, block="dense4.3.layers", genotype=own)),
             ("d121", "test", "archrepair", 1, {}, _figures(0.0, -0.5, block="dense3.7.layers", genotype=new)),
             ("d121", "test", "archrepair", 2, {}, _figures(0.0, 0.75, block="dense4.3.layers", genotype=own)),
+            ("d121", "test", "archrepair", 3, {}, _figures(0.0, 0.25, genotype=own)),  # no block recorded
             ("d121", "test", "apricot", 0, {}, _figures(2.0))]
     section = _report(tmp_path, rows).split("## What the search built")[1].split("\n## ")[0]
     assert "| 0 | dense4.3.layers | 0→1 original, 1→2 original | +1.25 |" in section
     assert "| 1 | dense3.7.layers | 0→1 sep_conv_3x3, 1→2 original | -0.50 |" in section
-    assert ("Blocks chosen: dense3.7.layers 1/3, dense4.3.layers 2/3; every kept edge the block's own operation "
-            "in 2/3 runs.") in section
+    assert "| 3 | — | 0→1 original, 1→2 original | +0.25 |" in section
+    assert ("Blocks chosen: dense3.7.layers 1/4, dense4.3.layers 2/4, — 1/4; every kept edge the block's own "
+            "operation in 3/4 runs.") in section
     assert "apricot" not in section
 
 

@@ -17,6 +17,8 @@ measured here with n and p, agrees or disagrees).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .store import StoredRun
@@ -251,15 +253,14 @@ def search_section(groups: Groups) -> list[str]:
                      "`archrepair`'s runs: the block it repaired and the kept edges of the searched cell "
                      "(`original`: the block's own layers, trained further; any other operation: a new architecture).",
                      ""]
-        blocks = {block: sum(run.figures.get("block") == block for run in runs)
-                  for block in sorted({run.figures.get("block") or "—" for run in runs})}
+        blocks = Counter(run.figures.get("block") or "—" for run in runs)
         own = sum(all(edge["op"] == "original" for edge in run.figures["genotype"]["edges"]) for run in runs)
         lines += [f"### {model}, {scenario}", "", "| seed | block | kept edges | candidate change |", "|---|---|---|---|"]
         for run in sorted(runs, key=lambda run: run.seed):
             edges = ", ".join(f"{edge['source']}→{edge['target']} {edge['op']}" for edge in run.figures["genotype"]["edges"])
             lines.append(f"| {run.seed} | {run.figures.get('block') or '—'} | {edges or '—'} | "
                          f"{run.figures['candidate_holdout_change_points']:+.2f} |")
-        lines += ["", "Blocks chosen: " + ", ".join(f"{block} {count}/{len(runs)}" for block, count in blocks.items())
+        lines += ["", "Blocks chosen: " + ", ".join(f"{block} {count}/{len(runs)}" for block, count in sorted(blocks.items()))
                   + f"; every kept edge the block's own operation in {own}/{len(runs)} runs.", ""]
     return lines
 
